@@ -1,0 +1,35 @@
+# The two commands a newcomer needs: `make run` and `make test`. Both install first.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+DEBS := libspandsp2 espeak-ng sox asterisk-core-sounds-en-wav
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: install run test lint bench clean
+
+install: $(STAMP)
+
+$(STAMP): setup.cfg pyproject.toml Makefile
+	@if ! dpkg -s $(DEBS) >/dev/null 2>&1; then \
+	  $(SUDO) apt-get update -q && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends $(DEBS); \
+	fi
+	@[ -x $(PY) ] || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	@touch $(STAMP)
+
+run: install
+	OPENBLAS_NUM_THREADS=1 $(VENV)/bin/appliance run
+
+test: install
+	OPENBLAS_NUM_THREADS=1 $(VENV)/bin/ruff check appliance drivers tests
+	OPENBLAS_NUM_THREADS=1 $(VENV)/bin/mypy
+	OPENBLAS_NUM_THREADS=1 $(VENV)/bin/pytest -q
+
+bench: install
+	OPENBLAS_NUM_THREADS=1 $(VENV)/bin/appliance bench engine --channels 600 --seconds 20
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,132 @@
+"""``appliance bench engine``: full-featured channels through AudioSocket on one core.
+
+The engine runs in this process, pinned to one core, with the real AudioSocket driver,
+the real store and crash-safe stereo recording of every call; a separate load process
+(pinned to the other core, not counted) opens the calls over loopback TCP and streams
+speech with DTMF keys. Each channel is full-featured: DTMF detection, VAD and recording on
+the inbound side, prompt playback on the outbound side (a greeting in a loop, and on every
+key the prompt that names the digit). Figures are taken over a window after a warm-up:
+tick lateness (how late each 20 ms tick started), the engine's CPU per channel-frame, RSS
+per channel, key→prompt latency as the load saw it, and the share of inbound frames that
+had not arrived when their tick ran.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import resource
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from appliance.calls.call import Call
+from appliance.calls.clock import MonotonicClock
+from appliance.calls.engine import Engine
+from appliance.media.prompts import PromptLibrary
+from appliance.runtime import run_loop
+from appliance.store.db import Store
+
+from drivers.asterisk.audiosocket import AudioSocketDriver
+
+PAGE_KIB = os.sysconf("SC_PAGE_SIZE") // 1024
+
+
+def rss_kib() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * PAGE_KIB
+
+
+def cpu_seconds() -> float:
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return ru.ru_utime + ru.ru_stime
+
+
+async def bench_flow(call: Call) -> None:
+    """Greeting in a loop; each key answered by the prompt naming the digit."""
+    await call.answer()
+    while True:
+        key = await call.play("welcome")
+        if key is not None:
+            call.flush_keys()
+            await call.play(f"digit_{key}" if key.isdigit() else "you_entered",
+                            interruptible=False)
+
+
+def _pin(core: int) -> None:
+    if core >= 0 and hasattr(os, "sched_setaffinity") and core < (os.cpu_count() or 1):
+        os.sched_setaffinity(0, {core})
+
+
+def run_bench(*, channels: int, seconds: float, warmup: float, engine_core: int,
+              load_core: int, lead_ms: float = 4.0) -> dict[str, Any]:
+    _pin(engine_core)
+    return run_loop(lambda: _bench(channels, seconds, warmup, load_core, lead_ms))
+
+
+async def _bench(channels: int, seconds: float, warmup: float, load_core: int,
+                 lead_ms: float) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="bench-engine-") as tmp:
+        root = Path(tmp)
+        store = Store(root / "bench.db")
+        prompts = PromptLibrary()
+        prompts.preload()
+        driver = AudioSocketDriver("127.0.0.1", 0)
+        engine = Engine(clock=MonotonicClock(), drivers=[driver], flow=bench_flow,
+                        prompts=prompts, store=store, recordings=root / "recordings")
+        engine.stats.keep_samples = True
+        engine_task = asyncio.create_task(engine.run())
+        await engine.started.wait()
+        rss_before = rss_kib()
+        load = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "appliance.bench.load", "--port", str(driver.port),
+            "--channels", str(channels), "--seconds", str(warmup + seconds + 0.5),
+            "--warmup", str(warmup), "--t0", repr(engine.start_time), "--lead", str(lead_ms),
+            "--core", str(load_core), stdout=asyncio.subprocess.PIPE,
+        )
+        assert load.stdout is not None
+        first = json.loads(await load.stdout.readline())
+        streaming = float(first["streaming"])
+        loop = asyncio.get_running_loop()
+        await asyncio.sleep(max(0.0, streaming + warmup - loop.time()))
+        tick0, cpu0 = engine.stats.ticks, cpu_seconds()
+        in0, late0 = engine.stats.frames_in, engine.stats.frames_late
+        await asyncio.sleep(seconds)
+        tick1, cpu1 = engine.stats.ticks, cpu_seconds()
+        in1, late1 = engine.stats.frames_in, engine.stats.frames_late
+        rss_after = rss_kib()
+        active = len(engine.calls)
+        out, _ = await load.communicate()
+        load_result = json.loads(out.decode().strip().splitlines()[-1])
+        engine.stop()
+        await engine_task
+        store.close()
+    lateness = np.array(engine.stats.lateness[tick0:tick1]) * 1000
+    work = np.array(engine.stats.tick_work[tick0:tick1]) * 1000
+    ticks = max(1, tick1 - tick0)
+    frames = in1 - in0 + late1 - late0
+    cpu = cpu1 - cpu0
+    return {
+        "channels": channels,
+        "active_calls": active,
+        "seconds": seconds,
+        "p50_lateness_ms": round(float(np.percentile(lateness, 50)), 3),
+        "p99_lateness_ms": round(float(np.percentile(lateness, 99)), 3),
+        "max_lateness_ms": round(float(lateness.max()), 3),
+        "tick_work_p50_ms": round(float(np.percentile(work, 50)), 3),
+        "tick_work_p99_ms": round(float(np.percentile(work, 99)), 3),
+        "cpu_us_per_channel_frame": round(cpu * 1e6 / max(1, channels * ticks), 2),
+        "core_pct": round(100 * cpu / (ticks * 0.02), 1),
+        "rss_kib_per_channel": round((rss_after - rss_before) / max(1, channels), 1),
+        "key_to_prompt_p50_ms": load_result["key_to_prompt_p50_ms"],
+        "key_to_prompt_p99_ms": load_result["key_to_prompt_p99_ms"],
+        "keys_measured": load_result["keys_measured"],
+        "keys_missed": load_result["keys_missed"],
+        "late_inbound_pct": round(100 * (late1 - late0) / max(1, frames), 3),
+        "skipped_ticks": engine.stats.skipped_ticks,
+        "loop": type(asyncio.get_running_loop()).__module__.split(".")[0],
+    }

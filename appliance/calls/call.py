@@ -1,0 +1,378 @@
+"""One call: its explicit states, and the awaitable actions a call flow uses.
+
+A flow is an ``async def flow(call)``: it answers, plays prompts, collects keys, records,
+hangs up. Every action is a future that the engine's tick resolves (a prompt ran out, a key
+arrived, a timeout passed), so the flow never touches audio or time itself. When the call
+ends for any reason, every pending and later action raises :class:`CallEnded`, which the
+engine treats as the normal way for a flow to stop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+from appliance.media.collector import Collected, CollectEnd, DigitCollector, seconds_to_ticks
+from appliance.media.prompts import Prompt, PromptPlayer
+from appliance.media.tones import ToneSource, beep
+
+from drivers.base import Direction, Line
+
+if TYPE_CHECKING:
+    from appliance.calls.engine import Engine
+    from appliance.media.dtmf import DigitMerger
+    from appliance.media.progress import CallProgress
+    from appliance.media.recorder import Recorder
+    from appliance.media.vad import VoiceActivity
+
+
+class CallState(enum.Enum):
+    RINGING = "ringing"  # inbound, offered to the engine, not yet answered
+    DIALING = "dialing"  # outbound, waiting for the far end
+    ACTIVE = "active"  # answered, audio both ways
+    ENDED = "ended"  # cleaned up: recording closed, CDR final
+
+
+class CallEnded(Exception):
+    """The call is over; raised into the flow's pending and later actions."""
+
+    def __init__(self, cause: str) -> None:
+        super().__init__(f"call ended ({cause})")
+        self.cause = cause
+
+
+class Source(Protocol):
+    def next_frame(self) -> bytes | None: ...
+
+
+class RecordEnd(enum.Enum):
+    KEY = "key"
+    SILENCE = "silence"
+    MAX_LENGTH = "max-length"
+    HANGUP = "hangup"
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedMessage:
+    path: Path | None  # None when the call ended before the recorder could close
+    seconds: float
+    speech_seconds: float
+    end: RecordEnd
+
+
+FlowFn = Callable[["Call"], Awaitable[None]]
+
+
+class _MessageTake:
+    """Bookkeeping for one ``record_message`` in progress."""
+
+    __slots__ = ("future", "heard_speech", "max_frames", "recorder", "silence_frames", "silent_run",
+                 "speech_frames", "stop_keys")
+
+    def __init__(self, recorder: Recorder, stop_keys: str, max_frames: int, silence_frames: int,
+                 future: asyncio.Future[RecordEnd]) -> None:
+        self.recorder = recorder
+        self.stop_keys = stop_keys
+        self.max_frames = max_frames
+        self.silence_frames = silence_frames
+        self.future = future
+        self.heard_speech = False
+        self.silent_run = 0
+        self.speech_frames = 0
+
+
+class Call:
+    """A call leg owned by the engine. Flows use the ``async`` methods; the engine the rest."""
+
+    def __init__(self, engine: Engine, line: Line, call_id: str, started_at: float) -> None:
+        self.engine = engine
+        self.line = line
+        self.id = call_id
+        self.direction = line.direction
+        self.caller = line.caller
+        self.callee = line.callee
+        self.language = engine.prompts.default_language
+        self.state = CallState.RINGING if line.direction is Direction.INBOUND else CallState.DIALING
+        self.started_at = started_at
+        self.answered_at: float | None = None
+        self.ended_at: float | None = None
+        self.end_cause = ""
+        self.keys = ""  # every key pressed on this call, in order
+        self.frames_in = 0
+        self.frames_late = 0
+        self.samples_in = 0  # stream position of the inbound side, for DigitMerger
+        # Set by the engine when the call is attached.
+        self.dtmf_slot = -1
+        self.merger: DigitMerger | None = None
+        self.vad: VoiceActivity | None = None
+        self.progress: CallProgress | None = None  # outbound, until the answer is known
+        self.progress_outcome = ""
+        self.recorder: Recorder | None = None
+        self.recording_path: Path | None = None
+        self.task: asyncio.Task[None] | None = None
+        # Flow-facing state.
+        self.source: Source | None = None
+        self._source_done: asyncio.Future[str | None] | None = None
+        self._typeahead: list[str] = []
+        self._collector: DigitCollector | None = None
+        self._collect_done: asyncio.Future[Collected] | None = None
+        self._message: _MessageTake | None = None
+        self._answered: asyncio.Future[None] | None = None
+        self._ended: asyncio.Future[str] = engine.loop.create_future()
+        self.in_speech = False
+        self.inbound_frame = b""  # this tick's inbound frame (silence when it was late)
+        self._source_interruptible = False
+
+    def __repr__(self) -> str:
+        return f"<Call {self.id} {self.direction.value} {self.state.value} {self.caller}->{self.callee}>"
+
+    # ------------------------------------------------------------------ flow actions
+    async def answer(self) -> None:
+        self._check()
+        if self.state is CallState.RINGING:
+            self.engine.answer_call(self)
+
+    async def wait_answered(self) -> None:
+        """For an outbound call: returns once the far end answered (raises CallEnded if not)."""
+        self._check()
+        if self.state is CallState.ACTIVE:
+            return
+        if self._answered is None:
+            self._answered = self.engine.loop.create_future()
+        await self._answered
+
+    async def play(self, *prompts: Prompt | str, interruptible: bool = True) -> str | None:
+        """Play prompts in turn; a key stops them when ``interruptible``.
+
+        Returns the key that interrupted (it stays buffered for the next ``collect``), or None
+        if the prompts played to the end. A key typed before the call reaches a prompt
+        (type-ahead) interrupts it at once.
+        """
+        self._check()
+        if interruptible and self._typeahead:
+            return self._typeahead[0]
+        playlist = [self.engine.prompts.get(p, self.language) if isinstance(p, str) else p
+                    for p in prompts]
+        return await self._play_source(PromptPlayer(playlist, interruptible), interruptible)
+
+    def flush_keys(self) -> str:
+        """Take the keys typed ahead (e.g. the one that interrupted a prompt) out of the buffer."""
+        keys, self._typeahead = "".join(self._typeahead), []
+        return keys
+
+    async def play_tone(self, name: str, seconds: float) -> None:
+        """A China call-progress tone (``busy``, ``ringback``, ...) for ``seconds``."""
+        self._check()
+        await self._play_source(_Limited(ToneSource(name), seconds_to_ticks(seconds)), False)
+
+    async def beep(self) -> None:
+        await self._play_source(PromptPlayer([Prompt.from_samples("beep", beep())], False), False)
+
+    async def silence(self, seconds: float) -> None:
+        """Say nothing for a while (keys are buffered)."""
+        self._check()
+        await self._play_source(_Limited(None, seconds_to_ticks(seconds)), False)
+
+    async def collect(
+        self,
+        max_digits: int = 1,
+        *,
+        terminator: str = "#",
+        first_timeout: float = 5.0,
+        inter_timeout: float = 3.0,
+        prompt: Sequence[Prompt | str] = (),
+    ) -> Collected:
+        """Collect keys (after playing ``prompt``, which a key interrupts)."""
+        if prompt:
+            await self.play(*prompt)
+        self._check()
+        collector = DigitCollector(self.engine.tick_no, max_digits, terminator, first_timeout,
+                                   inter_timeout)
+        typed, self._typeahead = self._typeahead, []
+        for digit in typed:
+            if collector.key(digit, self.engine.tick_no) is not None:
+                # Keys typed after the entry was complete stay buffered for the next one.
+                self._typeahead = typed[typed.index(digit) + 1:]
+                assert collector.result is not None
+                return collector.result
+        self._collector = collector
+        self._collect_done = self.engine.loop.create_future()
+        self.engine.collecting.add(self)
+        try:
+            return await self._collect_done
+        finally:
+            self._collector = None
+            self._collect_done = None
+            self.engine.collecting.discard(self)
+
+    async def record_message(
+        self,
+        path: Path,
+        *,
+        max_seconds: float = 180.0,
+        silence_seconds: float = 3.0,
+        stop_keys: str = "#",
+    ) -> RecordedMessage:
+        """Record what the caller says into ``path`` (crash-safe), until a stop key, the end
+        of their speech (VAD + energy gate), the maximum length or hang-up."""
+        from appliance.media.recorder import Recorder
+
+        self._check()
+        self._typeahead.clear()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        recorder = Recorder(path, channels=1)
+        fut: asyncio.Future[RecordEnd] = self.engine.loop.create_future()
+        take = _MessageTake(recorder, stop_keys, seconds_to_ticks(max_seconds),
+                            seconds_to_ticks(silence_seconds), fut)
+        self._message = take
+        try:
+            end = await fut
+        except CallEnded:
+            end = RecordEnd.HANGUP
+        finally:
+            self._message = None
+        frames = recorder.frames_written
+        final = await self.engine.close_recorder(recorder, self.id)
+        from appliance.media.frame import FRAME_MS
+
+        return RecordedMessage(final, frames * FRAME_MS / 1000, take.speech_frames * FRAME_MS / 1000,
+                               end)
+
+    async def sleep(self, seconds: float) -> None:
+        self._check()
+        await self.engine.wait_ticks(self, seconds_to_ticks(seconds))
+
+    async def hangup(self, cause: str = "normal") -> None:
+        """End the call from the engine's side; the clean-up runs before this returns."""
+        if self.state is not CallState.ENDED:
+            await self.engine.end_call(self, cause)
+
+    async def wait_ended(self) -> str:
+        return await asyncio.shield(self._ended)
+
+    @property
+    def ended(self) -> bool:
+        return self.state is CallState.ENDED
+
+    # ------------------------------------------------------------------ engine side
+    def _check(self) -> None:
+        if self.state is CallState.ENDED:
+            raise CallEnded(self.end_cause)
+
+    async def _play_source(self, source: Source, interruptible: bool) -> str | None:
+        self._stop_source(None)
+        fut: asyncio.Future[str | None] = self.engine.loop.create_future()
+        self.source = source
+        self._source_done = fut
+        self._source_interruptible = interruptible
+        return await fut
+
+    def _stop_source(self, result: str | None) -> None:
+        fut = self._source_done
+        self.source = None
+        self._source_done = None
+        if fut is not None and not fut.done():
+            fut.set_result(result)
+
+    def next_output(self) -> bytes | None:
+        """This tick's outbound frame, or None for silence (called by the engine)."""
+        source = self.source
+        if source is None:
+            return None
+        frame = source.next_frame()
+        if frame is None:
+            self._stop_source(None)
+        return frame
+
+    def on_key(self, digit: str) -> None:
+        """A key pressed (merged in-band/out-of-band), dispatched by the engine."""
+        self.keys += digit
+        take = self._message
+        if take is not None:
+            if digit in take.stop_keys and not take.future.done():
+                take.future.set_result(RecordEnd.KEY)
+            return
+        collector = self._collector
+        if collector is not None:
+            result = collector.key(digit, self.engine.tick_no)
+            if result is not None and self._collect_done and not self._collect_done.done():
+                self._collect_done.set_result(result)
+            return
+        if len(self._typeahead) < 32:
+            self._typeahead.append(digit)
+        if self._source_done is not None and self._source_interruptible:
+            self._stop_source(digit)
+
+    def on_tick(self, tick: int) -> None:
+        """Timeouts of an active collector (only calls that collect are ticked)."""
+        collector = self._collector
+        if collector is not None:
+            result = collector.tick(tick)
+            if result is not None and self._collect_done and not self._collect_done.done():
+                self._collect_done.set_result(result)
+
+    def on_inbound(self, frame: bytes, speech: bool) -> None:
+        """Feed a message being recorded (called only while one is)."""
+        take = self._message
+        if take is None or take.future.done():
+            return
+        take.recorder.write(frame)
+        if speech:
+            take.heard_speech = True
+            take.speech_frames += 1
+            take.silent_run = 0
+        else:
+            take.silent_run += 1
+        if take.recorder.frames_written >= take.max_frames:
+            take.future.set_result(RecordEnd.MAX_LENGTH)
+        elif take.silent_run >= take.silence_frames and (take.heard_speech or
+                                                         take.silent_run >= 3 * take.silence_frames):
+            # After speech: the caller finished. Before any speech: give them longer to start.
+            take.future.set_result(RecordEnd.SILENCE)
+
+    @property
+    def recording_message(self) -> bool:
+        return self._message is not None
+
+    def mark_answered(self) -> None:
+        if self._answered is not None and not self._answered.done():
+            self._answered.set_result(None)
+
+    def fail_pending(self, cause: str) -> None:
+        """Wake every pending action with CallEnded (the call is over)."""
+        exc = CallEnded(cause)
+        for fut in (self._source_done, self._collect_done, self._answered):
+            if fut is not None and not fut.done():
+                fut.set_exception(exc)
+        if self._message is not None and not self._message.future.done():
+            self._message.future.set_result(RecordEnd.HANGUP)
+        if not self._ended.done():
+            self._ended.set_result(cause)
+        self.source = None
+
+
+class _Limited:
+    """A source that lasts ``frames`` ticks: a tone, or silence when ``inner`` is None."""
+
+    __slots__ = ("_inner", "_left")
+
+    def __init__(self, inner: ToneSource | None, frames: int) -> None:
+        self._inner = inner
+        self._left = frames
+
+    def next_frame(self) -> bytes | None:
+        if self._left <= 0:
+            return None
+        self._left -= 1
+        return self._inner.next_frame() if self._inner is not None else _SILENT
+
+
+_SILENT = bytes(320)
+
+
+__all__ = ["Call", "CallEnded", "CallState", "CollectEnd", "Collected", "FlowFn",
+           "RecordEnd", "RecordedMessage"]

@@ -1,0 +1,495 @@
+"""The engine: one 20 ms tick for every call, batched DSP, and one clean-up path.
+
+Each tick (paced against ``start + n × 20 ms`` on the injected clock) does three things:
+1. takes one inbound frame from every line and runs the DSP on all of them as a batch
+   (levels and the 450 Hz notch in numpy, spandsp's DTMF detector and webrtcvad in C),
+   dispatching keys, speech events and line events to the calls;
+2. lets the call flows that those events woke run, so a key pressed in this frame changes
+   what the caller hears in this same tick;
+3. writes one outbound frame to every line (a prompt, a tone or silence, never nothing,
+   since Asterisk hangs up after 2 s of quiet) and appends both directions to each call's
+   crash-safe stereo recording.
+Every way a call can end (the far end hangs up, the line drops, the flow hangs up, the
+engine stops) goes through :meth:`Engine.end_call`: the recording is closed and indexed,
+the CDR row made final and the detector slots freed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import logging
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from appliance.calls.call import Call, CallEnded, CallState, FlowFn
+from appliance.calls.clock import Clock
+from appliance.media.dtmf import DigitMerger, DtmfBank
+from appliance.media.frame import FRAME_MS, SAMPLES_PER_FRAME, SILENCE
+from appliance.media.progress import CallProgress, Outcome
+from appliance.media.prompts import PromptLibrary
+from appliance.media.recorder import Recorder, recover
+from appliance.media.vad import SpeechEvent, VoiceActivity, frame_levels_dbfs
+from appliance.store import cdr
+from appliance.store.db import Store
+
+from drivers.base import (
+    CAUSE_BUSY,
+    CAUSE_CONGESTION,
+    CAUSE_LINE_DROPPED,
+    CAUSE_NO_ANSWER,
+    CAUSE_NORMAL,
+    CAUSE_SHUTDOWN,
+    Direction,
+    Driver,
+    EventKind,
+    Line,
+    LineState,
+)
+
+log = logging.getLogger("appliance.calls")
+
+TICK = FRAME_MS / 1000
+#: fall this far behind and the engine skips ahead instead of sending a burst of frames
+MAX_BEHIND_TICKS = 5
+
+
+@dataclass
+class EngineStats:
+    """Figures the benchmark and the status page read."""
+
+    ticks: int = 0
+    skipped_ticks: int = 0
+    frames_in: int = 0
+    frames_late: int = 0
+    calls_started: int = 0
+    calls_ended: int = 0
+    lateness: list[float] = field(default_factory=list)  # seconds, per tick, when enabled
+    tick_work: list[float] = field(default_factory=list)  # seconds of work per tick
+    keep_samples: bool = False
+
+
+class Engine:
+    """Owns every call. Drivers hand it lines; a flow function runs each call's logic."""
+
+    def __init__(
+        self,
+        *,
+        clock: Clock,
+        drivers: Sequence[Driver],
+        flow: FlowFn,
+        prompts: PromptLibrary | None = None,
+        store: Store | None = None,
+        recordings: Path | None = None,
+        record_calls: bool = True,
+        on_event: Callable[[str, Call, dict[str, Any]], None] | None = None,
+    ) -> None:
+        self.clock = clock
+        self.drivers = list(drivers)
+        self.flow = flow
+        self.prompts = prompts or PromptLibrary()
+        self.store = store
+        self.recordings = recordings
+        self.record_calls = record_calls and recordings is not None
+        self.on_event = on_event
+        self.calls: list[Call] = []
+        self.collecting: set[Call] = set()
+        self.dialing: set[Call] = set()  # outbound calls whose answer is told from their audio
+        self.stats = EngineStats()
+        self.tick_no = 0
+        self._pending: list[Line] = []
+        self._timers: list[tuple[int, int, asyncio.Future[None]]] = []
+        self._seq = itertools.count()
+        self._dtmf = DtmfBank()
+        self._stopping = False
+        self._cleanups: set[asyncio.Future[Any]] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.start_time = 0.0  # clock time of tick 0: every tick n is due at start + n × 20 ms
+        self.started = asyncio.Event()
+        self.stopped = asyncio.Event()
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()
+        return self._loop
+
+    # ------------------------------------------------------------------ lifecycle
+    async def run(self) -> None:
+        """Start the drivers and tick until :meth:`stop`; then end every call cleanly."""
+        self._loop = asyncio.get_running_loop()
+        self._recover_recordings()
+        for driver in self.drivers:
+            await driver.start(self.accept)
+        start = self.start_time = self.clock.now()
+        n = 0
+        self.started.set()
+        try:
+            while not self._stopping:
+                scheduled = start + n * TICK
+                await self.clock.sleep_until(scheduled)
+                now = self.clock.now()
+                behind = now - scheduled
+                if behind > MAX_BEHIND_TICKS * TICK:
+                    # A stall (GC, swap, a stopped process): resynchronise rather than burst.
+                    skip = int(behind / TICK)
+                    n += skip
+                    self.stats.skipped_ticks += skip
+                    scheduled = start + n * TICK
+                    behind = now - scheduled
+                self.tick_no = n
+                await self._tick(n)
+                if self.stats.keep_samples:
+                    self.stats.lateness.append(behind)
+                    self.stats.tick_work.append(self.clock.now() - now)
+                self.stats.ticks += 1
+                n += 1
+        finally:
+            await self._shutdown()
+
+    def stop(self) -> None:
+        self._stopping = True
+
+    async def _shutdown(self) -> None:
+        for call in list(self.calls):
+            self._end_now(call, CAUSE_SHUTDOWN)
+        for line in self._pending:
+            line.hangup(CAUSE_SHUTDOWN)
+        self._pending.clear()
+        for driver in self.drivers:
+            try:
+                await driver.stop()
+            except Exception:
+                log.exception("driver %s failed to stop", driver.name)
+        if self._cleanups:
+            await asyncio.gather(*self._cleanups, return_exceptions=True)
+        self.stopped.set()
+
+    def _recover_recordings(self) -> None:
+        """Repair and index the recordings a crash left unfinished."""
+        if self.recordings is None:
+            return
+        self.recordings.mkdir(parents=True, exist_ok=True)
+        for path in recover(self.recordings):
+            log.warning("recovered unfinished recording %s", path)
+            if self.store is not None:
+                frames = max(0, (path.stat().st_size - 44) // 2)
+                cdr.index_recording(self.store, str(path), path.stem, None, frames, True)
+
+    # ------------------------------------------------------------------ lines and calls
+    def accept(self, line: Line) -> None:
+        """Drivers call this with a new inbound line; it is attached on the next tick."""
+        if self._stopping:
+            line.hangup(CAUSE_SHUTDOWN)
+            return
+        self._pending.append(line)
+
+    async def originate(self, driver: Driver, number: str, flow: FlowFn | None = None,
+                        caller: str = "", ring_timeout: float = 45.0) -> Call:
+        """Place an outbound call on ``driver``; the flow starts at once (it should
+        ``await call.wait_answered()``).
+
+        A line that signals the answer (a seat phone, a digital trunk, polarity reversal)
+        reports it as an event; otherwise the call's audio is analysed: voice means
+        answered, and busy, congestion, unanswered ringback or silence end the call with
+        that cause, as an analog FXO port needs (Asterisk calls it up when dialing ends).
+        """
+        line = await driver.originate(number, caller)
+        call = self._attach(line, flow or self.flow, driver.name)
+        if call.state is CallState.DIALING:
+            call.progress = CallProgress(max_seconds=ring_timeout)
+            self.dialing.add(call)
+        return call
+
+    def _attach(self, line: Line, flow: FlowFn, driver_name: str = "") -> Call:
+        call_id = line.id if line.direction is Direction.INBOUND else f"{line.id}"
+        call = Call(self, line, call_id or uuid.uuid4().hex, self.clock.wall())
+        call.dtmf_slot = self._dtmf.open()
+        call.merger = DigitMerger()
+        call.vad = VoiceActivity()
+        self.calls.append(call)
+        self.stats.calls_started += 1
+        if self.store is not None:
+            cdr.cdr_start(self.store, call.id, line.id, driver_name, line.direction.value,
+                          line.caller, line.callee, call.started_at)
+        self._emit("started", call)
+        if line.state is LineState.ANSWERED and line.direction is Direction.OUTBOUND:
+            self._mark_active(call)
+        call.task = self.loop.create_task(self._run_flow(call, flow), name=f"call-{call.id}")
+        return call
+
+    async def _run_flow(self, call: Call, flow: FlowFn) -> None:
+        cause = CAUSE_NORMAL
+        try:
+            await flow(call)
+        except CallEnded:
+            pass
+        except asyncio.CancelledError:
+            cause = CAUSE_SHUTDOWN
+        except Exception:
+            log.exception("call %s: flow failed", call.id)
+            cause = "flow-error"
+        finally:
+            if not call.ended:
+                await self.end_call(call, cause)
+
+    def answer_call(self, call: Call) -> None:
+        call.line.answer()
+        self._mark_active(call)
+
+    def _mark_active(self, call: Call) -> None:
+        if call.state is CallState.ACTIVE or call.state is CallState.ENDED:
+            return
+        call.state = CallState.ACTIVE
+        call.answered_at = self.clock.wall()
+        self.dialing.discard(call)
+        if self.record_calls and self.recordings is not None:
+            day = time.strftime("%Y/%m/%d", time.localtime(call.answered_at))
+            path = self.recordings / day / f"{call.id}.wav"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            # Stagger flushes so 600 calls do not all write in the same tick.
+            call.recorder = Recorder(path, channels=2, flush_offset=hash(call.id) % 50)
+            call.recording_path = path
+        if self.store is not None:
+            cdr.cdr_answer(self.store, call.id, call.answered_at)
+        call.mark_answered()
+        self._emit("answered", call)
+
+    async def end_call(self, call: Call, cause: str) -> None:
+        """End a call and wait until its recording and CDR row are final."""
+        done = self._end_now(call, cause)
+        if done is not None:
+            await asyncio.shield(done)
+
+    def _end_now(self, call: Call, cause: str) -> asyncio.Task[None] | None:
+        """The one clean-up path: every ending of every call comes here exactly once.
+
+        The state changes happen now (so this very tick stops feeding the call); closing the
+        recording (fsync, rename) and the CDR write run as a task, off the tick.
+        """
+        if call.state is CallState.ENDED:
+            return None
+        call.state = CallState.ENDED
+        call.end_cause = cause
+        call.ended_at = self.clock.wall()
+        if not call.line.ended:
+            call.line.hangup(cause)
+        self._dtmf.close(call.dtmf_slot)
+        self.collecting.discard(call)
+        self.dialing.discard(call)
+        call.fail_pending(cause)
+        self.stats.calls_ended += 1
+        recorder, call.recorder = call.recorder, None
+        task = call.task
+        if task is not None and task is not asyncio.current_task() and not task.done():
+            task.cancel()
+        self._emit("ended", call, cause=cause)
+        done = self.loop.create_task(self._finalise(call, recorder, cause, call.ended_at))
+        self._cleanups.add(done)
+        done.add_done_callback(self._cleanups.discard)
+        return done
+
+    async def _finalise(self, call: Call, recorder: Recorder | None, cause: str,
+                        ended_at: float) -> None:
+        path = await self.close_recorder(recorder, call.id) if recorder is not None else None
+        if self.store is not None:
+            cdr.cdr_end(self.store, call.id, ended_at, cause, str(path) if path else None)
+
+    async def close_recorder(self, recorder: Recorder, call_id: str) -> Path | None:
+        """Close a recorder off the loop (fsync and rename), then index the file."""
+        try:
+            path = await self.loop.run_in_executor(None, recorder.close)
+        except OSError:
+            log.exception("call %s: could not close recording %s", call_id, recorder.part_path)
+            return None
+        if self.store is not None:
+            cdr.index_recording(self.store, str(path), call_id, None, recorder.frames_written,
+                                False)
+        return path
+
+    def wait_ticks(self, call: Call, ticks: int) -> asyncio.Future[None]:
+        fut: asyncio.Future[None] = self.loop.create_future()
+        heapq.heappush(self._timers, (self.tick_no + ticks, next(self._seq), fut))
+        return fut
+
+    def _emit(self, what: str, call: Call, **info: Any) -> None:
+        if self.on_event is not None:
+            try:
+                self.on_event(what, call, info)
+            except Exception:
+                log.exception("event listener failed on %s", what)
+
+    # ------------------------------------------------------------------ the tick
+    async def _tick(self, n: int) -> None:
+        for driver in self.drivers:
+            driver.before_tick(n)
+        if self._pending:
+            pending, self._pending = self._pending, []
+            for line in pending:
+                if line.ended:
+                    continue
+                self._attach(line, self.flow, _driver_name(line))
+        calls = self.calls
+        if any(c.state is CallState.ENDED for c in calls):
+            calls = self.calls = [c for c in calls if c.state is not CallState.ENDED]
+
+        woke = self._inbound(calls)
+        woke |= self._timeouts(n)
+        if woke:
+            # Let the flows that this tick's keys and events woke set their next prompt,
+            # so the reply to a key starts in the same tick the key was detected.
+            await asyncio.sleep(0)
+        self._outbound(self.calls)
+        for driver in self.drivers:
+            driver.after_tick(n)
+
+    def _inbound(self, calls: list[Call]) -> bool:
+        woke = False
+        frames: list[bytes] = []
+        rows: list[Call] = []
+        for call in calls:
+            line = call.line
+            if line.events:
+                woke |= self._line_events(call)
+                if call.state is CallState.ENDED:
+                    continue
+            frame = line.read_frame()
+            if frame is None:
+                call.frames_late += 1
+                call.inbound_frame = SILENCE
+                continue
+            call.inbound_frame = frame
+            frames.append(frame)
+            rows.append(call)
+        self.stats.frames_in += len(rows)
+        self.stats.frames_late += len(calls) - len(rows)
+        if not rows:
+            return woke
+        block = np.frombuffer(b"".join(frames), dtype="<i2").reshape(len(rows), SAMPLES_PER_FRAME)
+        levels = frame_levels_dbfs(block)
+        slots = [c.dtmf_slot for c in rows]
+        for i, digit in self._dtmf.process(slots, block):
+            call = rows[i]
+            merger = call.merger
+            if merger is not None and merger.inband(digit, call.samples_in):
+                self._key(call, digit)
+                woke = True
+        if self.dialing:
+            woke |= self._progress(rows, frames)
+        start, end = SpeechEvent.START, SpeechEvent.END
+        for i, call in enumerate(rows):
+            call.samples_in += SAMPLES_PER_FRAME
+            vad = call.vad
+            if vad is not None:
+                event = vad.update(frames[i], float(levels[i]))
+                if event is start:
+                    call.in_speech = True
+                    self._emit("speech-start", call)
+                elif event is end:
+                    call.in_speech = False
+                    self._emit("speech-end", call)
+            if call.recording_message:
+                call.on_inbound(frames[i], call.in_speech)
+                woke = True
+        return woke
+
+    def _progress(self, rows: list[Call], frames: list[bytes]) -> bool:
+        """Call-progress analysis of the outbound calls still waiting for an answer."""
+        woke = False
+        for i, call in enumerate(rows):
+            progress = call.progress
+            if progress is None or call not in self.dialing:
+                continue
+            outcome = progress.feed(frames[i])
+            if outcome is None:
+                continue
+            woke = True
+            call.progress_outcome = outcome.value
+            if outcome is Outcome.VOICE:
+                self._mark_active(call)
+            else:
+                self._end_now(call, _PROGRESS_CAUSES[outcome])
+        return woke
+
+    def _line_events(self, call: Call) -> bool:
+        events = call.line.events
+        woke = False
+        while events:
+            event = events.popleft()
+            if event.kind is EventKind.DTMF:
+                merger = call.merger
+                if merger is None or merger.outofband(event.digit, call.samples_in):
+                    self._key(call, event.digit)
+                    woke = True
+            elif event.kind is EventKind.ANSWERED:
+                self._mark_active(call)
+                woke = True
+            elif event.kind is EventKind.HANGUP:
+                self._end_now(call, event.cause or CAUSE_LINE_DROPPED)
+                woke = True
+        return woke
+
+    def _key(self, call: Call, digit: str) -> None:
+        call.on_key(digit)
+        if self.store is not None:
+            cdr.cdr_keys(self.store, call.id, digit)
+        self._emit("key", call, digit=digit)
+
+    def _timeouts(self, n: int) -> bool:
+        woke = False
+        timers = self._timers
+        while timers and timers[0][0] <= n:
+            _, _, fut = heapq.heappop(timers)
+            if not fut.done():
+                fut.set_result(None)
+                woke = True
+        for call in list(self.collecting):
+            call.on_tick(n)
+            woke = True
+        return woke
+
+    def _outbound(self, calls: list[Call]) -> None:
+        outs: list[bytes] = []
+        recorded: list[Call] = []
+        for call in calls:
+            if call.state is CallState.ENDED:
+                continue
+            out = call.next_output() if call.source is not None else None
+            if out is None:
+                out = SILENCE
+            call.line.write_frame(out)
+            if call.recorder is not None:
+                outs.append(out)
+                recorded.append(call)
+        if not recorded:
+            return
+        m = len(recorded)
+        stereo = np.empty((m, SAMPLES_PER_FRAME, 2), dtype="<i2")
+        stereo[:, :, 0] = np.frombuffer(
+            b"".join(c.inbound_frame for c in recorded), dtype="<i2"
+        ).reshape(m, SAMPLES_PER_FRAME)
+        stereo[:, :, 1] = np.frombuffer(b"".join(outs), dtype="<i2").reshape(m, SAMPLES_PER_FRAME)
+        for i, call in enumerate(recorded):
+            rec = call.recorder
+            if rec is not None:
+                rec.write(stereo[i].tobytes())
+
+
+_PROGRESS_CAUSES = {
+    Outcome.BUSY: CAUSE_BUSY,
+    Outcome.CONGESTION: CAUSE_CONGESTION,
+    Outcome.RINGBACK: CAUSE_NO_ANSWER,
+    Outcome.SILENCE: CAUSE_NO_ANSWER,
+}
+
+
+def _driver_name(line: Line) -> str:
+    return getattr(line, "driver_name", "") or type(line).__module__.split(".")[1]
+

@@ -1,0 +1,150 @@
+"""The ``appliance`` command: run the engine or the demo, check audio files, benchmark.
+
+Commands whose output other tools read (``detect``, ``bench``) print their answer as the
+last line of stdout: the digit string, the call-progress outcome, or a JSON object.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+import click
+
+DEFAULT_DATA = Path(os.environ.get("APPLIANCE_DATA", "var"))
+
+
+@click.group()
+@click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
+def main(verbose: bool) -> None:
+    """Call-centre appliance for insurance branch offices."""
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+@main.command()
+@click.option("--data", type=click.Path(path_type=Path), default=DEFAULT_DATA, show_default=True,
+              help="Folder for the database, recordings and messages.")
+@click.option("--port", default=9092, show_default=True, help="AudioSocket port on 127.0.0.1.")
+@click.option("--every", default=8.0, show_default=True, help="Seconds between new callers.")
+@click.option("--concurrent", default=3, show_default=True, help="Most callers at once.")
+def run(data: Path, port: int, every: float, concurrent: int) -> None:
+    """The appliance on its embedded default: simulated exchange, demo flow, callers."""
+    from appliance.demo.run import run_demo
+    from appliance.runtime import run_loop
+
+    run_loop(lambda: run_demo(data, port, every, concurrent, show_calls=10))
+
+
+@main.command()
+@click.option("--data", type=click.Path(path_type=Path), default=DEFAULT_DATA, show_default=True)
+@click.option("--audiosocket", default="127.0.0.1:9092", show_default=True,
+              help="HOST:PORT the AudioSocket server listens on ('' for none).")
+@click.option("--sim/--no-sim", default=False, help="Also run the simulated exchange.")
+def engine(data: Path, audiosocket: str, sim: bool) -> None:
+    """Run the engine with the configured drivers until SIGINT/SIGTERM."""
+    from appliance.runtime import run_loop
+
+    run_loop(lambda: _engine(data, audiosocket, sim))
+
+
+async def _engine(data: Path, audiosocket: str, sim: bool) -> None:
+    from appliance.calls.clock import MonotonicClock
+    from appliance.calls.engine import Engine
+    from appliance.demo.flow import make_demo_flow
+    from appliance.media.prompts import PromptLibrary
+    from appliance.runtime import DataDirs, install_stop_signals
+    from appliance.store.db import Store
+
+    from drivers.base import Driver
+
+    dirs = DataDirs(data).create()
+    drivers: list[Driver] = []
+    if audiosocket:
+        from drivers.asterisk.audiosocket import AudioSocketDriver
+
+        host, _, port = audiosocket.rpartition(":")
+        if not host or not port.isdigit():
+            raise click.BadParameter(f"expected HOST:PORT, got {audiosocket!r}",
+                                     param_hint="--audiosocket")
+        drivers.append(AudioSocketDriver(host, int(port)))
+    if sim:
+        from drivers.sim import SimExchange
+
+        drivers.append(SimExchange())
+    if not drivers:
+        raise click.UsageError("no driver configured: give --audiosocket or --sim")
+    store = Store(dirs.database)
+    prompts = PromptLibrary()
+    prompts.preload()
+    eng = Engine(clock=MonotonicClock(), drivers=drivers, flow=make_demo_flow(dirs.messages),
+                 prompts=prompts, store=store, recordings=dirs.recordings)
+    install_stop_signals(eng.stop)
+    try:
+        await eng.run()
+    finally:
+        store.close()
+
+
+@main.group()
+def detect() -> None:
+    """Run a detector over an 8 kHz 16-bit mono WAV file."""
+
+
+@detect.command("dtmf")
+@click.argument("wav", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def detect_dtmf(wav: Path) -> None:
+    """Print the DTMF digits in WAV (an empty line if none)."""
+    from appliance.media.dtmf import detect_dtmf_file
+    from appliance.media.wavio import WavFormatError
+
+    try:
+        digits = detect_dtmf_file(wav)
+    except WavFormatError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(digits)
+
+
+@detect.command("progress")
+@click.argument("wav", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def detect_progress(wav: Path) -> None:
+    """Print the outcome of an outbound call's audio: voice, busy, congestion, ringback, silence."""
+    from appliance.media.progress import detect_progress_file
+    from appliance.media.wavio import WavFormatError
+
+    try:
+        outcome = detect_progress_file(wav)
+    except WavFormatError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(outcome.value)
+
+
+@main.group()
+def bench() -> None:
+    """Benchmarks; each prints a JSON object as its last line."""
+
+
+@bench.command("engine")
+@click.option("--channels", default=600, show_default=True)
+@click.option("--seconds", default=20.0, show_default=True)
+@click.option("--warmup", default=3.0, show_default=True, help="Seconds not measured.")
+@click.option("--engine-core", default=0, show_default=True)
+@click.option("--load-core", default=1, show_default=True)
+def bench_engine(channels: int, seconds: float, warmup: float, engine_core: int,
+                 load_core: int) -> None:
+    """Full-featured channels over AudioSocket from a separate load process."""
+    from appliance.bench.engine import run_bench
+
+    result = run_bench(channels=channels, seconds=seconds, warmup=warmup,
+                       engine_core=engine_core, load_core=load_core)
+    click.echo(json.dumps(result))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

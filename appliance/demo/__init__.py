@@ -1,0 +1,1 @@
+"""The built-in demo: a small call flow and simulated callers for ``make run``."""

@@ -1,0 +1,216 @@
+"""CallerBot: a simulated person on the far end of a simulated line.
+
+It dials the box (or answers when the box calls it), keys DTMF as real audio tones, speaks
+recorded audio, listens and keeps everything it heard, and hangs up. Tests assert on what
+it heard (digits decoded from tones, prompts, call-progress tones), exactly as a caller
+would notice them. Its waits are counted in the exchange's ticks, so it runs as fast as the
+engine's clock lets it: instantly on the manual clock, in real time on the real one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+from collections import deque
+
+import numpy as np
+import numpy.typing as npt
+
+from appliance.media.frame import FRAME_BYTES, SILENCE, chunk_pcm
+from appliance.media.tones import dtmf_sequence
+
+from drivers.base import LineError, LineState
+from drivers.sim.exchange import TICKS_PER_SECOND, SimExchange, SimLine
+
+
+class CallerBot:
+    """One simulated phone. ``heard`` holds every byte the engine sent it while connected."""
+
+    def __init__(self, exchange: SimExchange, number: str = "13800138000",
+                 name: str = "caller") -> None:
+        self.exchange = exchange
+        self.number = number
+        self.name = name
+        self.line: SimLine | None = None
+        self.heard = bytearray()
+        self.hangup_cause: str | None = None  # set when the far end (the box) hung up
+        self._out: deque[bytes] = deque()
+        self._produced = 0
+        self._queued = 0
+        self._tick = 0
+        self._timers: list[tuple[int, int, asyncio.Future[None]]] = []
+        self._sent_waiters: list[tuple[int, int, asyncio.Future[None]]] = []
+        self._seq = itertools.count()
+        self._heard_waiters: list[tuple[bytes, int, asyncio.Future[None]]] = []
+        self._answered: asyncio.Future[None] | None = None
+        self._ended: asyncio.Future[str] | None = None
+
+    # ------------------------------------------------------------------ actions
+    async def dial(self, callee: str, timeout: float = 30.0) -> None:
+        """Call the box; returns when the engine answered (raises LineError otherwise)."""
+        loop = asyncio.get_running_loop()
+        self._answered = loop.create_future()
+        self._ended = loop.create_future()
+        self.exchange.listen_ticks(self)
+        self.line = self.exchange.dial_in(self, callee)
+        waiter = self._wait_ticks(round(timeout * TICKS_PER_SECOND))
+        done, _ = await asyncio.wait({self._answered, waiter, self._ended},
+                                     return_when=asyncio.FIRST_COMPLETED)
+        if self._answered not in done:
+            await self.hangup()
+            raise LineError(f"{self.name}: {callee} did not answer within {timeout} s")
+
+    async def press(self, digits: str, on_ms: int = 80, off_ms: int = 80,
+                    level_dbm0: float = -7.0) -> None:
+        """Key DTMF digits as audio tones; returns when the last tone has been sent."""
+        await self.send(dtmf_sequence(digits, on_ms, off_ms, level_dbm0))
+
+    async def send(self, samples: npt.NDArray[np.int16] | bytes) -> None:
+        """Send audio (speech, tones, fax...) toward the engine, paced one frame a tick."""
+        pcm = samples if isinstance(samples, bytes) else np.asarray(samples, "<i2").tobytes()
+        frames = chunk_pcm(pcm)
+        self._out.extend(frames)
+        self._queued += len(frames)
+        fut = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._sent_waiters, (self._queued, next(self._seq), fut))
+        await self._guard(fut)
+
+    async def listen(self, seconds: float) -> npt.NDArray[np.int16]:
+        """Wait ``seconds`` and return what was heard meanwhile."""
+        start = len(self.heard)
+        await self._guard(self._wait_ticks(round(seconds * TICKS_PER_SECOND)), allow_end=True)
+        return np.frombuffer(bytes(self.heard[start:]), dtype="<i2").copy()
+
+    async def wait(self, seconds: float) -> None:
+        await self._guard(self._wait_ticks(round(seconds * TICKS_PER_SECOND)), allow_end=True)
+
+    async def wait_for(self, pattern: bytes, timeout: float = 30.0) -> bool:
+        """Wait until the caller has heard ``pattern`` (e.g. a prompt's or the beep's audio)
+        since this call; False on timeout or when the call ended first."""
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._heard_waiters.append((pattern, len(self.heard), fut))
+        await self._guard(self._race(fut, timeout), allow_end=True)
+        return fut.done() and not fut.cancelled()
+
+    async def wait_hangup(self, timeout: float = 60.0) -> str | None:
+        """Wait for the box to hang up; returns its cause, or None on timeout."""
+        if self._ended is None:
+            raise LineError(f"{self.name}: not in a call")
+        waiter = self._wait_ticks(round(timeout * TICKS_PER_SECOND))
+        await asyncio.wait({self._ended, waiter}, return_when=asyncio.FIRST_COMPLETED)
+        return self._ended.result() if self._ended.done() else None
+
+    async def hangup(self) -> None:
+        line = self.line
+        if line is not None and line.state is not LineState.ENDED:
+            self.exchange.far_hangup(line)
+        self._finish("caller hung up")
+
+    # ------------------------------------------------------------------ what it heard
+    def heard_samples(self) -> npt.NDArray[np.int16]:
+        return np.frombuffer(bytes(self.heard), dtype="<i2").copy()
+
+    def heard_digits(self) -> str:
+        from appliance.media.dtmf import detect_digits
+
+        return detect_digits(self.heard_samples())
+
+    @property
+    def connected(self) -> bool:
+        return self.line is not None and self.line.connected and self.hangup_cause is None
+
+    # ------------------------------------------------------------------ exchange side
+    def attach(self, line: SimLine) -> None:
+        """The box called this bot and it answered."""
+        loop = asyncio.get_running_loop()
+        self.line = line
+        self._answered = loop.create_future()
+        self._ended = loop.create_future()
+        self.exchange.listen_ticks(self)
+
+    def receive(self, frame: bytes) -> None:
+        self.heard += frame
+        if self._heard_waiters:
+            still = []
+            for pattern, start, fut in self._heard_waiters:
+                if fut.done():
+                    continue
+                if self.heard.find(pattern, start) >= 0:
+                    fut.set_result(None)
+                else:
+                    still.append((pattern, max(start, len(self.heard) - len(pattern)), fut))
+            self._heard_waiters = still
+
+    def produce(self) -> bytes:
+        out = self._out
+        frame = out.popleft() if out else SILENCE
+        if len(frame) != FRAME_BYTES:
+            frame = frame.ljust(FRAME_BYTES, b"\0")
+        if out or self._sent_waiters:
+            self._produced = self._queued - len(out)
+            waiters = self._sent_waiters
+            while waiters and waiters[0][0] <= self._produced:
+                _, _, fut = heapq.heappop(waiters)
+                if not fut.done():
+                    fut.set_result(None)
+        return frame
+
+    def on_answered(self) -> None:
+        if self._answered is not None and not self._answered.done():
+            self._answered.set_result(None)
+
+    def on_remote_hangup(self, cause: str) -> None:
+        self.hangup_cause = cause
+        self._finish(cause)
+
+    def on_tick(self, tick: int) -> None:
+        self._tick += 1
+        timers = self._timers
+        while timers and timers[0][0] <= self._tick:
+            _, _, fut = heapq.heappop(timers)
+            if not fut.done():
+                fut.set_result(None)
+        if not timers and self._ended is not None and self._ended.done():
+            self.exchange.unlisten_ticks(self)
+
+    # ------------------------------------------------------------------ internals
+    def _wait_ticks(self, ticks: int) -> asyncio.Future[None]:
+        self.exchange.listen_ticks(self)
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._timers, (self._tick + max(1, ticks), next(self._seq), fut))
+        return fut
+
+    def _race(self, fut: asyncio.Future[None], timeout: float) -> asyncio.Future[None]:
+        """A future done when ``fut`` is, or when ``timeout`` seconds of ticks have passed."""
+        timer = self._wait_ticks(round(timeout * TICKS_PER_SECOND))
+        either: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        def done(_: object) -> None:
+            if not either.done():
+                either.set_result(None)
+
+        fut.add_done_callback(done)
+        timer.add_done_callback(done)
+        return either
+
+    async def _guard(self, fut: asyncio.Future[None], allow_end: bool = False) -> None:
+        """Wait for ``fut``; if the call ends first, stop waiting (raise unless allowed)."""
+        ended = self._ended
+        if ended is None:
+            raise LineError(f"{self.name}: not in a call")
+        await asyncio.wait({fut, ended}, return_when=asyncio.FIRST_COMPLETED)
+        if not fut.done() or fut.cancelled():
+            fut.cancel()
+            if not allow_end:
+                raise LineError(f"{self.name}: the call ended ({ended.result()})")
+
+    def _finish(self, cause: str) -> None:
+        self._out.clear()
+        if self._ended is not None and not self._ended.done():
+            self._ended.set_result(cause)
+        for _, _, fut in self._sent_waiters:
+            if not fut.done():
+                fut.cancel()
+        self._sent_waiters.clear()
+        # Keep ticking timers so listen()/wait() after a hang-up still return.

@@ -1,0 +1,216 @@
+"""An in-process telephone exchange for tests, benchmarks, the demo and the admin's test call.
+
+It behaves like the lines the box really has: a fixed number of trunk lines (callers get
+congestion when all are taken), inbound calls that ring until the engine answers, and
+outbound calls that go to subscribers who answer, are busy or never pick up, with the China
+call-progress tones heard on the line meanwhile (so the engine's call-progress analysis runs
+on real audio, as on an analog FXO port). Seat phones are subscribers that signal their
+answer, as an FXS phone going off-hook does. Audio moves once per engine tick: the exchange's
+``before_tick`` hook carries every far end's frame to the engine, and each frame the engine
+writes is handed straight to the far end.
+"""
+
+from __future__ import annotations
+
+import enum
+import itertools
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from appliance.media.frame import SILENCE
+from appliance.media.tones import ToneSource
+
+from drivers.base import (
+    CAUSE_NORMAL,
+    CAUSE_REMOTE,
+    CAUSE_SHUTDOWN,
+    AcceptLine,
+    Direction,
+    Driver,
+    EventKind,
+    Line,
+    LineError,
+    LineEvent,
+    LineState,
+)
+
+if TYPE_CHECKING:
+    from drivers.sim.bot import CallerBot
+
+log = logging.getLogger("drivers.sim")
+
+TICKS_PER_SECOND = 50
+
+
+class Behaviour(enum.Enum):
+    ANSWER = "answer"
+    BUSY = "busy"
+    NO_ANSWER = "no-answer"
+    CONGESTION = "congestion"
+
+
+@dataclass
+class Subscriber:
+    bot: CallerBot | None
+    behaviour: Behaviour = Behaviour.ANSWER
+    answer_after: float = 3.0  # seconds of ringing before the answer
+    signal_answer: bool = False  # True: the engine gets an ANSWERED event (seat, digital line)
+    is_seat: bool = False
+
+
+class SimLine(Line):
+    """The engine's side of a simulated call."""
+
+    driver_name = "sim"
+
+    def __init__(self, exchange: SimExchange, line_id: str, direction: Direction, caller: str,
+                 callee: str) -> None:
+        super().__init__(line_id, direction, caller, callee)
+        self.exchange = exchange
+        self.bot: CallerBot | None = None
+        self.connected = False  # far-end audio flows (bot answered / engine answered)
+        self.tone: ToneSource | None = None  # what the engine hears while not connected
+        self.ring_ticks_left = -1
+        self.subscriber: Subscriber | None = None
+        self.frames_sent = 0
+
+    def write_frame(self, frame: bytes) -> None:
+        if self.state is LineState.ENDED:
+            return
+        self.frames_sent += 1
+        bot = self.bot
+        if bot is not None and self.connected:
+            bot.receive(frame)
+
+    def answer(self) -> None:
+        if self.state is LineState.OFFERED:
+            self.state = LineState.ANSWERED
+            self.connected = True
+            if self.bot is not None:
+                self.bot.on_answered()
+
+    def hangup(self, cause: str = CAUSE_NORMAL) -> None:
+        if self.state is LineState.ENDED:
+            return
+        self.state = LineState.ENDED
+        self.end_cause = cause
+        self.exchange.release(self)
+        if self.bot is not None:
+            self.bot.on_remote_hangup(cause)
+
+
+class SimExchange(Driver):
+    """Trunks and seats; bots dial in with :meth:`CallerBot.dial`."""
+
+    name = "sim"
+
+    def __init__(self, trunks: int = 30) -> None:
+        self.trunks = trunks
+        self.lines: dict[str, SimLine] = {}
+        self.subscribers: dict[str, Subscriber] = {}
+        self._accept: AcceptLine | None = None
+        self._ids = itertools.count(1)
+        self.tick_no = 0
+        self._tick_listeners: list[CallerBot] = []
+
+    # ------------------------------------------------------------------ Driver
+    async def start(self, accept: AcceptLine) -> None:
+        self._accept = accept
+
+    async def stop(self) -> None:
+        for line in list(self.lines.values()):
+            line.push_event(LineEvent(EventKind.HANGUP, cause=CAUSE_SHUTDOWN))
+            line.hangup(CAUSE_SHUTDOWN)
+        self._accept = None
+
+    async def originate(self, number: str, caller: str = "") -> Line:
+        if len(self.lines) >= self.trunks:
+            raise LineError(f"sim: all {self.trunks} trunk lines are busy")
+        line = SimLine(self, f"sim-{next(self._ids)}", Direction.OUTBOUND, caller, number)
+        sub = self.subscribers.get(number)
+        self.lines[line.id] = line
+        line.subscriber = sub
+        if sub is None or sub.behaviour is Behaviour.CONGESTION:
+            line.tone = ToneSource("vacant" if sub is None else "congestion")
+        elif sub.behaviour is Behaviour.BUSY:
+            line.tone = ToneSource("busy")
+        else:
+            line.tone = ToneSource("ringback")
+            if sub.behaviour is Behaviour.ANSWER:
+                line.ring_ticks_left = round(sub.answer_after * TICKS_PER_SECOND)
+        return line
+
+    def before_tick(self, tick: int) -> None:
+        self.tick_no = tick
+        for line in list(self.lines.values()):
+            if line.state is LineState.ENDED:
+                continue
+            if line.connected:
+                bot = line.bot
+                line.push_frame(bot.produce() if bot is not None else SILENCE)
+            else:
+                if line.ring_ticks_left > 0:
+                    line.ring_ticks_left -= 1
+                    if line.ring_ticks_left == 0:
+                        self._far_end_answers(line)
+                        bot = line.bot
+                        line.push_frame(bot.produce() if bot is not None else SILENCE)
+                        continue
+                line.push_frame(line.tone.next_frame() if line.tone is not None else SILENCE)
+        for bot in list(self._tick_listeners):
+            bot.on_tick(tick)
+
+    # ------------------------------------------------------------------ exchange side
+    def subscribe(self, number: str, bot: CallerBot | None, *,
+                  behaviour: Behaviour = Behaviour.ANSWER, answer_after: float = 3.0,
+                  signal_answer: bool = False) -> None:
+        """Make ``number`` reachable for outbound calls (a bot answers it, or it is busy...)."""
+        self.subscribers[number] = Subscriber(bot, behaviour, answer_after, signal_answer)
+
+    def add_seat(self, number: str, bot: CallerBot, answer_after: float = 1.0) -> None:
+        """A seat phone: answers after ``answer_after`` seconds and signals off-hook."""
+        self.subscribers[number] = Subscriber(bot, Behaviour.ANSWER, answer_after, True, True)
+
+    def dial_in(self, bot: CallerBot, callee: str) -> SimLine:
+        """A bot calls the box: offer a new inbound line to the engine."""
+        if self._accept is None:
+            raise LineError("sim: the exchange is not started (no engine attached)")
+        if len(self.lines) >= self.trunks:
+            raise LineError(f"sim: all {self.trunks} trunk lines are busy")
+        line = SimLine(self, f"sim-{next(self._ids)}", Direction.INBOUND, bot.number, callee)
+        line.bot = bot
+        self.lines[line.id] = line
+        self._accept(line)
+        return line
+
+    def far_hangup(self, line: SimLine) -> None:
+        """The far end (a bot) hung up."""
+        if line.state is LineState.ENDED:
+            return
+        line.push_event(LineEvent(EventKind.HANGUP, cause=CAUSE_REMOTE))
+        self.release(line)
+
+    def release(self, line: SimLine) -> None:
+        self.lines.pop(line.id, None)
+
+    def listen_ticks(self, bot: CallerBot) -> None:
+        if bot not in self._tick_listeners:
+            self._tick_listeners.append(bot)
+
+    def unlisten_ticks(self, bot: CallerBot) -> None:
+        if bot in self._tick_listeners:
+            self._tick_listeners.remove(bot)
+
+    def _far_end_answers(self, line: SimLine) -> None:
+        sub = line.subscriber
+        assert sub is not None
+        line.connected = True
+        line.tone = None
+        bot = sub.bot
+        if bot is not None:
+            line.bot = bot
+            bot.attach(line)
+            bot.on_answered()
+        if sub.signal_answer:
+            line.push_event(LineEvent(EventKind.ANSWERED))

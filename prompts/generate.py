@@ -1,0 +1,46 @@
+#!/usr/bin/env python3
+"""Regenerate the prompt WAVs from manifest.json with espeak-ng and sox.
+
+Each prompt becomes ``prompts/<lang>/<name>.wav``: 8 kHz, 16-bit, mono, leading and
+trailing silence trimmed. The generated files are committed, so the box itself needs no
+speech synthesis; any file can later be replaced by a human recording. Needs the Debian
+packages espeak-ng and sox. Usage: ``python3 prompts/generate.py [LANG ...]``.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def render(text: str, voice: str, out: Path) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        raw = Path(tmp) / "raw.wav"
+        subprocess.run(["espeak-ng", "-v", voice, "-s", "150", "-w", str(raw), text], check=True)
+        subprocess.run(
+            ["sox", str(raw), "-r", "8000", "-b", "16", "-c", "1", "-e", "signed-integer",
+             str(out), "silence", "1", "0.02", "0.5%", "reverse", "silence", "1", "0.02",
+             "0.5%", "reverse", "gain", "-n", "-6"],
+            check=True,
+        )
+
+
+def main(langs: list[str]) -> None:
+    manifest = json.loads((HERE / "manifest.json").read_text(encoding="utf-8"))
+    for lang, entry in manifest.items():
+        if langs and lang not in langs:
+            continue
+        folder = HERE / lang
+        folder.mkdir(exist_ok=True)
+        for name, text in entry["prompts"].items():
+            render(text, entry["voice"], folder / f"{name}.wav")
+            print(f"{lang}/{name}.wav  {text}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,254 @@
+"""Whole calls through the real engine on the manual clock: what the caller hears, the CDR
+row and the recordings it leaves."""
+
+from __future__ import annotations
+
+import contextlib
+import wave
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from appliance.calls.call import Call
+from appliance.demo.flow import digit_prompts
+from appliance.media.dtmf import detect_digits
+from appliance.media.prompts import Prompt, PromptLibrary, concat
+from appliance.media.tones import beep
+from appliance.store import cdr
+
+from drivers.base import EventKind, LineError, LineEvent
+from drivers.sim import CallerBot
+from drivers.sim.exchange import Behaviour
+from tests.calls.conftest import Rig
+
+FRAME = 320
+
+
+def stereo_channels(path: Path) -> tuple[np.ndarray, np.ndarray, int]:
+    with wave.open(str(path)) as w:
+        assert (w.getnchannels(), w.getsampwidth(), w.getframerate()) == (2, 2, 8000)
+        data = np.frombuffer(w.readframes(w.getnframes()), "<i2").reshape(-1, 2)
+    return data[:, 0], data[:, 1], len(data)
+
+
+def speech(prompts: PromptLibrary) -> bytes:
+    return concat([prompts.get("welcome", "en")])
+
+
+def test_demo_call_end_to_end(run_calls: Any) -> None:
+    async def scenario(rig: Rig) -> dict[str, Any]:
+        bot = CallerBot(rig.exchange, "13800138000")
+        await bot.dial("95500")
+        await bot.listen(1.0)
+        await bot.press("2024#")
+        await bot.listen(5.0)
+        said = speech(rig.prompts)
+        await bot.send(said)
+        cause = await bot.wait_hangup(40)
+        call_id = bot.line.id if bot.line else ""
+        rig.store.close()  # drains the writer: every CDR write is in
+        return {"bot": bot, "cause": cause, "said": said, "call_id": call_id}
+
+    out = run_calls(scenario)
+    bot: CallerBot = out["bot"]
+    heard = bytes(bot.heard)
+    lib = PromptLibrary()
+    welcome = concat([lib.get("welcome")])
+    # The greeting started at once and the first key cut it short.
+    assert heard.startswith(welcome[: 10 * FRAME])
+    assert welcome not in heard
+    # The keys were read back, prompt for prompt, byte for byte.
+    readback = concat([lib.get(p) for p in ["you_entered", *digit_prompts("2024")]])
+    assert readback in heard
+    for name in ("leave_message", "message_saved", "goodbye"):
+        assert concat([lib.get(name)]) in heard, name
+    assert out["cause"] == "normal"
+
+
+def test_cdr_row_and_stereo_recording(run_calls: Any, tmp_path: Path) -> None:
+    async def scenario(rig: Rig) -> str:
+        bot = CallerBot(rig.exchange, "13800138001")
+        await bot.dial("95500")
+        await bot.listen(0.5)
+        await bot.press("77#")
+        assert await bot.wait_for(concat([Prompt.from_samples("beep", beep())]), timeout=20)
+        await bot.send(speech(rig.prompts))
+        await bot.wait_hangup(40)
+        return bot.line.id if bot.line else ""
+
+    call_id = run_calls(scenario)
+    from appliance.store.db import Store
+
+    store = Store(tmp_path / "appliance.db")
+    try:
+        row = cdr.get_call(store, call_id)
+    finally:
+        store.close()
+    assert row is not None
+    assert (row["direction"], row["caller"], row["callee"]) == ("in", "13800138001", "95500")
+    assert row["keys"] == "77#" and row["end_cause"] == "normal"
+    assert row["started_at"] <= row["answered_at"] <= row["ended_at"]
+    path = Path(row["recording"])
+    assert path.is_file() and not list(tmp_path.rglob("*.part"))
+    left, right, n = stereo_channels(path)
+    # The recording lasts as long as the answered call did (±2 frames).
+    assert abs(n / 8000 - (row["ended_at"] - row["answered_at"])) < 0.05
+    # Left: the caller, whose keys decode from the recording; right: what the box said.
+    assert detect_digits(left) == "77#"
+    welcome = np.frombuffer(concat([PromptLibrary().get("welcome")]), "<i2")
+    assert np.array_equal(right[:1600], welcome[:1600])
+    # The message after the beep holds the caller's speech, byte for byte.
+    message = tmp_path / "messages" / f"{call_id}.wav"
+    with wave.open(str(message)) as w:
+        assert (w.getnchannels(), w.getframerate()) == (1, 8000)
+        data = w.readframes(w.getnframes())
+    said = concat([PromptLibrary().get("welcome", "en")])
+    assert said[: len(said) - len(said) % FRAME] in data
+
+
+def test_caller_hangs_up_mid_greeting(run_calls: Any, tmp_path: Path) -> None:
+    async def scenario(rig: Rig) -> str:
+        bot = CallerBot(rig.exchange, "13800138002")
+        await bot.dial("95500")
+        await bot.listen(1.2)
+        await bot.hangup()
+        await bot.wait(0.5)
+        return bot.line.id if bot.line else ""
+
+    call_id = run_calls(scenario)
+    from appliance.store.db import Store
+
+    store = Store(tmp_path / "appliance.db")
+    try:
+        row = cdr.get_call(store, call_id)
+    finally:
+        store.close()
+    assert row is not None and row["end_cause"] == "remote"
+    _, _, n = stereo_channels(Path(row["recording"]))
+    assert abs(n / 8000 - 1.2) < 0.1
+
+
+def test_engine_stop_ends_calls_through_the_same_clean_up(run_calls: Any, tmp_path: Path) -> None:
+    async def scenario(rig: Rig) -> list[str]:
+        bots = [CallerBot(rig.exchange, f"1390000000{i}") for i in range(3)]
+        for bot in bots:
+            await bot.dial("95500")
+        await bots[0].listen(2.0)
+        return [b.line.id for b in bots if b.line]
+
+    ids = run_calls(scenario)
+    from appliance.store.db import Store
+
+    store = Store(tmp_path / "appliance.db")
+    try:
+        rows = [cdr.get_call(store, i) for i in ids]
+    finally:
+        store.close()
+    assert [r["end_cause"] for r in rows if r] == ["shutdown"] * 3
+    for r in rows:
+        assert r is not None and Path(r["recording"]).is_file()
+    assert not list(tmp_path.rglob("*.part"))
+
+
+def test_no_input_is_reprompted_and_silent_message_ends(run_calls: Any) -> None:
+    async def scenario(rig: Rig) -> CallerBot:
+        bot = CallerBot(rig.exchange, "13800138003")
+        await bot.dial("95500")
+        await bot.wait_hangup(60)
+        return bot
+
+    bot = run_calls(scenario)
+    lib = PromptLibrary()
+    heard = bytes(bot.heard)
+    assert concat([lib.get("no_input")]) in heard
+    assert concat([lib.get("goodbye")]) in heard
+
+
+def test_key_reported_in_band_and_out_of_band_counts_once(run_calls: Any) -> None:
+    keys: list[str] = []
+
+    async def flow(call: Call) -> None:
+        await call.answer()
+        got = await call.collect(4, terminator="#", first_timeout=5, inter_timeout=2)
+        keys.append(got.digits)
+        await call.hangup()
+
+    async def scenario(rig: Rig) -> None:
+        bot = CallerBot(rig.exchange, "13800138004")
+        await bot.dial("95500")
+        await bot.wait(0.2)
+        assert bot.line is not None
+        # Asterisk reports the key as a 0x03 message while the tone also plays in-band.
+        bot.line.push_event(LineEvent(EventKind.DTMF, digit="5"))
+        await bot.press("5")
+        await bot.wait(0.3)
+        with contextlib.suppress(LineError):  # the box hangs up while '#' is still sounding
+            await bot.press("55#")
+        await bot.wait_hangup(10)
+
+    run_calls(scenario, flow=flow)
+    assert keys == ["555"]
+
+
+def test_reply_to_a_key_starts_in_the_tick_the_key_is_detected(run_calls: Any) -> None:
+    async def flow(call: Call) -> None:
+        await call.answer()
+        while True:
+            key = await call.play("welcome")
+            if key is not None:
+                call.flush_keys()
+                await call.play(f"digit_{key}", interruptible=False)
+
+    async def scenario(rig: Rig) -> int:
+        bot = CallerBot(rig.exchange, "13800138005")
+        await bot.dial("95500")
+        await bot.listen(0.5)
+        start = len(bot.heard)  # the first tone frame goes out in the next tick
+        await bot.press("3", on_ms=80, off_ms=0)
+        await bot.listen(0.2)
+        first = rig.prompts.get("digit_3").frames[0]
+        at = bytes(bot.heard).find(first, start)
+        await bot.hangup()
+        return (at - start) // FRAME
+
+    frames_until_reply = run_calls(scenario, flow=flow)
+    # spandsp declares a key after ~25 ms of tone, i.e. in the second tone frame; the reply
+    # goes out in that same tick.
+    assert 0 <= frames_until_reply <= 2
+
+
+def test_outbound_answer_busy_and_no_answer_from_the_line_audio(run_calls: Any) -> None:
+    results: dict[str, tuple[str, str]] = {}
+
+    async def flow(call: Call) -> None:
+        try:
+            await call.wait_answered()
+            await call.play("goodbye", interruptible=False)
+            await call.hangup()
+        finally:
+            results[call.callee] = (call.progress_outcome or "signalled", call.end_cause)
+
+    async def scenario(rig: Rig) -> None:
+        ex = rig.exchange
+        person = CallerBot(ex, "13911112222")
+        ex.subscribe("13911112222", person, answer_after=6.0)
+        ex.subscribe("13933334444", None, behaviour=Behaviour.BUSY)
+        ex.subscribe("13955556666", None, behaviour=Behaviour.NO_ANSWER)
+        seat = CallerBot(ex, "8001")
+        ex.add_seat("8001", seat, answer_after=2.0)
+        calls = [await rig.engine.originate(ex, n, flow, ring_timeout=20.0)
+                 for n in ("13911112222", "13933334444", "13955556666", "8001")]
+        # The person says hello when they pick up, as people do.
+        while not person.connected:
+            await rig.exchange_tick()
+        with contextlib.suppress(LineError):  # the box says goodbye and hangs up meanwhile
+            await person.send(speech(rig.prompts))
+        for c in calls:
+            await c.wait_ended()
+
+    run_calls(scenario, flow=flow)
+    assert results["13911112222"] == ("voice", "normal")
+    assert results["13933334444"] == ("busy", "busy")
+    assert results["13955556666"][1] == "no-answer"
+    assert results["8001"] == ("signalled", "normal")
