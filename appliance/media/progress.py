@@ -1,0 +1,337 @@
+"""Call-progress analysis: what an outbound call's audio says after dialing ended.
+
+An analog FXO port marks a call UP as soon as dialing ends, so the engine listens to the
+line itself. Each 20 ms frame is classed as *tone* (most of its energy within 450 ± 25 Hz,
+the only frequency China's exchanges use), *voice* (energy above the line's noise floor
+that is not such a tone) or *quiet*. Tone frames are grouped into bursts and the on/off
+durations matched against the China cadences (ringback 1/4 s, busy 0.35/0.35 s, congestion
+0.7/0.7 s, vacant number 0.1/0.1 s steps) with tolerances wide enough for real lines;
+sustained voice means the call was answered, even after ringback. A burst only counts if
+its level is steady and the pauses around it are quiet, which is what keeps speech — whose
+vowels can put most of a frame's energy near 450 Hz — from ever looking like busy.
+:class:`CallProgress` is the streaming form the engine feeds frame by frame;
+:func:`detect_progress` and :func:`detect_progress_file` run it over a whole recording.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from appliance.media.frame import FRAME_MS, SAMPLE_RATE, SAMPLES_PER_FRAME
+from appliance.media.wavio import read_slin
+
+
+class Outcome(enum.Enum):
+    VOICE = "voice"  # answered: someone (or a machine) is talking
+    BUSY = "busy"
+    CONGESTION = "congestion"  # also vacant number, and dial tone back after dialing
+    RINGBACK = "ringback"  # rang and nobody answered before the audio ended
+    SILENCE = "silence"  # nothing at all
+
+
+# Probe frequencies 12.5 Hz apart across 450 ± 25 Hz: a tone anywhere in that band is
+# within 6.25 Hz of one, where a 160-sample window still captures > 95 % of its energy.
+_PROBES_HZ = (425.0, 437.5, 450.0, 462.5, 475.0)
+
+TONE_FRACTION = 0.7
+"""A tone frame has at least this share of its energy in one probe's band."""
+VOICE_FRACTION = 0.5
+"""A frame with more than this share near 450 Hz is never voice (e.g. a tone's edge)."""
+MIN_TONE_DBFS = -50.0  # the -10 dBm0 tones arrive near -16 dBFS; allow 30 dB of line loss
+MIN_VOICE_DBFS = -50.0
+VOICE_MARGIN_DB = 10.0  # above the noise floor
+BURST_STEADY_DB = 4.0  # a tone burst's level varies less than this (speech varies far more)
+_FLOOR_RISE_DB = 0.05  # per frame; see vad.py for why the floor rises slowly
+_SILENT_DBFS = -120.0
+
+# Cadence windows in ms, (on min, on max, off min, off max). The nominal values ±10 %, plus
+# two frames for the partial frames at each edge of a burst, plus real-line slack; busy and
+# congestion meet at 0.5 s, halfway between 0.35 and 0.7.
+_BUSY = (200, 500, 200, 500)
+_CONGESTION = (520, 1000, 520, 1000)
+_SHORT = (40, 200, 40, 200)  # the 0.1 s steps of the vacant-number tone
+_RINGBACK_ON = (600, 1500)
+_RINGBACK_OFF = (2500, 6000)
+_CONTINUOUS_MS = 2500  # one burst this long is dial tone (or a steady tone): the call failed
+
+_BUSY_CYCLES = 2  # consecutive matching on/off cycles before deciding
+_CONGESTION_CYCLES = 2
+_SHORT_CYCLES = 3
+
+_VOICE_WINDOW_MS = 1000
+_BRIEF_VOICE_MS = 100  # voice that, with nothing after it, still counts as an answer
+
+
+def _frames(ms: float) -> int:
+    return math.ceil(ms / FRAME_MS)
+
+
+def _probe_basis() -> np.ndarray:
+    """(160, 2 * probes) matrix whose column pairs are orthonormal cos/sin bases.
+
+    Projecting a frame on a pair gives exactly the energy of its component in that 2-D
+    subspace, so the tone fraction never exceeds 1, whatever the probe's cycle count.
+    """
+    t = np.arange(SAMPLES_PER_FRAME) / SAMPLE_RATE
+    cols = []
+    for hz in _PROBES_HZ:
+        pair = np.stack([np.cos(2 * np.pi * hz * t), np.sin(2 * np.pi * hz * t)], axis=1)
+        q, _ = np.linalg.qr(pair)
+        cols.append(q)
+    return np.concatenate(cols, axis=1)
+
+
+_BASIS = _probe_basis()
+_FULL_SCALE_ENERGY = SAMPLES_PER_FRAME * 32768.0**2
+
+
+@dataclass
+class _Burst:
+    frames: int = 0
+    lo: float = math.inf  # level range of the burst's frames after the first
+    hi: float = -math.inf
+
+    @property
+    def ms(self) -> int:
+        return self.frames * FRAME_MS
+
+    @property
+    def steady(self) -> bool:
+        return self.frames < 3 or self.hi - self.lo <= BURST_STEADY_DB
+
+
+def _within(value: int, lo: int, hi: int) -> bool:
+    return lo <= value <= hi
+
+
+class CallProgress:
+    """Streaming call-progress analyzer for one outbound call.
+
+    Feed it every 20 ms frame from the moment dialing ended. :meth:`feed` returns ``None``
+    until it is sure, then the :class:`Outcome` (and keeps returning it). Busy, congestion
+    and voice are decided as soon as they are heard; silence after ``silence_seconds`` of
+    nothing at all; ringback with no answer when the ringing stops for ``silence_seconds``
+    or the analysis reaches ``max_seconds``. :meth:`finish` decides with what was seen when
+    the audio ends first.
+    """
+
+    def __init__(
+        self, *, max_seconds: float = 60.0, silence_seconds: float = 10.0, voice_ms: int = 300
+    ) -> None:
+        self.max_frames = _frames(max_seconds * 1000)
+        self.silence_frames = _frames(silence_seconds * 1000)
+        self.voice_frames = _frames(voice_ms)
+        self.outcome: Outcome | None = None
+        self.frames = 0
+        self.noise_floor_dbfs = math.nan  # set by the first frame that is not tone-like
+        self.rings = 0  # ringback bursts confirmed by their long off time
+        self._burst = _Burst()
+        self._last_burst: _Burst | None = None  # the latest steady burst, awaiting its off time
+        self._gap = 0  # frames since the last tone frame
+        self._gap_voice = False  # voice heard since the last tone frame
+        self._cycles = {"busy": 0, "congestion": 0, "short": 0}
+        self._quiet = 0  # frames since anything (tone or voice) was heard
+        self._window: deque[bool] = deque([False] * _frames(_VOICE_WINDOW_MS))
+        self._voiced = 0  # voice frames in the window
+        self._voice_since_tone = 0  # voice frames since the last tone burst began
+        self._prev_tone = False
+        self._pending_voice = False  # previous frame's voice candidacy, held one frame
+        self._prev_prev_tone = False
+
+    # -- per frame -------------------------------------------------------------------------
+
+    def feed(self, frame: np.ndarray | bytes) -> Outcome | None:
+        """Analyse one 20 ms frame (160 int16 samples or 320 bytes of slin)."""
+        if self.outcome is not None:
+            return self.outcome
+        x = np.frombuffer(frame, dtype="<i2") if isinstance(frame, bytes) else frame
+        x = np.asarray(x, dtype=np.float64).ravel()
+        if len(x) != SAMPLES_PER_FRAME:
+            # The last frame of a stream may come short; anything longer is a caller's bug.
+            if len(x) > SAMPLES_PER_FRAME:
+                raise ValueError(f"a frame is {SAMPLES_PER_FRAME} samples, got {len(x)}")
+            x = np.concatenate([x, np.zeros(SAMPLES_PER_FRAME - len(x))])
+        energy = float(x @ x)
+        if energy <= 0.0:
+            level, fraction = _SILENT_DBFS, 0.0
+        else:
+            # Ten projections are summed in plain Python: on arrays this small each numpy
+            # call costs more than the arithmetic.
+            p = (x @ _BASIS).tolist()
+            band = max(p[i] * p[i] + p[i + 1] * p[i + 1] for i in range(0, len(p), 2))
+            level = 10.0 * math.log10(energy / _FULL_SCALE_ENERGY)
+            fraction = band / energy
+        self.frames += 1
+        tone = fraction >= TONE_FRACTION and level >= MIN_TONE_DBFS
+        self._track_floor(level, tone, fraction)
+        voice_candidate = (
+            not tone
+            and fraction <= VOICE_FRACTION
+            and level >= MIN_VOICE_DBFS
+            and level >= self.noise_floor_dbfs + VOICE_MARGIN_DB
+        )
+        # A frame that a tone burst starts or ends in is half tone, half quiet: loud and not
+        # tonal. Judge each frame one frame late so such edge frames are never voice.
+        voice = self._pending_voice and not self._prev_prev_tone and not tone
+        self._pending_voice = voice_candidate
+        self._prev_prev_tone = self._prev_tone
+        self._prev_tone = tone
+
+        self._count_voice(voice)
+        if tone:
+            self._on_tone(level)
+        else:
+            self._on_no_tone()
+        if tone or voice or voice_candidate:
+            self._quiet = 0
+        else:
+            self._quiet += 1
+
+        if self.outcome is None:
+            self.outcome = self._decide_live()
+        return self.outcome
+
+    def _track_floor(self, level: float, tone: bool, fraction: float) -> None:
+        if tone or level <= _SILENT_DBFS or fraction > VOICE_FRACTION:
+            return
+        floor = self.noise_floor_dbfs
+        if math.isnan(floor) or level < floor:
+            self.noise_floor_dbfs = level
+        elif level < floor + VOICE_MARGIN_DB:
+            self.noise_floor_dbfs = min(level, floor + _FLOOR_RISE_DB)
+
+    def _count_voice(self, voice: bool) -> None:
+        self._voiced += voice - self._window.popleft()
+        self._window.append(voice)
+        if voice:
+            self._gap_voice = True
+            self._voice_since_tone += 1
+
+    def _on_tone(self, level: float) -> None:
+        b = self._burst
+        if b.frames == 0:
+            self._start_burst()
+            self._voice_since_tone = 0
+        else:  # the first frame may be partial: leave it out of the range
+            b.lo, b.hi = min(b.lo, level), max(b.hi, level)
+        b.frames += 1
+        self._gap = 0
+        self._gap_voice = False
+        if b.ms >= _CONTINUOUS_MS and b.steady:
+            self.outcome = Outcome.CONGESTION
+
+    def _start_burst(self) -> None:
+        """A burst begins: the previous burst's off time is now known, so match the cycle."""
+        prev, off = self._last_burst, self._gap * FRAME_MS
+        kind = None
+        if prev is not None and not self._gap_voice:
+            for name, (on_lo, on_hi, off_lo, off_hi) in (
+                ("busy", _BUSY),
+                ("congestion", _CONGESTION),
+                ("short", _SHORT),
+            ):
+                if _within(prev.ms, on_lo, on_hi) and _within(off, off_lo, off_hi):
+                    kind = name
+        for name in self._cycles:
+            if name == kind:
+                self._cycles[name] += 1
+            elif not (name == "short" and kind == "busy"):
+                # The vacant tone's 0.4/0.4 step looks like busy; let it pass its short steps.
+                self._cycles[name] = 0
+
+    def _on_no_tone(self) -> None:
+        b = self._burst
+        if b.frames:  # a burst just ended
+            self._last_burst = b if b.steady and b.frames >= 2 else None
+            if self._last_burst is None:
+                self._cycles = dict.fromkeys(self._cycles, 0)
+            self._burst = _Burst()
+        self._gap += 1
+        last = self._last_burst
+        if last is None:
+            return
+        if self._gap_voice:
+            # Talk between bursts: whatever the bursts were, this is not a tone cadence.
+            self._last_burst = None
+            self._cycles = dict.fromkeys(self._cycles, 0)
+        elif self._gap == _frames(_RINGBACK_OFF[0]) and _within(last.ms, *_RINGBACK_ON):
+            self.rings += 1
+
+    def _decide_live(self) -> Outcome | None:
+        if self._voiced >= self.voice_frames:
+            return Outcome.VOICE
+        if self._cycles["busy"] >= _BUSY_CYCLES:
+            return Outcome.BUSY
+        if self._cycles["congestion"] >= _CONGESTION_CYCLES:
+            return Outcome.CONGESTION
+        if self._cycles["short"] >= _SHORT_CYCLES:
+            return Outcome.CONGESTION  # vacant number
+        # Ringing stopped and nothing followed, or nothing at all: wait out the timer.
+        quiet_needed = self.silence_frames
+        if self.rings:  # never mistake the 4 s gap between rings for the end of ringing
+            quiet_needed = max(quiet_needed, _frames(_RINGBACK_OFF[1]) + 1)
+        if self._quiet >= quiet_needed:
+            return self._best_guess()
+        if self.frames >= self.max_frames:
+            return self._best_guess()
+        return None
+
+    def _best_guess(self) -> Outcome:
+        """Outcome from incomplete evidence: the audio ended or a timer ran out."""
+        # A word too short to call sustained ("喂?") that no tone followed still means
+        # someone picked up, even after ringback.
+        if self._voice_since_tone >= _frames(_BRIEF_VOICE_MS):
+            return Outcome.VOICE
+        if self.rings:
+            return Outcome.RINGBACK
+        last, off = self._last_burst, self._gap * FRAME_MS
+        # The audio may end inside the off time of a cadence already matched once.
+        if self._cycles["busy"] or (last and _within(last.ms, *_BUSY[:2]) and off >= _BUSY[2]):
+            return Outcome.BUSY
+        if self._cycles["congestion"] or (
+            last and _within(last.ms, *_CONGESTION[:2]) and off >= _CONGESTION[2]
+        ):
+            return Outcome.CONGESTION
+        if last and _within(last.ms, *_RINGBACK_ON):
+            return Outcome.RINGBACK
+        return Outcome.SILENCE
+
+    def finish(self) -> Outcome:
+        """The audio ended (line closed or timeout): the outcome from what was heard."""
+        if self.outcome is None:
+            self.outcome = self._best_guess()
+        return self.outcome
+
+    @property
+    def ringing(self) -> bool:
+        """Ringback has been heard (the engine may show "ringing")."""
+        return self.rings > 0
+
+
+def detect_progress(
+    samples: np.ndarray, *, max_seconds: float = 60.0, silence_seconds: float = 10.0
+) -> Outcome:
+    """Outcome of a whole recording that starts where dialing ended."""
+    x = np.asarray(samples, dtype=np.int16)
+    analyzer = CallProgress(max_seconds=max_seconds, silence_seconds=silence_seconds)
+    n = len(x) // SAMPLES_PER_FRAME
+    frames = x[: n * SAMPLES_PER_FRAME].reshape(n, SAMPLES_PER_FRAME)
+    for frame in frames:
+        if analyzer.feed(frame) is not None:
+            break
+    return analyzer.finish()
+
+
+def detect_progress_file(
+    path: str | Path, *, max_seconds: float = 60.0, silence_seconds: float = 10.0
+) -> Outcome:
+    """:func:`detect_progress` of an 8 kHz 16-bit mono WAV file (else WavFormatError)."""
+    return detect_progress(
+        read_slin(path), max_seconds=max_seconds, silence_seconds=silence_seconds
+    )
