@@ -1,0 +1,287 @@
+"""Recording a call to WAV so that a crash loses at most the last second.
+
+A :class:`Recorder` writes to ``<name>.wav.part`` beside the final file: the engine hands it
+one 20 ms frame at a time, it collects them in memory and passes them to the OS every
+``flush_frames`` frames (no fsync, which would stall the engine's loop); :meth:`Recorder.close`
+patches the WAV header, fsyncs and renames the file into place, so a ``.wav`` on disk is
+always complete. When the process dies mid-call the ``.part`` holds every flushed frame
+under a header that still says "0 bytes"; :func:`recover`, run when the engine starts, sets
+the sizes from the file length and renames it into place, so nothing recorded is lost and
+every file the engine indexes opens as an ordinary WAV.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import struct
+import wave
+from pathlib import Path
+from typing import NoReturn
+
+from appliance.media.frame import FRAME_BYTES, SAMPLE_RATE, SAMPLES_PER_FRAME
+
+log = logging.getLogger(__name__)
+
+PART_SUFFIX = ".part"
+BROKEN_SUFFIX = ".broken"
+
+# The canonical header the wave module writes: RIFF, fmt (16 bytes of PCM), data.
+_HEADER_BYTES = 44
+
+
+class Recorder:
+    """One recording in progress: cheap ``write`` per frame, durable ``close``.
+
+    ``write`` only appends to a buffer; every ``flush_frames`` frames it hands the buffer to
+    the OS. Set ``flush_offset`` differently for each call so that, with hundreds of calls
+    recording, their flushes land on different 20 ms ticks instead of all on the same one.
+    ``close`` does an fsync and must run off the event loop (``loop.run_in_executor``).
+    """
+
+    def __init__(
+        self,
+        final_path: Path,
+        channels: int = 1,
+        flush_frames: int = 50,
+        flush_offset: int = 0,
+    ) -> None:
+        if channels not in (1, 2):
+            raise ValueError(f"a recording has 1 or 2 channels, got {channels}")
+        if flush_frames < 1:
+            raise ValueError(f"flush_frames must be at least 1, got {flush_frames}")
+        self.path = Path(final_path)
+        self.part_path = self.path.with_name(self.path.name + PART_SUFFIX)
+        self.channels = channels
+        self.flush_frames = flush_frames
+        self._frame_bytes = FRAME_BYTES * channels
+        # Flush when (frames + flush_offset) % flush_frames == 0: count down to the first
+        # such frame, then every flush_frames, so write() tests one integer.
+        self._countdown = flush_frames - flush_offset % flush_frames
+        self._buf = bytearray()
+        self._flushed_bytes = 0
+        self._dropped_bytes = 0
+        self.error: OSError | None = None  # the disk error that stopped this recording
+        self._closed = False
+        self._failed = False
+        if self.path.exists():
+            # Never replace a finished recording: a clash of names is a bug upstream.
+            raise FileExistsError(f"{self.path}: a recording with this name already exists")
+        # "x": a .part left by a crash is recover()'s to repair, never overwritten here.
+        # The file and the wave writer live until close() or abort(): no `with` here.
+        self._file = open(self.part_path, "xb")  # noqa: SIM115
+        try:
+            self._wav = wave.open(self._file, "wb")  # noqa: SIM115
+            self._wav.setnchannels(channels)
+            self._wav.setsampwidth(2)
+            self._wav.setframerate(SAMPLE_RATE)
+            # Write the header now, so even a call that dies before its first flush leaves
+            # a .part that recover() turns into a valid (empty) WAV rather than a broken one.
+            self._wav.writeframesraw(b"")
+            self._file.flush()
+        except BaseException:
+            self._file.close()
+            self.part_path.unlink(missing_ok=True)
+            raise
+
+    @property
+    def frames_written(self) -> int:
+        """Frames accepted so far (after a disk ``error`` the file holds fewer: see
+        :func:`wav_frames`)."""
+        return (self._flushed_bytes + self._dropped_bytes + len(self._buf)) // self._frame_bytes
+
+    def write(self, data: bytes) -> None:
+        """Append one frame of interleaved int16 (320 bytes mono, 640 stereo).
+
+        Called for every call on every 20 ms tick, so it does no checking: the engine
+        passes whole frames.
+        """
+        self._buf += data
+        self._countdown -= 1
+        if not self._countdown:
+            self._countdown = self.flush_frames
+            self.flush()
+
+    def flush(self) -> None:
+        """Hand the buffered frames to the OS (a crash of the process then keeps them).
+
+        A disk error does not propagate: raised from ``write`` it would stop the engine's
+        tick for every call. It is logged, kept in ``error``, and this recording stops
+        there (later audio would land after a partial write, misaligned); what was flushed
+        before stays playable.
+        """
+        if self._closed or not self._buf:
+            return
+        if self.error is None:
+            try:
+                # writeframesraw leaves the header alone (no seek back per flush); close()
+                # or recover() fixes the sizes once.
+                self._wav.writeframesraw(self._buf)
+                self._file.flush()
+            except OSError as exc:
+                self.error = exc
+                log.error("%s: recording stopped, a write failed: %s", self.part_path, exc)
+            else:
+                self._flushed_bytes += len(self._buf)
+                self._buf.clear()
+                return
+        self._dropped_bytes += len(self._buf)
+        self._buf.clear()
+
+    def close(self) -> Path:
+        """Finish the file: header, fsync, rename into place. Returns the final path.
+
+        Idempotent. If the disk fails on the way, the file handle is still closed and the
+        ``.part`` stays where :func:`recover` will find it at the next start.
+        """
+        if self._closed:
+            if self._failed:
+                raise RuntimeError(
+                    f"{self.path}: closing failed earlier; the audio is in {self.part_path}"
+                    " for recover()"
+                )
+            return self.path
+        self._closed = True
+        buf, self._buf = self._buf, _ClosedBuffer(self.path)
+        try:
+            try:
+                try:
+                    if buf and self.error is None:
+                        self._wav.writeframesraw(buf)
+                        self._flushed_bytes += len(buf)
+                    else:
+                        self._dropped_bytes += len(buf)
+                finally:
+                    # Always close the wave writer (it patches the RIFF and data sizes):
+                    # left open, its __del__ would later write to a closed file.
+                    self._wav.close()
+                os.fsync(self._file.fileno())
+            finally:
+                self._file.close()
+            os.replace(self.part_path, self.path)
+            _fsync_dir(self.path.parent)
+        except BaseException:
+            self._failed = True
+            raise
+        return self.path
+
+    def abort(self) -> None:
+        """Drop a recording nobody wants: close and remove the ``.part``.
+
+        Does nothing once the recording is closed (a finished file is never removed here).
+        """
+        if self._closed:
+            return
+        self._closed = True
+        self._buf = _ClosedBuffer(self.path)
+        try:
+            # Closing the wave writer patches a header about to be deleted, but left open
+            # its __del__ would later write to a closed file.
+            self._wav.close()
+        finally:
+            self._file.close()
+            self.part_path.unlink(missing_ok=True)
+
+    def __enter__(self) -> Recorder:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        # Even when the call ends with an error, what was recorded is kept.
+        self.close()
+
+
+class _ClosedBuffer(bytearray):
+    """Stands in for the buffer once a recording is closed: a late write() fails loudly
+    instead of growing memory forever, and the open path pays nothing for the check."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__()
+        self.path = path
+
+    def __iadd__(self, value: object) -> NoReturn:
+        raise ValueError(f"{self.path}: write to a recording that is closed")
+
+
+def recover(directory: Path) -> list[Path]:
+    """Repair and rename every ``*.wav.part`` under ``directory``; return the new paths.
+
+    Runs at engine start, before any Recorder is created. A ``.part`` whose header is
+    missing or unreadable is moved aside to ``<name>.wav.broken`` with a warning: audio
+    is never deleted here.
+    """
+    recovered: list[Path] = []
+    for part in sorted(Path(directory).rglob("*.wav" + PART_SUFFIX)):
+        if not part.is_file():
+            continue
+        stem = part.name[: -len(".wav" + PART_SUFFIX)]
+        try:
+            _repair(part)
+        except _BrokenPart as exc:
+            broken = _unused(part.parent, stem, ".wav" + BROKEN_SUFFIX)
+            log.warning("%s: %s; moved aside to %s", part, exc, broken.name)
+            os.replace(part, broken)
+            _fsync_dir(part.parent)
+            continue
+        # A finished file of the same name is kept; the recovered audio takes a new name.
+        final = _unused(part.parent, stem, ".wav")
+        os.replace(part, final)
+        _fsync_dir(part.parent)
+        log.info("recovered recording %s", final)
+        recovered.append(final)
+    return recovered
+
+
+def wav_frames(path: Path) -> int:
+    """Whole 20 ms frames in a finished or recovered recording, mono or stereo."""
+    with wave.open(str(path), "rb") as w:
+        return w.getnframes() // SAMPLES_PER_FRAME
+
+
+class _BrokenPart(Exception):
+    """The .part has no usable WAV header (the message says what is wrong)."""
+
+
+def _repair(part: Path) -> None:
+    """Set the RIFF and data sizes of ``part`` from its length, dropping a partial sample."""
+    with open(part, "r+b") as f:
+        size = os.fstat(f.fileno()).st_size
+        if size < _HEADER_BYTES:
+            raise _BrokenPart(f"{size} bytes, too short for a WAV header")
+        header = f.read(_HEADER_BYTES)
+        riff, _, wave_id, fmt_id, fmt_len, fmt_tag, _, _, _, block_align, bits, data_id = (
+            struct.unpack("<4sL4s4sLHHLLHH4s", header[:40])
+        )
+        if (riff, wave_id, fmt_id, fmt_len, data_id) != (b"RIFF", b"WAVE", b"fmt ", 16, b"data"):
+            raise _BrokenPart("not the RIFF/WAVE header the recorder writes")
+        if fmt_tag != 1 or bits != 16 or block_align not in (2, 4):
+            raise _BrokenPart(f"format {fmt_tag}, {bits}-bit, block {block_align}: not slin")
+        data_len = size - _HEADER_BYTES
+        # A kill during a write can leave part of a sample frame at the end.
+        data_len -= data_len % block_align
+        if _HEADER_BYTES + data_len != size:
+            f.truncate(_HEADER_BYTES + data_len)
+        f.seek(4)
+        f.write(struct.pack("<L", _HEADER_BYTES - 8 + data_len))
+        f.seek(40)
+        f.write(struct.pack("<L", data_len))
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _unused(directory: Path, stem: str, tail: str) -> Path:
+    """``<stem><tail>``, or ``<stem>.1<tail>``, ``.2``... if taken: nothing is overwritten."""
+    path = directory / f"{stem}{tail}"
+    n = 1
+    while path.exists():
+        path = directory / f"{stem}.{n}{tail}"
+        n += 1
+    return path
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Make a rename in ``directory`` durable (the rename lives in the directory entry)."""
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,171 @@
+"""Call detail records and the recordings index, as the engine writes and the web reads them.
+
+The writers are called from the engine's 20 ms loop: each checks its arguments at once (a
+bad value is refused on the caller's thread, before anything is queued), hands the SQL to
+the store's writer thread and returns the Future without waiting. A call's row is final
+once :func:`cdr_end` has run: later answers, keys or a second end change nothing, so every
+way a call can end may call ``cdr_end`` and the first one wins.
+"""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any
+
+from sqlite_utils import Database
+
+from appliance.media.frame import FRAME_MS
+from appliance.store.db import Store
+
+DIRECTIONS = ("in", "out")
+DTMF_KEYS = frozenset("0123456789*#ABCD")
+
+
+def cdr_start(
+    store: Store,
+    call_id: str,
+    line: str,
+    driver: str,
+    direction: str,
+    caller: str,
+    callee: str,
+    started_at: float,
+) -> Future[None]:
+    """Open the call's row."""
+    if direction not in DIRECTIONS:
+        raise ValueError(f"call {call_id}: direction must be 'in' or 'out', got {direction!r}")
+    params = (call_id, line, driver, direction, caller, callee, started_at)
+
+    def insert(db: Database) -> None:
+        db.execute(
+            "INSERT INTO calls (call_id, line, driver, direction, caller, callee, started_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            params,
+        )
+
+    return store.submit(insert)
+
+
+def cdr_answer(store: Store, call_id: str, at: float) -> Future[bool]:
+    """Record when the call was answered; True if the row took it (first answer only)."""
+    return _update(
+        store,
+        "UPDATE calls SET answered_at = ?"
+        " WHERE call_id = ? AND answered_at IS NULL AND ended_at IS NULL",
+        (at, call_id),
+    )
+
+
+def cdr_keys(store: Store, call_id: str, digits: str) -> Future[bool]:
+    """Append DTMF digits the caller keyed; True if the row took them."""
+    bad = set(digits) - DTMF_KEYS
+    if bad:
+        raise ValueError(
+            f"call {call_id}: {''.join(sorted(bad))!r} in {digits!r} are not DTMF keys"
+            " (0-9 * # A-D)"
+        )
+    return _update(
+        store,
+        "UPDATE calls SET keys = keys || ? WHERE call_id = ? AND ended_at IS NULL",
+        (digits, call_id),
+    )
+
+
+def cdr_end(
+    store: Store,
+    call_id: str,
+    ended_at: float,
+    cause: str,
+    recording: Path | str | None,
+) -> Future[bool]:
+    """Close the call's row; True for the first end, False if it had ended already."""
+    return _update(
+        store,
+        "UPDATE calls SET ended_at = ?, end_cause = ?, recording = ?"
+        " WHERE call_id = ? AND ended_at IS NULL",
+        (ended_at, cause, None if recording is None else str(recording), call_id),
+    )
+
+
+def index_recording(
+    store: Store,
+    path: Path | str,
+    call_id: str | None,
+    started_at: float | None,
+    frames: int,
+    recovered: bool,
+    *,
+    indexed_at: float | None = None,
+) -> Future[None]:
+    """Add or refresh a recording in the index (a re-index after recovery replaces it)."""
+    if frames < 0:
+        raise ValueError(f"recording {path}: frames must be >= 0, got {frames}")
+    params = (
+        str(path),
+        call_id,
+        started_at,
+        frames,
+        frames * FRAME_MS / 1000,
+        int(bool(recovered)),
+        time.time() if indexed_at is None else indexed_at,
+    )
+
+    def upsert(db: Database) -> None:
+        db.execute(
+            "INSERT INTO recordings"
+            " (path, call_id, started_at, frames, seconds, recovered, indexed_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (path) DO UPDATE SET call_id = excluded.call_id,"
+            " started_at = excluded.started_at, frames = excluded.frames,"
+            " seconds = excluded.seconds, recovered = excluded.recovered,"
+            " indexed_at = excluded.indexed_at",
+            params,
+        )
+
+    return store.submit(upsert)
+
+
+def close_unfinished(store: Store, at: float, cause: str = "engine-crash") -> Future[int]:
+    """At engine start: rows a crash left open are closed now, with ``cause``; returns how many.
+
+    Only one engine runs per database, so any open row at its start belongs to a call the
+    previous engine process never finished.
+    """
+
+    def close(db: Database) -> int:
+        return db.execute(
+            "UPDATE calls SET ended_at = ?, end_cause = ? WHERE ended_at IS NULL", (at, cause)
+        ).rowcount
+
+    return store.submit(close)
+
+
+def attach_recording(store: Store, call_id: str, path: Path | str) -> Future[bool]:
+    """Give a call's row the recording recovered for it after a crash (if it has none)."""
+    return _update(
+        store,
+        "UPDATE calls SET recording = ? WHERE call_id = ? AND recording IS NULL",
+        (str(path), call_id),
+    )
+
+
+def get_call(store: Store, call_id: str) -> dict[str, Any] | None:
+    """The call's row, or None."""
+    rows = store.query("SELECT * FROM calls WHERE call_id = ?", [call_id])
+    return rows[0] if rows else None
+
+
+def recent_calls(store: Store, limit: int = 50) -> list[dict[str, Any]]:
+    """The latest calls, newest first."""
+    return store.query(
+        "SELECT * FROM calls ORDER BY started_at DESC, call_id DESC LIMIT ?", [limit]
+    )
+
+
+def _update(store: Store, sql: str, params: tuple[Any, ...]) -> Future[bool]:
+    def update(db: Database) -> bool:
+        return db.execute(sql, params).rowcount == 1
+
+    return store.submit(update)

@@ -1,0 +1,385 @@
+"""The store: migrations, the one writer thread, readers beside it, and the CDR functions."""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import statistics
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import Future
+from pathlib import Path
+
+import pytest
+from sqlite_utils import Database
+
+from appliance.store.cdr import (
+    cdr_answer,
+    cdr_end,
+    cdr_keys,
+    cdr_start,
+    get_call,
+    index_recording,
+    recent_calls,
+)
+from appliance.store.db import Store, StoreClosedError
+from appliance.store.migrations import MIGRATIONS, Step, migrate
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    s = Store(tmp_path / "app.db")
+    yield s
+    s.close()
+
+
+def tables(path: Path) -> set[str]:
+    with Database(path) as db:
+        return set(db.table_names())
+
+
+def applied(path: Path) -> list[str]:
+    with Database(path) as db:
+        return [r["name"] for r in db.query("SELECT name FROM _sqlite_migrations ORDER BY id")]
+
+
+def add_note(db: Database) -> None:
+    db.execute("CREATE TABLE notes (id INTEGER PRIMARY KEY, text TEXT)")
+
+
+# -- migrations ------------------------------------------------------------------------
+
+
+def test_migrations_create_schema_once(tmp_path: Path) -> None:
+    path = tmp_path / "app.db"
+    with Store(path) as s:
+        assert s.migrated == ["0001_calls", "0002_recordings"]
+    assert {"calls", "recordings", "_sqlite_migrations"} <= tables(path)
+    with Database(path) as db:
+        assert {i.name for i in db["calls"].indexes} >= {"calls_started_at", "calls_caller"}
+    with Store(path) as s:
+        assert s.migrated == []
+    assert applied(path) == ["0001_calls", "0002_recordings"]
+    with Database(path) as db:
+        assert migrate(db) == []
+
+
+def test_new_step_applies_on_next_open(tmp_path: Path) -> None:
+    path = tmp_path / "app.db"
+    Store(path).close()
+    with Store(path, migrations=[*MIGRATIONS, ("0003_notes", add_note)]) as s:
+        assert s.migrated == ["0003_notes"]
+    assert "notes" in tables(path)
+
+
+def test_failing_migration_leaves_nothing_half_applied(tmp_path: Path) -> None:
+    path = tmp_path / "app.db"
+
+    def half(db: Database) -> None:
+        db.execute("CREATE TABLE half (id INTEGER PRIMARY KEY)")
+        db.execute("INSERT INTO half VALUES (1)")
+        db.execute("ALTER TABLE calls ADD COLUMN half_done TEXT")
+        raise RuntimeError("step failed midway")
+
+    steps: list[Step] = [*MIGRATIONS, ("0003_half", half), ("0004_notes", add_note)]
+    with pytest.raises(RuntimeError, match="step failed midway"):
+        Store(path, migrations=steps)
+    # The steps before the failure are applied, the failing one left no trace, none after.
+    assert applied(path) == ["0001_calls", "0002_recordings"]
+    assert "half" not in tables(path) and "notes" not in tables(path)
+    with Database(path) as db:
+        assert "half_done" not in db["calls"].columns_dict
+    assert not [t for t in threading.enumerate() if t.name.startswith("store-writer")]
+
+    # Fixed, it applies cleanly from where it stopped.
+    def whole(db: Database) -> None:
+        db.execute("CREATE TABLE half (id INTEGER)")
+
+    steps[2] = ("0003_half", whole)
+    with Store(path, migrations=steps) as s:
+        assert s.migrated == ["0003_half", "0004_notes"]
+
+
+def test_unopenable_file_is_named(tmp_path: Path) -> None:
+    with pytest.raises(sqlite3.OperationalError, match=r"missing/app\.db: unable to open"):
+        Store(tmp_path / "missing" / "app.db")
+
+
+# -- the connection ----------------------------------------------------------------------
+
+
+def test_wal_and_connection_settings(store: Store) -> None:
+    assert store.query("PRAGMA journal_mode") == [{"journal_mode": "wal"}]
+
+    def settings(db: Database) -> list[int]:
+        return [
+            db.execute(f"PRAGMA {p}").fetchone()[0]
+            for p in ("synchronous", "foreign_keys", "busy_timeout")
+        ]
+
+    assert store.write(settings) == [1, 1, 5000]  # NORMAL, on, 5 s
+
+
+def test_readers_cannot_write(store: Store) -> None:
+    with pytest.raises(sqlite3.OperationalError, match="readonly"):
+        store.read(lambda db: db.execute("DELETE FROM calls"))
+
+
+# -- the writer thread -------------------------------------------------------------------
+
+
+def test_writes_run_on_the_writer_thread(store: Store) -> None:
+    future = store.submit(lambda db: threading.current_thread().name)
+    assert future.result(timeout=5).startswith("store-writer")
+    assert store.write(lambda db: threading.get_ident()) != threading.get_ident()
+
+
+def test_submit_does_not_wait_for_a_busy_writer(store: Store) -> None:
+    running = threading.Event()
+
+    def slow(db: Database) -> str:
+        running.set()
+        db.execute(
+            "INSERT INTO calls VALUES ('slow','l','d','in','1','2',0,NULL,NULL,NULL,NULL,'')"
+        )
+        time.sleep(0.2)  # a long transaction, holding the write lock
+        return "slow done"
+
+    slow_future = store.submit(slow)
+    assert running.wait(5)
+    latencies: list[float] = []
+    futures: list[Future[None]] = []
+    for i in range(100):
+        t0 = time.perf_counter()
+        futures.append(cdr_start(store, f"c{i}", "L1", "sim", "in", "100", "200", float(i)))
+        latencies.append(time.perf_counter() - t0)
+    still_busy = not slow_future.done()
+    print(
+        f"\nsubmit() while the writer is busy: median {statistics.median(latencies) * 1e6:.1f} us,"
+        f" max {max(latencies) * 1e6:.1f} us over {len(latencies)}"
+    )
+    assert still_busy  # every submit returned while the 200 ms write was still running
+    assert statistics.median(latencies) < 0.001
+    assert max(latencies) < 0.05  # generous: a scheduler hiccup, never a wait for the writer
+    assert slow_future.result(timeout=10) == "slow done"
+    for f in futures:
+        f.result(timeout=10)
+    assert store.query("SELECT count(*) AS n FROM calls") == [{"n": 101}]
+
+
+def test_submit_does_not_wait_for_a_long_query(store: Store) -> None:
+    # A long statement in SQLite itself (the GIL is released while it runs), not a sleep.
+    running = threading.Event()
+
+    def heavy(db: Database) -> int:
+        running.set()
+        return int(
+            db.execute(
+                "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 3000000)"
+                " SELECT sum(x) FROM c"
+            ).fetchone()[0]
+        )
+
+    heavy_future = store.submit(heavy)
+    assert running.wait(5)
+    latencies = []
+    for _ in range(100):
+        t0 = time.perf_counter()
+        store.submit(lambda db: None)
+        latencies.append(time.perf_counter() - t0)
+    assert not heavy_future.done()
+    assert statistics.median(latencies) < 0.001
+    assert heavy_future.result(timeout=60) == 3000000 * 3000001 // 2
+
+
+def test_exception_rolls_back_and_writer_keeps_going(
+    store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    def fails(db: Database) -> None:
+        db.execute("INSERT INTO calls VALUES ('x','l','d','in','1','2',0,NULL,NULL,NULL,NULL,'')")
+        raise ValueError("bad thing")
+
+    with caplog.at_level(logging.ERROR, logger="appliance.store.db"):
+        failed = store.submit(fails)
+        after = cdr_start(store, "ok", "L1", "sim", "out", "1", "2", 1.0)
+        assert isinstance(failed.exception(timeout=5), ValueError)
+        after.result(timeout=5)
+    assert "bad thing" in caplog.text  # logged, since the engine never looks at its Futures
+    assert [r["call_id"] for r in store.query("SELECT call_id FROM calls")] == ["ok"]
+
+    # An SQL error is delivered the same way.
+    duplicate = cdr_start(store, "ok", "L1", "sim", "out", "1", "2", 2.0)
+    assert isinstance(duplicate.exception(timeout=5), sqlite3.IntegrityError)
+    assert store.write(lambda db: 42) == 42
+
+
+def test_write_from_inside_a_write_is_refused(store: Store) -> None:
+    with pytest.raises(RuntimeError, match="wait for itself"):
+        store.write(lambda db: store.write(lambda db2: None))
+
+
+def test_close_drains_the_queue_and_is_idempotent(tmp_path: Path) -> None:
+    path = tmp_path / "app.db"
+    s = Store(path)
+    futures = [cdr_start(s, f"c{i}", "L1", "sim", "in", "1", "2", float(i)) for i in range(200)]
+    s.close()
+    assert all(f.done() and f.exception() is None for f in futures)
+    s.close()
+    with pytest.raises(StoreClosedError):
+        s.submit(lambda db: None)
+    with pytest.raises(StoreClosedError):
+        s.query("SELECT 1")
+    with Store(path) as s2:
+        assert s2.query("SELECT count(*) AS n FROM calls") == [{"n": 200}]
+
+
+# -- readers -----------------------------------------------------------------------------
+
+
+def test_concurrent_readers_while_writing(store: Store) -> None:
+    cdr_start(store, "before", "L1", "sim", "in", "1", "2", 1.0).result(timeout=5)
+    inside = threading.Event()
+    release = threading.Event()
+
+    def long_write(db: Database) -> None:
+        db.execute(
+            "INSERT INTO calls VALUES ('during','l','d','in','1','2',2,NULL,NULL,NULL,NULL,'')"
+        )
+        inside.set()
+        assert release.wait(10)
+
+    writing = store.submit(long_write)
+    assert inside.wait(5)
+    seen: list[list[str]] = []
+    errors: list[BaseException] = []
+
+    def reader() -> None:
+        try:
+            for _ in range(20):
+                rows = store.query("SELECT call_id FROM calls ORDER BY started_at")
+                seen.append([r["call_id"] for r in rows])
+        except BaseException as exc:
+            errors.append(exc)
+
+    t0 = time.monotonic()
+    threads = [threading.Thread(target=reader) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    elapsed = time.monotonic() - t0
+    assert not errors
+    # Nobody waited for the open write, and nobody saw it before it committed.
+    assert len(seen) == 80 and all(ids == ["before"] for ids in seen)
+    assert elapsed < 5
+    release.set()
+    writing.result(timeout=5)
+    assert [r["call_id"] for r in store.query("SELECT call_id FROM calls")] == [
+        "before",
+        "during",
+    ]
+
+
+def test_read_is_one_snapshot(store: Store) -> None:
+    def twice(db: Database) -> tuple[int, int]:
+        first = next(db.query("SELECT count(*) AS n FROM calls"))["n"]
+        cdr_start(store, "new", "L", "sim", "in", "1", "2", 0.0).result(timeout=5)  # committed
+        second = next(db.query("SELECT count(*) AS n FROM calls"))["n"]
+        return first, second
+
+    assert store.read(twice) == (0, 0)
+    assert store.query("SELECT count(*) AS n FROM calls") == [{"n": 1}]
+
+
+def test_readers_of_finished_threads_are_closed(store: Store) -> None:
+    for _ in range(10):
+        t = threading.Thread(target=store.query, args=("SELECT 1",))
+        t.start()
+        t.join()
+    store.query("SELECT 1")
+    assert len(store._readers) <= 2
+
+
+# -- CDR ---------------------------------------------------------------------------------
+
+
+def test_cdr_lifecycle_and_end_is_final(store: Store) -> None:
+    assert (
+        cdr_start(store, "c1", "dahdi/1", "asterisk", "in", "0912345678", "100", 100.0).result(
+            timeout=5
+        )
+        is None
+    )
+    assert cdr_answer(store, "c1", 101.5).result(timeout=5) is True
+    assert cdr_answer(store, "c1", 109.0).result(timeout=5) is False  # first answer stands
+    assert cdr_keys(store, "c1", "1").result(timeout=5)
+    assert cdr_keys(store, "c1", "23#").result(timeout=5)
+    assert cdr_end(store, "c1", 130.0, "caller hung up", Path("/rec/c1.wav")).result(timeout=5)
+    final = get_call(store, "c1")
+    assert final == {
+        "call_id": "c1",
+        "line": "dahdi/1",
+        "driver": "asterisk",
+        "direction": "in",
+        "caller": "0912345678",
+        "callee": "100",
+        "started_at": 100.0,
+        "answered_at": 101.5,
+        "ended_at": 130.0,
+        "end_cause": "caller hung up",
+        "recording": "/rec/c1.wav",
+        "keys": "123#",
+    }
+    # Every later event is ignored: the row is final.
+    assert cdr_end(store, "c1", 140.0, "engine shutdown", None).result(timeout=5) is False
+    assert cdr_keys(store, "c1", "9").result(timeout=5) is False
+    assert cdr_answer(store, "c1", 150.0).result(timeout=5) is False
+    assert get_call(store, "c1") == final
+    assert get_call(store, "nope") is None
+    assert cdr_end(store, "nope", 1.0, "x", None).result(timeout=5) is False
+
+
+def test_cdr_refuses_bad_input_on_the_callers_thread(store: Store) -> None:
+    with pytest.raises(ValueError, match="direction must be 'in' or 'out', got 'inbound'"):
+        cdr_start(store, "c1", "L", "sim", "inbound", "1", "2", 0.0)
+    cdr_start(store, "c1", "L", "sim", "in", "1", "2", 0.0).result(timeout=5)
+    with pytest.raises(ValueError, match="'x' in '1x' are not DTMF keys"):
+        cdr_keys(store, "c1", "1x")
+    assert store.write(lambda db: None) is None
+    assert get_call(store, "c1")["keys"] == ""  # type: ignore[index]
+
+
+def test_recent_calls_newest_first(store: Store) -> None:
+    for i in range(5):
+        cdr_start(store, f"c{i}", "L", "sim", "out", "1", "2", float(i))
+    store.write(lambda db: None)
+    assert [c["call_id"] for c in recent_calls(store, limit=3)] == ["c4", "c3", "c2"]
+    assert len(recent_calls(store)) == 5
+
+
+def test_index_recording_upserts(store: Store) -> None:
+    index_recording(store, Path("/rec/a.wav"), None, None, 75, True, indexed_at=1.0)
+    index_recording(store, "/rec/b.wav", "c2", 5.0, 10, False, indexed_at=2.0)
+    index_recording(store, "/rec/a.wav", "c1", 3.0, 100, False, indexed_at=3.0).result(timeout=5)
+    rows = store.query("SELECT * FROM recordings ORDER BY path")
+    assert rows == [
+        {
+            "path": "/rec/a.wav",
+            "call_id": "c1",
+            "started_at": 3.0,
+            "frames": 100,
+            "seconds": 2.0,
+            "recovered": 0,
+            "indexed_at": 3.0,
+        },
+        {
+            "path": "/rec/b.wav",
+            "call_id": "c2",
+            "started_at": 5.0,
+            "frames": 10,
+            "seconds": 0.2,
+            "recovered": 0,
+            "indexed_at": 2.0,
+        },
+    ]
