@@ -1,1 +1,1 @@
-"""Line drivers: every kind of line (simulated, Asterisk AudioSocket, sound card) behind one interface."""
+"""Line drivers: every kind of line (simulated, Asterisk AudioSocket, sound card), one interface."""

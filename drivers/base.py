@@ -61,6 +61,8 @@ class LineError(Exception):
 class Line(ABC):
     """One call leg. Subclasses fill ``inbound`` and ``events``; the engine drains them."""
 
+    #: the driver's name, for the CDR
+    driver_name = ""
     #: most frames a line queues before dropping the oldest (bounds latency after a stall)
     MAX_QUEUED = 6  # one AudioSocket message of 120 ms (the largest accepted) fits whole
 
