@@ -61,7 +61,6 @@ async def _engine(data: Path, audiosocket: str, sim: bool) -> None:
     from appliance.media.prompts import PromptLibrary
     from appliance.runtime import DataDirs, install_stop_signals
     from appliance.store.db import Store
-
     from drivers.base import Driver
 
     dirs = DataDirs(data).create()

@@ -30,7 +30,6 @@ from appliance.calls.engine import Engine
 from appliance.media.prompts import PromptLibrary
 from appliance.runtime import run_loop
 from appliance.store.db import Store
-
 from drivers.asterisk.audiosocket import AudioSocketDriver
 
 PAGE_KIB = os.sysconf("SC_PAGE_SIZE") // 1024

@@ -19,7 +19,9 @@ import random
 import sys
 import time
 import uuid
+from functools import partial
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 
@@ -27,7 +29,6 @@ from appliance.media.frame import FRAME_BYTES, SAMPLE_RATE
 from appliance.media.prompts import PromptLibrary
 from appliance.media.tones import dtmf
 from appliance.media.wavio import WavFormatError, read_slin
-
 from drivers.asterisk import protocol
 
 TICK = 0.02
@@ -73,9 +74,9 @@ class LoadCall(asyncio.Protocol):
         self.frames_received = 0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-        transport.write(protocol.uuid_msg(uuid.uuid4()))
+        # uvloop's transports are not subclasses of asyncio's, hence a cast, not isinstance.
+        self.transport = cast(asyncio.Transport, transport)
+        self.transport.write(protocol.uuid_msg(uuid.uuid4()))
 
     def data_received(self, data: bytes) -> None:
         now = time.monotonic()
@@ -89,10 +90,10 @@ class LoadCall(asyncio.Protocol):
             kind = buf[0]
             if kind == protocol.KIND_AUDIO:
                 self.frames_received += 1
-                if self.waiting_digit and length == msg - 3:
-                    if bytes(buf[3 : 3 + length]) == self.expect[self.waiting_digit]:
-                        self.latencies.append(now - self.key_sent_at)
-                        self.waiting_digit = ""
+                if (self.waiting_digit and length == msg - 3
+                        and bytes(buf[3 : 3 + length]) == self.expect[self.waiting_digit]):
+                    self.latencies.append(now - self.key_sent_at)
+                    self.waiting_digit = ""
             del buf[: 3 + length]
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -110,7 +111,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
                    for i in range(0, len(speech), FRAME_BYTES)]
     calls: list[LoadCall] = []
     for i in range(args.channels):
-        _, proto = await loop.create_connection(lambda i=i: LoadCall(i, expect), args.host,
+        _, proto = await loop.create_connection(partial(LoadCall, i, expect), args.host,
                                                 args.port)
         calls.append(proto)
     print(json.dumps({"streaming": time.monotonic()}), flush=True)

@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from appliance.media.collector import Collected, CollectEnd, DigitCollector, seconds_to_ticks
+from appliance.media.frame import FRAME_MS
 from appliance.media.prompts import Prompt, PromptPlayer
 from appliance.media.tones import ToneSource, beep
-
 from drivers.base import Direction, Line
 
 if TYPE_CHECKING:
@@ -125,10 +125,12 @@ class Call:
         self._ended: asyncio.Future[str] = engine.loop.create_future()
         self.in_speech = False
         self.inbound_frame = b""  # this tick's inbound frame (silence when it was late)
+        self.catch_up: list[bytes] = []  # further inbound frames processed this tick
         self._source_interruptible = False
 
     def __repr__(self) -> str:
-        return f"<Call {self.id} {self.direction.value} {self.state.value} {self.caller}->{self.callee}>"
+        return (f"<Call {self.id} {self.direction.value} {self.state.value} "
+                f"{self.caller}->{self.callee}>")
 
     # ------------------------------------------------------------------ flow actions
     async def answer(self) -> None:
@@ -237,10 +239,8 @@ class Call:
             self._message = None
         frames = recorder.frames_written
         final = await self.engine.close_recorder(recorder, self.id)
-        from appliance.media.frame import FRAME_MS
-
-        return RecordedMessage(final, frames * FRAME_MS / 1000, take.speech_frames * FRAME_MS / 1000,
-                               end)
+        return RecordedMessage(final, frames * FRAME_MS / 1000,
+                               take.speech_frames * FRAME_MS / 1000, end)
 
     async def sleep(self, seconds: float) -> None:
         self._check()
@@ -329,8 +329,9 @@ class Call:
             take.silent_run += 1
         if take.recorder.frames_written >= take.max_frames:
             take.future.set_result(RecordEnd.MAX_LENGTH)
-        elif take.silent_run >= take.silence_frames and (take.heard_speech or
-                                                         take.silent_run >= 3 * take.silence_frames):
+        elif take.silent_run >= take.silence_frames and (
+            take.heard_speech or take.silent_run >= 3 * take.silence_frames
+        ):
             # After speech: the caller finished. Before any speech: give them longer to start.
             take.future.set_result(RecordEnd.SILENCE)
 

@@ -35,11 +35,10 @@ from appliance.media.dtmf import DigitMerger, DtmfBank
 from appliance.media.frame import FRAME_MS, SAMPLES_PER_FRAME, SILENCE
 from appliance.media.progress import CallProgress, Outcome
 from appliance.media.prompts import PromptLibrary
-from appliance.media.recorder import Recorder, recover
+from appliance.media.recorder import Recorder, recover, wav_frames
 from appliance.media.vad import SpeechEvent, VoiceActivity, frame_levels_dbfs
 from appliance.store import cdr
 from appliance.store.db import Store
-
 from drivers.base import (
     CAUSE_BUSY,
     CAUSE_CONGESTION,
@@ -67,6 +66,7 @@ class EngineStats:
 
     ticks: int = 0
     skipped_ticks: int = 0
+    failed_ticks: int = 0
     frames_in: int = 0
     frames_late: int = 0
     calls_started: int = 0
@@ -105,6 +105,7 @@ class Engine:
         self.stats = EngineStats()
         self.tick_no = 0
         self._pending: list[Line] = []
+        self._caught_up: list[Call] = []  # calls with catch-up frames this tick
         self._timers: list[tuple[int, int, asyncio.Future[None]]] = []
         self._seq = itertools.count()
         self._dtmf = DtmfBank()
@@ -125,7 +126,7 @@ class Engine:
     async def run(self) -> None:
         """Start the drivers and tick until :meth:`stop`; then end every call cleanly."""
         self._loop = asyncio.get_running_loop()
-        self._recover_recordings()
+        self._recover()
         for driver in self.drivers:
             await driver.start(self.accept)
         start = self.start_time = self.clock.now()
@@ -145,7 +146,13 @@ class Engine:
                     scheduled = start + n * TICK
                     behind = now - scheduled
                 self.tick_no = n
-                await self._tick(n)
+                try:
+                    await self._tick(n)
+                except Exception:
+                    # A bug hit by one call must not silence every other call: log it and
+                    # keep the clock going.
+                    log.exception("tick %d failed", n)
+                    self.stats.failed_ticks += 1
                 if self.stats.keep_samples:
                     self.stats.lateness.append(behind)
                     self.stats.tick_work.append(self.clock.now() - now)
@@ -172,16 +179,23 @@ class Engine:
             await asyncio.gather(*self._cleanups, return_exceptions=True)
         self.stopped.set()
 
-    def _recover_recordings(self) -> None:
-        """Repair and index the recordings a crash left unfinished."""
+    def _recover(self) -> None:
+        """Finish what a crashed engine left: open CDR rows and unfinished recordings."""
+        if self.store is not None:
+            closed = cdr.close_unfinished(self.store, self.clock.wall()).result()
+            if closed:
+                log.warning("closed %d call record(s) left open by a previous engine", closed)
         if self.recordings is None:
             return
         self.recordings.mkdir(parents=True, exist_ok=True)
         for path in recover(self.recordings):
             log.warning("recovered unfinished recording %s", path)
             if self.store is not None:
-                frames = max(0, (path.stat().st_size - 44) // 2)
-                cdr.index_recording(self.store, str(path), path.stem, None, frames, True)
+                # Recordings are named after their call (a message: after the call too).
+                call_id = path.stem.split(".")[0]
+                cdr.index_recording(self.store, str(path), call_id, None, wav_frames(path),
+                                    True)
+                cdr.attach_recording(self.store, call_id, path)
 
     # ------------------------------------------------------------------ lines and calls
     def accept(self, line: Line) -> None:
@@ -209,8 +223,9 @@ class Engine:
         return call
 
     def _attach(self, line: Line, flow: FlowFn, driver_name: str = "") -> Call:
-        call_id = line.id if line.direction is Direction.INBOUND else f"{line.id}"
-        call = Call(self, line, call_id or uuid.uuid4().hex, self.clock.wall())
+        # Line ids repeat across runs (a simulated exchange counts from 1 again); the call id
+        # must be unique for ever: it names the CDR row and the recording.
+        call = Call(self, line, uuid.uuid4().hex, self.clock.wall())
         call.dtmf_slot = self._dtmf.open()
         call.merger = DigitMerger()
         call.vad = VoiceActivity()
@@ -335,7 +350,11 @@ class Engine:
             for line in pending:
                 if line.ended:
                     continue
-                self._attach(line, self.flow, _driver_name(line))
+                try:
+                    self._attach(line, self.flow, _driver_name(line))
+                except Exception:
+                    log.exception("line %s: could not start a call; hanging up", line.id)
+                    line.hangup(CAUSE_LINE_DROPPED)
         calls = self.calls
         if any(c.state is CallState.ENDED for c in calls):
             calls = self.calls = [c for c in calls if c.state is not CallState.ENDED]
@@ -347,6 +366,10 @@ class Engine:
             # so the reply to a key starts in the same tick the key was detected.
             await asyncio.sleep(0)
         self._outbound(self.calls)
+        if self._caught_up:
+            for call in self._caught_up:
+                call.catch_up.clear()
+            self._caught_up.clear()
         for driver in self.drivers:
             driver.after_tick(n)
 
@@ -368,10 +391,29 @@ class Engine:
             call.inbound_frame = frame
             frames.append(frame)
             rows.append(call)
-        self.stats.frames_in += len(rows)
         self.stats.frames_late += len(calls) - len(rows)
         if not rows:
             return woke
+        woke |= self._dsp(rows, frames)
+        # Lines with more than one frame queued (a frame that came late last tick, or audio
+        # that arrived before the call was attached) catch up now: every frame still goes
+        # through the detectors and into the recording, and the backlog does not become a
+        # standing delay on every later key.
+        while True:
+            rows = [c for c in rows if c.line.inbound]
+            if not rows:
+                break
+            frames = [c.line.inbound.popleft() for c in rows]
+            for call, frame in zip(rows, frames, strict=True):
+                call.catch_up.append(frame)
+            self._caught_up.extend(rows)
+            woke |= self._dsp(rows, frames)
+        return woke
+
+    def _dsp(self, rows: list[Call], frames: list[bytes]) -> bool:
+        """One batch of inbound frames (one per call) through levels, DTMF, progress, VAD."""
+        woke = False
+        self.stats.frames_in += len(rows)
         block = np.frombuffer(b"".join(frames), dtype="<i2").reshape(len(rows), SAMPLES_PER_FRAME)
         levels = frame_levels_dbfs(block)
         slots = [c.dtmf_slot for c in rows]
@@ -480,6 +522,16 @@ class Engine:
             rec = call.recorder
             if rec is not None:
                 rec.write(stereo[i].tobytes())
+                if call.catch_up:
+                    # Frames caught up this tick: the box said nothing over them.
+                    for frame in call.catch_up:
+                        rec.write(_stereo_with_silence(frame))
+
+
+def _stereo_with_silence(frame: bytes) -> bytes:
+    out = np.zeros((SAMPLES_PER_FRAME, 2), dtype="<i2")
+    out[:, 0] = np.frombuffer(frame, dtype="<i2")
+    return out.tobytes()
 
 
 _PROGRESS_CAUSES = {
@@ -491,5 +543,5 @@ _PROGRESS_CAUSES = {
 
 
 def _driver_name(line: Line) -> str:
-    return getattr(line, "driver_name", "") or type(line).__module__.split(".")[1]
+    return line.driver_name or type(line).__module__
 

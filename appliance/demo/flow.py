@@ -10,16 +10,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from appliance.calls.call import Call
+from appliance.calls.call import Call, FlowFn
 
-DIGIT_PROMPTS = {**{d: f"digit_{d}" for d in "0123456789ABCD"}, "*": "digit_star", "#": "digit_hash"}
+DIGIT_PROMPTS = {
+    **{d: f"digit_{d}" for d in "0123456789ABCD"},
+    "*": "digit_star",
+    "#": "digit_hash",
+}
 
 
 def digit_prompts(digits: str) -> list[str]:
     return [DIGIT_PROMPTS[d] for d in digits if d in DIGIT_PROMPTS]
 
 
-def make_demo_flow(messages_dir: Path | None):
+def make_demo_flow(messages_dir: Path | None) -> FlowFn:
     """The demo flow; messages go to ``messages_dir`` (not recorded when None)."""
 
     async def demo_flow(call: Call) -> None:

@@ -28,7 +28,6 @@ from appliance.media.prompts import PromptLibrary, concat
 from appliance.runtime import DataDirs, install_stop_signals
 from appliance.store import cdr
 from appliance.store.db import Store
-
 from drivers.asterisk.audiosocket import AudioSocketDriver
 from drivers.base import LineError
 from drivers.sim import CallerBot, SimExchange
@@ -43,9 +42,9 @@ def _say(text: str) -> None:
 
 
 def print_event(what: str, call: Call, info: dict[str, Any]) -> None:
-    who = f"call {call.id} ({call.caller or '?'} → {call.callee or '?'})"
+    who = f"call {call.id[:8]} on {call.line.id} ({call.caller or '?'} → {call.callee or '?'})"
     if what == "started":
-        _say(f"{who}: ringing on {call.line.__class__.__name__}")
+        _say(f"{who}: ringing")
     elif what == "answered":
         _say(f"{who}: answered")
     elif what == "key":
@@ -121,5 +120,5 @@ async def run_demo(data: Path, audiosocket_port: int, every: float, concurrent: 
         store.close()
     _say(f"stopped cleanly; last {len(rows)} CDR rows:")
     for row in rows:
-        _say(f"  {row['call_id']}  {row['caller']} → {row['callee']}  keys {row['keys'] or '-'}  "
-             f"end {row['end_cause']}  recording {row['recording']}")
+        _say(f"  {row['call_id'][:8]}  {row['line']}  {row['caller']} → {row['callee']}  "
+             f"keys {row['keys'] or '-'}  end {row['end_cause']}  recording {row['recording']}")

@@ -13,13 +13,13 @@ import asyncio
 import heapq
 import itertools
 from collections import deque
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from appliance.media.frame import FRAME_BYTES, SILENCE, chunk_pcm
 from appliance.media.tones import dtmf_sequence
-
 from drivers.base import LineError, LineState
 from drivers.sim.exchange import TICKS_PER_SECOND, SimExchange, SimLine
 
@@ -55,9 +55,9 @@ class CallerBot:
         self.exchange.listen_ticks(self)
         self.line = self.exchange.dial_in(self, callee)
         waiter = self._wait_ticks(round(timeout * TICKS_PER_SECOND))
-        done, _ = await asyncio.wait({self._answered, waiter, self._ended},
-                                     return_when=asyncio.FIRST_COMPLETED)
-        if self._answered not in done:
+        waits: set[asyncio.Future[Any]] = {self._answered, waiter, self._ended}
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        if not self._answered.done():
             await self.hangup()
             raise LineError(f"{self.name}: {callee} did not answer within {timeout} s")
 
@@ -98,7 +98,8 @@ class CallerBot:
         if self._ended is None:
             raise LineError(f"{self.name}: not in a call")
         waiter = self._wait_ticks(round(timeout * TICKS_PER_SECOND))
-        await asyncio.wait({self._ended, waiter}, return_when=asyncio.FIRST_COMPLETED)
+        waits: set[asyncio.Future[Any]] = {self._ended, waiter}
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
         return self._ended.result() if self._ended.done() else None
 
     async def hangup(self) -> None:
@@ -199,7 +200,8 @@ class CallerBot:
         ended = self._ended
         if ended is None:
             raise LineError(f"{self.name}: not in a call")
-        await asyncio.wait({fut, ended}, return_when=asyncio.FIRST_COMPLETED)
+        waits: set[asyncio.Future[Any]] = {fut, ended}
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
         if not fut.done() or fut.cancelled():
             fut.cancel()
             if not allow_end:

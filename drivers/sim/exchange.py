@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING
 
 from appliance.media.frame import SILENCE
 from appliance.media.tones import ToneSource
-
 from drivers.base import (
     CAUSE_NORMAL,
     CAUSE_REMOTE,

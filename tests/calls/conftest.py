@@ -16,7 +16,6 @@ from appliance.calls.engine import Engine
 from appliance.demo.flow import make_demo_flow
 from appliance.media.prompts import PromptLibrary
 from appliance.store.db import Store
-
 from drivers.sim import SimExchange
 
 T = TypeVar("T")

@@ -38,7 +38,7 @@ def test_prompts_are_loaded_once_and_shared(tmp_path: Path) -> None:
     lib = PromptLibrary(tmp_path)
     a, b = lib.get("hello"), lib.get("hello", "zh")
     assert a is b and len(a.frames) == 3 and a.frames[2][160:] == bytes(160)
-    with pytest.raises(PromptNotFound, match="'nope'.*'zh'"):
+    with pytest.raises(PromptNotFound, match=r"'nope'.*'zh'"):
         lib.get("nope")
 
 
@@ -50,7 +50,7 @@ def test_wrong_format_prompt_is_refused_with_its_format(tmp_path: Path) -> None:
         w.setsampwidth(2)
         w.setframerate(16000)
         w.writeframes(bytes(64))
-    with pytest.raises(WavFormatError, match="16000 Hz.*2 channel"):
+    with pytest.raises(WavFormatError, match=r"16000 Hz.*2 channel"):
         read_slin(tmp_path / "x.wav")
     (tmp_path / "y.wav").write_bytes(b"not a wav at all")
     with pytest.raises(WavFormatError, match="not a PCM WAV"):
