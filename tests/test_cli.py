@@ -1,0 +1,108 @@
+"""The ``appliance`` command as other tools use it: answers on the last line of stdout.
+
+The audio files here are made outside the project, with sox, so the detectors are checked
+against signals they did not generate themselves.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SOUNDS = Path("/usr/share/asterisk/sounds/en")
+DTMF = {"1": (697, 1209), "5": (770, 1336), "9": (852, 1477), "#": (941, 1477), "0": (941, 1336)}
+
+pytestmark = pytest.mark.skipif(shutil.which("sox") is None, reason="sox is installed by make")
+
+
+def appliance(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "appliance.cli", *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+
+
+def last_line(out: str) -> str:
+    lines = out.splitlines()
+    return lines[-1] if lines else ""
+
+
+def sox(*args: str | Path) -> None:
+    subprocess.run(["sox", *map(str, args)], check=True, capture_output=True)
+
+
+def dtmf_file(tmp: Path, digits: str) -> Path:
+    parts = []
+    for i, d in enumerate(digits):
+        lo, hi = DTMF[d]
+        part = tmp / f"d{i}.wav"
+        sox("-n", "-r", "8000", "-b", "16", "-c", "1", part, "synth", "0.07", "sine", lo,
+            "synth", "0.07", "sine", "mix", hi, "gain", "-n", "-10", "pad", "0", "0.06")
+        parts.append(part)
+    out = tmp / "keys.wav"
+    sox(*parts, out)
+    return out
+
+
+def test_detect_dtmf_prints_the_digits_of_a_sox_file(tmp_path: Path) -> None:
+    res = appliance("detect", "dtmf", str(dtmf_file(tmp_path, "1590#")))
+    assert res.returncode == 0, res.stderr
+    assert last_line(res.stdout) == "1590#"
+
+
+def test_detect_dtmf_prints_an_empty_line_for_speech(tmp_path: Path) -> None:
+    res = appliance("detect", "dtmf", str(SOUNDS / "vm-intro.wav"))
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.endswith("\n") and last_line(res.stdout) == ""
+
+
+def test_detect_refuses_a_file_of_the_wrong_format(tmp_path: Path) -> None:
+    wrong = tmp_path / "cd.wav"
+    sox("-n", "-r", "44100", "-b", "16", "-c", "2", wrong, "synth", "0.2", "sine", "440")
+    res = appliance("detect", "dtmf", str(wrong))
+    assert res.returncode != 0
+    assert "44100 Hz" in res.stderr and "expected 8000 Hz" in res.stderr
+
+
+@pytest.mark.parametrize(
+    ("name", "on", "off", "repeat", "expected"),
+    [
+        ("busy", 0.35, 0.35, 8, "busy"),
+        ("congestion", 0.7, 0.7, 5, "congestion"),
+        ("ringback", 1.0, 4.0, 3, "ringback"),
+    ],
+)
+def test_detect_progress_on_sox_made_china_tones(
+    tmp_path: Path, name: str, on: float, off: float, repeat: int, expected: str
+) -> None:
+    wav = tmp_path / f"{name}.wav"
+    sox("-n", "-r", "8000", "-b", "16", "-c", "1", wav, "synth", str(on), "sine", "450",
+        "gain", "-n", "-15", "pad", "0", str(off), "repeat", str(repeat - 1))
+    res = appliance("detect", "progress", str(wav))
+    assert res.returncode == 0, res.stderr
+    assert last_line(res.stdout) == expected
+
+
+def test_detect_progress_voice_and_silence(tmp_path: Path) -> None:
+    quiet = tmp_path / "quiet.wav"
+    sox("-n", "-r", "8000", "-b", "16", "-c", "1", quiet, "trim", "0", "12")
+    answered = tmp_path / "answered.wav"
+    sox(quiet, SOUNDS / "hello-world.wav", answered, "trim", "10")  # 2 s quiet, then "hello"
+    assert last_line(appliance("detect", "progress", str(quiet)).stdout) == "silence"
+    assert last_line(appliance("detect", "progress", str(answered)).stdout) == "voice"
+
+
+def test_bench_engine_prints_its_figures_as_json() -> None:
+    res = appliance("bench", "engine", "--channels", "12", "--seconds", "2", "--warmup", "1")
+    assert res.returncode == 0, res.stderr
+    figures = json.loads(last_line(res.stdout))
+    for key in ("channels", "p50_lateness_ms", "p99_lateness_ms", "max_lateness_ms",
+                "cpu_us_per_channel_frame", "rss_kib_per_channel", "key_to_prompt_p50_ms",
+                "key_to_prompt_p99_ms", "late_inbound_pct"):
+        assert key in figures, key
+    assert figures["channels"] == figures["active_calls"] == 12
+    assert figures["keys_measured"] > 0
