@@ -135,13 +135,15 @@ def bench() -> None:
 @click.option("--warmup", default=3.0, show_default=True, help="Seconds not measured.")
 @click.option("--engine-core", default=0, show_default=True)
 @click.option("--load-core", default=1, show_default=True)
+@click.option("--lead-ms", default=6.0, show_default=True,
+              help="How long before each engine tick the load sends its frames.")
 def bench_engine(channels: int, seconds: float, warmup: float, engine_core: int,
-                 load_core: int) -> None:
+                 load_core: int, lead_ms: float) -> None:
     """Full-featured channels over AudioSocket from a separate load process."""
     from appliance.bench.engine import run_bench
 
     result = run_bench(channels=channels, seconds=seconds, warmup=warmup,
-                       engine_core=engine_core, load_core=load_core)
+                       engine_core=engine_core, load_core=load_core, lead_ms=lead_ms)
     click.echo(json.dumps(result))
 
 

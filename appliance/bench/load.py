@@ -128,7 +128,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
     while True:
         target = t0 + k * TICK - args.lead / 1000
         now = time.monotonic()
-        if now >= end:
+        if now >= end or all(c.closed for c in calls):
             break
         if target > now:
             await asyncio.sleep(target - now)
@@ -151,12 +151,14 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
             else:
                 tr.write(speech_msgs[(offsets[j] + k) % n_speech])
         k += 1
-    await asyncio.sleep(0.3)
+    # The engine hangs the calls up (0x00, then close) when it has measured; wait for that,
+    # and only close what is left afterwards.
+    deadline = time.monotonic() + 10.0
+    while not all(c.closed for c in calls) and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
     for call in calls:
-        if call.transport is not None:
-            call.transport.write(b"")
+        if call.transport is not None and not call.closed:
             call.transport.close()
-    await asyncio.sleep(0.1)
     lat = np.array([x for c in calls for x in c.latencies]) * 1000
     missed = sum(c.missed for c in calls)
     late_sends = np.array(lateness) * 1000

@@ -120,7 +120,7 @@ class Call:
         self._typeahead: list[str] = []
         self._collector: DigitCollector | None = None
         self._collect_done: asyncio.Future[Collected] | None = None
-        self._message: _MessageTake | None = None
+        self.message: _MessageTake | None = None
         self._answered: asyncio.Future[None] | None = None
         self._ended: asyncio.Future[str] = engine.loop.create_future()
         self.in_speech = False
@@ -230,13 +230,13 @@ class Call:
         fut: asyncio.Future[RecordEnd] = self.engine.loop.create_future()
         take = _MessageTake(recorder, stop_keys, seconds_to_ticks(max_seconds),
                             seconds_to_ticks(silence_seconds), fut)
-        self._message = take
+        self.message = take
         try:
             end = await fut
         except CallEnded:
             end = RecordEnd.HANGUP
         finally:
-            self._message = None
+            self.message = None
         frames = recorder.frames_written
         final = await self.engine.close_recorder(recorder, self.id)
         return RecordedMessage(final, frames * FRAME_MS / 1000,
@@ -291,7 +291,7 @@ class Call:
     def on_key(self, digit: str) -> None:
         """A key pressed (merged in-band/out-of-band), dispatched by the engine."""
         self.keys += digit
-        take = self._message
+        take = self.message
         if take is not None:
             if digit in take.stop_keys and not take.future.done():
                 take.future.set_result(RecordEnd.KEY)
@@ -317,7 +317,7 @@ class Call:
 
     def on_inbound(self, frame: bytes, speech: bool) -> None:
         """Feed a message being recorded (called only while one is)."""
-        take = self._message
+        take = self.message
         if take is None or take.future.done():
             return
         take.recorder.write(frame)
@@ -335,10 +335,6 @@ class Call:
             # After speech: the caller finished. Before any speech: give them longer to start.
             take.future.set_result(RecordEnd.SILENCE)
 
-    @property
-    def recording_message(self) -> bool:
-        return self._message is not None
-
     def mark_answered(self) -> None:
         if self._answered is not None and not self._answered.done():
             self._answered.set_result(None)
@@ -349,8 +345,8 @@ class Call:
         for fut in (self._source_done, self._collect_done, self._answered):
             if fut is not None and not fut.done():
                 fut.set_exception(exc)
-        if self._message is not None and not self._message.future.done():
-            self._message.future.set_result(RecordEnd.HANGUP)
+        if self.message is not None and not self.message.future.done():
+            self.message.future.set_result(RecordEnd.HANGUP)
         if not self._ended.done():
             self._ended.set_result(cause)
         self.source = None

@@ -106,6 +106,7 @@ class Engine:
         self.tick_no = 0
         self._pending: list[Line] = []
         self._caught_up: list[Call] = []  # calls with catch-up frames this tick
+        self._keyed: list[Call] = []  # calls with a key this tick: their reply goes out first
         self._timers: list[tuple[int, int, asyncio.Future[None]]] = []
         self._seq = itertools.count()
         self._dtmf = DtmfBank()
@@ -365,7 +366,17 @@ class Engine:
             # Let the flows that this tick's keys and events woke set their next prompt,
             # so the reply to a key starts in the same tick the key was detected.
             await asyncio.sleep(0)
-        self._outbound(self.calls)
+        if self._keyed:
+            # The answer to a key is what a caller waits for; everything else just keeps
+            # flowing. Write those lines first, so their reply leaves at the start of the
+            # tick's writes instead of somewhere among hundreds of others.
+            keyed = list(dict.fromkeys(self._keyed))
+            self._keyed.clear()
+            self._outbound(keyed)
+            done = set(keyed)
+            self._outbound([c for c in self.calls if c not in done])
+        else:
+            self._outbound(self.calls)
         if self._caught_up:
             for call in self._caught_up:
                 call.catch_up.clear()
@@ -377,18 +388,19 @@ class Engine:
         woke = False
         frames: list[bytes] = []
         rows: list[Call] = []
+        ended = CallState.ENDED
         for call in calls:
             line = call.line
             if line.events:
                 woke |= self._line_events(call)
-                if call.state is CallState.ENDED:
+                if call.state is ended:
                     continue
-            frame = line.read_frame()
-            if frame is None:
+            inbound = line.inbound  # Line.read_frame, inlined: this loop runs for every call
+            if not inbound:
                 call.frames_late += 1
                 call.inbound_frame = SILENCE
                 continue
-            call.inbound_frame = frame
+            frame = call.inbound_frame = inbound.popleft()
             frames.append(frame)
             rows.append(call)
         self.stats.frames_late += len(calls) - len(rows)
@@ -426,19 +438,20 @@ class Engine:
         if self.dialing:
             woke |= self._progress(rows, frames)
         start, end = SpeechEvent.START, SpeechEvent.END
-        for i, call in enumerate(rows):
+        for call, frame, level in zip(rows, frames, levels.tolist(), strict=True):
             call.samples_in += SAMPLES_PER_FRAME
             vad = call.vad
             if vad is not None:
-                event = vad.update(frames[i], float(levels[i]))
-                if event is start:
-                    call.in_speech = True
-                    self._emit("speech-start", call)
-                elif event is end:
-                    call.in_speech = False
-                    self._emit("speech-end", call)
-            if call.recording_message:
-                call.on_inbound(frames[i], call.in_speech)
+                event = vad.update(frame, level)
+                if event is not None:
+                    if event is start:
+                        call.in_speech = True
+                        self._emit("speech-start", call)
+                    elif event is end:
+                        call.in_speech = False
+                        self._emit("speech-end", call)
+            if call.message is not None:
+                call.on_inbound(frame, call.in_speech)
                 woke = True
         return woke
 
@@ -479,6 +492,7 @@ class Engine:
         return woke
 
     def _key(self, call: Call, digit: str) -> None:
+        self._keyed.append(call)
         call.on_key(digit)
         if self.store is not None:
             cdr.cdr_keys(self.store, call.id, digit)
@@ -498,40 +512,22 @@ class Engine:
         return woke
 
     def _outbound(self, calls: list[Call]) -> None:
-        outs: list[bytes] = []
-        recorded: list[Call] = []
+        ended = CallState.ENDED
         for call in calls:
-            if call.state is CallState.ENDED:
+            if call.state is ended:
                 continue
             out = call.next_output() if call.source is not None else None
             if out is None:
                 out = SILENCE
             call.line.write_frame(out)
-            if call.recorder is not None:
-                outs.append(out)
-                recorded.append(call)
-        if not recorded:
-            return
-        m = len(recorded)
-        stereo = np.empty((m, SAMPLES_PER_FRAME, 2), dtype="<i2")
-        stereo[:, :, 0] = np.frombuffer(
-            b"".join(c.inbound_frame for c in recorded), dtype="<i2"
-        ).reshape(m, SAMPLES_PER_FRAME)
-        stereo[:, :, 1] = np.frombuffer(b"".join(outs), dtype="<i2").reshape(m, SAMPLES_PER_FRAME)
-        for i, call in enumerate(recorded):
             rec = call.recorder
             if rec is not None:
-                rec.write(stereo[i].tobytes())
+                # Left the caller, right the box: one stereo frame per inbound frame.
+                rec.write_stereo(call.inbound_frame, out)
                 if call.catch_up:
                     # Frames caught up this tick: the box said nothing over them.
                     for frame in call.catch_up:
-                        rec.write(_stereo_with_silence(frame))
-
-
-def _stereo_with_silence(frame: bytes) -> bytes:
-    out = np.zeros((SAMPLES_PER_FRAME, 2), dtype="<i2")
-    out[:, 0] = np.frombuffer(frame, dtype="<i2")
-    return out.tobytes()
+                        rec.write_stereo(frame, SILENCE)
 
 
 _PROGRESS_CAUSES = {

@@ -19,6 +19,8 @@ import wave
 from pathlib import Path
 from typing import NoReturn
 
+import numpy as np
+
 from appliance.media.frame import FRAME_BYTES, SAMPLE_RATE, SAMPLES_PER_FRAME
 
 log = logging.getLogger(__name__)
@@ -59,6 +61,10 @@ class Recorder:
         # such frame, then every flush_frames, so write() tests one integer.
         self._countdown = flush_frames - flush_offset % flush_frames
         self._buf = bytearray()
+        # Stereo frames given as two mono frames are kept apart until the flush and
+        # interleaved then, in one numpy pass over a second of audio instead of per frame.
+        self._left = bytearray()
+        self._right = bytearray()
         self._flushed_bytes = 0
         self._dropped_bytes = 0
         self.error: OSError | None = None  # the disk error that stopped this recording
@@ -88,7 +94,8 @@ class Recorder:
     def frames_written(self) -> int:
         """Frames accepted so far (after a disk ``error`` the file holds fewer: see
         :func:`wav_frames`)."""
-        return (self._flushed_bytes + self._dropped_bytes + len(self._buf)) // self._frame_bytes
+        pending = len(self._buf) + 2 * len(self._left)
+        return (self._flushed_bytes + self._dropped_bytes + pending) // self._frame_bytes
 
     def write(self, data: bytes) -> None:
         """Append one frame of interleaved int16 (320 bytes mono, 640 stereo).
@@ -102,6 +109,29 @@ class Recorder:
             self._countdown = self.flush_frames
             self.flush()
 
+    def write_stereo(self, left: bytes, right: bytes) -> None:
+        """Append one stereo frame given as its two 320-byte mono frames (caller, box).
+
+        For a 2-channel recorder fed only this way (do not mix with :meth:`write`).
+        """
+        self._left += left
+        self._right += right
+        self._countdown -= 1
+        if not self._countdown:
+            self._countdown = self.flush_frames
+            self.flush()
+
+    def _interleave(self) -> None:
+        if not self._left:
+            return
+        both = np.empty(len(self._left), dtype="<i2")  # bytes of one side = samples of two
+        # No view may outlive this statement: a bytearray with a live export cannot shrink.
+        both[0::2] = np.frombuffer(self._left, dtype="<i2")
+        both[1::2] = np.frombuffer(self._right, dtype="<i2")
+        self._buf += both.tobytes()
+        self._left.clear()
+        self._right.clear()
+
     def flush(self) -> None:
         """Hand the buffered frames to the OS (a crash of the process then keeps them).
 
@@ -110,7 +140,10 @@ class Recorder:
         there (later audio would land after a partial write, misaligned); what was flushed
         before stays playable.
         """
-        if self._closed or not self._buf:
+        if self._closed:
+            return
+        self._interleave()
+        if not self._buf:
             return
         if self.error is None:
             try:
@@ -141,8 +174,10 @@ class Recorder:
                     " for recover()"
                 )
             return self.path
+        self._interleave()
         self._closed = True
         buf, self._buf = self._buf, _ClosedBuffer(self.path)
+        self._left = self._right = _ClosedBuffer(self.path)
         try:
             try:
                 try:
@@ -173,7 +208,7 @@ class Recorder:
         if self._closed:
             return
         self._closed = True
-        self._buf = _ClosedBuffer(self.path)
+        self._buf = self._left = self._right = _ClosedBuffer(self.path)
         try:
             # Closing the wave writer patches a header about to be deleted, but left open
             # its __del__ would later write to a closed file.
