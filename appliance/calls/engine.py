@@ -316,7 +316,11 @@ class Engine:
                         ended_at: float) -> None:
         path = await self.close_recorder(recorder, call.id) if recorder is not None else None
         if self.store is not None:
-            cdr.cdr_end(self.store, call.id, ended_at, cause, str(path) if path else None)
+            # Waited for (on the writer thread, not the loop): once the engine has stopped,
+            # every CDR row is final.
+            await asyncio.wrap_future(
+                cdr.cdr_end(self.store, call.id, ended_at, cause, str(path) if path else None)
+            )
 
     async def close_recorder(self, recorder: Recorder, call_id: str) -> Path | None:
         """Close a recorder off the loop (fsync and rename), then index the file."""

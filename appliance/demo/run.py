@@ -75,7 +75,7 @@ async def demo_caller(exchange: SimExchange, prompts: PromptLibrary, number: str
         _say(f"caller {number}: keyed {digits}#, {ok}, heard {len(bot.heard) / 16000:.1f} s, "
              f"box hung up ({cause})")
     except LineError as exc:
-        _say(f"caller {number}: {exc}")
+        _say(str(exc))
     finally:
         await bot.hangup()
 
