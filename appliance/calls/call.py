@@ -23,6 +23,7 @@ from appliance.media.tones import ToneSource, beep
 from drivers.base import Direction, Line
 
 if TYPE_CHECKING:
+    from appliance.calls.bridge import Bridge
     from appliance.calls.engine import Engine
     from appliance.media.dtmf import DigitMerger
     from appliance.media.progress import CallProgress
@@ -115,6 +116,7 @@ class Call:
         self.recording_path: Path | None = None
         self.task: asyncio.Task[None] | None = None
         # Flow-facing state.
+        self.bridge: Bridge | None = None  # heard and hearing other calls (when no source plays)
         self.source: Source | None = None
         self._source_done: asyncio.Future[str | None] | None = None
         self._typeahead: list[str] = []

@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from appliance.calls.bridge import Bridge
 from appliance.calls.call import Call, CallEnded, CallState, FlowFn
 from appliance.calls.clock import Clock
 from appliance.media.dtmf import DigitMerger, DtmfBank
@@ -300,6 +301,8 @@ class Engine:
         self._dtmf.close(call.dtmf_slot)
         self.collecting.discard(call)
         self.dialing.discard(call)
+        if call.bridge is not None:
+            call.bridge.remove(call)
         call.fail_pending(cause)
         self.stats.calls_ended += 1
         recorder, call.recorder = call.recorder, None
@@ -333,6 +336,13 @@ class Engine:
             cdr.index_recording(self.store, str(path), call_id, None, recorder.frames_written,
                                 False)
         return path
+
+    def create_bridge(self, *calls: Call, name: str = "") -> Bridge:
+        """A bridge holding ``calls``: each hears the others, mixed by the engine."""
+        bridge = Bridge(name)
+        for call in calls:
+            bridge.add(call)
+        return bridge
 
     def wait_ticks(self, call: Call, ticks: int) -> asyncio.Future[None]:
         fut: asyncio.Future[None] = self.loop.create_future()
@@ -522,7 +532,8 @@ class Engine:
                 continue
             out = call.next_output() if call.source is not None else None
             if out is None:
-                out = SILENCE
+                bridge = call.bridge
+                out = SILENCE if bridge is None else bridge.frame_for(call, self.tick_no)
             call.line.write_frame(out)
             rec = call.recorder
             if rec is not None:

@@ -3,6 +3,7 @@ row and the recordings it leaves."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import wave
 from pathlib import Path
@@ -244,3 +245,40 @@ def test_outbound_answer_busy_and_no_answer_from_the_line_audio(run_calls: Any) 
     assert results["13933334444"] == ("busy", "busy")
     assert results["13955556666"][1] == "no-answer"
     assert results["8001"] == ("signalled", "normal")
+
+
+def test_bridged_calls_hear_each_other_and_a_muted_member_only_listens(run_calls: Any) -> None:
+    calls: list[Call] = []
+
+    async def flow(call: Call) -> None:
+        await call.answer()
+        calls.append(call)
+        await call.wait_ended()
+
+    async def scenario(rig: Rig) -> tuple[CallerBot, CallerBot, CallerBot, bytes, bytes]:
+        a, b, c = (CallerBot(rig.exchange, f"1380000000{i}", name=n) for i, n in
+                   enumerate(("a", "b", "c")))
+        for bot in (a, b, c):
+            await bot.dial("95500")
+        while len(calls) < 3:
+            await rig.exchange_tick()
+        rig.engine.create_bridge(calls[0], calls[1]).add(calls[2], muted=True)
+        await a.wait(0.1)
+        said_a = concat([rig.prompts.get("welcome", "en")])[: 50 * FRAME]
+        said_c = concat([rig.prompts.get("goodbye", "en")])[: 50 * FRAME]
+        await asyncio.gather(a.send(said_a), c.send(said_c))
+        await a.wait(0.2)
+        await calls[0].hangup()
+        await b.wait(0.2)
+        for bot in (a, b, c):
+            await bot.hangup()
+        return a, b, c, said_a, said_c
+
+    a, b, c, said_a, said_c = run_calls(scenario, flow=flow)
+    # B hears A sample for sample (C is muted, B itself is silent); C listens in to A too.
+    assert said_a in bytes(b.heard) and said_a in bytes(c.heard)
+    # Nobody hears the muted listener, though C spoke at the same time as A: what B heard
+    # is exactly A, not A + C.
+    assert said_c[: 4 * FRAME] not in bytes(a.heard)
+    # A never hears itself: all A heard while it spoke was silence (B said nothing).
+    assert not np.frombuffer(bytes(a.heard), "<i2").any()
