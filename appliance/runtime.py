@@ -35,7 +35,8 @@ class DataDirs:
 
     @property
     def messages(self) -> Path:
-        return self.root / "messages"
+        # Under recordings/, so the engine's start-up recovery finds a message a crash cut.
+        return self.recordings / "messages"
 
     def create(self) -> DataDirs:
         for folder in (self.root, self.recordings, self.messages):

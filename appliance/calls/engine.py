@@ -193,11 +193,13 @@ class Engine:
         for path in recover(self.recordings):
             log.warning("recovered unfinished recording %s", path)
             if self.store is not None:
-                # Recordings are named after their call (a message: after the call too).
+                # A call's recording is <call id>.wav; other takes of the same call (a
+                # message: <call id>.msg.wav) are indexed with it but are not its recording.
                 call_id = path.stem.split(".")[0]
                 cdr.index_recording(self.store, str(path), call_id, None, wav_frames(path),
                                     True)
-                cdr.attach_recording(self.store, call_id, path)
+                if path.stem == call_id:
+                    cdr.attach_recording(self.store, call_id, path)
 
     # ------------------------------------------------------------------ lines and calls
     def accept(self, line: Line) -> None:

@@ -38,8 +38,8 @@ def make_demo_flow(messages_dir: Path | None) -> FlowFn:
         if messages_dir is not None:
             await call.play("leave_message", interruptible=False)
             await call.beep()
-            message = await call.record_message(messages_dir / f"{call.id}.wav", max_seconds=30.0,
-                                                silence_seconds=3.0)
+            message = await call.record_message(messages_dir / f"{call.id}.msg.wav",
+                                                max_seconds=30.0, silence_seconds=3.0)
             if message.path is not None:
                 await call.play("message_saved")
         await call.play("goodbye", interruptible=False)

@@ -105,7 +105,7 @@ def test_cdr_row_and_stereo_recording(run_calls: Any, tmp_path: Path) -> None:
     welcome = np.frombuffer(concat([PromptLibrary().get("welcome")]), "<i2")
     assert np.array_equal(right[:1600], welcome[:1600])
     # The message after the beep holds the caller's speech, byte for byte.
-    message = tmp_path / "messages" / f"{call_id}.wav"
+    message = tmp_path / "recordings" / "messages" / f"{call_id}.msg.wav"
     with wave.open(str(message)) as w:
         assert (w.getnchannels(), w.getframerate()) == (1, 8000)
         data = w.readframes(w.getnframes())
