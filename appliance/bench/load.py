@@ -140,7 +140,9 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
                 continue
             phase = (k + key_phase[j]) % key_every
             if phase < 4:
-                digit = KEY_DIGITS[(j + k // key_every) % 10]
+                # The digit is fixed by the key's first tick, so all four tone frames carry
+                # the same key even when k // key_every turns over in the middle of the tone.
+                digit = KEY_DIGITS[(j + (k - phase) // key_every) % 10]
                 if phase == 0:
                     if call.waiting_digit and measuring:
                         call.missed += 1
