@@ -63,7 +63,8 @@ def run_calls(tmp_path: Path, prompts: PromptLibrary) -> Callable[..., Any]:
             exchange = SimExchange(trunks=8)
             store = Store(tmp_path / "appliance.db")
             engine = Engine(clock=ManualClock(), drivers=[exchange],
-                            flow=flow or make_demo_flow(tmp_path / "recordings" / "messages"), prompts=prompts,
+                            flow=flow or make_demo_flow(tmp_path / "recordings" / "messages"),
+                            prompts=prompts,
                             store=store, recordings=tmp_path / "recordings")
             rig = Rig(engine, exchange, store, prompts, tmp_path)
             task = asyncio.create_task(engine.run())
