@@ -19,9 +19,9 @@ import numpy as np
 import numpy.typing as npt
 
 from appliance.media.frame import FRAME_BYTES, SILENCE, chunk_pcm
-from appliance.media.tones import dtmf_sequence
+from appliance.media.tones import ToneSource, dtmf_sequence
 from drivers.base import LineError, LineState
-from drivers.sim.exchange import TICKS_PER_SECOND, SimExchange, SimLine
+from drivers.sim.exchange import TICKS_PER_SECOND, SimExchange, SimLine, TrunksBusy
 
 
 class CallerBot:
@@ -42,6 +42,7 @@ class CallerBot:
         self._timers: list[tuple[int, int, asyncio.Future[None]]] = []
         self._sent_waiters: list[tuple[int, int, asyncio.Future[None]]] = []
         self._seq = itertools.count()
+        self._local_tone: ToneSource | None = None  # heard from the exchange itself
         self._heard_waiters: list[tuple[bytes, int, asyncio.Future[None]]] = []
         self._answered: asyncio.Future[None] | None = None
         self._ended: asyncio.Future[str] | None = None
@@ -53,7 +54,16 @@ class CallerBot:
         self._answered = loop.create_future()
         self._ended = loop.create_future()
         self.exchange.listen_ticks(self)
-        self.line = self.exchange.dial_in(self, callee)
+        try:
+            self.line = self.exchange.dial_in(self, callee)
+        except TrunksBusy as exc:
+            # What a person hears when the exchange has no line free: congestion, until
+            # they give up.
+            self._local_tone = ToneSource("congestion")
+            await self._guard(self._wait_ticks(3 * TICKS_PER_SECOND), allow_end=True)
+            self._local_tone = None
+            self._finish("congestion")
+            raise LineError(f"{self.name}: {callee} gave congestion ({exc})") from exc
         waiter = self._wait_ticks(round(timeout * TICKS_PER_SECOND))
         waits: set[asyncio.Future[Any]] = {self._answered, waiter, self._ended}
         await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
@@ -112,6 +122,12 @@ class CallerBot:
     def heard_samples(self) -> npt.NDArray[np.int16]:
         return np.frombuffer(bytes(self.heard), dtype="<i2").copy()
 
+    def heard_tone(self) -> str:
+        """Call-progress outcome of everything heard: busy, congestion, ringback, voice..."""
+        from appliance.media.progress import detect_progress
+
+        return detect_progress(self.heard_samples()).value
+
     def heard_digits(self) -> str:
         from appliance.media.dtmf import detect_digits
 
@@ -167,6 +183,8 @@ class CallerBot:
 
     def on_tick(self, tick: int) -> None:
         self._tick += 1
+        if self._local_tone is not None:
+            self.heard += self._local_tone.next_frame()
         timers = self._timers
         while timers and timers[0][0] <= self._tick:
             _, _, fut = heapq.heappop(timers)

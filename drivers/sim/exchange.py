@@ -42,6 +42,10 @@ log = logging.getLogger("drivers.sim")
 TICKS_PER_SECOND = 50
 
 
+class TrunksBusy(LineError):
+    """Every trunk line is taken: a caller hears congestion."""
+
+
 class Behaviour(enum.Enum):
     ANSWER = "answer"
     BUSY = "busy"
@@ -176,7 +180,7 @@ class SimExchange(Driver):
         if self._accept is None:
             raise LineError("sim: the exchange is not started (no engine attached)")
         if len(self.lines) >= self.trunks:
-            raise LineError(f"sim: all {self.trunks} trunk lines are busy")
+            raise TrunksBusy(f"sim: all {self.trunks} trunk lines are busy")
         line = SimLine(self, f"sim-{next(self._ids)}", Direction.INBOUND, bot.number, callee)
         line.bot = bot
         self.lines[line.id] = line

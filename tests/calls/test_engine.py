@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 
 from appliance.calls.call import Call
 from appliance.demo.flow import digit_prompts
@@ -282,3 +283,23 @@ def test_bridged_calls_hear_each_other_and_a_muted_member_only_listens(run_calls
     assert said_c[: 4 * FRAME] not in bytes(a.heard)
     # A never hears itself: all A heard while it spoke was silence (B said nothing).
     assert not np.frombuffer(bytes(a.heard), "<i2").any()
+
+
+def test_caller_hears_congestion_when_every_trunk_is_taken(run_calls: Any) -> None:
+    async def flow(call: Call) -> None:
+        await call.answer()
+        await call.wait_ended()
+
+    async def scenario(rig: Rig) -> tuple[str, str]:
+        rig.exchange.trunks = 1
+        first = CallerBot(rig.exchange, "13800000001")
+        await first.dial("95500")
+        second = CallerBot(rig.exchange, "13800000002")
+        with pytest.raises(LineError, match="congestion"):
+            await second.dial("95500")
+        await first.hangup()
+        return second.heard_tone(), first.heard_tone()
+
+    heard_by_second, heard_by_first = run_calls(scenario, flow=flow)
+    assert heard_by_second == "congestion"
+    assert heard_by_first == "silence"  # the box answered and said nothing
