@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import enum
 import math
+from functools import partial
 
+import _webrtcvad  # the C module behind webrtcvad.Vad (see VoiceActivity.__init__)
 import numpy as np
 import webrtcvad
 
-from appliance.media.frame import FRAME_BYTES, FRAME_MS, SAMPLE_RATE
+from appliance.media.frame import FRAME_BYTES, FRAME_MS, SAMPLE_RATE, SAMPLES_PER_FRAME
 
 FLOOR_DBFS = -120.0
 """Level reported for digital silence (an all-zero frame), instead of -inf."""
@@ -78,6 +80,9 @@ class VoiceActivity:
         if not 0 <= mode <= 3:
             raise ValueError(f"webrtcvad mode must be 0-3, got {mode}")
         self._vad = webrtcvad.Vad(mode)
+        # Vad.is_speech is a Python wrapper that only recomputes the length and checks it;
+        # for ≥ 600 channels every 20 ms, call the C function it wraps directly.
+        self._is_speech = partial(_webrtcvad.process, self._vad._vad, SAMPLE_RATE)
         self.start_frames = max(1, math.ceil(start_ms / FRAME_MS))
         self.end_frames = max(1, math.ceil(end_ms / FRAME_MS))
         self.margin_db = margin_db
@@ -99,8 +104,8 @@ class VoiceActivity:
                 floor = level_dbfs
             # The cheap gate first: most frames on most channels are line noise, and then
             # webrtcvad need not run at all.
-            if level_dbfs >= floor + self.margin_db and self._vad.is_speech(
-                frame if len(frame) == FRAME_BYTES else _pad(frame), SAMPLE_RATE
+            if level_dbfs >= floor + self.margin_db and self._is_speech(
+                frame if len(frame) == FRAME_BYTES else _pad(frame), SAMPLES_PER_FRAME
             ):
                 speech = True
             elif level_dbfs < floor:
