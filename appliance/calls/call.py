@@ -103,8 +103,7 @@ class Call:
         self.ended_at: float | None = None
         self.end_cause = ""
         self.keys = ""  # every key pressed on this call, in order
-        self.frames_in = 0
-        self.frames_late = 0
+        self.frames_late = 0  # ticks whose inbound frame had not arrived
         self.samples_in = 0  # stream position of the inbound side, for DigitMerger
         # Set by the engine when the call is attached.
         self.dtmf_slot = -1
@@ -122,7 +121,7 @@ class Call:
         self._typeahead: list[str] = []
         self._collector: DigitCollector | None = None
         self._collect_done: asyncio.Future[Collected] | None = None
-        self.message: _MessageTake | None = None
+        self.message: _MessageTake | None = None  # the message being recorded, if any
         self._answered: asyncio.Future[None] | None = None
         self._ended: asyncio.Future[str] = engine.loop.create_future()
         self.in_speech = False

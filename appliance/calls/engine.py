@@ -59,6 +59,8 @@ log = logging.getLogger("appliance.calls")
 TICK = FRAME_MS / 1000
 #: fall this far behind and the engine skips ahead instead of sending a burst of frames
 MAX_BEHIND_TICKS = 5
+#: how long a flow may take to unwind after its call ended before it is cancelled
+FLOW_GRACE_SECONDS = 5.0
 
 
 @dataclass
@@ -112,7 +114,7 @@ class Engine:
         self._seq = itertools.count()
         self._dtmf = DtmfBank()
         self._stopping = False
-        self._cleanups: set[asyncio.Future[Any]] = set()
+        self._cleanups: set[asyncio.Future[Any]] = set()  # finalising and unwinding
         self._loop: asyncio.AbstractEventLoop | None = None
         self.start_time = 0.0  # clock time of tick 0: every tick n is due at start + n × 20 ms
         self.started = asyncio.Event()
@@ -169,6 +171,11 @@ class Engine:
     async def _shutdown(self) -> None:
         for call in list(self.calls):
             self._end_now(call, CAUSE_SHUTDOWN)
+        flows = [c.task for c in self.calls if c.task is not None and not c.task.done()]
+        if flows:
+            _, stuck = await asyncio.wait(flows, timeout=FLOW_GRACE_SECONDS)
+            for task in stuck:
+                task.cancel()
         for line in self._pending:
             line.hangup(CAUSE_SHUTDOWN)
         self._pending.clear()
@@ -310,7 +317,12 @@ class Engine:
         recorder, call.recorder = call.recorder, None
         task = call.task
         if task is not None and task is not asyncio.current_task() and not task.done():
-            task.cancel()
+            # The flow unwinds by itself: its pending action returns (a message being
+            # recorded is closed and kept) or raises CallEnded. Only a flow stuck on
+            # something else is cancelled, after a grace period.
+            self.loop.call_later(FLOW_GRACE_SECONDS, _cancel_if_running, task)
+            self._cleanups.add(task)
+            task.add_done_callback(self._cleanups.discard)
         self._emit("ended", call, cause=cause)
         done = self.loop.create_task(self._finalise(call, recorder, cause, call.ended_at))
         self._cleanups.add(done)
@@ -338,6 +350,12 @@ class Engine:
             cdr.index_recording(self.store, str(path), call_id, None, recorder.frames_written,
                                 False)
         return path
+
+    async def settle(self) -> None:
+        """Wait until every ended call is fully cleaned up: its flow has unwound (closing
+        any message it was recording), its recording is in place and its CDR row final."""
+        while self._cleanups:
+            await asyncio.gather(*list(self._cleanups), return_exceptions=True)
 
     def create_bridge(self, *calls: Call, name: str = "") -> Bridge:
         """A bridge holding ``calls``: each hears the others, mixed by the engine."""
@@ -553,6 +571,13 @@ _PROGRESS_CAUSES = {
     Outcome.RINGBACK: CAUSE_NO_ANSWER,
     Outcome.SILENCE: CAUSE_NO_ANSWER,
 }
+
+
+def _cancel_if_running(task: asyncio.Task[None]) -> None:
+    if not task.done():
+        log.warning("flow %s still running %.0f s after its call ended; cancelled",
+                    task.get_name(), FLOW_GRACE_SECONDS)
+        task.cancel()
 
 
 def _driver_name(line: Line) -> str:

@@ -303,3 +303,23 @@ def test_caller_hears_congestion_when_every_trunk_is_taken(run_calls: Any) -> No
     heard_by_second, heard_by_first = run_calls(scenario, flow=flow)
     assert heard_by_second == "congestion"
     assert heard_by_first == "silence"  # the box answered and said nothing
+
+
+def test_hanging_up_while_leaving_a_message_keeps_the_message(run_calls: Any) -> None:
+    async def scenario(rig: Rig) -> tuple[list[Path], list[Path], bytes]:
+        bot = CallerBot(rig.exchange, "13800138009")
+        await bot.dial("95500")
+        await bot.press("8#")
+        assert await bot.wait_for(concat([Prompt.from_samples("beep", beep())]), timeout=20)
+        said = speech(rig.prompts)[: 100 * FRAME]
+        await bot.send(said)
+        await bot.hangup()  # the usual way to finish a message
+        await rig.exchange_tick()  # the engine sees the hang-up on its next tick
+        await rig.exchange_tick()
+        await rig.engine.settle()
+        return (list(rig.messages.glob("*.msg.wav")), list(rig.messages.glob("*.part")), said)
+
+    done, unfinished, said = run_calls(scenario)
+    assert len(done) == 1 and not unfinished  # closed at the hang-up, not left for recovery
+    with wave.open(str(done[0])) as w:
+        assert said in w.readframes(w.getnframes())
