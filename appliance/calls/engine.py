@@ -131,8 +131,14 @@ class Engine:
         """Start the drivers and tick until :meth:`stop`; then end every call cleanly."""
         self._loop = asyncio.get_running_loop()
         self._recover()
-        for driver in self.drivers:
-            await driver.start(self.accept)
+        try:
+            for driver in self.drivers:
+                await driver.start(self.accept)
+        except BaseException:
+            # Wake whoever waits for the start; they find the run task failed.
+            self.started.set()
+            await self._shutdown()
+            raise
         start = self.start_time = self.clock.now()
         n = 0
         self.started.set()

@@ -108,6 +108,9 @@ async def run_demo(data: Path, audiosocket_port: int, every: float, concurrent: 
     install_stop_signals(engine.stop)
     engine_task = asyncio.create_task(engine.run())
     await engine.started.wait()
+    if engine_task.done():
+        store.close()
+        engine_task.result()  # raises why the engine could not start (e.g. port in use)
     _say(f"engine up: simulated exchange (service number {SERVICE_NUMBER}), AudioSocket on "
          f"127.0.0.1:{audiosocket.port}, data in {dirs.root}; Ctrl-C to stop")
     caller_task = asyncio.create_task(callers(exchange, prompts, engine, every, concurrent))
