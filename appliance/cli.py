@@ -39,7 +39,11 @@ def run(data: Path, port: int, every: float, concurrent: int) -> None:
     from appliance.demo.run import run_demo
     from appliance.runtime import run_loop
 
-    run_loop(lambda: run_demo(data, port, every, concurrent, show_calls=10))
+    try:
+        run_loop(lambda: run_demo(data, port, every, concurrent, show_calls=10))
+    except OSError as exc:
+        raise click.ClickException(f"could not start: {exc} (another engine on port {port}? "
+                                   "try --port)") from exc
 
 
 @main.command()
@@ -51,7 +55,10 @@ def engine(data: Path, audiosocket: str, sim: bool) -> None:
     """Run the engine with the configured drivers until SIGINT/SIGTERM."""
     from appliance.runtime import run_loop
 
-    run_loop(lambda: _engine(data, audiosocket, sim))
+    try:
+        run_loop(lambda: _engine(data, audiosocket, sim))
+    except OSError as exc:
+        raise click.ClickException(f"could not start: {exc}") from exc
 
 
 async def _engine(data: Path, audiosocket: str, sim: bool) -> None:
@@ -89,6 +96,30 @@ async def _engine(data: Path, audiosocket: str, sim: bool) -> None:
         await eng.run()
     finally:
         store.close()
+
+
+@main.command(context_settings={"ignore_unknown_options": True})
+@click.option("--lang", type=click.Choice(["zh", "yue", "en"]), required=True)
+@click.option("--kind", type=click.Choice(["number", "money", "date", "time", "percent",
+                                           "digits"]), required=True)
+@click.argument("value")
+def say(lang: str, kind: str, value: str) -> None:
+    """Print how the IVR speaks VALUE: its segment names, then (last line) the spoken text.
+
+    VALUE is 0 … 10^12 (number), yuan like 1234.56 (money), 2026-11-26 (date), 14:30 (time),
+    3.5 or 3.5% (percent), or a digit string (digits).
+    """
+    from appliance.ivr.speech import say as segments_of
+    from appliance.ivr.speech import spoken_text
+
+    # ignore_unknown_options lets "-5" arrive as VALUE, so it is refused as negative
+    # rather than as an unknown option.
+    try:
+        segments = segments_of(lang, kind, value)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(" ".join(segments))
+    click.echo(spoken_text(lang, segments))
 
 
 @main.group()

@@ -3,8 +3,11 @@
 
 Each prompt becomes ``prompts/<lang>/<name>.wav``: 8 kHz, 16-bit, mono, leading and
 trailing silence trimmed. The generated files are committed, so the box itself needs no
-speech synthesis; any file can later be replaced by a human recording. Needs the Debian
-packages espeak-ng and sox. Usage: ``python3 prompts/generate.py [LANG ...]``.
+speech synthesis; any file can later be replaced by a human recording. A language may set
+its espeak-ng ``speed`` (words per minute, default 150) next to its ``voice``. Output is
+not dithered, so the same manifest always gives the same bytes and regenerating leaves
+unchanged prompts unchanged in git. Needs the Debian packages espeak-ng and sox.
+Usage: ``python3 prompts/generate.py [LANG ...]``.
 """
 
 from __future__ import annotations
@@ -16,14 +19,16 @@ import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+DEFAULT_SPEED = 150
 
 
-def render(text: str, voice: str, out: Path) -> None:
+def render(text: str, voice: str, out: Path, speed: int = DEFAULT_SPEED) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         raw = Path(tmp) / "raw.wav"
-        subprocess.run(["espeak-ng", "-v", voice, "-s", "150", "-w", str(raw), text], check=True)
+        subprocess.run(["espeak-ng", "-v", voice, "-s", str(speed), "-w", str(raw), text],
+                       check=True)
         subprocess.run(
-            ["sox", str(raw), "-r", "8000", "-b", "16", "-c", "1", "-e", "signed-integer",
+            ["sox", "-D", str(raw), "-r", "8000", "-b", "16", "-c", "1", "-e", "signed-integer",
              str(out), "silence", "1", "0.02", "0.5%", "reverse", "silence", "1", "0.02",
              "0.5%", "reverse", "gain", "-n", "-6"],
             check=True,
@@ -38,7 +43,7 @@ def main(langs: list[str]) -> None:
         folder = HERE / lang
         folder.mkdir(exist_ok=True)
         for name, text in entry["prompts"].items():
-            render(text, entry["voice"], folder / f"{name}.wav")
+            render(text, entry["voice"], folder / f"{name}.wav", entry.get("speed", DEFAULT_SPEED))
             print(f"{lang}/{name}.wav  {text}")
 
 
