@@ -1,0 +1,309 @@
+"""Runs a validated :class:`~appliance.ivr.flow.Flow` on a call, node by node.
+
+Each node type is one coroutine that performs its actions on the :class:`Call` and returns
+the id of the next node (None ends the flow). Everything that decides the caller's path (a
+key, a timeout, a lookup's result, the language chosen, the hours branch taken) is appended
+to the call's *path log*, a list of JSON-ready dicts that :func:`run_flow` returns and an
+``on_step`` callback sees as it grows, so the CDR can store how the caller went through the
+menu. Lookups and the wall clock enter as parameters: a test passes plain functions and a
+fixed ``clock_now``. Nodes not yet backed by their subsystem (``transfer`` before the ACD,
+``fax`` before the fax sender) log what they would do and carry on to ``next``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import inspect
+import logging
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, Final
+
+from appliance.calls.call import Call, CallEnded, FlowFn
+from appliance.ivr.flow import DEFAULT_PROMPTS, WEEKDAYS, Flow
+from appliance.ivr.speech import say
+
+log = logging.getLogger(__name__)
+
+Step = dict[str, Any]
+OnStep = Callable[[Call, Step], None]
+Lookup = Callable[..., Any]
+
+DEFAULT_MENU_TIMEOUT: Final = 5.0
+DEFAULT_MENU_RETRIES: Final = 2
+DEFAULT_COLLECT_TIMEOUT: Final = 8.0
+DEFAULT_INTER_TIMEOUT: Final = 4.0
+DEFAULT_RECORD_SECONDS: Final = 120.0
+#: node visits per call; far more than any caller makes, so only a flow loop reaches it
+MAX_STEPS: Final = 2000
+OPERATOR_KEY: Final = "0"
+
+
+class _Run:
+    """The state of one call going through a flow."""
+
+    def __init__(self, call: Call, flow: Flow, lookups: Mapping[str, Lookup],
+                 clock_now: Callable[[], dt.datetime], messages_dir: Path | None,
+                 on_step: OnStep | None) -> None:
+        self.call = call
+        self.flow = flow
+        self.lookups = lookups
+        self.clock_now = clock_now
+        self.messages_dir = messages_dir
+        self.on_step = on_step
+        self.path: list[Step] = []
+        self.variables: dict[str, str] = {"caller": call.caller, "callee": call.callee,
+                                          "call_id": call.id}
+
+    def step(self, node_id: str, node: Mapping[str, Any], **details: Any) -> None:
+        entry: Step = {"node": node_id, "type": node["type"], "tick": self.call.engine.tick_no,
+                       **details}
+        self.path.append(entry)
+        if self.on_step is not None:
+            self.on_step(self.call, entry)
+
+    async def run(self) -> list[Step]:
+        call = self.call
+        try:
+            await call.answer()
+            node_id: str | None = self.flow.start
+            steps = 0
+            while node_id is not None:
+                steps += 1
+                if steps > MAX_STEPS:
+                    log.error("call %s: flow %s looped past %d nodes; hanging up", call.id,
+                              self.flow.name, MAX_STEPS)
+                    self.path.append({"event": "loop", "node": node_id})
+                    await call.hangup("flow-loop")
+                    break
+                node = self.flow.node(node_id)
+                handler = getattr(self, "_" + node["type"])
+                node_id = await handler(node_id, node)
+        except CallEnded as exc:
+            # The caller hanging up is how most calls end: the path so far is the result.
+            self.path.append({"event": "ended", "cause": exc.cause})
+        return self.path
+
+    # ------------------------------------------------------------------ node types
+    async def _play(self, node_id: str, node: Mapping[str, Any]) -> str:
+        key = await self.call.play(*node["prompts"],
+                                   interruptible=node.get("interruptible", True))
+        self.step(node_id, node, **({"interrupted_by": key} if key else {}))
+        return str(node["next"])
+
+    async def _menu(self, node_id: str, node: Mapping[str, Any]) -> str:
+        call = self.call
+        options: Mapping[str, str] = node["options"]
+        retries = node.get("retries", DEFAULT_MENU_RETRIES)
+        timeout = float(node.get("timeout", DEFAULT_MENU_TIMEOUT))
+        failures = 0
+        prompt: list[str] = list(node["prompt"])
+        while True:
+            # No terminator: '#' and '*' are menu keys like any other.
+            got = await call.collect(1, terminator="", first_timeout=timeout,
+                                     inter_timeout=timeout, prompt=prompt)
+            key = got.digits
+            if key in options:
+                self.step(node_id, node, key=key)
+                return options[key]
+            if key == OPERATOR_KEY and self.flow.operator is not None:
+                self.step(node_id, node, key=key, operator=True)
+                return self.flow.operator
+            failures += 1
+            # One count for invalid keys and silences: the caller gets retries+1 tries in
+            # all, and the last failure's kind picks where they go.
+            outcome = "invalid" if key else "timeout"
+            self.step(node_id, node, key=key, outcome=outcome, attempt=failures)
+            if failures > retries:
+                return str(node["on_invalid" if key else "on_timeout"])
+            extra = node.get("invalid_prompt" if key else "timeout_prompt", [])
+            prompt = [*extra, *node["prompt"]]
+
+    async def _collect(self, node_id: str, node: Mapping[str, Any]) -> str:
+        got = await self.call.collect(
+            node["max_digits"], terminator=node.get("terminator", "#"),
+            first_timeout=float(node.get("timeout", DEFAULT_COLLECT_TIMEOUT)),
+            inter_timeout=float(node.get("inter_timeout", DEFAULT_INTER_TIMEOUT)),
+            prompt=list(node["prompt"]))
+        self.step(node_id, node, digits=got.digits, end=got.end.value)
+        if not got.digits:
+            return str(node["on_timeout"])
+        self.variables[node["into"]] = got.digits
+        return str(node["next"])
+
+    async def _language(self, node_id: str, node: Mapping[str, Any]) -> str:
+        call = self.call
+        got = await call.collect(1, terminator="",
+                                 first_timeout=float(node.get("timeout", DEFAULT_MENU_TIMEOUT)),
+                                 prompt=list(node["prompt"]))
+        chosen = node["options"].get(got.digits)
+        if chosen is not None:
+            call.language = chosen
+        # No choice or a wrong key keeps the language the call has: the caller still gets
+        # through, in the box's default language.
+        self.step(node_id, node, key=got.digits, language=call.language)
+        return str(node["next"])
+
+    async def _hours(self, node_id: str, node: Mapping[str, Any]) -> str:
+        now = self.clock_now()
+        day = WEEKDAYS[now.weekday()]
+        hhmm = now.strftime("%H:%M")
+        is_open = any(day in s["days"] and s["from"] <= hhmm < s["to"]
+                      for s in node["schedule"])
+        self.step(node_id, node, now=now.isoformat(timespec="minutes"), open=is_open)
+        return str(node["open" if is_open else "closed"])
+
+    async def _lookup(self, node_id: str, node: Mapping[str, Any]) -> str:
+        args = [self.variables.get(a, "") for a in node.get("args", [])]
+        try:
+            result = self.lookups[node["function"]](*args)
+            if inspect.isawaitable(result):
+                result = await result
+        except CallEnded:
+            raise
+        except Exception as exc:
+            # A failing back end sends the caller down the not-found branch (usually an
+            # agent) rather than dropping the call.
+            log.exception("call %s: lookup %s failed", self.call.id, node["function"])
+            self.step(node_id, node, function=node["function"], args=args, error=str(exc))
+            return str(node["on_not_found"])
+        found = result is not None and result is not False
+        logged = _jsonable(result)
+        self.step(node_id, node, function=node["function"], args=args, result=logged,
+                  found=found)
+        if not found:
+            return str(node["on_not_found"])
+        into = node["into"]
+        if isinstance(result, Mapping):
+            # {"premium": "1234.50"} is read as the variable "<into>.premium".
+            for key, value in result.items():
+                self.variables[f"{into}.{key}"] = str(value)
+            self.variables[into] = "1"
+        else:
+            self.variables[into] = str(result)
+        return str(node["on_found"])
+
+    async def _speak(self, node_id: str, node: Mapping[str, Any]) -> str:
+        call = self.call
+        value = (self.variables.get(node["variable"], "") if "variable" in node
+                 else str(node["value"]))
+        try:
+            segments = say(call.language, node["kind"], value)
+        except ValueError as exc:
+            # A value the grammar refuses (a bad lookup result) is skipped, not fatal.
+            self.step(node_id, node, value=value, error=str(exc))
+            return str(node["next"])
+        key = await call.play(*segments, interruptible=node.get("interruptible", True))
+        self.step(node_id, node, value=value, segments=segments,
+                  **({"interrupted_by": key} if key else {}))
+        return str(node["next"])
+
+    async def _take_message(self, node_id: str, node: Mapping[str, Any], prompt: list[str],
+                            path: Path) -> str:
+        call = self.call
+        await call.play(*prompt, interruptible=False)
+        await call.beep()
+        message = await call.record_message(
+            path, max_seconds=float(node.get("max_seconds", DEFAULT_RECORD_SECONDS)))
+        saved = str(message.path) if message.path is not None else ""
+        self.step(node_id, node, recording=saved, seconds=round(message.seconds, 2),
+                  end=message.end.value)
+        return saved
+
+    def _messages(self) -> Path:
+        if self.messages_dir is None:
+            raise RuntimeError(f"flow {self.flow.name} records, but no messages_dir was given")
+        return self.messages_dir
+
+    async def _record(self, node_id: str, node: Mapping[str, Any]) -> str:
+        path = self._messages() / f"{self.call.id}.{node_id}.wav"
+        self.variables[node["into"]] = await self._take_message(node_id, node,
+                                                                list(node["prompt"]), path)
+        return str(node["next"])
+
+    async def _voicemail(self, node_id: str, node: Mapping[str, Any]) -> str:
+        path = self._messages() / "voicemail" / node["box"] / f"{self.call.id}.wav"
+        prompt = node.get("prompt", DEFAULT_PROMPTS["voicemail"]["prompt"])
+        await self._take_message(node_id, node, list(prompt), path)
+        return str(node["next"])
+
+    async def _transfer(self, node_id: str, node: Mapping[str, Any]) -> str:
+        # Until the ACD exists a transfer only tells the caller and moves on.
+        self.step(node_id, node, queue=node["queue"], transferred=False)
+        await self.call.play(*node["prompt"], interruptible=False)
+        return str(node["next"])
+
+    async def _fax(self, node_id: str, node: Mapping[str, Any]) -> str:
+        self.step(node_id, node, document=node["document"], sent=False)
+        if node.get("prompt"):
+            await self.call.play(*node["prompt"], interruptible=False)
+        return str(node["next"])
+
+    async def _goto(self, node_id: str, node: Mapping[str, Any]) -> str:
+        return str(node["target"])
+
+    async def _hangup(self, node_id: str, node: Mapping[str, Any]) -> None:
+        self.step(node_id, node)
+        if node.get("prompt"):
+            await self.call.play(*node["prompt"], interruptible=False)
+        await self.call.hangup()
+
+
+def _jsonable(value: Any) -> Any:
+    """A lookup result as the CDR can store it."""
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return str(value)
+
+
+def _local_now() -> dt.datetime:
+    return dt.datetime.now()
+
+
+async def run_flow(
+    call: Call,
+    flow: Flow,
+    lookups: Mapping[str, Lookup],
+    *,
+    clock_now: Callable[[], dt.datetime] = _local_now,
+    messages_dir: Path | None = None,
+    on_step: OnStep | None = None,
+) -> list[Step]:
+    """Run ``flow`` on ``call`` until a hangup node or the caller hangs up; returns the path
+    log (also fed entry by entry to ``on_step``)."""
+    return await _Run(call, flow, lookups, clock_now, messages_dir, on_step).run()
+
+
+def make_flow_handler(
+    flow: Flow,
+    lookups: Mapping[str, Lookup],
+    *,
+    clock_now: Callable[[], dt.datetime] = _local_now,
+    messages_dir: Path | None = None,
+    on_step: OnStep | None = None,
+    on_done: Callable[[Call, list[Step]], None] | None = None,
+) -> FlowFn:
+    """The engine's flow function for ``flow``. Refuses at once (ValueError) a flow that
+    calls a lookup not supplied or records with nowhere to put messages, rather than on
+    the first caller who reaches that node."""
+    missing = sorted(flow.functions() - set(lookups))
+    if missing:
+        raise ValueError(f"flow {flow.name!r} calls lookups that were not supplied: "
+                         f"{', '.join(missing)} (supplied: {', '.join(sorted(lookups))})")
+    if messages_dir is None and (flow.has("record") or flow.has("voicemail")):
+        raise ValueError(f"flow {flow.name!r} records messages: give messages_dir")
+
+    async def flow_handler(call: Call) -> None:
+        path = await run_flow(call, flow, lookups, clock_now=clock_now,
+                              messages_dir=messages_dir, on_step=on_step)
+        if on_done is not None:
+            on_done(call, path)
+
+    return flow_handler
+
+
+__all__ = ["MAX_STEPS", "Step", "make_flow_handler", "run_flow"]
