@@ -178,5 +178,16 @@ def bench_engine(channels: int, seconds: float, warmup: float, engine_core: int,
     click.echo(json.dumps(result))
 
 
+@bench.command("lookup")
+@click.option("--policies", default=100_000, show_default=True, help="Size of the demo book.")
+@click.option("--lookups", default=5000, show_default=True, type=click.IntRange(min=100),
+              help="Policy lookups timed.")
+def bench_lookup(policies: int, lookups: int) -> None:
+    """Policy lookups by number with ID verification on a temporary demo book."""
+    from appliance.insurance.bench import run_lookup_bench
+
+    click.echo(json.dumps(run_lookup_bench(policies=policies, lookups=lookups)))
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -66,9 +66,141 @@ def _recordings(db: Database) -> None:
     db.execute("CREATE INDEX recordings_call_id ON recordings (call_id)")
 
 
+def _insurance(db: Database) -> None:
+    # The insurance book the IVR and the admin read. Money is INTEGER fen (exact, and sums
+    # in SQL stay exact); rates are TEXT decimals because they carry four places and must
+    # not pass through a float. ID card numbers are never stored: only a salted hash, the
+    # masked form shown on pages, and the last four characters the IVR verifies against
+    # (the masked form already shows them, so hashing them would hide nothing).
+    db.execute(
+        """
+        CREATE TABLE products (
+            code TEXT PRIMARY KEY NOT NULL,
+            name_zh TEXT NOT NULL,
+            name_en TEXT NOT NULL,
+            kind TEXT NOT NULL
+                CHECK (kind IN ('term_life', 'accident', 'critical_illness', 'motor')),
+            clauses_zh TEXT NOT NULL DEFAULT '',
+            clauses_en TEXT NOT NULL DEFAULT '',
+            min_sum_fen INTEGER NOT NULL,
+            max_sum_fen INTEGER NOT NULL
+        ) STRICT
+        """
+    )
+    # One row a cell of the rate table. A NULL dimension means "any" (accident cover is
+    # not priced by sex, motor not by age); age and vehicle-value bands are inclusive.
+    db.execute(
+        """
+        CREATE TABLE rates (
+            id INTEGER PRIMARY KEY,
+            product_code TEXT NOT NULL REFERENCES products (code),
+            age_min INTEGER,
+            age_max INTEGER,
+            sex TEXT CHECK (sex IN ('M', 'F')),
+            term INTEGER,
+            payment_mode TEXT CHECK (payment_mode IN ('annual', 'monthly', 'single')),
+            value_min_fen INTEGER,
+            value_max_fen INTEGER,
+            seats_min INTEGER,
+            seats_max INTEGER,
+            rate_per_1000 TEXT NOT NULL,
+            base_fen INTEGER NOT NULL DEFAULT 0
+        ) STRICT
+        """
+    )
+    db.execute("CREATE INDEX rates_product ON rates (product_code)")
+    db.execute(
+        """
+        CREATE TABLE customers (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL,
+            sex TEXT CHECK (sex IN ('M', 'F')),
+            birthday TEXT,
+            phone TEXT,
+            id_salt TEXT NOT NULL,
+            id_hash TEXT NOT NULL,
+            id_masked TEXT NOT NULL,
+            id_last4 TEXT NOT NULL
+        ) STRICT
+        """
+    )
+    db.execute("CREATE INDEX customers_phone ON customers (phone)")
+    db.execute(
+        """
+        CREATE TABLE salespeople (
+            code TEXT PRIMARY KEY NOT NULL,
+            name TEXT NOT NULL,
+            branch TEXT NOT NULL,
+            licence_no TEXT NOT NULL,
+            licence_status TEXT NOT NULL
+                CHECK (licence_status IN ('valid', 'expired', 'suspended')),
+            phone TEXT,
+            pin_hash TEXT NOT NULL,
+            failed_pins INTEGER NOT NULL DEFAULT 0,
+            locked INTEGER NOT NULL DEFAULT 0 CHECK (locked IN (0, 1))
+        ) STRICT
+        """
+    )
+    db.execute("CREATE INDEX salespeople_branch ON salespeople (branch)")
+    db.execute(
+        """
+        CREATE TABLE policies (
+            number TEXT PRIMARY KEY NOT NULL,
+            product_code TEXT NOT NULL REFERENCES products (code),
+            holder_id INTEGER NOT NULL REFERENCES customers (id),
+            insured_id INTEGER NOT NULL REFERENCES customers (id),
+            status TEXT NOT NULL
+                CHECK (status IN ('in_force', 'lapsed', 'surrendered', 'pending')),
+            sum_insured_fen INTEGER NOT NULL,
+            premium_fen INTEGER NOT NULL,
+            payment_mode TEXT NOT NULL CHECK (payment_mode IN ('annual', 'monthly', 'single')),
+            term INTEGER,
+            issued_on TEXT NOT NULL,
+            next_due_date TEXT,
+            next_due_fen INTEGER,
+            salesperson_code TEXT REFERENCES salespeople (code)
+        ) STRICT
+        """
+    )
+    db.execute("CREATE INDEX policies_holder ON policies (holder_id)")
+    db.execute("CREATE INDEX policies_insured ON policies (insured_id)")
+    db.execute("CREATE INDEX policies_salesperson ON policies (salesperson_code)")
+    # Premium reminders select by status and due date.
+    db.execute("CREATE INDEX policies_status_due ON policies (status, next_due_date)")
+    db.execute(
+        """
+        CREATE TABLE commissions (
+            salesperson_code TEXT NOT NULL REFERENCES salespeople (code),
+            month TEXT NOT NULL,
+            commission_fen INTEGER NOT NULL,
+            premium_fen INTEGER NOT NULL,
+            policies_sold INTEGER NOT NULL,
+            PRIMARY KEY (salesperson_code, month)
+        ) STRICT
+        """
+    )
+    db.execute(
+        """
+        CREATE TABLE claims (
+            case_number TEXT PRIMARY KEY NOT NULL,
+            policy_number TEXT NOT NULL REFERENCES policies (number),
+            reported_at TEXT NOT NULL,
+            caller TEXT,
+            description_recording TEXT,
+            status TEXT NOT NULL DEFAULT 'reported'
+                CHECK (status IN ('reported', 'investigating', 'approved', 'rejected',
+                                  'paid', 'closed'))
+        ) STRICT
+        """
+    )
+    db.execute("CREATE INDEX claims_policy ON claims (policy_number)")
+    db.execute("CREATE INDEX claims_reported_at ON claims (reported_at)")
+
+
 MIGRATIONS: list[Step] = [
     ("0001_calls", _calls),
     ("0002_recordings", _recordings),
+    ("0003_insurance", _insurance),
 ]
 
 

@@ -26,6 +26,8 @@ from appliance.store.cdr import (
 from appliance.store.db import Store, StoreClosedError
 from appliance.store.migrations import MIGRATIONS, Step, migrate
 
+ALL_STEPS = [name for name, _ in MIGRATIONS]
+
 
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[Store]:
@@ -54,13 +56,13 @@ def add_note(db: Database) -> None:
 def test_migrations_create_schema_once(tmp_path: Path) -> None:
     path = tmp_path / "app.db"
     with Store(path) as s:
-        assert s.migrated == ["0001_calls", "0002_recordings"]
+        assert s.migrated == ALL_STEPS
     assert {"calls", "recordings", "_sqlite_migrations"} <= tables(path)
     with Database(path) as db:
         assert {i.name for i in db["calls"].indexes} >= {"calls_started_at", "calls_caller"}
     with Store(path) as s:
         assert s.migrated == []
-    assert applied(path) == ["0001_calls", "0002_recordings"]
+    assert applied(path) == ALL_STEPS
     with Database(path) as db:
         assert migrate(db) == []
 
@@ -68,8 +70,8 @@ def test_migrations_create_schema_once(tmp_path: Path) -> None:
 def test_new_step_applies_on_next_open(tmp_path: Path) -> None:
     path = tmp_path / "app.db"
     Store(path).close()
-    with Store(path, migrations=[*MIGRATIONS, ("0003_notes", add_note)]) as s:
-        assert s.migrated == ["0003_notes"]
+    with Store(path, migrations=[*MIGRATIONS, ("9001_notes", add_note)]) as s:
+        assert s.migrated == ["9001_notes"]
     assert "notes" in tables(path)
 
 
@@ -82,11 +84,11 @@ def test_failing_migration_leaves_nothing_half_applied(tmp_path: Path) -> None:
         db.execute("ALTER TABLE calls ADD COLUMN half_done TEXT")
         raise RuntimeError("step failed midway")
 
-    steps: list[Step] = [*MIGRATIONS, ("0003_half", half), ("0004_notes", add_note)]
+    steps: list[Step] = [*MIGRATIONS, ("9001_half", half), ("9002_notes", add_note)]
     with pytest.raises(RuntimeError, match="step failed midway"):
         Store(path, migrations=steps)
     # The steps before the failure are applied, the failing one left no trace, none after.
-    assert applied(path) == ["0001_calls", "0002_recordings"]
+    assert applied(path) == ALL_STEPS
     assert "half" not in tables(path) and "notes" not in tables(path)
     with Database(path) as db:
         assert "half_done" not in db["calls"].columns_dict
@@ -96,9 +98,9 @@ def test_failing_migration_leaves_nothing_half_applied(tmp_path: Path) -> None:
     def whole(db: Database) -> None:
         db.execute("CREATE TABLE half (id INTEGER)")
 
-    steps[2] = ("0003_half", whole)
+    steps[-2] = ("9001_half", whole)
     with Store(path, migrations=steps) as s:
-        assert s.migrated == ["0003_half", "0004_notes"]
+        assert s.migrated == ["9001_half", "9002_notes"]
 
 
 def test_unopenable_file_is_named(tmp_path: Path) -> None:
