@@ -97,10 +97,13 @@ def test_operator_node_counts_as_reachable_and_must_exist() -> None:
 
 def test_prompt_missing_in_an_enabled_language() -> None:
     doc = base()
-    doc["languages"] = ["zh", "yue"]  # the Cantonese set has only the speech segments
+    doc["languages"] = ["zh", "yue"]
+    # Cantonese has the default flow's prompts but not the demo's enter_digits / message_saved.
+    doc["nodes"]["main"]["prompt"] = ["enter_digits"]
+    doc["nodes"]["bye"]["prompt"] = ["message_saved"]
     errors = errors_for(doc)
     assert {e.node for e in errors} == {"main", "bye"}
-    assert any(e.node == "main" and "'welcome' is missing in language 'yue'" in e.message
+    assert any(e.node == "main" and "'enter_digits' is missing in language 'yue'" in e.message
                for e in errors)
     assert not any("'zh'" in e.message for e in errors)
 

@@ -1,0 +1,181 @@
+"""The lookups the default insurance flow calls, backed by :mod:`appliance.insurance.lookups`.
+
+The interpreter calls ``lookups[name](*args)`` with the flow's variables as strings, and a
+dict result becomes the variables ``<into>.<key>``. The store functions block (SQLite, and
+PBKDF2 for PINs), so each adapter runs them in an executor (the loop's default thread pool
+unless one is given: a test on the manual clock passes one that runs them at once, so a
+lookup takes the same number of ticks however busy the machine is).
+
+A flow can only branch on found / not found, and can only play prompts it names, so values
+the caller hears as a recorded word (a policy status, a product, a branch, a licence status)
+come back as flags: ``status_in_force = "1"``, ``product_TL20 = "1"``, and the flow asks
+``is_set(pol.status_in_force)`` to pick the prompt. Money comes back as yuan with two
+decimals (``"1234.50"``), dates as ``YYYY-MM-DD``, as :func:`appliance.ivr.speech.say` reads
+them.
+
+Policy enquiries count the caller's failed tries per call (:class:`PolicyLookup`), keyed by
+the ``call_id`` the flow passes in. After a failed ``policy`` lookup the flow asks
+``policy_to_person`` (too many tries: hand over to a seat) and ``policy_unknown`` (the
+number does not exist, rather than the ID digits being wrong).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections import OrderedDict
+from collections.abc import Callable
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from functools import partial
+from typing import Any, Final, TypeVar
+
+from appliance.insurance.demo_data import BRANCHES
+from appliance.insurance.lookups import (
+    PolicyLookup,
+    PolicyOutcome,
+    find_salesperson,
+    report_claim,
+)
+from appliance.store.db import Store
+
+T = TypeVar("T")
+Lookup = Callable[..., Any]
+
+#: calls whose policy try counters are kept; older calls are forgotten first
+MAX_TRACKED_CALLS: Final = 10_000
+_SAFE: Final = re.compile(r"[^A-Za-z0-9_]")
+
+
+def money(amount: Decimal) -> str:
+    """Yuan as the speech module reads it: ``Decimal("1234.5")`` is ``"1234.50"``."""
+    return f"{amount.quantize(Decimal('0.01')):f}"
+
+
+def _flag(name: str, value: str) -> str:
+    return f"{name}_{_SAFE.sub('_', value)}"
+
+
+@dataclass
+class _CallState:
+    lookup: PolicyLookup
+    last: str = ""  # "ok", "wrong", "unknown", "to_person"
+
+
+class InsuranceLookups:
+    """The flow's lookup functions over one :class:`Store` (see :meth:`functions`)."""
+
+    def __init__(self, store: Store, *, now: Callable[[], datetime] = datetime.now,
+                 max_calls: int = MAX_TRACKED_CALLS, executor: Executor | None = None) -> None:
+        self.store = store
+        self.now = now
+        self.executor = executor  # None: the loop's default thread pool
+        self.max_calls = max_calls
+        self._calls: OrderedDict[str, _CallState] = OrderedDict()
+
+    def functions(self) -> dict[str, Lookup]:
+        """The mapping to give :func:`~appliance.ivr.interpreter.make_flow_handler`."""
+        return {
+            "policy": self.policy,
+            "policy_to_person": self.policy_to_person,
+            "policy_unknown": self.policy_unknown,
+            "policy_exists": self.policy_exists,
+            "salesperson": self.salesperson,
+            "report_claim": self.report_claim,
+            "is_set": is_set,
+        }
+
+    async def _blocking(self, fn: Callable[[], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self.executor, fn)
+
+    def _state(self, call_id: str) -> _CallState:
+        state = self._calls.get(call_id)
+        if state is None:
+            state = self._calls[call_id] = _CallState(PolicyLookup(self.store))
+            while len(self._calls) > self.max_calls:
+                self._calls.popitem(last=False)
+        else:
+            self._calls.move_to_end(call_id)
+        return state
+
+    # ------------------------------------------------------------------ policies
+    def _policy_blocking(self, state: _CallState, number: str,
+                         id_last4: str) -> dict[str, str] | None:
+        answer = state.lookup.lookup(number, id_last4)
+        policy = answer.policy
+        if answer.outcome is PolicyOutcome.OK and policy is not None:
+            state.last = "ok"
+            result = {
+                "number": policy.number,
+                "status": policy.status,
+                _flag("status", policy.status): "1",
+                _flag("product", policy.product_code): "1",
+                "sum_insured": money(policy.sum_insured),
+                "premium": money(policy.premium),
+                "payment_mode": policy.payment_mode,
+                "has_due": "0",
+            }
+            if policy.next_due_date is not None and policy.next_due_amount is not None:
+                result.update(has_due="1", due_date=policy.next_due_date.isoformat(),
+                              due_amount=money(policy.next_due_amount))
+            return result
+        if answer.outcome is PolicyOutcome.TO_PERSON:
+            state.last = "to_person"
+        elif not self.store.query("SELECT 1 FROM policies WHERE number = ?", [number.strip()]):
+            state.last = "unknown"
+        else:
+            state.last = "wrong"
+        return None
+
+    async def policy(self, call_id: str, number: str, id_last4: str) -> dict[str, str] | None:
+        """The policy's variables if ``number`` exists and its holder's ID ends in
+        ``id_last4`` (``*`` for X); None otherwise, and the call's try is counted."""
+        state = self._state(call_id)
+        return await self._blocking(partial(self._policy_blocking, state, number, id_last4))
+
+    def policy_to_person(self, call_id: str) -> str | None:
+        """Found when the call's last enquiry used up its tries."""
+        return "1" if self._state(call_id).last == "to_person" else None
+
+    def policy_unknown(self, call_id: str) -> str | None:
+        """Found when the call's last enquiry failed because the number does not exist."""
+        return "1" if self._state(call_id).last == "unknown" else None
+
+    async def policy_exists(self, number: str) -> str | None:
+        rows = await self._blocking(partial(
+            self.store.query, "SELECT number FROM policies WHERE number = ?", [number.strip()]))
+        return str(rows[0]["number"]) if rows else None
+
+    # ------------------------------------------------------------------ salespeople
+    async def salesperson(self, code: str) -> dict[str, str] | None:
+        """Code, branch and licence status as flags. The name is text the box cannot say
+        (no speech synthesis), so it is not returned for the caller to hear."""
+        info = await self._blocking(partial(find_salesperson, self.store, code))
+        if info is None:
+            return None
+        result = {"code": info.code, _flag("licence", info.licence_status): "1"}
+        if info.branch in BRANCHES:
+            result[f"branch_{BRANCHES.index(info.branch) + 1}"] = "1"
+        return result
+
+    # ------------------------------------------------------------------ claims
+    async def report_claim(self, caller: str, policy_number: str,
+                           recording: str) -> dict[str, str] | None:
+        """A new claim case on ``policy_number``; None when the policy does not exist."""
+        try:
+            case = await self._blocking(partial(
+                report_claim, self.store, policy_number.strip(), now=self.now(),
+                caller=caller or None, recording=recording or None))
+        except ValueError:
+            return None
+        return {"case": case}
+
+
+def is_set(value: str) -> str | None:
+    """Found when a flag variable is ``"1"``: how a flow branches on a lookup's value."""
+    return "1" if value == "1" else None
+
+
+__all__ = ["MAX_TRACKED_CALLS", "InsuranceLookups", "is_set", "money"]
