@@ -67,6 +67,9 @@ class RecordedMessage:
 
 FlowFn = Callable[["Call"], Awaitable[None]]
 
+#: what call records show for a key that was part of a secret (PIN, ID digits)
+MASKED_KEY = "x"
+
 
 class _MessageTake:
     """Bookkeeping for one ``record_message`` in progress."""
@@ -102,7 +105,8 @@ class Call:
         self.answered_at: float | None = None
         self.ended_at: float | None = None
         self.end_cause = ""
-        self.keys = ""  # every key pressed on this call, in order
+        self.keys = ""  # every key pressed on this call, in order ("x" for a secret one)
+        self.mask_keys = False  # a secret is being keyed: records get "x", not the key
         self.frames_late = 0  # ticks whose inbound frame had not arrived
         self.samples_in = 0  # stream position of the inbound side, for DigitMerger
         # Set by the engine when the call is attached.
@@ -188,8 +192,22 @@ class Call:
         first_timeout: float = 5.0,
         inter_timeout: float = 3.0,
         prompt: Sequence[Prompt | str] = (),
+        secret: bool = False,
     ) -> Collected:
-        """Collect keys (after playing ``prompt``, which a key interrupts)."""
+        """Collect keys (after playing ``prompt``, which a key interrupts).
+
+        With ``secret`` (a PIN, the last digits of an ID number) the keys still reach this
+        collection, but every record of the call (CDR keys, key events) gets ``x`` instead.
+        """
+        self.mask_keys = secret
+        try:
+            return await self._collect(max_digits, terminator, first_timeout, inter_timeout,
+                                        prompt)
+        finally:
+            self.mask_keys = False
+
+    async def _collect(self, max_digits: int, terminator: str, first_timeout: float,
+                       inter_timeout: float, prompt: Sequence[Prompt | str]) -> Collected:
         if prompt:
             await self.play(*prompt)
         self._check()
@@ -291,7 +309,7 @@ class Call:
 
     def on_key(self, digit: str) -> None:
         """A key pressed (merged in-band/out-of-band), dispatched by the engine."""
-        self.keys += digit
+        self.keys += MASKED_KEY if self.mask_keys else digit
         take = self.message
         if take is not None:
             if digit in take.stop_keys and not take.future.done():

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from appliance.calls.bridge import Bridge
-from appliance.calls.call import Call, CallEnded, CallState, FlowFn
+from appliance.calls.call import MASKED_KEY, Call, CallEnded, CallState, FlowFn
 from appliance.calls.clock import Clock
 from appliance.media.dtmf import DigitMerger, DtmfBank
 from appliance.media.frame import FRAME_MS, SAMPLES_PER_FRAME, SILENCE
@@ -533,10 +533,11 @@ class Engine:
 
     def _key(self, call: Call, digit: str) -> None:
         self._keyed.append(call)
+        shown = MASKED_KEY if call.mask_keys else digit
         call.on_key(digit)
         if self.store is not None:
-            cdr.cdr_keys(self.store, call.id, digit)
-        self._emit("key", call, digit=digit)
+            cdr.cdr_keys(self.store, call.id, shown)
+        self._emit("key", call, digit=shown)
 
     def _timeouts(self, n: int) -> bool:
         woke = False

@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Final
 
-from appliance.calls.call import Call, CallEnded, FlowFn
+from appliance.calls.call import MASKED_KEY, Call, CallEnded, FlowFn
 from appliance.ivr.flow import DEFAULT_PROMPTS, WEEKDAYS, Flow
 from appliance.ivr.speech import say
 
@@ -52,6 +52,7 @@ class _Run:
         self.messages_dir = messages_dir
         self.on_step = on_step
         self.path: list[Step] = []
+        self.secret_variables: set[str] = set()  # keyed in secret: masked in the log
         self.variables: dict[str, str] = {"caller": call.caller, "callee": call.callee,
                                           "call_id": call.id}
 
@@ -124,10 +125,16 @@ class _Run:
             node["max_digits"], terminator=node.get("terminator", "#"),
             first_timeout=float(node.get("timeout", DEFAULT_COLLECT_TIMEOUT)),
             inter_timeout=float(node.get("inter_timeout", DEFAULT_INTER_TIMEOUT)),
-            prompt=list(node["prompt"]))
-        self.step(node_id, node, digits=got.digits, end=got.end.value)
+            prompt=list(node["prompt"]), secret=bool(node.get("secret", False)))
+        secret = bool(node.get("secret", False))
+        # A secret (PIN, ID digits) is used, never written down: the path log, like the
+        # CDR, shows one x per key.
+        shown = MASKED_KEY * len(got.digits) if secret else got.digits
+        self.step(node_id, node, digits=shown, end=got.end.value)
         if not got.digits:
             return str(node["on_timeout"])
+        if secret:
+            self.secret_variables.add(node["into"])
         self.variables[node["into"]] = got.digits
         return str(node["next"])
 
@@ -154,7 +161,10 @@ class _Run:
         return str(node["open" if is_open else "closed"])
 
     async def _lookup(self, node_id: str, node: Mapping[str, Any]) -> str:
-        args = [self.variables.get(a, "") for a in node.get("args", [])]
+        names = list(node.get("args", []))
+        args = [self.variables.get(a, "") for a in names]
+        shown_args = [MASKED_KEY * len(v) if a in self.secret_variables else v
+                      for a, v in zip(names, args, strict=True)]
         try:
             result = self.lookups[node["function"]](*args)
             if inspect.isawaitable(result):
@@ -165,11 +175,12 @@ class _Run:
             # A failing back end sends the caller down the not-found branch (usually an
             # agent) rather than dropping the call.
             log.exception("call %s: lookup %s failed", self.call.id, node["function"])
-            self.step(node_id, node, function=node["function"], args=args, error=str(exc))
+            self.step(node_id, node, function=node["function"], args=shown_args,
+                      error=str(exc))
             return str(node["on_not_found"])
         found = result is not None and result is not False
         logged = _jsonable(result)
-        self.step(node_id, node, function=node["function"], args=args, result=logged,
+        self.step(node_id, node, function=node["function"], args=shown_args, result=logged,
                   found=found)
         if not found:
             return str(node["on_not_found"])

@@ -21,6 +21,7 @@ from appliance.store.db import Store
 
 DIRECTIONS = ("in", "out")
 DTMF_KEYS = frozenset("0123456789*#ABCD")
+MASKED_KEY = "x"  # a key that was part of a secret (PIN, ID digits): pressed, not recorded
 
 
 def cdr_start(
@@ -59,12 +60,13 @@ def cdr_answer(store: Store, call_id: str, at: float) -> Future[bool]:
 
 
 def cdr_keys(store: Store, call_id: str, digits: str) -> Future[bool]:
-    """Append DTMF digits the caller keyed; True if the row took them."""
-    bad = set(digits) - DTMF_KEYS
+    """Append DTMF digits the caller keyed (``x`` for a masked one); True if the row took
+    them."""
+    bad = set(digits) - DTMF_KEYS - {MASKED_KEY}
     if bad:
         raise ValueError(
             f"call {call_id}: {''.join(sorted(bad))!r} in {digits!r} are not DTMF keys"
-            " (0-9 * # A-D)"
+            " (0-9 * # A-D, or x for a masked one)"
         )
     return _update(
         store,
