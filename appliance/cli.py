@@ -34,13 +34,17 @@ def main(verbose: bool) -> None:
 @click.option("--port", default=9092, show_default=True, help="AudioSocket port on 127.0.0.1.")
 @click.option("--every", default=8.0, show_default=True, help="Seconds between new callers.")
 @click.option("--concurrent", default=3, show_default=True, help="Most callers at once.")
-def run(data: Path, port: int, every: float, concurrent: int) -> None:
-    """The appliance on its embedded default: simulated exchange, demo flow, callers."""
+@click.option("--flow", "flow_name", type=click.Choice(["insurance", "demo"]),
+              default="insurance", show_default=True,
+              help="The insurance IVR on the demo book, or the foundation's small demo flow.")
+def run(data: Path, port: int, every: float, concurrent: int, flow_name: str) -> None:
+    """The appliance on its embedded default: simulated exchange, IVR, demo data, callers."""
     from appliance.demo.run import run_demo
     from appliance.runtime import run_loop
 
     try:
-        run_loop(lambda: run_demo(data, port, every, concurrent, show_calls=10))
+        run_loop(lambda: run_demo(data, port, every, concurrent, show_calls=10,
+                                  flow_name=flow_name))
     except OSError as exc:
         raise click.ClickException(f"could not start: {exc} (another engine on port {port}? "
                                    "try --port)") from exc

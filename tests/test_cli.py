@@ -106,3 +106,30 @@ def test_bench_engine_prints_its_figures_as_json() -> None:
         assert key in figures, key
     assert figures["channels"] == figures["active_calls"] == 12
     assert figures["keys_measured"] > 0
+
+
+def test_run_starts_the_appliance_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
+    import signal
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "appliance.cli", "run", "--data", str(tmp_path / "var"),
+         "--port", "0", "--every", "1"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        seen = []
+        for line in proc.stdout:
+            seen.append(line)
+            if "answered" in line:  # a simulated caller got through to the IVR
+                break
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    text = "".join(seen) + out
+    assert proc.returncode == 0, text
+    assert "loaded the demo book" in text and "engine up" in text
+    assert "stopped cleanly" in text and "end shutdown" in text

@@ -2,10 +2,14 @@
 
 The engine runs on the real clock with two drivers: the simulated exchange, into which a
 few simulated callers dial every few seconds, and the AudioSocket listener on 127.0.0.1 that
-Asterisk on the box would connect to. Every call goes through the demo flow (greeting, keys
-read back, a message after the beep); the console shows each call's events, what the
-caller heard, and the CDR row and recording it left. Ctrl-C stops everything cleanly: calls
-in progress are ended through the engine's clean-up path, so their recordings are final.
+Asterisk on the box would connect to. By default every call goes through the insurance IVR
+(``appliance/ivr/default_flow.json``) over the seeded demo book: each caller picks a
+language, asks for one of the demo policies, keys its number and the holder's ID digits,
+hears the policy read back and asks for a person. ``--flow demo`` runs the foundation's
+small flow instead (greeting, keys read back, a message after the beep). The console shows
+each call's events, what the caller heard, and the CDR row and recording it left. Ctrl-C
+stops everything cleanly: calls in progress are ended through the engine's clean-up path,
+so their recordings are final.
 """
 
 from __future__ import annotations
@@ -24,6 +28,10 @@ from appliance.calls.call import Call
 from appliance.calls.clock import MonotonicClock
 from appliance.calls.engine import Engine
 from appliance.demo.flow import digit_prompts, make_demo_flow
+from appliance.insurance.demo_data import load_demo_data
+from appliance.ivr.flow import load_flow
+from appliance.ivr.insurance_lookups import InsuranceLookups
+from appliance.ivr.interpreter import make_flow_handler
 from appliance.media.prompts import PromptLibrary, concat
 from appliance.runtime import DataDirs, install_stop_signals
 from appliance.store import cdr
@@ -35,6 +43,7 @@ from drivers.sim import CallerBot, SimExchange
 log = logging.getLogger("appliance.demo")
 
 SERVICE_NUMBER = "95500"
+DEFAULT_FLOW = Path(__file__).resolve().parents[1] / "ivr" / "default_flow.json"
 
 
 def _say(text: str) -> None:
@@ -80,30 +89,94 @@ async def demo_caller(exchange: SimExchange, prompts: PromptLibrary, number: str
         await bot.hangup()
 
 
+LANGUAGE_KEYS = {"zh": "1", "yue": "2", "en": "3"}
+LANGUAGE_NAMES = {"zh": "普通话", "yue": "粤语", "en": "English"}
+
+
+def sample_policies(store: Store, count: int = 50) -> list[tuple[str, str]]:
+    """(policy number, keyed ID digits) of in-force demo policies with a premium due."""
+    rows = store.query(
+        "SELECT p.number, c.id_last4 FROM policies p JOIN customers c ON c.id = p.holder_id"
+        " WHERE p.status = 'in_force' AND p.next_due_date IS NOT NULL"
+        " ORDER BY p.number LIMIT ?", [count])
+    return [(r["number"], r["id_last4"].replace("X", "*")) for r in rows]
+
+
+async def insurance_caller(exchange: SimExchange, prompts: PromptLibrary, number: str,
+                           rng: random.Random, policies: list[tuple[str, str]]) -> None:
+    bot = CallerBot(exchange, number, name=f"caller {number}")
+    lang = rng.choice(list(LANGUAGE_KEYS))
+    policy, id_digits = rng.choice(policies)
+    menu = concat([prompts.get("main_menu", lang)])[:3200]
+    try:
+        await bot.dial(SERVICE_NUMBER)
+        await bot.listen(1.0)
+        await bot.press(LANGUAGE_KEYS[lang])
+        await bot.listen(0.5)
+        await bot.press("1")  # policy enquiry
+        await bot.listen(0.5)
+        await bot.press(policy + "#")
+        await bot.listen(0.5)
+        await bot.press(id_digits)
+        start = len(bot.heard)
+        if await bot.wait_for(menu, timeout=60):  # the read-back ends at the menu
+            premium = concat([prompts.get("policy_premium", lang)])
+            told = premium in bytes(bot.heard[start:])
+            await bot.press("0")  # a person, please
+            cause = await bot.wait_hangup(30)
+            _say(f"caller {number} ({LANGUAGE_NAMES[lang]}): policy {policy}, "
+                 f"{'heard its premium read back' if told else 'was NOT told its premium'}"
+                 f", asked for a person; box hung up ({cause})")
+        else:
+            why = (f"the call ended ({bot.hangup_cause}) first" if bot.hangup_cause
+                   else "the read-back never came back to the menu")
+            _say(f"caller {number} ({LANGUAGE_NAMES[lang]}): policy {policy}: {why}")
+    except LineError as exc:
+        _say(str(exc))
+    finally:
+        await bot.hangup()
+
+
 async def callers(exchange: SimExchange, prompts: PromptLibrary, engine: Engine,
-                  every: float, concurrent: int) -> None:
+                  every: float, concurrent: int,
+                  policies: list[tuple[str, str]] | None = None) -> None:
     rng = random.Random(2026)
     tasks: set[asyncio.Task[None]] = set()
     for n in itertools.count(1):
         if engine.stopped.is_set():
             break
         if len(tasks) < concurrent:
-            task = asyncio.create_task(demo_caller(exchange, prompts, f"1380013{n:04d}", rng))
+            number = f"1380013{n:04d}"
+            caller = (insurance_caller(exchange, prompts, number, rng, policies) if policies
+                      else demo_caller(exchange, prompts, number, rng))
+            task = asyncio.create_task(caller)
             tasks.add(task)
             task.add_done_callback(tasks.discard)
         await asyncio.sleep(every)
 
 
 async def run_demo(data: Path, audiosocket_port: int, every: float, concurrent: int,
-                   show_calls: int) -> None:
+                   show_calls: int, flow_name: str = "insurance") -> None:
     dirs = DataDirs(data).create()
     store = Store(dirs.database)
     prompts = PromptLibrary()
-    prompts.preload("zh")
+    for lang in LANGUAGE_KEYS:
+        prompts.preload(lang)
+    policies: list[tuple[str, str]] | None = None
+    if flow_name == "insurance":
+        loaded = load_demo_data(store)
+        if loaded.loaded:
+            _say(f"loaded the demo book into {dirs.database}")
+        policies = sample_policies(store)
+        lookups = InsuranceLookups(store)
+        flow = make_flow_handler(load_flow(DEFAULT_FLOW), lookups.functions(),
+                                 messages_dir=dirs.messages)
+    else:
+        flow = make_demo_flow(dirs.messages)
     exchange = SimExchange(trunks=30)
     audiosocket = AudioSocketDriver("127.0.0.1", audiosocket_port)
     engine = Engine(clock=MonotonicClock(), drivers=[exchange, audiosocket],
-                    flow=make_demo_flow(dirs.messages), prompts=prompts, store=store,
+                    flow=flow, prompts=prompts, store=store,
                     recordings=dirs.recordings, on_event=print_event)
     install_stop_signals(engine.stop)
     engine_task = asyncio.create_task(engine.run())
@@ -113,7 +186,8 @@ async def run_demo(data: Path, audiosocket_port: int, every: float, concurrent: 
         engine_task.result()  # raises why the engine could not start (e.g. port in use)
     _say(f"engine up: simulated exchange (service number {SERVICE_NUMBER}), AudioSocket on "
          f"127.0.0.1:{audiosocket.port}, data in {dirs.root}; Ctrl-C to stop")
-    caller_task = asyncio.create_task(callers(exchange, prompts, engine, every, concurrent))
+    caller_task = asyncio.create_task(callers(exchange, prompts, engine, every, concurrent,
+                                              policies))
     try:
         await engine_task
     finally:
