@@ -170,7 +170,7 @@ async def run_demo(data: Path, audiosocket_port: int, every: float, concurrent: 
         policies = sample_policies(store)
         lookups = InsuranceLookups(store)
         flow = make_flow_handler(load_flow(DEFAULT_FLOW), lookups.functions(),
-                                 messages_dir=dirs.messages)
+                                 messages_dir=dirs.messages, store=store)
     else:
         flow = make_demo_flow(dirs.messages)
     exchange = SimExchange(trunks=30)

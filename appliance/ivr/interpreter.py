@@ -22,6 +22,8 @@ from typing import Any, Final
 from appliance.calls.call import MASKED_KEY, Call, CallEnded, FlowFn
 from appliance.ivr.flow import DEFAULT_PROMPTS, WEEKDAYS, Flow
 from appliance.ivr.speech import say
+from appliance.store import cdr
+from appliance.store.db import Store
 
 log = logging.getLogger(__name__)
 
@@ -297,8 +299,10 @@ def make_flow_handler(
     messages_dir: Path | None = None,
     on_step: OnStep | None = None,
     on_done: Callable[[Call, list[Step]], None] | None = None,
+    store: Store | None = None,
 ) -> FlowFn:
-    """The engine's flow function for ``flow``. Refuses at once (ValueError) a flow that
+    """The engine's flow function for ``flow`` (its path is kept with the CDR row when a
+    ``store`` is given). Refuses at once (ValueError) a flow that
     calls a lookup not supplied or records with nowhere to put messages, rather than on
     the first caller who reaches that node."""
     missing = sorted(flow.functions() - set(lookups))
@@ -311,6 +315,8 @@ def make_flow_handler(
     async def flow_handler(call: Call) -> None:
         path = await run_flow(call, flow, lookups, clock_now=clock_now,
                               messages_dir=messages_dir, on_step=on_step)
+        if store is not None:
+            cdr.cdr_ivr_path(store, call.id, path)  # on the writer thread, not waited for
         if on_done is not None:
             on_done(call, path)
 

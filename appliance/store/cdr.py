@@ -9,6 +9,7 @@ way a call can end may call ``cdr_end`` and the first one wins.
 
 from __future__ import annotations
 
+import json
 import time
 from concurrent.futures import Future
 from pathlib import Path
@@ -127,6 +128,16 @@ def index_recording(
         )
 
     return store.submit(upsert)
+
+
+def cdr_ivr_path(store: Store, call_id: str, steps: list[dict[str, Any]]) -> Future[bool]:
+    """Keep the call's IVR path (the steps its flow took) with its row, as JSON.
+
+    Written when the flow is over, which may be after :func:`cdr_end`: the path completes
+    the record, it does not reopen it.
+    """
+    text = json.dumps(steps, ensure_ascii=False, default=str)
+    return _update(store, "UPDATE calls SET ivr_path = ? WHERE call_id = ?", (text, call_id))
 
 
 def close_unfinished(store: Store, at: float, cause: str = "engine-crash") -> Future[int]:

@@ -197,10 +197,16 @@ def _insurance(db: Database) -> None:
     db.execute("CREATE INDEX claims_reported_at ON claims (reported_at)")
 
 
+def _call_ivr_path(db: Database) -> None:
+    # The IVR path of each call (nodes, keys, lookup results; secrets masked) as JSON.
+    db.execute("ALTER TABLE calls ADD COLUMN ivr_path TEXT")
+
+
 MIGRATIONS: list[Step] = [
     ("0001_calls", _calls),
     ("0002_recordings", _recordings),
     ("0003_insurance", _insurance),
+    ("0004_call_ivr_path", _call_ivr_path),
 ]
 
 

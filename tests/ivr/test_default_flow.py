@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass
@@ -99,7 +100,7 @@ def run(tmp_path: Path, store: Store,
     lookups = InsuranceLookups(store, now=lambda: NOW, executor=InlineExecutor())
     handler = make_flow_handler(load_flow(FLOW), lookups.functions(), clock_now=lambda: NOW,
                                 messages_dir=tmp_path / "messages",
-                                on_done=lambda _call, path: paths.append(path))
+                                on_done=lambda _call, path: paths.append(path), store=store)
 
     async def main() -> T:
         exchange = SimExchange(trunks=2)
@@ -223,8 +224,13 @@ def test_policy_enquiry_reads_premium_and_due_date(tmp_path: Path, lang: str) ->
     assert found["result"]["premium"] == policy.premium
     assert nodes(path)[-2:] == ["operator", "bye"]
     with Store(tmp_path / "appliance.db") as reopened:
-        (row,) = reopened.query("SELECT keys FROM calls")
+        (row,) = reopened.query("SELECT keys, ivr_path FROM calls")
     assert row["keys"] == f"{LANG_KEY[lang]}1{policy.number}#xxxx0"
+    # The path the call took is kept with its CDR row, secrets masked there too.
+    kept = json.loads(row["ivr_path"])
+    assert [s["node"] for s in kept if "node" in s] == nodes(path)
+    assert next(s for s in kept if s.get("node") == "pol_find")["args"][1:] == [
+        policy.number, "xxxx"]
 
 
 def test_wrong_id_three_times_goes_to_the_operator(tmp_path: Path) -> None:

@@ -143,7 +143,7 @@ def test_submit_does_not_wait_for_a_busy_writer(store: Store) -> None:
     def slow(db: Database) -> str:
         running.set()
         db.execute(
-            "INSERT INTO calls VALUES ('slow','l','d','in','1','2',0,NULL,NULL,NULL,NULL,'')"
+            "INSERT INTO calls VALUES ('slow','l','d','in','1','2',0,NULL,NULL,NULL,NULL,'',NULL)"
         )
         time.sleep(0.2)  # a long transaction, holding the write lock
         return "slow done"
@@ -199,7 +199,9 @@ def test_exception_rolls_back_and_writer_keeps_going(
     store: Store, caplog: pytest.LogCaptureFixture
 ) -> None:
     def fails(db: Database) -> None:
-        db.execute("INSERT INTO calls VALUES ('x','l','d','in','1','2',0,NULL,NULL,NULL,NULL,'')")
+        db.execute(
+            "INSERT INTO calls VALUES ('x','l','d','in','1','2',0,NULL,NULL,NULL,NULL,'',NULL)"
+        )
         raise ValueError("bad thing")
 
     with caplog.at_level(logging.ERROR, logger="appliance.store.db"):
@@ -246,7 +248,7 @@ def test_concurrent_readers_while_writing(store: Store) -> None:
 
     def long_write(db: Database) -> None:
         db.execute(
-            "INSERT INTO calls VALUES ('during','l','d','in','1','2',2,NULL,NULL,NULL,NULL,'')"
+            "INSERT INTO calls VALUES ('during','l','d','in','1','2',2,NULL,NULL,NULL,NULL,'',NULL)"
         )
         inside.set()
         assert release.wait(10)
@@ -332,6 +334,7 @@ def test_cdr_lifecycle_and_end_is_final(store: Store) -> None:
         "end_cause": "caller hung up",
         "recording": "/rec/c1.wav",
         "keys": "123#",
+        "ivr_path": None,
     }
     # Every later event is ignored: the row is final.
     assert cdr_end(store, "c1", 140.0, "engine shutdown", None).result(timeout=5) is False
