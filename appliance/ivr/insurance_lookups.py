@@ -32,17 +32,27 @@ from decimal import Decimal
 from functools import partial
 from typing import Any, Final, TypeVar
 
-from appliance.insurance.demo_data import BRANCHES
+from appliance.insurance.demo_data import BRANCHES, DEMO_PRODUCT_CODES
 from appliance.insurance.lookups import (
+    PinResult,
     PolicyLookup,
     PolicyOutcome,
+    check_pin,
     find_salesperson,
     report_claim,
+    salesperson_figures,
 )
+from appliance.insurance.quote import RateTable, load_rate_table
 from appliance.store.db import Store
 
 T = TypeVar("T")
 Lookup = Callable[..., Any]
+
+#: keys of the phone quote's choices: sex and payment mode
+QUOTE_SEXES: Final = {"1": "M", "2": "F"}
+QUOTE_MODES: Final = {"1": "annual", "2": "monthly", "3": "single"}
+#: sums insured (and vehicle values) are keyed in 万元, ten thousand yuan
+WAN: Final = 10_000
 
 #: calls whose policy try counters are kept; older calls are forgotten first
 MAX_TRACKED_CALLS: Final = 10_000
@@ -83,7 +93,16 @@ class InsuranceLookups:
             "policy_unknown": self.policy_unknown,
             "policy_exists": self.policy_exists,
             "salesperson": self.salesperson,
+            "salesperson_login": self.salesperson_login,
             "report_claim": self.report_claim,
+            "quote_product": self.quote_product,
+            "quote_age": self.quote_age,
+            "quote_sex": quote_sex,
+            "quote_term": self.quote_term,
+            "quote_sum": self.quote_sum,
+            "quote_mode": self.quote_mode,
+            "quote_seats": self.quote_seats,
+            "quote": self.quote,
             "is_set": is_set,
         }
 
@@ -160,6 +179,29 @@ class InsuranceLookups:
             result[f"branch_{BRANCHES.index(info.branch) + 1}"] = "1"
         return result
 
+    def _login_blocking(self, code: str, pin: str) -> dict[str, str] | None:
+        outcome = check_pin(self.store, code, pin)
+        if outcome is PinResult.UNKNOWN:
+            return None
+        # All three flags every time: a later try in the same call must not leave an
+        # earlier try's "ok" standing.
+        result = {"ok": "0", "wrong": "0", "locked": "0", outcome.value: "1"}
+        if outcome is PinResult.OK:
+            this, last = salesperson_figures(self.store, code, self.now().date())
+            result.update(commission=money(this.commission),
+                          premium_written=money(this.premium_written),
+                          policies_sold=str(this.policies_sold),
+                          last_commission=money(last.commission))
+        return result
+
+    async def salesperson_login(self, code: str, pin: str) -> dict[str, str] | None:
+        """A salesperson's own figures after the PIN check (five wrong PINs in a row lock
+        the code, see :func:`~appliance.insurance.lookups.check_pin`). The flags ``ok``,
+        ``wrong`` and ``locked`` say how the check went; with ``ok`` come this month's
+        ``commission``, ``premium_written`` and ``policies_sold`` and last month's
+        ``last_commission``. None when the code does not exist."""
+        return await self._blocking(partial(self._login_blocking, code, pin))
+
     # ------------------------------------------------------------------ claims
     async def report_claim(self, caller: str, policy_number: str,
                            recording: str) -> dict[str, str] | None:
@@ -172,10 +214,104 @@ class InsuranceLookups:
             return None
         return {"case": case}
 
+    # ------------------------------------------------------------------ phone quotes
+    # The caller picks a product (1..4, the demo products in order), and the flow asks
+    # only for what that product's rate table is priced on (``quote_product``'s flags),
+    # checking each answer on its own so an out-of-range one is re-asked at once; ``quote``
+    # then prices the whole, with :mod:`appliance.insurance.quote`.
+    async def _table(self, code: str) -> RateTable | None:
+        try:
+            return await self._blocking(partial(load_rate_table, self.store, code))
+        except ValueError:
+            return None
+
+    async def quote_product(self, key: str) -> dict[str, str] | None:
+        """The product keyed (1..4) and which parameters to ask for, as flags."""
+        if not (key.isdigit() and 1 <= int(key) <= len(DEMO_PRODUCT_CODES)):
+            return None
+        code = DEMO_PRODUCT_CODES[int(key) - 1]
+        table = await self._table(code)
+        if table is None:
+            return None
+
+        def flag(needed: bool) -> str:
+            return "1" if needed else "0"
+
+        return {"code": code, "age": flag(bool(table.ages)), "sex": flag(len(table.sexes) > 1),
+                "term": flag(len(table.terms) > 1), "mode": flag(len(table.modes) > 1),
+                "seats": flag(table.by_seats), "motor": flag(table.product.kind == "motor")}
+
+    async def quote_age(self, code: str, age: str) -> str | None:
+        table = await self._table(code)
+        if table is None or not table.ages or not age.isdigit():
+            return None
+        lo = min(band[0] or 0 for band in table.ages)
+        hi = max(band[1] or 0 for band in table.ages)
+        return str(int(age)) if lo <= int(age) <= hi else None
+
+    async def quote_term(self, code: str, term: str) -> str | None:
+        table = await self._table(code)
+        if table is None or not term.isdigit() or int(term) not in table.terms:
+            return None
+        return str(int(term))
+
+    async def quote_sum(self, code: str, wan: str) -> str | None:
+        """The sum insured (the vehicle's value for motor) keyed in 万元, if in range."""
+        table = await self._table(code)
+        if table is None or not wan.isdigit():
+            return None
+        amount = Decimal(int(wan) * WAN)
+        return str(int(wan)) if table.product.min_sum <= amount <= table.product.max_sum else None
+
+    async def quote_mode(self, code: str, key: str) -> str | None:
+        table = await self._table(code)
+        mode = QUOTE_MODES.get(key)
+        return mode if table is not None and mode in table.modes else None
+
+    async def quote_seats(self, code: str, seats: str) -> str | None:
+        table = await self._table(code)
+        if table is None or not table.by_seats or not seats.isdigit():
+            return None
+        lo = min(r.seats_min or 1 for r in table.rows if r.seats_min is not None)
+        hi = max(r.seats_max or 0 for r in table.rows if r.seats_min is not None)
+        return str(int(seats)) if lo <= int(seats) <= hi else None
+
+    async def quote(self, code: str, wan: str, age: str, sex: str, term: str, mode: str,
+                    seats: str) -> dict[str, str] | None:
+        """One payment's premium; None when the rate table has no cell for the mix (each
+        parameter was checked on its own). Parameters the product is not priced on are
+        ignored, and one it offers a single choice of (a one-year term) is taken."""
+        table = await self._table(code)
+        if table is None or not wan.isdigit():
+            return None
+
+        def pick(options: list[Any], keyed: Any) -> Any:
+            if not options:
+                return None
+            return options[0] if len(options) == 1 else keyed
+
+        try:
+            got = table.quote(
+                Decimal(int(wan) * WAN),
+                age=int(age) if table.ages and age.isdigit() else None,
+                sex=pick(table.sexes, QUOTE_SEXES.get(sex)),
+                term=pick(table.terms, int(term) if term.isdigit() else None),
+                payment_mode=pick(table.modes, QUOTE_MODES.get(mode)),
+                seats=int(seats) if table.by_seats and seats.isdigit() else None)
+        except ValueError:
+            return None
+        return {"premium": money(got.premium)}
+
+
+def quote_sex(key: str) -> str | None:
+    """1 male, 2 female."""
+    return QUOTE_SEXES.get(key)
+
 
 def is_set(value: str) -> str | None:
     """Found when a flag variable is ``"1"``: how a flow branches on a lookup's value."""
     return "1" if value == "1" else None
 
 
-__all__ = ["MAX_TRACKED_CALLS", "InsuranceLookups", "is_set", "money"]
+__all__ = ["MAX_TRACKED_CALLS", "QUOTE_MODES", "QUOTE_SEXES", "WAN", "InsuranceLookups", "is_set",
+           "money", "quote_sex"]

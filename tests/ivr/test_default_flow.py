@@ -18,7 +18,8 @@ import pytest
 
 from appliance.calls.clock import ManualClock
 from appliance.calls.engine import Engine
-from appliance.insurance.demo_data import load_demo_data
+from appliance.insurance.demo_data import demo_pin, load_demo_data
+from appliance.insurance.quote import quote
 from appliance.ivr.flow import load_flow
 from appliance.ivr.insurance_lookups import InsuranceLookups, is_set, money
 from appliance.ivr.interpreter import Step, make_flow_handler
@@ -334,3 +335,203 @@ def test_salesperson_lookup_reads_code_branch_and_licence(tmp_path: Path) -> Non
                           audio("zh", "salesperson_branch", "branch_2"),
                           audio("zh", "licence_expired"))
     assert any(s["node"] == "sp_find" and s["found"] for s in path)
+
+
+
+def yuan(fen: int) -> str:
+    return f"{fen // 100}.{fen % 100:02d}"
+
+
+def own_figures(store: Store, code: str) -> tuple[str, str, str, str]:
+    """This month's commission, premium written and policies sold, and last month's
+    commission of ``code``, read straight from the store."""
+    last_month = TODAY.replace(day=1) - dt.timedelta(days=1)
+    rows = {r["month"]: r for r in store.query(
+        "SELECT month, commission_fen, premium_fen, policies_sold FROM commissions "
+        "WHERE salesperson_code = ?", [code])}
+    this, last = rows[f"{TODAY:%Y-%m}"], rows[f"{last_month:%Y-%m}"]
+    return (yuan(this["commission_fen"]), yuan(this["premium_fen"]),
+            str(this["policies_sold"]), yuan(last["commission_fen"]))
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_salesperson_hears_own_commission_after_the_pin(tmp_path: Path, lang: str) -> None:
+    store, _ = open_book(tmp_path)
+    code = "310004"
+    other = "310005"
+    commission, premium, sold, last = own_figures(store, code)
+    assert (commission, premium, sold, last) != own_figures(store, other)
+    expected = [audio(lang, "my_commission"), audio(lang, *say(lang, "money", commission)),
+                audio(lang, "my_premium_written"), audio(lang, *say(lang, "money", premium)),
+                audio(lang, "my_policies_sold"), audio(lang, *say(lang, "number", sold)),
+                audio(lang, "my_last_commission"), audio(lang, *say(lang, "money", last))]
+    pin = demo_pin(code)
+
+    async def scenario(ex: SimExchange) -> bytes:
+        bot = CallerBot(ex, "13800138000")
+        await choose(bot, lang, "*")
+        await bot.press(code + "#")
+        await bot.listen(0.5)
+        await bot.press(pin + "#")
+        assert await bot.wait_for(expected[-1], timeout=60)
+        assert await bot.wait_for(audio(lang, "main_menu")[:3200], timeout=60)
+        await bot.hangup()
+        return bytes(bot.heard)
+
+    heard, path = run(tmp_path, store, scenario)
+    # The code and PIN prompts are cut short by the keys; the figures are heard whole.
+    assert heard_in_order(heard, *expected)
+    assert audio(lang, "pin_wrong") not in heard
+    login = next(s for s in path if s["node"] == "me_login")
+    assert login["args"] == [code, "x" * len(pin)]
+    assert login["result"]["commission"] == commission
+    assert login["result"]["last_commission"] == last
+    with Store(tmp_path / "appliance.db") as reopened:
+        (row,) = reopened.query("SELECT keys, ivr_path FROM calls")
+        (sp,) = reopened.query("SELECT failed_pins, locked FROM salespeople WHERE code = ?",
+                               [code])
+    # The PIN keys (and their #) are masked in the CDR, and in the path kept with it.
+    assert row["keys"] == f"{LANG_KEY[lang]}*{code}#{'x' * (len(pin) + 1)}"
+    kept = json.loads(row["ivr_path"])
+    assert next(s for s in kept if s.get("node") == "me_login")["args"] == [code, "xxxx"]
+    assert (sp["failed_pins"], sp["locked"]) == (0, 0)
+
+
+def test_five_wrong_pins_lock_the_code_even_for_the_right_pin(tmp_path: Path) -> None:
+    store, _ = open_book(tmp_path)
+    code = "310002"
+    pin = demo_pin(code)
+    wrong = "9999" if pin != "9999" else "8888"
+
+    async def scenario(ex: SimExchange) -> bytes:
+        bot = CallerBot(ex, "13800138000")
+        await choose(bot, "zh", "*")
+        await bot.press(code + "#")
+        await bot.listen(0.5)
+        for _ in range(4):
+            assert await press_then_hear(bot, wrong + "#", audio("zh", "pin_wrong"))
+            await bot.listen(0.5)  # into the re-asked PIN prompt
+        assert await press_then_hear(bot, wrong + "#", audio("zh", "pin_locked"))
+        assert await bot.wait_for(audio("zh", "main_menu")[:3200], timeout=60)
+        # The right PIN afterwards is refused too.
+        await bot.press("*")
+        await bot.listen(0.5)
+        await bot.press(code + "#")
+        await bot.listen(0.5)
+        await bot.press(pin + "#")
+        assert await bot.wait_for(audio("zh", "main_menu")[:3200], timeout=60)
+        await bot.hangup()
+        return bytes(bot.heard)
+
+    heard, path = run(tmp_path, store, scenario)
+    assert heard.count(audio("zh", "pin_wrong")) == 4
+    assert heard.count(audio("zh", "pin_locked")) == 2
+    assert audio("zh", "my_commission") not in heard
+    logins = [s for s in path if s.get("node") == "me_login"]
+    assert len(logins) == 6
+    assert all(s["args"] == [code, "xxxx"] for s in logins)
+    assert [s["result"]["locked"] for s in logins] == ["0"] * 4 + ["1"] * 2
+    assert all(s["result"]["ok"] == "0" and "commission" not in s["result"] for s in logins)
+    with Store(tmp_path / "appliance.db") as reopened:
+        (row,) = reopened.query("SELECT keys FROM calls")
+        (sp,) = reopened.query("SELECT locked FROM salespeople WHERE code = ?", [code])
+    assert sp["locked"] == 1
+    assert row["keys"] == "1*" + code + "#" + "xxxxx" * 5 + "*" + code + "#xxxxx"
+
+
+# (language, keys after the main menu's 4: each with the prompt it must bring, if a
+# rejection, and the parameters the quote computation is given)
+QUOTES = [
+    # Term life: an age outside the table is re-asked.
+    ("zh", [("1", None), ("99#", "quote_bad_age"), ("30#", None), ("2", None),
+            ("20#", None), ("50#", None), ("2", None)],
+     dict(product_code="TL20", sum_insured=Decimal(500_000), age=30, sex="F", term=20,
+          payment_mode="monthly")),
+    # Critical illness: no single premium; then 50-year-olds have no 30-year term, so the
+    # whole set is asked again.
+    ("yue", [("3", None), ("50#", None), ("1", None), ("30#", None), ("10#", None),
+             ("3", "quote_bad_mode"), ("1", "quote_no_rate"), ("40#", None), ("1", None),
+             ("30#", None), ("10#", None), ("1", None)],
+     dict(product_code="CI30", sum_insured=Decimal(100_000), age=40, sex="M", term=30,
+          payment_mode="annual")),
+    # Motor: a vehicle value above the product's range, then seats.
+    ("en", [("4", None), ("500#", "quote_bad_sum"), ("25#", None), ("99#", "quote_bad_seats"),
+            ("7#", None)],
+     dict(product_code="MOT1", sum_insured=Decimal(250_000), term=1, payment_mode="annual",
+          seats=7)),
+]
+
+
+@pytest.mark.parametrize(("lang", "steps", "params"), QUOTES, ids=[q[0] for q in QUOTES])
+def test_phone_quote_speaks_the_rate_table_premium(tmp_path: Path, lang: str,
+                                                   steps: list[tuple[str, str | None]],
+                                                   params: dict[str, Any]) -> None:
+    store, _ = open_book(tmp_path)
+    premium = money(quote(store, **params).premium)
+    spoken = audio(lang, *say(lang, "money", premium))
+
+    async def scenario(ex: SimExchange) -> bytes:
+        bot = CallerBot(ex, "13800138000")
+        await choose(bot, lang, "4")
+        for keys, rejected in steps[:-1]:
+            if rejected is None:
+                await bot.press(keys)
+            else:
+                assert await press_then_hear(bot, keys, audio(lang, rejected))
+            await bot.listen(0.5)
+        # The last answer: the premium follows at once.
+        assert await press_then_hear(bot, steps[-1][0], spoken)
+        assert await bot.wait_for(audio(lang, "main_menu")[:3200], timeout=60)
+        await bot.hangup()
+        return bytes(bot.heard)
+
+    heard, path = run(tmp_path, store, scenario)
+    assert heard_in_order(heard, audio(lang, "quote_result"), spoken)
+    assert heard.count(spoken) == 1
+    for _, rejected in steps:
+        if rejected is not None:
+            assert audio(lang, rejected) in heard
+    calc = [s for s in path if s.get("node") == "q_calc"]
+    assert calc[-1]["found"] is True and calc[-1]["result"] == {"premium": premium}
+    assert [s["found"] for s in calc[:-1]] == [False] * (len(calc) - 1)
+
+
+def test_login_and_quote_lookups_directly(tmp_path: Path) -> None:
+    store, _ = open_book(tmp_path)
+    lookups = InsuranceLookups(store, now=lambda: NOW)
+
+    async def main() -> None:
+        assert await lookups.salesperson_login("999", "0000") is None
+        ok = await lookups.salesperson_login("310001", demo_pin("310001"))
+        assert ok is not None and (ok["ok"], ok["wrong"], ok["locked"]) == ("1", "0", "0")
+        assert ok["commission"] == own_figures(store, "310001")[0]
+        assert await lookups.quote_product("5") is None
+        assert await lookups.quote_product("0") is None
+        assert await lookups.quote_product("2") == {
+            "code": "ACC1", "age": "1", "sex": "0", "term": "0", "mode": "1", "seats": "0",
+            "motor": "0"}
+        assert await lookups.quote_product("4") == {
+            "code": "MOT1", "age": "0", "sex": "0", "term": "0", "mode": "0", "seats": "1",
+            "motor": "1"}
+        assert await lookups.quote_age("ACC1", "65") == "65"
+        assert await lookups.quote_age("ACC1", "66") is None
+        assert await lookups.quote_age("ACC1", "17") is None
+        assert await lookups.quote_term("TL20", "20") == "20"
+        assert await lookups.quote_term("TL20", "15") is None
+        assert await lookups.quote_sum("ACC1", "1") == "1"
+        assert await lookups.quote_sum("ACC1", "101") is None
+        assert await lookups.quote_sum("ACC1", "0") is None
+        assert await lookups.quote_mode("TL20", "3") == "single"
+        assert await lookups.quote_mode("ACC1", "3") is None
+        assert await lookups.quote_seats("MOT1", "36") == "36"
+        assert await lookups.quote_seats("MOT1", "0") is None
+        # Parameters a product is not priced on are ignored; its one term is taken.
+        got = await lookups.quote("ACC1", "20", "30", "1", "20", "2", "7")
+        assert got == {"premium": money(quote(store, "ACC1", Decimal(200_000), age=30, term=1,
+                                              payment_mode="monthly").premium)}
+        assert await lookups.quote("TL20", "50", "55", "1", "30", "1", "") is None
+
+    try:
+        asyncio.run(main())
+    finally:
+        store.close()
