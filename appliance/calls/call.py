@@ -67,6 +67,9 @@ class RecordedMessage:
 
 FlowFn = Callable[["Call"], Awaitable[None]]
 
+#: how long after a complete entry a stray terminator key is still taken as part of it
+SWALLOW_TICKS = 100  # 2 s
+
 #: what call records show for a key that was part of a secret (PIN, ID digits)
 MASKED_KEY = "x"
 
@@ -123,6 +126,8 @@ class Call:
         self.source: Source | None = None
         self._source_done: asyncio.Future[str | None] | None = None
         self._typeahead: list[str] = []
+        self._swallow = ""  # terminator keys to drop if they come next (see _after_full_entry)
+        self._swallow_until = 0
         self._collector: DigitCollector | None = None
         self._collect_done: asyncio.Future[Collected] | None = None
         self.message: _MessageTake | None = None  # the message being recorded, if any
@@ -214,11 +219,14 @@ class Call:
         collector = DigitCollector(self.engine.tick_no, max_digits, terminator, first_timeout,
                                    inter_timeout)
         typed, self._typeahead = self._typeahead, []
-        for digit in typed:
+        for i, digit in enumerate(typed):
             if collector.key(digit, self.engine.tick_no) is not None:
                 # Keys typed after the entry was complete stay buffered for the next one.
-                self._typeahead = typed[typed.index(digit) + 1:]
+                rest = typed[i + 1:]
                 assert collector.result is not None
+                if collector.result.end is CollectEnd.MAX_DIGITS:
+                    rest = self._after_full_entry(rest, terminator)
+                self._typeahead = rest
                 return collector.result
         self._collector = collector
         self._collect_done = self.engine.loop.create_future()
@@ -229,6 +237,15 @@ class Call:
             self._collector = None
             self._collect_done = None
             self.engine.collecting.discard(self)
+
+    def _after_full_entry(self, rest: list[str], terminator: str) -> list[str]:
+        """An entry ended on its last digit: a terminator keyed right after it belongs to
+        that entry, not to the next one (callers often add '#' out of habit)."""
+        if rest:
+            return rest[1:] if terminator and rest[0] in terminator else rest
+        self._swallow = terminator
+        self._swallow_until = self.engine.tick_no + SWALLOW_TICKS
+        return rest
 
     async def record_message(
         self,
@@ -315,11 +332,17 @@ class Call:
             if digit in take.stop_keys and not take.future.done():
                 take.future.set_result(RecordEnd.KEY)
             return
+        if self._swallow:
+            swallow, self._swallow = self._swallow, ""
+            if digit in swallow and self.engine.tick_no <= self._swallow_until:
+                return  # the '#' a caller adds out of habit after a complete entry
         collector = self._collector
         if collector is not None:
             result = collector.key(digit, self.engine.tick_no)
             if result is not None and self._collect_done and not self._collect_done.done():
                 self._collect_done.set_result(result)
+                if result.end is CollectEnd.MAX_DIGITS:
+                    self._after_full_entry([], collector.terminator)
             return
         if len(self._typeahead) < 32:
             self._typeahead.append(digit)

@@ -323,3 +323,26 @@ def test_hanging_up_while_leaving_a_message_keeps_the_message(run_calls: Any) ->
     assert len(done) == 1 and not unfinished  # closed at the hang-up, not left for recovery
     with wave.open(str(done[0])) as w:
         assert said in w.readframes(w.getnframes())
+
+
+def test_a_hash_after_a_complete_entry_does_not_end_the_next_one(run_calls: Any) -> None:
+    entries: list[str] = []
+
+    async def flow(call: Call) -> None:
+        await call.answer()
+        for size in (2, 3, 3):
+            entries.append((await call.collect(size, first_timeout=5, inter_timeout=3)).digits)
+        await call.hangup()
+
+    async def scenario(rig: Rig) -> None:
+        bot = CallerBot(rig.exchange, "13800138010")
+        await bot.dial("95500")
+        await bot.press("12#")  # two digits fill the entry; the '#' is habit
+        await bot.wait(0.3)
+        await bot.press("345#")  # typed ahead in one go with the next entry too
+        with contextlib.suppress(LineError):
+            await bot.press("67#")
+        await bot.wait_hangup(10)
+
+    run_calls(scenario, flow=flow)
+    assert entries == ["12", "345", "67"]
