@@ -123,7 +123,6 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
     k = int((time.monotonic() - t0) / TICK) + 1
     end = time.monotonic() + args.seconds
     measure_from = time.monotonic() + args.warmup
-    digit_no = 0
     lateness: list[float] = []
     while True:
         target = t0 + k * TICK - args.lead / 1000
@@ -148,7 +147,6 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
                         call.missed += 1
                     call.waiting_digit = digit if measuring else ""
                     call.key_sent_at = time.monotonic()
-                    digit_no += 1
                 tr.write(tones[digit][phase])
             else:
                 tr.write(speech_msgs[(offsets[j] + k) % n_speech])

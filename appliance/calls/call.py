@@ -119,7 +119,6 @@ class Call:
         self.progress: CallProgress | None = None  # outbound, until the answer is known
         self.progress_outcome = ""
         self.recorder: Recorder | None = None
-        self.recording_path: Path | None = None
         self.task: asyncio.Task[None] | None = None
         # Flow-facing state.
         self.bridge: Bridge | None = None  # heard and hearing other calls (when no source plays)

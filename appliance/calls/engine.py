@@ -288,7 +288,6 @@ class Engine:
             path.parent.mkdir(parents=True, exist_ok=True)
             # Stagger flushes so 600 calls do not all write in the same tick.
             call.recorder = Recorder(path, channels=2, flush_offset=hash(call.id) % 50)
-            call.recording_path = path
         if self.store is not None:
             cdr.cdr_answer(self.store, call.id, call.answered_at)
         call.mark_answered()
