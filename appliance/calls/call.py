@@ -348,13 +348,16 @@ class Call:
         if self._source_done is not None and self._source_interruptible:
             self._stop_source(digit)
 
-    def on_tick(self, tick: int) -> None:
-        """Timeouts of an active collector (only calls that collect are ticked)."""
+    def on_tick(self, tick: int) -> bool:
+        """Timeouts of an active collector (only calls that collect are ticked); True when
+        this tick ended the collection, i.e. the flow has something to do."""
         collector = self._collector
         if collector is not None:
             result = collector.tick(tick)
             if result is not None and self._collect_done and not self._collect_done.done():
                 self._collect_done.set_result(result)
+                return True
+        return False
 
     def on_inbound(self, frame: bytes, speech: bool) -> None:
         """Feed a message being recorded (called only while one is)."""

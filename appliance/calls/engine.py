@@ -547,8 +547,9 @@ class Engine:
                 fut.set_result(None)
                 woke = True
         for call in list(self.collecting):
-            call.on_tick(n)
-            woke = True
+            # Only a timeout that ends a collection wakes a flow; a call merely waiting for
+            # keys must not cost every tick an extra pass of the event loop.
+            woke |= call.on_tick(n)
         return woke
 
     def _outbound(self, calls: list[Call]) -> None:
