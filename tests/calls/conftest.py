@@ -11,12 +11,12 @@ from typing import Any, TypeVar
 import pytest
 
 from appliance.calls.call import FlowFn
-from appliance.calls.clock import ManualClock
 from appliance.calls.engine import Engine
 from appliance.demo.flow import make_demo_flow
 from appliance.media.prompts import PromptLibrary
 from appliance.store.db import Store
 from drivers.sim import SimExchange
+from tests.rig import running_engine
 
 T = TypeVar("T")
 
@@ -60,20 +60,15 @@ def run_calls(tmp_path: Path, prompts: PromptLibrary) -> Callable[..., Any]:
 
     def run(scenario: Scenario[T], flow: FlowFn | None = None, stop: bool = True) -> T:
         async def main() -> T:
-            exchange = SimExchange(trunks=8)
             store = Store(tmp_path / "appliance.db")
-            engine = Engine(clock=ManualClock(), drivers=[exchange],
-                            flow=flow or make_demo_flow(tmp_path / "recordings" / "messages"),
-                            prompts=prompts,
-                            store=store, recordings=tmp_path / "recordings")
-            rig = Rig(engine, exchange, store, prompts, tmp_path)
-            task = asyncio.create_task(engine.run())
-            await engine.started.wait()
             try:
-                return await asyncio.wait_for(scenario(rig), timeout=120)
+                async with running_engine(
+                    flow or make_demo_flow(tmp_path / "recordings" / "messages"),
+                    prompts=prompts, store=store, recordings=tmp_path / "recordings",
+                ) as (engine, exchange):
+                    rig = Rig(engine, exchange, store, prompts, tmp_path)
+                    return await asyncio.wait_for(scenario(rig), timeout=120)
             finally:
-                engine.stop()
-                await task
                 store.close()
 
         return asyncio.run(main())

@@ -16,8 +16,6 @@ from typing import Any, TypeVar
 
 import pytest
 
-from appliance.calls.clock import ManualClock
-from appliance.calls.engine import Engine
 from appliance.insurance.demo_data import demo_pin, load_demo_data
 from appliance.insurance.quote import quote
 from appliance.ivr.flow import load_flow
@@ -28,6 +26,7 @@ from appliance.media.prompts import Prompt, PromptLibrary, concat
 from appliance.media.tones import beep
 from appliance.store.db import Store
 from drivers.sim import CallerBot, SimExchange
+from tests.rig import running_engine
 
 T = TypeVar("T")
 FLOW = Path(__file__).parents[2] / "appliance" / "ivr" / "default_flow.json"
@@ -104,16 +103,10 @@ def run(tmp_path: Path, store: Store,
                                 on_done=lambda _call, path: paths.append(path), store=store)
 
     async def main() -> T:
-        exchange = SimExchange(trunks=2)
-        engine = Engine(clock=ManualClock(), drivers=[exchange], flow=handler, prompts=LIB,
-                        store=store, recordings=tmp_path / "recordings")
-        task = asyncio.create_task(engine.run())
-        await engine.started.wait()
-        try:
+        async with running_engine(handler, prompts=LIB, store=store,
+                                  recordings=tmp_path / "recordings",
+                                  trunks=2) as (_, exchange):
             return await asyncio.wait_for(scenario(exchange), timeout=60)
-        finally:
-            engine.stop()
-            await task
 
     try:
         result = asyncio.run(main())

@@ -13,8 +13,6 @@ from typing import Any, TypeVar
 
 import pytest
 
-from appliance.calls.clock import ManualClock
-from appliance.calls.engine import Engine
 from appliance.ivr.flow import load_flow
 from appliance.ivr.interpreter import MAX_STEPS, Step, make_flow_handler
 from appliance.ivr.speech import say
@@ -22,6 +20,7 @@ from appliance.media.prompts import Prompt, PromptLibrary, concat
 from appliance.media.tones import beep
 from appliance.store.db import Store
 from drivers.sim import CallerBot, SimExchange
+from tests.rig import running_engine
 
 T = TypeVar("T")
 DEMO = Path(__file__).parent / "flows" / "demo.json"
@@ -46,17 +45,13 @@ def run(tmp_path: Path, doc: Mapping[str, Any] | Path,
                                 on_done=lambda _call, path: paths.append(path))
 
     async def main() -> T:
-        exchange = SimExchange(trunks=4)
         store = Store(tmp_path / "appliance.db")
-        engine = Engine(clock=ManualClock(), drivers=[exchange], flow=handler, prompts=LIB,
-                        store=store, recordings=tmp_path / "recordings")
-        task = asyncio.create_task(engine.run())
-        await engine.started.wait()
         try:
-            return await asyncio.wait_for(scenario(exchange), timeout=60)
+            async with running_engine(handler, prompts=LIB, store=store,
+                                      recordings=tmp_path / "recordings",
+                                      trunks=4) as (_, exchange):
+                return await asyncio.wait_for(scenario(exchange), timeout=60)
         finally:
-            engine.stop()
-            await task
             store.close()
 
     result = asyncio.run(main())
@@ -351,19 +346,15 @@ def test_async_and_failing_lookups_and_on_step(tmp_path: Path) -> None:
                                 on_step=lambda _call, step: seen.append(step))
 
     async def main() -> None:
-        exchange = SimExchange(trunks=1)
         store = Store(tmp_path / "appliance.db")
-        engine = Engine(clock=ManualClock(), drivers=[exchange], flow=handler, prompts=LIB,
-                        store=store, recordings=tmp_path / "recordings")
-        task = asyncio.create_task(engine.run())
-        await engine.started.wait()
         try:
-            bot = CallerBot(exchange, "13800138000")
-            await bot.dial("95500")
-            assert await bot.wait_hangup(5) == "normal"
+            async with running_engine(handler, prompts=LIB, store=store,
+                                      recordings=tmp_path / "recordings",
+                                      trunks=1) as (_, exchange):
+                bot = CallerBot(exchange, "13800138000")
+                await bot.dial("95500")
+                assert await bot.wait_hangup(5) == "normal"
         finally:
-            engine.stop()
-            await task
             store.close()
 
     logging.disable(logging.ERROR)  # the failing lookup is logged with its traceback
