@@ -108,6 +108,7 @@ class Engine:
         self.stats = EngineStats()
         self.tick_no = 0
         self._pending: list[Line] = []
+        self._prune = False  # a call ended: drop ended calls from self.calls next tick
         self._caught_up: list[Call] = []  # calls with catch-up frames this tick
         self._keyed: list[Call] = []  # calls with a key this tick: their reply goes out first
         self._timers: list[tuple[int, int, asyncio.Future[None]]] = []
@@ -310,6 +311,7 @@ class Engine:
         call.state = CallState.ENDED
         call.end_cause = cause
         call.ended_at = self.clock.wall()
+        self._prune = True
         if not call.line.ended:
             call.line.hangup(cause)
         self._dtmf.close(call.dtmf_slot)
@@ -396,7 +398,9 @@ class Engine:
                     log.exception("line %s: could not start a call; hanging up", line.id)
                     line.hangup(CAUSE_LINE_DROPPED)
         calls = self.calls
-        if any(c.state is CallState.ENDED for c in calls):
+        if self._prune:
+            # Only after a call ended: no scan of every call on every tick.
+            self._prune = False
             calls = self.calls = [c for c in calls if c.state is not CallState.ENDED]
 
         woke = self._inbound(calls)
