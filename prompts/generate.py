@@ -4,7 +4,9 @@
 Each prompt becomes ``prompts/<lang>/<name>.wav``: 8 kHz, 16-bit, mono, leading and
 trailing silence trimmed. The generated files are committed, so the box itself needs no
 speech synthesis; any file can later be replaced by a human recording. A language may set
-its espeak-ng ``speed`` (words per minute, default 150) next to its ``voice``. Output is
+its espeak-ng ``speed`` (words per minute, default 150) next to its ``voice``; a prompt
+is its text, or ``{"text", "voice"}`` when it must be said in another voice than its set's
+(the language menu offers each language in that language's own voice). Output is
 not dithered, so the same manifest always gives the same bytes and regenerating leaves
 unchanged prompts unchanged in git. Needs the Debian packages espeak-ng and sox.
 Usage: ``python3 prompts/generate.py [LANG ...]``.
@@ -42,8 +44,10 @@ def main(langs: list[str]) -> None:
             continue
         folder = HERE / lang
         folder.mkdir(exist_ok=True)
-        for name, text in entry["prompts"].items():
-            render(text, entry["voice"], folder / f"{name}.wav", entry.get("speed", DEFAULT_SPEED))
+        for name, spec in entry["prompts"].items():
+            text, voice = ((spec["text"], spec["voice"]) if isinstance(spec, dict)
+                           else (spec, entry["voice"]))
+            render(text, voice, folder / f"{name}.wav", entry.get("speed", DEFAULT_SPEED))
             print(f"{lang}/{name}.wav  {text}")
 
 

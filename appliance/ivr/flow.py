@@ -13,6 +13,7 @@ one error per upload. The interpreter (:mod:`appliance.ivr.interpreter`) trusts 
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 from collections.abc import Callable, Mapping
@@ -28,6 +29,7 @@ BUILTIN_VARIABLES: Final = frozenset({"caller", "callee", "call_id"})
 WEEKDAYS: Final = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 KEYS: Final = frozenset("0123456789*#ABCD")
 _HHMM: Final = re.compile(r"([01][0-9]|2[0-3]):[0-5][0-9]|24:00")
+_DATE: Final = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _NAME: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*")
 
 # Field kinds: how a field's value is checked, and whether it names other nodes.
@@ -44,6 +46,7 @@ READ = "read"  # one variable read
 BOOL = "bool"
 SPEECH_KIND = "speech-kind"
 SCHEDULE = "schedule"
+DATES = "dates"  # list of ISO dates (YYYY-MM-DD)
 KEYSET = "keyset"  # a string of keys, possibly empty
 
 #: per node type: field -> (kind, required)
@@ -61,7 +64,8 @@ NODE_FIELDS: Final[dict[str, dict[str, tuple[str, bool]]]] = {
                 "secret": (BOOL, False)},
     "language": {"prompt": (PROMPTS, True), "options": (LANGMAP, True),
                  "timeout": (NUMBER, False), "next": (TARGET, True)},
-    "hours": {"schedule": (SCHEDULE, True), "open": (TARGET, True), "closed": (TARGET, True)},
+    "hours": {"schedule": (SCHEDULE, True), "holidays": (DATES, False),
+              "open": (TARGET, True), "closed": (TARGET, True)},
     "lookup": {"function": (TEXT, True), "args": (VARIABLES, False), "into": (VARIABLE, True),
                "on_found": (TARGET, True), "on_not_found": (TARGET, True)},
     "speak": {"kind": (SPEECH_KIND, True), "variable": (READ, False), "value": (TEXT, False),
@@ -157,6 +161,20 @@ def _schedule_problem(value: object) -> str | None:
     return None
 
 
+def _is_date_list(value: object) -> bool:
+    if not isinstance(value, list):
+        return False
+    for day in value:
+        # fromisoformat alone would also take 20261001; the flow documents one spelling.
+        if not isinstance(day, str) or not _DATE.fullmatch(day):
+            return False
+        try:
+            dt.date.fromisoformat(day)
+        except ValueError:
+            return False
+    return True
+
+
 _SIMPLE_CHECKS: Final[dict[str, tuple[Callable[[object], bool], str]]] = {
     PROMPTS: (_prompt_list, "a list of prompt names"),
     TARGET: (lambda v: isinstance(v, str) and bool(v), "a node id"),
@@ -170,6 +188,7 @@ _SIMPLE_CHECKS: Final[dict[str, tuple[Callable[[object], bool], str]]] = {
     BOOL: (lambda v: isinstance(v, bool), "true or false"),
     SPEECH_KIND: (lambda v: v in KINDS, f"one of {', '.join(KINDS)}"),
     KEYSET: (lambda v: isinstance(v, str) and set(v) <= KEYS, "a string of keys (may be empty)"),
+    DATES: (_is_date_list, "a list of dates YYYY-MM-DD"),
 }
 
 

@@ -134,6 +134,7 @@ class InsuranceLookups:
                 "sum_insured": money(policy.sum_insured),
                 "premium": money(policy.premium),
                 "payment_mode": policy.payment_mode,
+                _flag("pay", policy.payment_mode): "1",
                 "has_due": "0",
             }
             if policy.next_due_date is not None and policy.next_due_amount is not None:
@@ -169,12 +170,14 @@ class InsuranceLookups:
 
     # ------------------------------------------------------------------ salespeople
     async def salesperson(self, code: str) -> dict[str, str] | None:
-        """Code, branch and licence status as flags. The name is text the box cannot say
-        (no speech synthesis), so it is not returned for the caller to hear."""
+        """Code, phone number, and branch and licence status as flags. The name is text the
+        box cannot say (no speech synthesis), so it is not returned for the caller to hear."""
         info = await self._blocking(partial(find_salesperson, self.store, code))
         if info is None:
             return None
         result = {"code": info.code, _flag("licence", info.licence_status): "1"}
+        if info.phone:
+            result.update(phone=info.phone, has_phone="1")
         if info.branch in BRANCHES:
             result[f"branch_{BRANCHES.index(info.branch) + 1}"] = "1"
         return result

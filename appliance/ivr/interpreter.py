@@ -157,9 +157,12 @@ class _Run:
         now = self.clock_now()
         day = WEEKDAYS[now.weekday()]
         hhmm = now.strftime("%H:%M")
-        is_open = any(day in s["days"] and s["from"] <= hhmm < s["to"]
-                      for s in node["schedule"])
-        self.step(node_id, node, now=now.isoformat(timespec="minutes"), open=is_open)
+        # A public holiday closes the office whatever weekday it falls on.
+        holiday = now.date().isoformat() in node.get("holidays", ())
+        is_open = not holiday and any(day in s["days"] and s["from"] <= hhmm < s["to"]
+                                      for s in node["schedule"])
+        self.step(node_id, node, now=now.isoformat(timespec="minutes"), open=is_open,
+                  **({"holiday": True} if holiday else {}))
         return str(node["open" if is_open else "closed"])
 
     async def _lookup(self, node_id: str, node: Mapping[str, Any]) -> str:

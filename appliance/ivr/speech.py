@@ -455,7 +455,10 @@ def say(lang: str, kind: str, value: str) -> list[str]:
 @cache
 def _manifest_texts() -> dict[str, dict[str, str]]:
     data = json.loads(MANIFEST.read_text(encoding="utf-8"))
-    return {lang: dict(entry["prompts"]) for lang, entry in data.items()}
+    # A prompt said in another voice than its set's is {"text", "voice"}.
+    return {lang: {name: spec["text"] if isinstance(spec, dict) else spec
+                   for name, spec in entry["prompts"].items()}
+            for lang, entry in data.items()}
 
 
 def segment_text(lang: str, segment: str) -> str:

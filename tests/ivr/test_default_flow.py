@@ -74,6 +74,7 @@ class Policy:
     premium: str
     due_date: str
     due_amount: str
+    mode: str
 
 
 def open_book(tmp_path: Path) -> tuple[Store, list[Policy]]:
@@ -82,23 +83,25 @@ def open_book(tmp_path: Path) -> tuple[Store, list[Policy]]:
     summary = load_demo_data(store, policies=200, today=TODAY, pin_iterations=1000)
     found = []
     for number, full_id in summary.sample_ids.items():
-        row = store.query("SELECT status, premium_fen, next_due_date, next_due_fen "
+        row = store.query("SELECT status, premium_fen, next_due_date, next_due_fen, "
+                          "payment_mode "
                           "FROM policies WHERE number = ?", [number])[0]
         if row["status"] == "in_force" and row["next_due_date"]:
             found.append(Policy(
                 number=number, last4=full_id[-4:].replace("X", "*"),
                 premium=f"{row['premium_fen'] // 100}.{row['premium_fen'] % 100:02d}",
                 due_date=row["next_due_date"],
-                due_amount=f"{row['next_due_fen'] // 100}.{row['next_due_fen'] % 100:02d}"))
+                due_amount=f"{row['next_due_fen'] // 100}.{row['next_due_fen'] % 100:02d}",
+                mode=row["payment_mode"]))
     assert len(found) >= 3
     return store, found
 
 
-def run(tmp_path: Path, store: Store,
-        scenario: Callable[[SimExchange], Awaitable[T]]) -> tuple[T, list[Step]]:
+def run(tmp_path: Path, store: Store, scenario: Callable[[SimExchange], Awaitable[T]],
+        now: dt.datetime = NOW) -> tuple[T, list[Step]]:
     paths: list[list[Step]] = []
-    lookups = InsuranceLookups(store, now=lambda: NOW, executor=InlineExecutor())
-    handler = make_flow_handler(load_flow(FLOW), lookups.functions(), clock_now=lambda: NOW,
+    lookups = InsuranceLookups(store, now=lambda: now, executor=InlineExecutor())
+    handler = make_flow_handler(load_flow(FLOW), lookups.functions(), clock_now=lambda: now,
                                 messages_dir=tmp_path / "messages",
                                 on_done=lambda _call, path: paths.append(path), store=store)
 
@@ -139,7 +142,11 @@ async def choose(bot: CallerBot, lang: str, option: str) -> None:
 def test_the_flow_validates_with_all_three_languages(tmp_path: Path) -> None:
     flow = load_flow(FLOW)
     assert flow.languages == LANGUAGES
-    assert flow.operator == "operator" and flow.node("operator")["queue"] == "service"
+    # A person: the service queue in office hours, the general voicemail box otherwise.
+    person = flow.node(flow.operator or "")
+    assert person["type"] == "hours"
+    assert flow.node(person["open"])["queue"] == "service"
+    assert flow.node(person["closed"])["box"] == "general"
     store = Store(tmp_path / "appliance.db")
     try:
         assert flow.functions() == set(InsuranceLookups(store).functions())
@@ -170,8 +177,11 @@ def test_lookups_count_tries_per_call_and_say_why_a_policy_failed(tmp_path: Path
         await lookups.policy("c", policy.number, wrong)
         assert list(lookups._calls) == ["b", "c"]  # the oldest call is forgotten
         assert await lookups.salesperson("999") is None
+        (phone,) = store.query("SELECT phone FROM salespeople WHERE code = '310018'")
         assert await lookups.salesperson("310018") == {"code": "310018", "branch_3": "1",
-                                                       "licence_suspended": "1"}
+                                                       "licence_suspended": "1",
+                                                       "phone": phone["phone"],
+                                                       "has_phone": "1"}
         assert await lookups.report_claim("", "999999999999", "") is None
         assert await lookups.policy_exists("999999999999") is None
         assert await lookups.policy_exists(policy.number) == policy.number
@@ -207,6 +217,7 @@ def test_policy_enquiry_reads_premium_and_due_date(tmp_path: Path, lang: str) ->
     heard, path = run(tmp_path, store, scenario)
     assert heard_in_order(heard, audio(lang, "policy_status"), audio(lang, "status_in_force"),
                           audio(lang, "policy_premium"), premium,
+                          audio(lang, "policy_pay_mode", f"pay_{policy.mode}"),
                           audio(lang, "policy_next_due"), due,
                           audio(lang, "policy_due_amount"), due_amount,
                           audio(lang, "to_operator"), audio(lang, "goodbye"))
@@ -216,7 +227,7 @@ def test_policy_enquiry_reads_premium_and_due_date(tmp_path: Path, lang: str) ->
     # The ID digits are checked but never written down: the path log and the CDR show x.
     assert found["found"] is True and found["args"][1:] == [policy.number, "xxxx"]
     assert found["result"]["premium"] == policy.premium
-    assert nodes(path)[-2:] == ["operator", "bye"]
+    assert nodes(path)[-3:] == ["person", "operator", "bye"]
     with Store(tmp_path / "appliance.db") as reopened:
         (row,) = reopened.query("SELECT keys, ivr_path FROM calls")
     assert row["keys"] == f"{LANG_KEY[lang]}1{policy.number}#xxxx0"
@@ -227,48 +238,50 @@ def test_policy_enquiry_reads_premium_and_due_date(tmp_path: Path, lang: str) ->
         policy.number, "xxxx"]
 
 
-def test_wrong_id_three_times_goes_to_the_operator(tmp_path: Path) -> None:
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_wrong_id_three_times_goes_to_the_operator(tmp_path: Path, lang: str) -> None:
     store, policies = open_book(tmp_path)
     policy = policies[0]
     wrong = "0000" if policy.last4 != "0000" else "1111"
 
     async def scenario(ex: SimExchange) -> bytes:
         bot = CallerBot(ex, "13800138000")
-        await choose(bot, "zh", "1")
+        await choose(bot, lang, "1")
         await bot.press(policy.number + "#")
         for attempt in range(3):
             await bot.listen(0.5)
             if attempt < 2:
-                assert await press_then_hear(bot, wrong, audio("zh", "id_mismatch"))
+                assert await press_then_hear(bot, wrong, audio(lang, "id_mismatch"))
             else:
                 await bot.press(wrong)
         assert await bot.wait_hangup(40) == "normal"
         return bytes(bot.heard)
 
     heard, path = run(tmp_path, store, scenario)
-    assert heard.count(audio("zh", "id_mismatch")) == 2
-    assert heard_in_order(heard, audio("zh", "too_many_tries"), audio("zh", "to_operator"),
-                          audio("zh", "goodbye"))
+    assert heard.count(audio(lang, "id_mismatch")) == 2
+    assert heard_in_order(heard, audio(lang, "too_many_tries"), audio(lang, "to_operator"),
+                          audio(lang, "goodbye"))
     assert [s["found"] for s in path if s["node"] == "pol_find"] == [False] * 3
     transfer = next(s for s in path if s["node"] == "operator")
     assert transfer["queue"] == "service"
 
 
-def test_unknown_policy_number_is_told_and_back_to_the_menu(tmp_path: Path) -> None:
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_unknown_policy_number_is_told_and_back_to_the_menu(tmp_path: Path, lang: str) -> None:
     store, _ = open_book(tmp_path)
 
     async def scenario(ex: SimExchange) -> bytes:
         bot = CallerBot(ex, "13800138000")
-        await choose(bot, "yue", "1")
+        await choose(bot, lang, "1")
         await bot.press("999999999999#")
         await bot.listen(0.5)
-        assert await press_then_hear(bot, "1234", audio("yue", "policy_not_found"))
-        assert await bot.wait_for(audio("yue", "main_menu")[:3200], timeout=60)
+        assert await press_then_hear(bot, "1234", audio(lang, "policy_not_found"))
+        assert await bot.wait_for(audio(lang, "main_menu")[:3200], timeout=60)
         await bot.hangup()
         return bytes(bot.heard)
 
     heard, path = run(tmp_path, store, scenario)
-    assert audio("yue", "id_mismatch") not in heard
+    assert audio(lang, "id_mismatch") not in heard
     went = nodes(path)
     at = went.index("pol_find")
     assert went[at:at + 5] == ["pol_find", "pol_to_person", "pol_unknown", "pol_not_found",
@@ -276,19 +289,20 @@ def test_unknown_policy_number_is_told_and_back_to_the_menu(tmp_path: Path) -> N
     assert path[-1] == {"event": "ended", "cause": "remote"}
 
 
-def test_claim_report_creates_a_case_with_the_recording(tmp_path: Path) -> None:
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_claim_report_creates_a_case_with_the_recording(tmp_path: Path, lang: str) -> None:
     store, policies = open_book(tmp_path)
     policy = policies[0]
     said = audio("en", "welcome")  # somebody speaking
 
     async def scenario(ex: SimExchange) -> bytes:
         bot = CallerBot(ex, "13900139000")
-        await choose(bot, "en", "3")
+        await choose(bot, lang, "3")
         await bot.press(policy.number + "#")
         assert await bot.wait_for(concat([Prompt.from_samples("beep", beep())]), timeout=60)
         await bot.send(said)
-        assert await bot.wait_for(audio("en", "claim_reported"), timeout=60)
-        assert await bot.wait_for(audio("en", "main_menu")[:3200], timeout=60)
+        assert await bot.wait_for(audio(lang, "claim_reported"), timeout=60)
+        assert await bot.wait_for(audio(lang, "main_menu")[:3200], timeout=60)
         await bot.hangup()
         return bytes(bot.heard)
 
@@ -305,28 +319,32 @@ def test_claim_report_creates_a_case_with_the_recording(tmp_path: Path) -> None:
     assert claim["case_number"] == "202611250001"
     assert (claim["policy_number"], claim["caller"]) == (policy.number, "13900139000")
     assert Path(claim["description_recording"]).is_file()
-    assert heard_in_order(heard, audio("en", "claim_reported"),
-                          audio("en", *say("en", "digits", claim["case_number"])))
+    assert heard_in_order(heard, audio(lang, "claim_reported"),
+                          audio(lang, *say(lang, "digits", claim["case_number"])))
     recorded = next(s for s in path if s["node"] == "cl_record")
     assert recorded["recording"] == claim["description_recording"] and recorded["seconds"] > 1
 
 
-def test_salesperson_lookup_reads_code_branch_and_licence(tmp_path: Path) -> None:
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_salesperson_lookup_reads_code_branch_and_licence(tmp_path: Path, lang: str) -> None:
     store, _ = open_book(tmp_path)
 
     async def scenario(ex: SimExchange) -> bytes:
         bot = CallerBot(ex, "13800138000")
-        await choose(bot, "zh", "2")
+        await choose(bot, lang, "2")
         await bot.press("310007#")  # the seventh salesperson: licence expired
-        assert await bot.wait_for(audio("zh", "licence_expired"), timeout=60)
+        assert await bot.wait_for(phone, timeout=60)
         await bot.hangup()
         return bytes(bot.heard)
 
+    (row,) = store.query("SELECT phone FROM salespeople WHERE code = '310007'")
+    phone = audio(lang, *say(lang, "digits", row["phone"]))
     heard, path = run(tmp_path, store, scenario)
-    assert heard_in_order(heard, audio("zh", "salesperson_code"),
-                          audio("zh", *say("zh", "digits", "310007")),
-                          audio("zh", "salesperson_branch", "branch_2"),
-                          audio("zh", "licence_expired"))
+    assert heard_in_order(heard, audio(lang, "salesperson_code"),
+                          audio(lang, *say(lang, "digits", "310007")),
+                          audio(lang, "salesperson_branch", "branch_2"),
+                          audio(lang, "licence_expired"),
+                          audio(lang, "salesperson_phone"), phone)
     assert any(s["node"] == "sp_find" and s["found"] for s in path)
 
 
@@ -390,7 +408,8 @@ def test_salesperson_hears_own_commission_after_the_pin(tmp_path: Path, lang: st
     assert (sp["failed_pins"], sp["locked"]) == (0, 0)
 
 
-def test_five_wrong_pins_lock_the_code_even_for_the_right_pin(tmp_path: Path) -> None:
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_five_wrong_pins_lock_the_code_even_for_the_right_pin(tmp_path: Path, lang: str) -> None:
     store, _ = open_book(tmp_path)
     code = "310002"
     pin = demo_pin(code)
@@ -398,28 +417,28 @@ def test_five_wrong_pins_lock_the_code_even_for_the_right_pin(tmp_path: Path) ->
 
     async def scenario(ex: SimExchange) -> bytes:
         bot = CallerBot(ex, "13800138000")
-        await choose(bot, "zh", "*")
+        await choose(bot, lang, "*")
         await bot.press(code + "#")
         await bot.listen(0.5)
         for _ in range(4):
-            assert await press_then_hear(bot, wrong + "#", audio("zh", "pin_wrong"))
+            assert await press_then_hear(bot, wrong + "#", audio(lang, "pin_wrong"))
             await bot.listen(0.5)  # into the re-asked PIN prompt
-        assert await press_then_hear(bot, wrong + "#", audio("zh", "pin_locked"))
-        assert await bot.wait_for(audio("zh", "main_menu")[:3200], timeout=60)
+        assert await press_then_hear(bot, wrong + "#", audio(lang, "pin_locked"))
+        assert await bot.wait_for(audio(lang, "main_menu")[:3200], timeout=60)
         # The right PIN afterwards is refused too.
         await bot.press("*")
         await bot.listen(0.5)
         await bot.press(code + "#")
         await bot.listen(0.5)
         await bot.press(pin + "#")
-        assert await bot.wait_for(audio("zh", "main_menu")[:3200], timeout=60)
+        assert await bot.wait_for(audio(lang, "main_menu")[:3200], timeout=60)
         await bot.hangup()
         return bytes(bot.heard)
 
     heard, path = run(tmp_path, store, scenario)
-    assert heard.count(audio("zh", "pin_wrong")) == 4
-    assert heard.count(audio("zh", "pin_locked")) == 2
-    assert audio("zh", "my_commission") not in heard
+    assert heard.count(audio(lang, "pin_wrong")) == 4
+    assert heard.count(audio(lang, "pin_locked")) == 2
+    assert audio(lang, "my_commission") not in heard
     logins = [s for s in path if s.get("node") == "me_login"]
     assert len(logins) == 6
     assert all(s["args"] == [code, "xxxx"] for s in logins)
@@ -429,7 +448,7 @@ def test_five_wrong_pins_lock_the_code_even_for_the_right_pin(tmp_path: Path) ->
         (row,) = reopened.query("SELECT keys FROM calls")
         (sp,) = reopened.query("SELECT locked FROM salespeople WHERE code = ?", [code])
     assert sp["locked"] == 1
-    assert row["keys"] == "1*" + code + "#" + "xxxxx" * 5 + "*" + code + "#xxxxx"
+    assert row["keys"] == LANG_KEY[lang] + "*" + code + "#" + "xxxxx" * 5 + "*" + code + "#xxxxx"
 
 
 # (language, keys after the main menu's 4: each with the prompt it must bring, if a
@@ -528,3 +547,118 @@ def test_login_and_quote_lookups_directly(tmp_path: Path) -> None:
         asyncio.run(main())
     finally:
         store.close()
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_information_menus_play_company_clauses_and_procedures(tmp_path: Path,
+                                                              lang: str) -> None:
+    store, _ = open_book(tmp_path)
+
+    async def scenario(ex: SimExchange) -> bytes:
+        bot = CallerBot(ex, "13800138000")
+        await choose(bot, lang, "5")
+        assert await press_then_hear(bot, "1", audio(lang, "info_company")[:8000])
+        # A key cuts the company text short and is taken by the menu it returns to.
+        assert await press_then_hear(bot, "3", audio(lang, "clause_menu")[:8000])
+        assert await press_then_hear(bot, "2", audio(lang, "clause_ACC1"), timeout=120)
+        await bot.listen(0.5)
+        await bot.press("#")  # back to the information menu
+        await bot.listen(0.5)
+        await bot.press("4")
+        await bot.listen(0.5)
+        assert await press_then_hear(bot, "3", audio(lang, "proc_claims"), timeout=120)
+        await bot.listen(0.5)
+        await bot.press("#")
+        await bot.listen(0.5)
+        assert await press_then_hear(bot, "#", audio(lang, "main_menu")[:3200])
+        await bot.hangup()
+        return bytes(bot.heard)
+
+    heard, path = run(tmp_path, store, scenario)
+    assert heard_in_order(heard, audio(lang, "info_company")[:8000],
+                          audio(lang, "clause_menu")[:8000], audio(lang, "clause_ACC1"),
+                          audio(lang, "proc_menu")[:8000], audio(lang, "proc_claims"))
+    went = [(s["node"], s.get("key")) for s in path if s.get("type") == "menu"]
+    assert went == [("main", "5"), ("info", "1"), ("info", "3"), ("clauses", "2"),
+                    ("clauses", "#"), ("info", "4"), ("procedures", "3"), ("procedures", "#"),
+                    ("info", "#")]
+    assert audio(lang, "clause_TL20")[:8000] not in heard
+
+
+# When no one is in the office: a Sunday, a public holiday on a weekday, a weekday evening.
+CLOSED = [("zh", dt.datetime(2026, 11, 29, 10, 0)), ("yue", dt.datetime(2026, 10, 7, 10, 0)),
+          ("en", dt.datetime(2026, 11, 25, 20, 0))]
+
+
+@pytest.mark.parametrize(("lang", "now"), CLOSED, ids=[c[0] for c in CLOSED])
+def test_out_of_hours_a_person_means_the_general_voicemail_box(tmp_path: Path, lang: str,
+                                                                now: dt.datetime) -> None:
+    store, _ = open_book(tmp_path)
+    said = audio("en", "welcome")  # somebody speaking
+    tone = concat([Prompt.from_samples("beep", beep())])
+
+    async def scenario(ex: SimExchange) -> bytes:
+        bot = CallerBot(ex, "13800138000")
+        await choose(bot, lang, "0")
+        assert await bot.wait_for(tone, timeout=60)
+        await bot.send(said)
+        await bot.press("#")
+        assert await bot.wait_hangup(30) == "normal"
+        return bytes(bot.heard)
+
+    heard, path = run(tmp_path, store, scenario, now=now)
+    assert heard_in_order(heard, audio(lang, "after_hours"), audio(lang, "leave_message"),
+                          tone, audio(lang, "message_saved"), audio(lang, "goodbye"))
+    assert audio(lang, "to_operator") not in heard
+    hours = next(s for s in path if s["node"] == "person")
+    assert hours["open"] is False
+    assert hours.get("holiday", False) is (now.date() == dt.date(2026, 10, 7))
+    taken = next(s for s in path if s["node"] == "after_hours")
+    assert taken["end"] == "key" and 1.0 < taken["seconds"] < 5.0
+    message = Path(taken["recording"])
+    assert message.parent == tmp_path / "messages" / "voicemail" / "general"
+    assert message.is_file()
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_two_retries_then_a_person_for_wrong_keys_and_for_silence(tmp_path: Path,
+                                                                  lang: str) -> None:
+    store, _ = open_book(tmp_path)
+
+    async def scenario(ex: SimExchange) -> bytes:
+        bot = CallerBot(ex, "13800138000")
+        await bot.dial("95500")
+        await bot.listen(0.5)
+        await bot.press(LANG_KEY[lang])
+        await bot.listen(0.5)
+        # Neither 7 nor 8 is a main-menu key.
+        assert await press_then_hear(bot, "7", audio(lang, "invalid_key"))
+        assert await press_then_hear(bot, "8", audio(lang, "invalid_key"))
+        assert await press_then_hear(bot, "8", audio(lang, "to_operator"))
+        assert await bot.wait_hangup(30) == "normal"
+        return bytes(bot.heard)
+
+    heard, path = run(tmp_path, store, scenario)
+    assert heard.count(audio(lang, "invalid_key")) == 2
+    tries = [(s.get("outcome"), s.get("attempt")) for s in path if s["node"] == "main"]
+    assert tries == [("invalid", 1), ("invalid", 2), ("invalid", 3)]
+    assert nodes(path)[-3:] == ["person", "operator", "bye"]
+
+    # Silence instead of keys: the menu is offered three times in all, then a person.
+    (tmp_path / "silent").mkdir()
+    store, _ = open_book(tmp_path / "silent")
+
+    async def silent(ex: SimExchange) -> bytes:
+        bot = CallerBot(ex, "13800138000")
+        await bot.dial("95500")
+        await bot.listen(0.5)
+        await bot.press(LANG_KEY[lang])
+        assert await bot.wait_for(audio(lang, "to_operator"), timeout=120)
+        assert await bot.wait_hangup(30) == "normal"
+        return bytes(bot.heard)
+
+    heard, path = run(tmp_path / "silent", store, silent)
+    assert heard.count(audio(lang, "no_input")) == 2
+    tries = [(s.get("outcome"), s.get("attempt")) for s in path if s["node"] == "main"]
+    assert tries == [("timeout", 1), ("timeout", 2), ("timeout", 3)]
+    assert nodes(path)[-3:] == ["person", "operator", "bye"]

@@ -98,9 +98,9 @@ def test_operator_node_counts_as_reachable_and_must_exist() -> None:
 def test_prompt_missing_in_an_enabled_language() -> None:
     doc = base()
     doc["languages"] = ["zh", "yue"]
-    # Cantonese has the default flow's prompts but not the demo's enter_digits / message_saved.
+    # Cantonese has the default flow's prompts but not the demo's enter_digits / you_entered.
     doc["nodes"]["main"]["prompt"] = ["enter_digits"]
-    doc["nodes"]["bye"]["prompt"] = ["message_saved"]
+    doc["nodes"]["bye"]["prompt"] = ["you_entered"]
     errors = errors_for(doc)
     assert {e.node for e in errors} == {"main", "bye"}
     assert any(e.node == "main" and "'enter_digits' is missing in language 'yue'" in e.message
@@ -165,6 +165,12 @@ def test_bad_schedule_and_goto_loop() -> None:
     doc["nodes"]["open"] = {"type": "hours", "open": "main", "closed": "bye",
                             "schedule": [{"days": ["mon"], "from": "18:00", "to": "09:00"}]}
     only(errors_for(doc), "open", "from 18:00 is not before to 09:00")
+    doc["nodes"]["open"]["schedule"][0]["from"] = "08:30"
+    doc["nodes"]["open"]["holidays"] = ["2026-10-01"]
+    assert errors_for(doc) == []
+    for bad in (["20261001"], ["2026-02-30"], "2026-10-01", [20261001]):
+        doc["nodes"]["open"]["holidays"] = bad
+        only(errors_for(doc), "open", "a list of dates YYYY-MM-DD")
     doc = base()
     doc["nodes"]["main"]["options"]["2"] = "a"
     doc["nodes"]["a"] = {"type": "goto", "target": "b"}
