@@ -182,6 +182,26 @@ def bench_engine(channels: int, seconds: float, warmup: float, engine_core: int,
     click.echo(json.dumps(result))
 
 
+@bench.command("ivr")
+@click.option("--channels", default=240, show_default=True)
+@click.option("--seconds", default=20.0, show_default=True)
+@click.option("--warmup", default=10.0, show_default=True,
+              help="Seconds not measured (the calls choose a language and reach the menus).")
+@click.option("--lang", type=click.Choice(["zh", "yue", "en"]), default="zh", show_default=True)
+@click.option("--engine-core", default=0, show_default=True)
+@click.option("--load-core", default=1, show_default=True)
+@click.option("--lead-ms", default=6.0, show_default=True,
+              help="How long before each engine tick the load sends its frames.")
+def bench_ivr(channels: int, seconds: float, warmup: float, lang: str, engine_core: int,
+              load_core: int, lead_ms: float) -> None:
+    """Key→next prompt on the default insurance IVR's menus, same harness as ``engine``."""
+    from appliance.bench.engine import run_bench
+
+    result = run_bench(channels=channels, seconds=seconds, warmup=warmup,
+                       engine_core=engine_core, load_core=load_core, lead_ms=lead_ms, ivr=lang)
+    click.echo(json.dumps(result))
+
+
 @bench.command("lookup")
 @click.option("--policies", default=100_000, show_default=True, help="Size of the demo book.")
 @click.option("--lookups", default=5000, show_default=True, type=click.IntRange(min=100),

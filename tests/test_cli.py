@@ -108,6 +108,18 @@ def test_bench_engine_prints_its_figures_as_json() -> None:
     assert figures["keys_measured"] > 0
 
 
+def test_bench_ivr_walks_the_default_menus_and_times_each_key() -> None:
+    res = appliance("bench", "ivr", "--channels", "6", "--seconds", "4", "--warmup", "5",
+                    "--lang", "yue")
+    assert res.returncode == 0, res.stderr
+    figures = json.loads(last_line(res.stdout))
+    assert figures["flow"] == "default (yue)" and figures["active_calls"] == 6
+    # Every key brought the prompt the menu leads to (a key the IVR misread would put the
+    # call on another prompt, and the next key would find this one still unanswered).
+    assert figures["keys_measured"] >= 6 and figures["keys_missed"] == 0
+    assert figures["key_to_prompt_p50_ms"] is not None
+
+
 def test_run_starts_the_appliance_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
     import signal
 

@@ -8,7 +8,9 @@ the inbound side, prompt playback on the outbound side (a greeting in a loop, an
 key the prompt that names the digit). Figures are taken over a window after a warm-up:
 tick lateness (how late each 20 ms tick started), the engine's CPU per channel-frame, RSS
 per channel, key→prompt latency as the load saw it, and the share of inbound frames that
-had not arrived when their tick ran.
+had not arrived when their tick ran. ``appliance bench ivr`` runs the same harness with the
+default insurance IVR on the demo book instead of the greeting loop, so key→prompt is
+measured on a real menu (see :mod:`appliance.bench.load`).
 """
 
 from __future__ import annotations
@@ -24,9 +26,13 @@ from typing import Any
 
 import numpy as np
 
-from appliance.calls.call import Call
+from appliance.calls.call import Call, FlowFn
 from appliance.calls.clock import MonotonicClock
 from appliance.calls.engine import Engine
+from appliance.insurance.demo_data import load_demo_data
+from appliance.ivr.flow import load_flow
+from appliance.ivr.insurance_lookups import InsuranceLookups
+from appliance.ivr.interpreter import make_flow_handler
 from appliance.media.prompts import PromptLibrary
 from appliance.runtime import run_loop
 from appliance.store.db import Store
@@ -62,21 +68,33 @@ def _pin(core: int) -> None:
         os.sched_setaffinity(0, {core})
 
 
+DEFAULT_FLOW = Path(__file__).resolve().parents[1] / "ivr" / "default_flow.json"
+
+
 def run_bench(*, channels: int, seconds: float, warmup: float, engine_core: int,
-              load_core: int, lead_ms: float = 6.0) -> dict[str, Any]:
+              load_core: int, lead_ms: float = 6.0, ivr: str = "") -> dict[str, Any]:
+    """The engine bench; with ``ivr`` (a language) the calls walk the default IVR."""
     _pin(engine_core)
-    return run_loop(lambda: _bench(channels, seconds, warmup, load_core, lead_ms))
+    return run_loop(lambda: _bench(channels, seconds, warmup, load_core, lead_ms, ivr))
+
+
+def _ivr_flow(store: Store, messages: Path) -> FlowFn:
+    load_demo_data(store, pin_iterations=1000)
+    lookups = InsuranceLookups(store)
+    return make_flow_handler(load_flow(DEFAULT_FLOW), lookups.functions(),
+                             messages_dir=messages, store=store)
 
 
 async def _bench(channels: int, seconds: float, warmup: float, load_core: int,
-                 lead_ms: float) -> dict[str, Any]:
+                 lead_ms: float, ivr: str) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="bench-engine-") as tmp:
         root = Path(tmp)
         store = Store(root / "bench.db")
         prompts = PromptLibrary()
         prompts.preload()
+        flow = _ivr_flow(store, root / "messages") if ivr else bench_flow
         driver = AudioSocketDriver("127.0.0.1", 0)
-        engine = Engine(clock=MonotonicClock(), drivers=[driver], flow=bench_flow,
+        engine = Engine(clock=MonotonicClock(), drivers=[driver], flow=flow,
                         prompts=prompts, store=store, recordings=root / "recordings")
         engine.stats.keep_samples = True
         engine_task = asyncio.create_task(engine.run())
@@ -86,7 +104,8 @@ async def _bench(channels: int, seconds: float, warmup: float, load_core: int,
             sys.executable, "-m", "appliance.bench.load", "--port", str(driver.port),
             "--channels", str(channels), "--seconds", str(warmup + seconds + 0.5),
             "--warmup", str(warmup), "--t0", repr(engine.start_time), "--lead", str(lead_ms),
-            "--core", str(load_core), stdout=asyncio.subprocess.PIPE,
+            "--core", str(load_core), *(("--ivr", ivr) if ivr else ()),
+            stdout=asyncio.subprocess.PIPE,
         )
         assert load.stdout is not None
         first = json.loads(await load.stdout.readline())
@@ -117,6 +136,7 @@ async def _bench(channels: int, seconds: float, warmup: float, load_core: int,
     cpu = user + system
     per_frame = 1e6 / (channels * frame_slots)
     return {
+        "flow": f"default ({ivr})" if ivr else "bench",
         "channels": channels,
         "active_calls": active,
         "seconds": seconds,

@@ -6,7 +6,11 @@ engine's). Each call is a real TCP connection speaking AudioSocket: the UUID fir
 few seconds. For each key it notes when the first tone frame was sent and when the first
 frame of the engine's answer (the prompt naming that digit) came back: key→prompt latency.
 Frames are sent ``lead`` ms before each engine tick, as a DAHDI span clocks them, so the
-measurement sees the engine's share. Prints one JSON object on stdout at the end.
+measurement sees the engine's share. With ``--ivr LANG`` the calls walk the default
+insurance IVR instead: the language key, then 5 for the information menu, then 1 and 2 in
+turn (company, insurance tips; each key cuts the playing text short and the menu takes
+it), and key→prompt is measured to the first frame of the prompt that key leads to. Prints
+one JSON object on stdout at the end.
 """
 
 from __future__ import annotations
@@ -60,13 +64,31 @@ def speech_pcm(seconds: float, rng: random.Random) -> bytes:
     return pcm
 
 
+# The IVR walk: (key, prompt it leads to); the steps from IVR_LOOP on repeat.
+IVR_LANG_KEY = {"zh": "1", "yue": "2", "en": "3"}
+IVR_LOOP = 2
+
+
+def ivr_script(prompts: PromptLibrary, lang: str) -> list[tuple[str, bytes]]:
+    steps = [(IVR_LANG_KEY[lang], "main_menu"), ("5", "info_menu"), ("1", "info_company"),
+             ("2", "info_knowledge")]
+    return [(key, prompts.get(name, lang).frames[0]) for key, name in steps]
+
+
+def ivr_greeting(prompts: PromptLibrary) -> bytes:
+    """The first frame the IVR sends: a caller keys nothing before hearing it."""
+    return prompts.get("welcome", "zh").frames[0]
+
+
 class LoadCall(asyncio.Protocol):
-    def __init__(self, index: int, expect: dict[str, bytes]) -> None:
+    def __init__(self, index: int) -> None:
         self.index = index
-        self.expect = expect
         self.transport: asyncio.Transport | None = None
         self.buf = bytearray()
-        self.waiting_digit = ""
+        self.waiting = b""  # the first frame of the answer to the last key
+        self.step = 0
+        self.greeting = b""  # in an IVR walk: no key until this frame is heard
+        self.keying = False  # this key's tone frames are being sent
         self.key_sent_at = 0.0
         self.latencies: list[float] = []
         self.missed = 0
@@ -90,10 +112,12 @@ class LoadCall(asyncio.Protocol):
             kind = buf[0]
             if kind == protocol.KIND_AUDIO:
                 self.frames_received += 1
-                if (self.waiting_digit and length == msg - 3
-                        and bytes(buf[3 : 3 + length]) == self.expect[self.waiting_digit]):
+                if self.greeting and bytes(buf[3 : 3 + length]) == self.greeting:
+                    self.greeting = b""
+                if (self.waiting and length == msg - 3
+                        and bytes(buf[3 : 3 + length]) == self.waiting):
                     self.latencies.append(now - self.key_sent_at)
-                    self.waiting_digit = ""
+                    self.waiting = b""
             del buf[: 3 + length]
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -105,14 +129,16 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
     loop = asyncio.get_running_loop()
     prompts = PromptLibrary(Path(args.prompts)) if args.prompts else PromptLibrary()
     expect = {d: prompts.get(f"digit_{d}").frames[0] for d in KEY_DIGITS}
+    script = ivr_script(prompts, args.ivr) if args.ivr else []
     tones = {d: [protocol.audio(f) for f in _frames(dtmf(d, 80, -7.0))] for d in KEY_DIGITS}
     speech = speech_pcm(60.0, rng)
     speech_msgs = [protocol.audio(speech[i : i + FRAME_BYTES])
                    for i in range(0, len(speech), FRAME_BYTES)]
     calls: list[LoadCall] = []
     for i in range(args.channels):
-        _, proto = await loop.create_connection(partial(LoadCall, i, expect), args.host,
-                                                args.port)
+        _, proto = await loop.create_connection(partial(LoadCall, i), args.host, args.port)
+        if script:
+            proto.greeting = ivr_greeting(prompts)
         calls.append(proto)
     print(json.dumps({"streaming": time.monotonic()}), flush=True)
     n_speech = len(speech_msgs)
@@ -138,15 +164,23 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
             if tr is None or call.closed:
                 continue
             phase = (k + key_phase[j]) % key_every
-            if phase < 4:
+            if phase == 0:
+                call.keying = not call.greeting
+            if phase < 4 and call.keying:
                 # The digit is fixed by the key's first tick, so all four tone frames carry
                 # the same key even when k // key_every turns over in the middle of the tone.
-                digit = KEY_DIGITS[(j + (k - phase) // key_every) % 10]
+                if script:
+                    digit, answer = script[call.step]
+                else:
+                    digit = KEY_DIGITS[(j + (k - phase) // key_every) % 10]
+                    answer = expect[digit]
                 if phase == 0:
-                    if call.waiting_digit and measuring:
+                    if call.waiting and measuring:
                         call.missed += 1
-                    call.waiting_digit = digit if measuring else ""
+                    call.waiting = answer if measuring else b""
                     call.key_sent_at = time.monotonic()
+                elif phase == 3 and script:
+                    call.step = call.step + 1 if call.step + 1 < len(script) else IVR_LOOP
                 tr.write(tones[digit][phase])
             else:
                 tr.write(speech_msgs[(offsets[j] + k) % n_speech])
@@ -191,6 +225,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--core", type=int, default=-1)
     p.add_argument("--prompts", default="")
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--ivr", choices=sorted(IVR_LANG_KEY), default="",
+                   help="walk the default insurance IVR in this language")
     args = p.parse_args(argv)
     if args.core >= 0 and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {args.core})
