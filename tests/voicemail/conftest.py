@@ -107,3 +107,19 @@ def run_vm(tmp_path: Path, prompts: PromptLibrary, store: Store) -> Callable[...
         return asyncio.run(main())
 
     return run
+
+
+def make_message(store: Store, box: Any, directory: Path, *, caller: str = "13800000000",
+                 received_at: float = 1_780_000_000.0, sound: str = "agent-pass.wav",
+                 policy_number: str | None = None, seed: int = 1) -> Any:
+    """A finished message as leave_message leaves it, without a call: the row, the caller's
+    speech as its raw file, the trimmed copy."""
+    from appliance.media.wavio import write_slin
+    from appliance.voicemail.messages import finish_message, open_message
+
+    message_id, path = open_message(
+        store, box, call_id=f"call{seed}", caller=caller, received_at=received_at, lang="zh",
+        directory=directory, policy_number=policy_number).result()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_slin(path, spoken(sound, seed=seed))
+    return finish_message(store, message_id, path, "key", received_at + 10)
