@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -17,12 +16,11 @@ import numpy as np
 import pytest
 
 from appliance.calls.call import FlowFn
-from appliance.calls.engine import Engine
 from appliance.media.prompts import Prompt, PromptLibrary, concat
 from appliance.media.tones import beep
 from appliance.media.wavio import read_slin
 from appliance.store.db import Store
-from drivers.sim import SimExchange
+from tests.calls.conftest import Rig
 from tests.ivr.test_default_flow import InlineExecutor
 from tests.rig import running_engine
 
@@ -64,19 +62,6 @@ def seed_salespeople(store: Store) -> None:
     store.write(add)
 
 
-@dataclass
-class VmRig:
-    engine: Engine
-    exchange: SimExchange
-    store: Store
-    prompts: PromptLibrary
-    root: Path
-
-    @property
-    def messages_dir(self) -> Path:
-        return self.root / "recordings" / "messages"
-
-
 @pytest.fixture(scope="session")
 def prompts() -> PromptLibrary:
     return PromptLibrary()
@@ -95,11 +80,11 @@ def run_vm(tmp_path: Path, prompts: PromptLibrary, store: Store) -> Callable[...
     """``run_vm(flow, scenario)``: the engine with ``flow`` on every call, and ``scenario``
     playing the callers; returns the scenario's result once every call is cleaned up."""
 
-    def run(flow: FlowFn, scenario: Callable[[VmRig], Awaitable[T]]) -> T:
+    def run(flow: FlowFn, scenario: Callable[[Rig], Awaitable[T]]) -> T:
         async def main() -> T:
             async with running_engine(flow, prompts=prompts, store=store,
                                       recordings=tmp_path / "recordings") as (engine, exchange):
-                rig = VmRig(engine, exchange, store, prompts, tmp_path)
+                rig = Rig(engine, exchange, store, prompts, tmp_path)
                 result = await asyncio.wait_for(scenario(rig), timeout=120)
                 await engine.settle()
                 return result

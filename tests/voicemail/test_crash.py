@@ -4,17 +4,12 @@ is in its box, playable, with its envelope, and its row says it was recovered.""
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import subprocess
-import sys
 import wave
 from pathlib import Path
 
 import numpy as np
 
-from appliance.calls.clock import ManualClock
-from appliance.calls.engine import Engine
+from appliance.media.prompts import PromptLibrary
 from appliance.store.db import Store
 from appliance.voicemail import (
     audit_trail,
@@ -25,10 +20,10 @@ from appliance.voicemail import (
     recovery_hook,
 )
 from appliance.voicemail.messages import open_message
-from drivers.sim import SimExchange
+from tests.rig import killed_after_report, running_engine
 from tests.voicemail.conftest import spoken
 
-ROOT = Path(__file__).resolve().parents[2]
+RESTART = 1_790_000_000.0  # the wall time of the restart
 
 
 def restart(root: Path) -> None:
@@ -36,34 +31,21 @@ def restart(root: Path) -> None:
 
     async def run() -> None:
         store = Store(root / "appliance.db")
-        clock = ManualClock(wall_start=1_790_000_000.0)
-        engine = Engine(clock=clock, drivers=[SimExchange()], flow=lambda call: call.hangup(),
-                        store=store, recordings=root / "recordings",
-                        after_recover=[recovery_hook(store, clock.wall)])
-        task = asyncio.create_task(engine.run())
-        await engine.started.wait()
-        engine.stop()
-        await task
-        store.close()
+        try:
+            async with running_engine(lambda call: call.hangup(), prompts=PromptLibrary(),
+                                      store=store, recordings=root / "recordings",
+                                      after_recover=[recovery_hook(store, lambda: RESTART)]):
+                pass
+        finally:
+            store.close()
 
     asyncio.run(run())
 
 
 def test_message_survives_sigkill_and_is_listed_after_restart(tmp_path: Path) -> None:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.voicemail._crash_engine", str(tmp_path)],
-        cwd=ROOT, stdout=subprocess.PIPE, text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline().split()
-        assert line and line[0] == "RECORDING", line
-        call_id, frames_at_report = line[1], int(line[2])
-    finally:
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=10)
-        if proc.stdout is not None:
-            proc.stdout.close()
+    line = killed_after_report("tests.voicemail._crash_engine", tmp_path)
+    assert line and line[0] == "RECORDING", line
+    call_id, frames_at_report = line[1], int(line[2])
     parts = list((tmp_path / "recordings" / "messages").rglob("*.wav.part"))
     assert [p.name for p in parts] == [f"{call_id}.vm1.wav.part"]
 
@@ -80,7 +62,7 @@ def test_message_survives_sigkill_and_is_listed_after_restart(tmp_path: Path) ->
     assert (msg.call_id, msg.caller, msg.policy_number) == (call_id, "13700001111",
                                                             "880009990001")
     assert (msg.recording, msg.end_reason, msg.status) == ("recovered", "engine-crash", "new")
-    assert [(e.action, e.at) for e in trail] == [("recovered", 1_790_000_000.0)]
+    assert [(e.action, e.at) for e in trail] == [("recovered", RESTART)]
     # The engine indexed the file with its call, as it does every recovered take.
     assert len(indexed) == 1 and indexed[0]["call_id"] == call_id and indexed[0]["recovered"]
     with wave.open(str(msg.raw_path)) as w:
@@ -99,13 +81,17 @@ def test_message_survives_sigkill_and_is_listed_after_restart(tmp_path: Path) ->
     assert msg.empty is False and msg.speech_seconds is not None and msg.speech_seconds > 1.0
 
 
+def opened(store: Store, directory: Path) -> tuple[int, Path]:
+    """A message row as leave_message writes it before the tone (no audio yet)."""
+    return open_message(store, general_box(store), call_id="c1", caller="13800000000",
+                        received_at=1_780_000_000.0, lang="zh", directory=directory).result()
+
+
 def test_a_message_whose_audio_never_reached_the_disk_is_marked_lost(tmp_path: Path) -> None:
     store = Store(tmp_path / "appliance.db")
     try:
         box = general_box(store)
-        message_id, path = open_message(
-            store, box, call_id="c1", caller="13800000000", received_at=1_780_000_000.0,
-            lang="en", directory=tmp_path / "messages").result()
+        message_id, path = opened(store, tmp_path / "messages")
         assert not path.exists()
         assert recover_messages(store, 1_780_000_100.0) == []
         lost = get_message(store, message_id)
@@ -124,10 +110,7 @@ def test_a_message_repaired_by_the_hook_itself_outside_the_recordings_folder(
     """Messages kept outside the engine's recordings folder: the hook repairs the .part."""
     store = Store(tmp_path / "appliance.db")
     try:
-        box = general_box(store)
-        message_id, path = open_message(
-            store, box, call_id="c2", caller="13800000001", received_at=1_780_000_000.0,
-            lang="zh", directory=tmp_path / "elsewhere").result()
+        message_id, path = opened(store, tmp_path / "elsewhere")
         path.parent.mkdir(parents=True)
         said = spoken("agent-pass.wav")
         # What a killed recorder leaves: a header that says 0 bytes, then the audio.

@@ -23,7 +23,8 @@ from appliance.voicemail import (
     salesperson_messages,
 )
 from drivers.sim import CallerBot
-from tests.voicemail.conftest import INLINE, VmRig, make_message
+from tests.calls.conftest import Rig
+from tests.voicemail.conftest import INLINE, make_message
 
 T0 = 1_780_000_000.0
 LIB = PromptLibrary()
@@ -72,7 +73,7 @@ def test_salesperson_hears_count_envelopes_and_messages_then_they_are_heard(
     assert second.assignee == "S001"  # left in their own box
     results: list[int] = []
 
-    async def scenario(rig: VmRig) -> bytes:
+    async def scenario(rig: Rig) -> bytes:
         bot = CallerBot(rig.exchange, "13900000001")
         await bot.dial("95500")
         assert await bot.wait_hangup(120) is not None
@@ -99,7 +100,7 @@ def test_hanging_up_mid_message_leaves_it_new(run_vm: Any, store: Store,
     first, second = two_messages(store, tmp_path)
     results: list[int] = []
 
-    async def scenario(rig: VmRig) -> None:
+    async def scenario(rig: Rig) -> None:
         bot = CallerBot(rig.exchange, "13900000001")
         await bot.dial("95500")
         # Listen to the first message, hang up in the middle of the second one's envelope.
@@ -117,7 +118,7 @@ def test_hanging_up_mid_message_leaves_it_new(run_vm: Any, store: Store,
 def test_no_new_messages(run_vm: Any, store: Store) -> None:
     results: list[int] = []
 
-    async def scenario(rig: VmRig) -> bool:
+    async def scenario(rig: Rig) -> bool:
         bot = CallerBot(rig.exchange, "13900000001")
         await bot.dial("95500")
         return await bot.wait_for(audio("yue", "vm_no_new_messages"), timeout=30)

@@ -31,7 +31,8 @@ from appliance.voicemail import (
 )
 from drivers.base import LineError
 from drivers.sim import CallerBot
-from tests.voicemail.conftest import BEEP, INLINE, VmRig, line_noise, spoken
+from tests.calls.conftest import Rig
+from tests.voicemail.conftest import BEEP, INLINE, line_noise, spoken
 
 FRAME = 320
 IVR_PATH = [{"node": "lang", "key": "1"}, {"node": "main", "key": "0"}, {"node": "voicemail"}]
@@ -47,6 +48,14 @@ def vm_flow(store: Store, box: Box, taken: list[Message], lang: str = "zh",
         await call.hangup()
 
     return flow
+
+
+async def at_the_tone(rig: Rig, number: str) -> CallerBot:
+    """A caller who dials in and waits through the greeting until the tone."""
+    bot = CallerBot(rig.exchange, number)
+    await bot.dial("95500")
+    assert await bot.wait_for(BEEP, timeout=30)
+    return bot
 
 
 def wav_bytes(path: Path) -> bytes:
@@ -66,10 +75,8 @@ def test_hash_ends_the_message_with_its_envelope_and_a_trimmed_copy(
     taken: list[Message] = []
     said = spoken("vm-intro.wav", before=1.0, after=1.5)  # 1 s, 5.65 s of words, 1.5 s
 
-    async def scenario(rig: VmRig) -> float:
-        bot = CallerBot(rig.exchange, "13912345678")
-        await bot.dial("95500")
-        assert await bot.wait_for(BEEP, timeout=30)
+    async def scenario(rig: Rig) -> float:
+        bot = await at_the_tone(rig, "13912345678")
         start = rig.engine.clock.wall()
         await bot.send(said)
         await bot.press("#")
@@ -112,10 +119,8 @@ def test_hang_up_ends_the_message_and_keeps_it(run_vm: Any, store: Store) -> Non
     taken: list[Message] = []
     said = spoken("agent-pass.wav")
 
-    async def scenario(rig: VmRig) -> None:
-        bot = CallerBot(rig.exchange, "13800000001")
-        await bot.dial("95500")
-        assert await bot.wait_for(BEEP, timeout=30)
+    async def scenario(rig: Rig) -> None:
+        bot = await at_the_tone(rig, "13800000001")
         await bot.send(said)
         await bot.hangup()
 
@@ -134,10 +139,8 @@ def test_three_seconds_of_silence_after_the_words_end_the_message(
     said = spoken("vm-theperson.wav", before=0.5, after=0.0)
     words = read_slin(Path("/usr/share/asterisk/sounds/en/vm-theperson.wav"))
 
-    async def scenario(rig: VmRig) -> str | None:
-        bot = CallerBot(rig.exchange, "13800000002")
-        await bot.dial("95500")
-        assert await bot.wait_for(BEEP, timeout=30)
+    async def scenario(rig: Rig) -> str | None:
+        bot = await at_the_tone(rig, "13800000002")
         await bot.send(said)
         with contextlib.suppress(LineError):  # the box hangs up while this plays
             await bot.send(line_noise(10.0, seed=7))  # the caller just stays on the line
@@ -160,10 +163,8 @@ def test_a_caller_who_never_speaks_is_given_longer_then_an_empty_message_is_kept
     box = general_box(store)
     taken: list[Message] = []
 
-    async def scenario(rig: VmRig) -> None:
-        bot = CallerBot(rig.exchange, "13800000003")
-        await bot.dial("95500")
-        assert await bot.wait_for(BEEP, timeout=30)
+    async def scenario(rig: Rig) -> None:
+        bot = await at_the_tone(rig, "13800000003")
         with contextlib.suppress(LineError):  # the box hangs up while this plays
             await bot.send(line_noise(15.0, seed=3))
         await bot.wait_hangup(20)
@@ -183,10 +184,8 @@ def test_under_one_second_of_speech_is_kept_but_flagged_empty(run_vm: Any, store
     box = general_box(store)
     taken: list[Message] = []
 
-    async def scenario(rig: VmRig) -> None:
-        bot = CallerBot(rig.exchange, "13800000004")
-        await bot.dial("95500")
-        assert await bot.wait_for(BEEP, timeout=30)
+    async def scenario(rig: Rig) -> None:
+        bot = await at_the_tone(rig, "13800000004")
         await bot.send(spoken("auth-thankyou.wav"))  # "thank you": under a second of words
         await bot.press("#")
         await bot.wait_hangup(20)
@@ -203,10 +202,8 @@ def test_the_maximum_length_ends_the_message(run_vm: Any, store: Store) -> None:
     taken: list[Message] = []
     said = np.concatenate([spoken("vm-intro.wav", seed=s) for s in (1, 2)])
 
-    async def scenario(rig: VmRig) -> None:
-        bot = CallerBot(rig.exchange, "13800000005")
-        await bot.dial("95500")
-        assert await bot.wait_for(BEEP, timeout=30)
+    async def scenario(rig: Rig) -> None:
+        bot = await at_the_tone(rig, "13800000005")
         with contextlib.suppress(LineError):  # the box hangs up while this plays
             await bot.send(said)
         await bot.wait_hangup(20)
@@ -226,7 +223,7 @@ def test_hanging_up_on_the_greeting_leaves_no_message(run_vm: Any, store: Store)
     box = general_box(store)
     taken: list[Message] = []
 
-    async def scenario(rig: VmRig) -> None:
+    async def scenario(rig: Rig) -> None:
         bot = CallerBot(rig.exchange, "13800000006")
         await bot.dial("95500")
         await bot.listen(1.0)
@@ -250,7 +247,7 @@ def test_default_greetings_by_box_kind_and_language(run_vm: Any, store: Store,
         taken.append(await leave_message(call, box, lang, store, executor=INLINE))
         await call.hangup()
 
-    async def scenario(rig: VmRig) -> list[bool]:
+    async def scenario(rig: Rig) -> list[bool]:
         heard = []
         for box, lang in boxes:
             bot = CallerBot(rig.exchange, "13800000007")
@@ -292,7 +289,7 @@ def test_a_stored_greeting_replaces_the_default(run_vm: Any, store: Store,
     set_greeting(store, box, "zh", source, tmp_path / "greetings", actor="admin", now=2.0)
     taken: list[Message] = []
 
-    async def scenario(rig: VmRig) -> tuple[bool, bytes]:
+    async def scenario(rig: Rig) -> tuple[bool, bytes]:
         bot = CallerBot(rig.exchange, "13800000008")
         await bot.dial("95500")
         got = await bot.wait_for(whole_frames(own), timeout=30)
