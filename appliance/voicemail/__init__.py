@@ -8,6 +8,7 @@ from appliance.voicemail.audit import AuditEntry, audit_trail
 from appliance.voicemail.boxes import (
     Box,
     BoxKind,
+    box_for,
     clear_greeting,
     general_box,
     get_box,
@@ -49,7 +50,7 @@ from appliance.voicemail.triage import (
 
 __all__ = [
     "AuditEntry", "Box", "BoxKind", "Category", "Message", "Notification", "Overdue",
-    "TriageError", "assign", "audit_trail", "box_messages", "categories", "categorise",
+    "TriageError", "assign", "audit_trail", "box_for", "box_messages", "categories", "categorise",
     "clear_greeting", "forward", "general_box", "get_box", "get_message", "greeting",
     "leave_message", "list_boxes", "mark_done", "mark_heard", "mark_notification_sent",
     "messages", "notifications", "overdue", "queue_box", "recover_messages", "recovery_hook",

@@ -105,6 +105,20 @@ def salesperson_box(store: Store, code: str) -> Box:
     return _box(store, BoxKind.SALESPERSON, None, code)
 
 
+def box_for(store: Store, spec: str) -> Box:
+    """The box an IVR flow document names: ``general``, ``queue:<name>`` or
+    ``salesperson:<code>``."""
+    kind, _, ref = spec.partition(":")
+    if kind == BoxKind.GENERAL.value and not ref:
+        return general_box(store)
+    if kind == BoxKind.QUEUE.value and ref:
+        return queue_box(store, ref)
+    if kind == BoxKind.SALESPERSON.value and ref:
+        return salesperson_box(store, ref)
+    raise ValueError(f"voicemail box {spec!r}: expected 'general', 'queue:<name>' or "
+                     "'salesperson:<code>'")
+
+
 def get_box(store: Store, box_id: int) -> Box:
     rows = store.query("SELECT * FROM voicemail_boxes WHERE id = ?", [box_id])
     if not rows:

@@ -4,10 +4,12 @@ is in its box, playable, with its envelope, and its row says it was recovered.""
 from __future__ import annotations
 
 import asyncio
+import logging
 import wave
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from appliance.media.prompts import PromptLibrary
 from appliance.store.db import Store
@@ -129,3 +131,22 @@ def test_a_message_repaired_by_the_hook_itself_outside_the_recordings_folder(
             assert np.array_equal(np.frombuffer(w.readframes(w.getnframes()), "<i2"), said)
     finally:
         store.close()
+
+
+def test_a_failing_start_up_hook_is_logged_and_the_engine_still_starts(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    seen: list[list[Path]] = []
+
+    def broken(_: list[Path]) -> None:
+        raise RuntimeError("disk on fire")
+
+    async def run() -> bool:
+        async with running_engine(lambda call: call.hangup(), prompts=PromptLibrary(),
+                                  store=None, recordings=tmp_path / "recordings",
+                                  after_recover=[broken, seen.append]) as (engine, _):
+            return engine.started.is_set()
+
+    with caplog.at_level(logging.ERROR):
+        assert asyncio.run(run())
+    assert seen == [[]]  # the next hook ran, told that nothing needed recovering
+    assert "start-up recovery hook" in caplog.text and "disk on fire" in caplog.text
