@@ -12,6 +12,7 @@ them directly, a call flow through ``run_in_executor``.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -113,7 +114,7 @@ def retire_category(store: Store, code: str, *, actor: str, now: float) -> None:
 
 # ---------------------------------------------------------------------------- actions
 
-def _act(store: Store, message_id: int, fn: Any) -> Message:
+def _act(store: Store, message_id: int, fn: Callable[[Database], object]) -> Message:
     store.write(fn)
     return get_message(store, message_id)
 
