@@ -2,14 +2,18 @@
 
 Every call test needs the same few steps (start the engine and its drivers, wait until it
 ticks, stop it and wait for every call's clean-up); this context manager is the one place
-that does them.
+that does them. Crash tests share :func:`killed_after_report`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 
 from appliance.calls.call import FlowFn
@@ -19,16 +23,18 @@ from appliance.media.prompts import PromptLibrary
 from appliance.store.db import Store
 from drivers.sim import SimExchange
 
+ROOT = Path(__file__).resolve().parents[1]
+
 
 @contextlib.asynccontextmanager
 async def running_engine(
     flow: FlowFn, *, prompts: PromptLibrary, store: Store | None, recordings: Path | None,
-    trunks: int = 8,
+    trunks: int = 8, after_recover: Sequence[Callable[[list[Path]], None]] = (),
 ) -> AsyncIterator[tuple[Engine, SimExchange]]:
     """An engine with one simulated exchange, running until the block ends."""
     exchange = SimExchange(trunks=trunks)
     engine = Engine(clock=ManualClock(), drivers=[exchange], flow=flow, prompts=prompts,
-                    store=store, recordings=recordings)
+                    store=store, recordings=recordings, after_recover=after_recover)
     task = asyncio.create_task(engine.run())
     await engine.started.wait()
     try:
@@ -36,3 +42,19 @@ async def running_engine(
     finally:
         engine.stop()
         await task
+
+
+def killed_after_report(module: str, root: Path) -> list[str]:
+    """Run ``python -m module root`` (an engine process), wait for the first line it
+    prints, SIGKILL it, and return that line's words: the process reports what it has
+    on disk, then dies without any clean-up, as a crash would."""
+    proc = subprocess.Popen([sys.executable, "-m", module, str(root)], cwd=ROOT,
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        return proc.stdout.readline().split()
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+        if proc.stdout is not None:
+            proc.stdout.close()

@@ -93,6 +93,7 @@ class Engine:
         recordings: Path | None = None,
         record_calls: bool = True,
         on_event: Callable[[str, Call, dict[str, Any]], None] | None = None,
+        after_recover: Sequence[Callable[[list[Path]], None]] = (),
     ) -> None:
         self.clock = clock
         self.drivers = list(drivers)
@@ -102,6 +103,9 @@ class Engine:
         self.recordings = recordings
         self.record_calls = record_calls and recordings is not None
         self.on_event = on_event
+        # Features that keep their own index of what they record (voicemail) finish their
+        # rows here, after the files a crash left are repaired and before any call starts.
+        self.after_recover = list(after_recover)
         self.calls: list[Call] = []
         self.collecting: set[Call] = set()
         self.dialing: set[Call] = set()  # outbound calls whose answer is told from their audio
@@ -201,10 +205,21 @@ class Engine:
             closed = cdr.close_unfinished(self.store, self.clock.wall()).result()
             if closed:
                 log.warning("closed %d call record(s) left open by a previous engine", closed)
+        recovered = self._recover_recordings()
+        for hook in self.after_recover:
+            try:
+                hook(recovered)
+            except Exception:
+                # The files are on disk and the hook runs again at the next start: a
+                # failure here must not keep the box from taking calls.
+                log.exception("start-up recovery hook %r failed", hook)
+
+    def _recover_recordings(self) -> list[Path]:
         if self.recordings is None:
-            return
+            return []
         self.recordings.mkdir(parents=True, exist_ok=True)
-        for path in recover(self.recordings):
+        recovered = recover(self.recordings)
+        for path in recovered:
             log.warning("recovered unfinished recording %s", path)
             if self.store is not None:
                 # A call's recording is <call id>.wav; other takes of the same call (a
@@ -214,6 +229,7 @@ class Engine:
                                     True)
                 if path.stem == call_id:
                     cdr.attach_recording(self.store, call_id, path)
+        return recovered
 
     # ------------------------------------------------------------------ lines and calls
     def accept(self, line: Line) -> None:

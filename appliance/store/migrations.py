@@ -202,11 +202,135 @@ def _call_ivr_path(db: Database) -> None:
     db.execute("ALTER TABLE calls ADD COLUMN ivr_path TEXT")
 
 
+def _voicemail(db: Database) -> None:
+    # Voicemail: boxes (the general one, one per queue, one per salesperson), their
+    # greetings, the messages with their envelope and triage state, editable categories
+    # with a response-time target, notifications for salespeople, and an audit trail.
+    db.execute(
+        """
+        CREATE TABLE voicemail_boxes (
+            id INTEGER PRIMARY KEY,
+            kind TEXT NOT NULL CHECK (kind IN ('general', 'queue', 'salesperson')),
+            queue TEXT,
+            salesperson_code TEXT REFERENCES salespeople (code),
+            CHECK ((kind = 'general' AND queue IS NULL AND salesperson_code IS NULL)
+                OR (kind = 'queue' AND queue IS NOT NULL AND salesperson_code IS NULL)
+                OR (kind = 'salesperson' AND queue IS NULL AND salesperson_code IS NOT NULL))
+        ) STRICT
+        """
+    )
+    # One box of each identity; COALESCE because UNIQUE treats NULLs as distinct.
+    db.execute(
+        "CREATE UNIQUE INDEX voicemail_boxes_identity ON voicemail_boxes"
+        " (kind, COALESCE(queue, ''), COALESCE(salesperson_code, ''))"
+    )
+    db.execute(
+        """
+        CREATE TABLE voicemail_greetings (
+            box_id INTEGER NOT NULL REFERENCES voicemail_boxes (id),
+            lang TEXT NOT NULL CHECK (lang IN ('zh', 'yue', 'en')),
+            path TEXT NOT NULL,
+            set_at REAL NOT NULL,
+            set_by TEXT NOT NULL,
+            PRIMARY KEY (box_id, lang)
+        ) STRICT
+        """
+    )
+    db.execute(
+        """
+        CREATE TABLE voicemail_categories (
+            code TEXT PRIMARY KEY NOT NULL,
+            name_zh TEXT NOT NULL,
+            name_en TEXT NOT NULL,
+            target_hours REAL NOT NULL CHECK (target_hours > 0),
+            position INTEGER NOT NULL DEFAULT 0,
+            retired INTEGER NOT NULL DEFAULT 0 CHECK (retired IN (0, 1))
+        ) STRICT
+        """
+    )
+    db.conn.executemany(
+        "INSERT INTO voicemail_categories (code, name_zh, name_en, target_hours, position)"
+        " VALUES (?, ?, ?, ?, ?)",
+        [
+            ("complaint", "投诉", "Complaint", 24.0, 1),
+            ("suggestion", "建议", "Suggestion", 72.0, 2),
+            ("claim", "理赔", "Claim", 4.0, 3),
+            ("policy_service", "保单服务", "Policy service", 24.0, 4),
+            ("other", "其他", "Other", 48.0, 5),
+        ],
+    )
+    # A message row is written before its first frame is recorded (state 'recording'),
+    # so a crash leaves a row that start-up recovery completes from the recovered file.
+    db.execute(
+        """
+        CREATE TABLE voicemails (
+            id INTEGER PRIMARY KEY,
+            box_id INTEGER NOT NULL REFERENCES voicemail_boxes (id),
+            call_id TEXT NOT NULL,
+            caller TEXT NOT NULL,
+            received_at REAL NOT NULL,
+            lang TEXT NOT NULL CHECK (lang IN ('zh', 'yue', 'en')),
+            ivr_path TEXT NOT NULL DEFAULT '[]',
+            policy_number TEXT,
+            raw_path TEXT NOT NULL,
+            play_path TEXT,
+            recording TEXT NOT NULL DEFAULT 'recording'
+                CHECK (recording IN ('recording', 'saved', 'recovered', 'lost')),
+            end_reason TEXT,
+            seconds REAL,
+            speech_seconds REAL,
+            empty INTEGER CHECK (empty IN (0, 1)),
+            status TEXT NOT NULL DEFAULT 'new'
+                CHECK (status IN ('new', 'heard', 'assigned', 'done')),
+            category TEXT REFERENCES voicemail_categories (code),
+            assignee TEXT REFERENCES salespeople (code),
+            assigned_at REAL,
+            assignee_heard_at REAL,
+            done_at REAL
+        ) STRICT
+        """
+    )
+    db.execute("CREATE INDEX voicemails_box ON voicemails (box_id, received_at)")
+    db.execute("CREATE INDEX voicemails_assignee ON voicemails (assignee, assignee_heard_at)")
+    db.execute("CREATE INDEX voicemails_status ON voicemails (status, received_at)")
+    db.execute("CREATE INDEX voicemails_recording ON voicemails (recording)")
+    # Until an SMS service exists, a notification is a row it will send (sent_at NULL).
+    db.execute(
+        """
+        CREATE TABLE voicemail_notifications (
+            id INTEGER PRIMARY KEY,
+            salesperson_code TEXT NOT NULL REFERENCES salespeople (code),
+            voicemail_id INTEGER NOT NULL REFERENCES voicemails (id),
+            created_at REAL NOT NULL,
+            text TEXT NOT NULL,
+            sent_at REAL
+        ) STRICT
+        """
+    )
+    db.execute("CREATE INDEX voicemail_notifications_unsent ON voicemail_notifications"
+               " (sent_at, created_at)")
+    db.execute(
+        """
+        CREATE TABLE voicemail_audit (
+            id INTEGER PRIMARY KEY,
+            at REAL NOT NULL,
+            actor TEXT NOT NULL,
+            action TEXT NOT NULL,
+            voicemail_id INTEGER REFERENCES voicemails (id),
+            box_id INTEGER REFERENCES voicemail_boxes (id),
+            detail TEXT NOT NULL DEFAULT '{}'
+        ) STRICT
+        """
+    )
+    db.execute("CREATE INDEX voicemail_audit_message ON voicemail_audit (voicemail_id, id)")
+
+
 MIGRATIONS: list[Step] = [
     ("0001_calls", _calls),
     ("0002_recordings", _recordings),
     ("0003_insurance", _insurance),
     ("0004_call_ivr_path", _call_ivr_path),
+    ("0006_voicemail", _voicemail),
 ]
 
 

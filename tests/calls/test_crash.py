@@ -4,10 +4,6 @@ the audio up to the last flush, and is indexed with its call."""
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import subprocess
-import sys
 import wave
 from pathlib import Path
 
@@ -18,25 +14,13 @@ from appliance.calls.engine import Engine
 from appliance.media.prompts import PromptLibrary, concat
 from appliance.store.db import Store
 from drivers.sim import SimExchange
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.rig import killed_after_report
 
 
 def test_recording_survives_sigkill_and_is_indexed_at_restart(tmp_path: Path) -> None:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.calls._crash_engine", str(tmp_path)],
-        cwd=ROOT, stdout=subprocess.PIPE, text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline().split()
-        assert line and line[0] == "RECORDING", line
-        line_id, frames_at_report = line[1], int(line[2])
-    finally:
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=10)
-        if proc.stdout is not None:
-            proc.stdout.close()
+    line = killed_after_report("tests.calls._crash_engine", tmp_path)
+    assert line and line[0] == "RECORDING", line
+    line_id, frames_at_report = line[1], int(line[2])
     parts = list(tmp_path.rglob("*.wav.part"))
     assert len(parts) == 1, "the killed engine leaves its recording unfinished"
 
