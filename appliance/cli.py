@@ -72,6 +72,7 @@ async def _engine(data: Path, audiosocket: str, sim: bool) -> None:
     from appliance.media.prompts import PromptLibrary
     from appliance.runtime import DataDirs, install_stop_signals
     from appliance.store.db import Store
+    from appliance.voicemail import recovery_hook
     from drivers.base import Driver
 
     dirs = DataDirs(data).create()
@@ -94,7 +95,8 @@ async def _engine(data: Path, audiosocket: str, sim: bool) -> None:
     prompts = PromptLibrary()
     prompts.preload()
     eng = Engine(clock=MonotonicClock(), drivers=drivers, flow=make_demo_flow(dirs.messages),
-                 prompts=prompts, store=store, recordings=dirs.recordings)
+                 prompts=prompts, store=store, recordings=dirs.recordings,
+                 after_recover=[recovery_hook(store)])
     install_stop_signals(eng.stop)
     try:
         await eng.run()

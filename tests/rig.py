@@ -2,7 +2,8 @@
 
 Every call test needs the same few steps (start the engine and its drivers, wait until it
 ticks, stop it and wait for every call's clean-up); this context manager is the one place
-that does them. Crash tests share :func:`killed_after_report`.
+that does them. Crash tests share :func:`killed_after_report`, and code that
+runs store work on an executor is given :class:`InlineExecutor`.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ import signal
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable, Sequence
+from concurrent.futures import Executor, Future
 from pathlib import Path
+from typing import Any, TypeVar
 
 from appliance.calls.call import FlowFn
 from appliance.calls.clock import ManualClock
@@ -24,6 +27,20 @@ from appliance.store.db import Store
 from drivers.sim import SimExchange
 
 ROOT = Path(__file__).resolve().parents[1]
+T = TypeVar("T")
+
+
+class InlineExecutor(Executor):
+    """Runs a lookup's blocking part at once. The manual clock does not wait for a thread
+    pool, so on a busy machine a pooled lookup would take many simulated seconds."""
+
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
+        future: Future[T] = Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except BaseException as exc:
+            future.set_exception(exc)
+        return future
 
 
 @contextlib.asynccontextmanager

@@ -36,6 +36,7 @@ from appliance.media.prompts import PromptLibrary, concat
 from appliance.runtime import DataDirs, install_stop_signals
 from appliance.store import cdr
 from appliance.store.db import Store
+from appliance.voicemail import recovery_hook
 from drivers.asterisk.audiosocket import AudioSocketDriver
 from drivers.base import LineError
 from drivers.sim import CallerBot, SimExchange
@@ -175,9 +176,11 @@ async def run_demo(data: Path, audiosocket_port: int, every: float, concurrent: 
         flow = make_demo_flow(dirs.messages)
     exchange = SimExchange(trunks=30)
     audiosocket = AudioSocketDriver("127.0.0.1", audiosocket_port)
+    # A voicemail a crash cut short is repaired by the engine, then listed in its box.
     engine = Engine(clock=MonotonicClock(), drivers=[exchange, audiosocket],
                     flow=flow, prompts=prompts, store=store,
-                    recordings=dirs.recordings, on_event=print_event)
+                    recordings=dirs.recordings, on_event=print_event,
+                    after_recover=[recovery_hook(store)])
     install_stop_signals(engine.stop)
     engine_task = asyncio.create_task(engine.run())
     await engine.started.wait()

@@ -29,6 +29,7 @@ BUILTIN_VARIABLES: Final = frozenset({"caller", "callee", "call_id"})
 WEEKDAYS: Final = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 KEYS: Final = frozenset("0123456789*#ABCD")
 _HHMM: Final = re.compile(r"([01][0-9]|2[0-3]):[0-5][0-9]|24:00")
+_BOX: Final = re.compile(r"general|queue:[A-Za-z0-9_.-]+|salesperson:[A-Za-z0-9]+")
 _DATE: Final = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _NAME: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*")
 
@@ -47,6 +48,7 @@ BOOL = "bool"
 SPEECH_KIND = "speech-kind"
 SCHEDULE = "schedule"
 DATES = "dates"  # list of ISO dates (YYYY-MM-DD)
+BOX = "box"  # a voicemail box: general, queue:<name> or salesperson:<code>
 KEYSET = "keyset"  # a string of keys, possibly empty
 
 #: per node type: field -> (kind, required)
@@ -73,8 +75,10 @@ NODE_FIELDS: Final[dict[str, dict[str, tuple[str, bool]]]] = {
     "record": {"prompt": (PROMPTS, True), "into": (VARIABLE, True),
                "max_seconds": (NUMBER, False), "next": (TARGET, True)},
     "transfer": {"queue": (TEXT, True), "prompt": (PROMPTS, True), "next": (TARGET, True)},
-    "voicemail": {"box": (TEXT, True), "prompt": (PROMPTS, False),
-                  "max_seconds": (NUMBER, False), "next": (TARGET, True)},
+    "voicemail": {"box": (BOX, True), "prompt": (PROMPTS, False),
+                  "max_seconds": (NUMBER, False), "policy": (READ, False),
+                  "next": (TARGET, True)},
+    "inbox": {"salesperson": (READ, True), "next": (TARGET, True)},
     "fax": {"document": (TEXT, True), "prompt": (PROMPTS, False), "next": (TARGET, True)},
     "goto": {"target": (TARGET, True)},
     "hangup": {"prompt": (PROMPTS, False)},
@@ -189,6 +193,8 @@ _SIMPLE_CHECKS: Final[dict[str, tuple[Callable[[object], bool], str]]] = {
     SPEECH_KIND: (lambda v: v in KINDS, f"one of {', '.join(KINDS)}"),
     KEYSET: (lambda v: isinstance(v, str) and set(v) <= KEYS, "a string of keys (may be empty)"),
     DATES: (_is_date_list, "a list of dates YYYY-MM-DD"),
+    BOX: (lambda v: isinstance(v, str) and bool(_BOX.fullmatch(v)),
+          "a voicemail box: general, queue:<name> or salesperson:<code>"),
 }
 
 

@@ -7,15 +7,20 @@ to the call's *path log*, a list of JSON-ready dicts that :func:`run_flow` retur
 ``on_step`` callback sees as it grows, so the CDR can store how the caller went through the
 menu. Lookups and the wall clock enter as parameters: a test passes plain functions and a
 fixed ``clock_now``. Nodes not yet backed by their subsystem (``transfer`` before the ACD,
-``fax`` before the fax sender) log what they would do and carry on to ``next``.
+``fax`` before the fax sender) log what they would do and carry on to ``next``. With a
+store, a ``voicemail`` node leaves the message in its box through
+:func:`appliance.voicemail.leave_message` (envelope, trimmed copy, triage); without one
+(a flow tried out on its own) it only records the message to a file.
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import inspect
 import logging
 from collections.abc import Callable, Mapping
+from concurrent.futures import Executor
 from pathlib import Path
 from typing import Any, Final
 
@@ -24,6 +29,7 @@ from appliance.ivr.flow import DEFAULT_PROMPTS, WEEKDAYS, Flow
 from appliance.ivr.speech import say
 from appliance.store import cdr
 from appliance.store.db import Store
+from appliance.voicemail import box_for, leave_message, salesperson_messages
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +52,11 @@ class _Run:
 
     def __init__(self, call: Call, flow: Flow, lookups: Mapping[str, Lookup],
                  clock_now: Callable[[], dt.datetime], messages_dir: Path | None,
-                 on_step: OnStep | None) -> None:
+                 on_step: OnStep | None, store: Store | None = None,
+                 executor: Executor | None = None) -> None:
         self.call = call
+        self.store = store
+        self.executor = executor
         self.flow = flow
         self.lookups = lookups
         self.clock_now = clock_now
@@ -238,9 +247,41 @@ class _Run:
         return str(node["next"])
 
     async def _voicemail(self, node_id: str, node: Mapping[str, Any]) -> str:
+        if self.store is not None:
+            await self._leave_message(node_id, node, self.store)
+            return str(node["next"])
         path = self._messages() / "voicemail" / node["box"] / f"{self.call.id}.wav"
         prompt = node.get("prompt", DEFAULT_PROMPTS["voicemail"]["prompt"])
         await self._take_message(node_id, node, list(prompt), path)
+        return str(node["next"])
+
+    async def _leave_message(self, node_id: str, node: Mapping[str, Any], store: Store) -> None:
+        call = self.call
+        box = await asyncio.get_running_loop().run_in_executor(self.executor, box_for, store,
+                                                                node["box"])
+        if node.get("prompt"):
+            # The node's own words (e.g. why no one answers now) come before the box's
+            # greeting and the tone.
+            await call.play(*node["prompt"])
+        policy = self.variables.get(node["policy"], "") if "policy" in node else ""
+        message = await leave_message(
+            call, box, call.language, store, ivr_path=list(self.path),
+            policy_number=policy or None,
+            max_seconds=float(node.get("max_seconds", DEFAULT_RECORD_SECONDS)),
+            executor=self.executor)
+        self.step(node_id, node, box=node["box"], message=message.id,
+                  recording=str(message.raw_path), seconds=round(message.seconds or 0.0, 2),
+                  end=message.end_reason, empty=message.empty)
+
+    async def _inbox(self, node_id: str, node: Mapping[str, Any]) -> str:
+        # The voicemail forwarded to a salesperson, played and marked heard. The flow puts
+        # this node only after the PIN check, so the code is the caller's own.
+        if self.store is None:
+            raise RuntimeError(f"flow {self.flow.name} plays voicemail, but no store was given")
+        code = self.variables.get(node["salesperson"], "")
+        heard = await salesperson_messages(self.call, code, self.call.language, self.store,
+                                           executor=self.executor)
+        self.step(node_id, node, salesperson=code, heard=heard)
         return str(node["next"])
 
     async def _transfer(self, node_id: str, node: Mapping[str, Any]) -> str:
@@ -288,10 +329,14 @@ async def run_flow(
     clock_now: Callable[[], dt.datetime] = _local_now,
     messages_dir: Path | None = None,
     on_step: OnStep | None = None,
+    store: Store | None = None,
+    executor: Executor | None = None,
 ) -> list[Step]:
     """Run ``flow`` on ``call`` until a hangup node or the caller hangs up; returns the path
-    log (also fed entry by entry to ``on_step``)."""
-    return await _Run(call, flow, lookups, clock_now, messages_dir, on_step).run()
+    log (also fed entry by entry to ``on_step``). ``store`` is where voicemail goes;
+    ``executor`` runs its blocking store work (default: the loop's thread pool)."""
+    return await _Run(call, flow, lookups, clock_now, messages_dir, on_step, store,
+                      executor).run()
 
 
 def make_flow_handler(
@@ -303,6 +348,7 @@ def make_flow_handler(
     on_step: OnStep | None = None,
     on_done: Callable[[Call, list[Step]], None] | None = None,
     store: Store | None = None,
+    executor: Executor | None = None,
 ) -> FlowFn:
     """The engine's flow function for ``flow`` (its path is kept with the CDR row when a
     ``store`` is given). Refuses at once (ValueError) a flow that
@@ -312,12 +358,16 @@ def make_flow_handler(
     if missing:
         raise ValueError(f"flow {flow.name!r} calls lookups that were not supplied: "
                          f"{', '.join(missing)} (supplied: {', '.join(sorted(lookups))})")
-    if messages_dir is None and (flow.has("record") or flow.has("voicemail")):
+    if messages_dir is None and (flow.has("record")
+                                 or (flow.has("voicemail") and store is None)):
         raise ValueError(f"flow {flow.name!r} records messages: give messages_dir")
+    if store is None and flow.has("inbox"):
+        raise ValueError(f"flow {flow.name!r} plays salesperson voicemail: give the store")
 
     async def flow_handler(call: Call) -> None:
         path = await run_flow(call, flow, lookups, clock_now=clock_now,
-                              messages_dir=messages_dir, on_step=on_step)
+                              messages_dir=messages_dir, on_step=on_step, store=store,
+                              executor=executor)
         if store is not None:
             cdr.cdr_ivr_path(store, call.id, path)  # on the writer thread, not waited for
         if on_done is not None:

@@ -8,7 +8,6 @@ import asyncio
 import datetime as dt
 import json
 from collections.abc import Awaitable, Callable
-from concurrent.futures import Executor, Future
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -24,9 +23,12 @@ from appliance.ivr.interpreter import Step, make_flow_handler
 from appliance.ivr.speech import LANGUAGES, say
 from appliance.media.prompts import Prompt, PromptLibrary, concat
 from appliance.media.tones import beep
+from appliance.media.wavio import read_slin
 from appliance.store.db import Store
+from appliance.voicemail import BoxKind, assign, general_box, get_box, get_message
 from drivers.sim import CallerBot, SimExchange
-from tests.rig import running_engine
+from tests.rig import InlineExecutor, running_engine
+from tests.voicemail.conftest import make_message
 
 T = TypeVar("T")
 FLOW = Path(__file__).parents[2] / "appliance" / "ivr" / "default_flow.json"
@@ -34,19 +36,6 @@ LIB = PromptLibrary()
 TODAY = dt.date(2026, 11, 25)
 NOW = dt.datetime(2026, 11, 25, 12, 0)
 LANG_KEY = {"zh": "1", "yue": "2", "en": "3"}
-
-
-class InlineExecutor(Executor):
-    """Runs a lookup's blocking part at once. The manual clock does not wait for a thread
-    pool, so on a busy machine a pooled lookup would take many simulated seconds."""
-
-    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
-        future: Future[T] = Future()
-        try:
-            future.set_result(fn(*args, **kwargs))
-        except BaseException as exc:
-            future.set_exception(exc)
-        return future
 
 
 def audio(lang: str, *names: str) -> bytes:
@@ -103,7 +92,8 @@ def run(tmp_path: Path, store: Store, scenario: Callable[[SimExchange], Awaitabl
     lookups = InsuranceLookups(store, now=lambda: now, executor=InlineExecutor())
     handler = make_flow_handler(load_flow(FLOW), lookups.functions(), clock_now=lambda: now,
                                 messages_dir=tmp_path / "messages",
-                                on_done=lambda _call, path: paths.append(path), store=store)
+                                on_done=lambda _call, path: paths.append(path), store=store,
+                                executor=InlineExecutor())
 
     async def main() -> T:
         async with running_engine(handler, prompts=LIB, store=store,
@@ -607,17 +597,25 @@ def test_out_of_hours_a_person_means_the_general_voicemail_box(tmp_path: Path, l
         return bytes(bot.heard)
 
     heard, path = run(tmp_path, store, scenario, now=now)
-    assert heard_in_order(heard, audio(lang, "after_hours"), audio(lang, "leave_message"),
-                          tone, audio(lang, "message_saved"), audio(lang, "goodbye"))
+    assert heard_in_order(heard, audio(lang, "after_hours"), audio(lang, "vm_greeting_general"),
+                          audio(lang, "leave_message"), tone, audio(lang, "message_saved"),
+                          audio(lang, "goodbye"))
     assert audio(lang, "to_operator") not in heard
     hours = next(s for s in path if s["node"] == "person")
     assert hours["open"] is False
     assert hours.get("holiday", False) is (now.date() == dt.date(2026, 10, 7))
     taken = next(s for s in path if s["node"] == "after_hours")
-    assert taken["end"] == "key" and 1.0 < taken["seconds"] < 5.0
-    message = Path(taken["recording"])
-    assert message.parent == tmp_path / "messages" / "voicemail" / "general"
-    assert message.is_file()
+    assert taken["end"] == "key" and 1.0 < taken["seconds"] < 5.0 and taken["empty"] is False
+    # The message is in the general box with its envelope, ready for triage.
+    with Store(tmp_path / "appliance.db") as reopened:
+        message = get_message(reopened, taken["message"])
+        box = get_box(reopened, message.box_id)
+    assert box.kind is BoxKind.GENERAL
+    assert (message.caller, message.lang, message.status) == ("13800138000", lang, "new")
+    assert message.policy_number is None
+    assert [s["node"] for s in message.ivr_path if "node" in s][-2:] == ["main", "person"]
+    assert str(message.raw_path) == taken["recording"] and message.raw_path.is_file()
+    assert message.play_path is not None and message.play_path.is_file()
 
 
 @pytest.mark.parametrize("lang", LANGUAGES)
@@ -662,3 +660,41 @@ def test_two_retries_then_a_person_for_wrong_keys_and_for_silence(tmp_path: Path
     tries = [(s.get("outcome"), s.get("attempt")) for s in path if s["node"] == "main"]
     assert tries == [("timeout", 1), ("timeout", 2), ("timeout", 3)]
     assert nodes(path)[-3:] == ["person", "operator", "bye"]
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_salesperson_hears_only_the_voicemail_forwarded_to_them(tmp_path: Path,
+                                                                 lang: str) -> None:
+    store, _ = open_book(tmp_path)
+    code, other = "310004", "310005"
+    general = general_box(store)
+    mine = make_message(store, general, tmp_path / "vm", caller="13911112222", seed=1)
+    theirs = make_message(store, general, tmp_path / "vm", caller="13933334444", seed=2)
+    assign(store, mine.id, code, actor="supervisor", now=NOW.timestamp())
+    assign(store, theirs.id, other, actor="supervisor", now=NOW.timestamp())
+    played = concat([Prompt.from_samples("m", read_slin(mine.playable))])
+    other_played = concat([Prompt.from_samples("m", read_slin(theirs.playable))])
+
+    async def scenario(ex: SimExchange) -> bytes:
+        bot = CallerBot(ex, "13800138000")
+        await choose(bot, lang, "*")
+        await bot.press(code + "#")
+        await bot.listen(0.5)
+        await bot.press(demo_pin(code) + "#")
+        assert await bot.wait_for(audio(lang, "vm_no_more_messages"), timeout=120)
+        await bot.hangup()
+        return bytes(bot.heard)
+
+    heard, path = run(tmp_path, store, scenario)
+    assert heard_in_order(heard, audio(lang, "my_last_commission"),
+                          audio(lang, "vm_you_have", *say(lang, "number", "1"),
+                                "vm_new_messages"),
+                          audio(lang, "vm_from", *say(lang, "digits", "13911112222")), played,
+                          audio(lang, "vm_no_more_messages"))
+    assert other_played not in heard and audio(lang, *say(lang, "digits", "13933334444")) \
+        not in heard
+    inbox = next(s for s in path if s["node"] == "me_messages")
+    assert (inbox["salesperson"], inbox["heard"]) == (code, 1)
+    with Store(tmp_path / "appliance.db") as reopened:
+        assert get_message(reopened, mine.id).assignee_heard_at is not None
+        assert get_message(reopened, theirs.id).assignee_heard_at is None

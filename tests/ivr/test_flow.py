@@ -172,6 +172,13 @@ def test_bad_schedule_and_goto_loop() -> None:
         doc["nodes"]["open"]["holidays"] = bad
         only(errors_for(doc), "open", "a list of dates YYYY-MM-DD")
     doc = base()
+    doc["nodes"]["main"]["options"]["2"] = "vm"
+    doc["nodes"]["vm"] = {"type": "voicemail", "box": "queue:service", "next": "bye"}
+    assert errors_for(doc) == []
+    for bad in ("after-hours", "queue:", "salesperson:31 0", ""):
+        doc["nodes"]["vm"]["box"] = bad
+        only(errors_for(doc), "vm", "general, queue:<name> or salesperson:<code>")
+    doc = base()
     doc["nodes"]["main"]["options"]["2"] = "a"
     doc["nodes"]["a"] = {"type": "goto", "target": "b"}
     doc["nodes"]["b"] = {"type": "goto", "target": "a"}

@@ -294,7 +294,7 @@ def test_handler_refuses_a_flow_whose_lookups_are_missing(tmp_path: Path) -> Non
 
 
 @pytest.mark.parametrize(("now", "folder"), [(WEDNESDAY_NOON, ""),
-                                             (SUNDAY_NOON, "voicemail/after-hours")])
+                                             (SUNDAY_NOON, "voicemail/general")])
 def test_demo_flow_takes_a_message_in_hours_and_voicemail_after(
         tmp_path: Path, now: dt.datetime, folder: str) -> None:
     said = audio("en", "welcome")  # somebody speaking, as test_engine does

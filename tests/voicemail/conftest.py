@@ -21,8 +21,7 @@ from appliance.media.tones import beep
 from appliance.media.wavio import read_slin
 from appliance.store.db import Store
 from tests.calls.conftest import Rig
-from tests.ivr.test_default_flow import InlineExecutor
-from tests.rig import running_engine
+from tests.rig import InlineExecutor, running_engine
 
 T = TypeVar("T")
 
