@@ -24,14 +24,14 @@ from typing import Any
 
 import click
 
-from appliance.calls.call import Call
+from appliance.calls.call import Call, FlowFn
 from appliance.calls.clock import MonotonicClock
 from appliance.calls.engine import Engine
 from appliance.demo.flow import digit_prompts, make_demo_flow
 from appliance.insurance.demo_data import load_demo_data
-from appliance.ivr.flow import load_flow
 from appliance.ivr.insurance_lookups import InsuranceLookups
 from appliance.ivr.interpreter import make_flow_handler
+from appliance.ivr.versions import PublishedFlow, seed
 from appliance.media.prompts import PromptLibrary, concat
 from appliance.runtime import DataDirs, install_stop_signals
 from appliance.store import cdr
@@ -164,14 +164,19 @@ async def run_demo(data: Path, audiosocket_port: int, every: float, concurrent: 
     for lang in LANGUAGE_KEYS:
         prompts.preload(lang)
     policies: list[tuple[str, str]] | None = None
+    flow: FlowFn
     if flow_name == "insurance":
         loaded = load_demo_data(store)
         if loaded.loaded:
             _say(f"loaded the demo book into {dirs.database}")
         policies = sample_policies(store)
         lookups = InsuranceLookups(store)
-        flow = make_flow_handler(load_flow(DEFAULT_FLOW), lookups.functions(),
-                                 messages_dir=dirs.messages, store=store)
+        # The box runs the published version of the default flow (the file is its first
+        # version); a version published from the admin reaches the next caller.
+        live = seed(store, DEFAULT_FLOW, now=time.time())
+        _say(f"IVR flow {live.name!r} version {live.version} is live")
+        flow = PublishedFlow(store, live.name, lambda f: make_flow_handler(
+            f, lookups.functions(), messages_dir=dirs.messages, store=store))
     else:
         flow = make_demo_flow(dirs.messages)
     exchange = SimExchange(trunks=30)

@@ -325,12 +325,35 @@ def _voicemail(db: Database) -> None:
     db.execute("CREATE INDEX voicemail_audit_message ON voicemail_audit (voicemail_id, id)")
 
 
+def _flow_versions(db: Database) -> None:
+    # Every saved version of every IVR flow; the partial unique index allows one published
+    # version per flow, so a half-done publish cannot leave two live.
+    db.execute(
+        """
+        CREATE TABLE flow_versions (
+            name TEXT NOT NULL,
+            version INTEGER NOT NULL CHECK (version > 0),
+            status TEXT NOT NULL CHECK (status IN ('draft', 'published', 'retired')),
+            document TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            created_by TEXT NOT NULL,
+            published_at REAL,
+            published_by TEXT,
+            PRIMARY KEY (name, version)
+        ) STRICT
+        """
+    )
+    db.execute("CREATE UNIQUE INDEX flow_versions_published ON flow_versions (name)"
+               " WHERE status = 'published'")
+
+
 MIGRATIONS: list[Step] = [
     ("0001_calls", _calls),
     ("0002_recordings", _recordings),
     ("0003_insurance", _insurance),
     ("0004_call_ivr_path", _call_ivr_path),
     ("0006_voicemail", _voicemail),
+    ("0010_flow_versions", _flow_versions),
 ]
 
 
