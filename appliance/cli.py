@@ -174,13 +174,16 @@ def bench() -> None:
 @click.option("--load-core", default=1, show_default=True)
 @click.option("--lead-ms", default=6.0, show_default=True,
               help="How long before each engine tick the load sends its frames.")
+@click.option("--fixed-grid", is_flag=True,
+              help="Keep the tick on the fixed 20 ms grid (no alignment to arrivals).")
 def bench_engine(channels: int, seconds: float, warmup: float, engine_core: int,
-                 load_core: int, lead_ms: float) -> None:
+                 load_core: int, lead_ms: float, fixed_grid: bool) -> None:
     """Full-featured channels over AudioSocket from a separate load process."""
     from appliance.bench.engine import run_bench
 
     result = run_bench(channels=channels, seconds=seconds, warmup=warmup,
-                       engine_core=engine_core, load_core=load_core, lead_ms=lead_ms)
+                       engine_core=engine_core, load_core=load_core, lead_ms=lead_ms,
+                       align_phase=not fixed_grid)
     click.echo(json.dumps(result))
 
 
@@ -194,13 +197,16 @@ def bench_engine(channels: int, seconds: float, warmup: float, engine_core: int,
 @click.option("--load-core", default=1, show_default=True)
 @click.option("--lead-ms", default=6.0, show_default=True,
               help="How long before each engine tick the load sends its frames.")
+@click.option("--fixed-grid", is_flag=True,
+              help="Keep the tick on the fixed 20 ms grid (no alignment to arrivals).")
 def bench_ivr(channels: int, seconds: float, warmup: float, lang: str, engine_core: int,
-              load_core: int, lead_ms: float) -> None:
+              load_core: int, lead_ms: float, fixed_grid: bool) -> None:
     """Key→next prompt on the default insurance IVR's menus, same harness as ``engine``."""
     from appliance.bench.engine import run_bench
 
     result = run_bench(channels=channels, seconds=seconds, warmup=warmup,
-                       engine_core=engine_core, load_core=load_core, lead_ms=lead_ms, ivr=lang)
+                       engine_core=engine_core, load_core=load_core, lead_ms=lead_ms, ivr=lang,
+                       align_phase=not fixed_grid)
     click.echo(json.dumps(result))
 
 

@@ -130,6 +130,9 @@ class Driver(ABC):
     """A source of lines. ``start`` begins offering inbound lines to ``accept``."""
 
     name = "driver"
+    #: frames arrive when the far end sends them (a network peer clocked by the line card),
+    #: not when the engine asks: the engine then aligns its tick just after their arrival
+    far_end_clocked = False
 
     @abstractmethod
     async def start(self, accept: AcceptLine) -> None: ...
@@ -140,6 +143,11 @@ class Driver(ABC):
     async def originate(self, number: str, caller: str = "") -> Line:
         """Place an outbound call; the line reports ANSWERED or HANGUP (busy, no answer...)."""
         raise LineError(f"driver {self.name!r} cannot place outbound calls")
+
+    def take_arrivals(self) -> list[float]:
+        """Arrival times (CLOCK_MONOTONIC) of the inbound frames since the last call, for a
+        far-end clocked driver; the engine aligns its tick to them."""
+        return []
 
     def before_tick(self, tick: int) -> None:
         """Called by the engine at the start of every tick (simulated lines produce audio here)."""

@@ -72,10 +72,13 @@ DEFAULT_FLOW = Path(__file__).resolve().parents[1] / "ivr" / "default_flow.json"
 
 
 def run_bench(*, channels: int, seconds: float, warmup: float, engine_core: int,
-              load_core: int, lead_ms: float = 6.0, ivr: str = "") -> dict[str, Any]:
-    """The engine bench; with ``ivr`` (a language) the calls walk the default IVR."""
+              load_core: int, lead_ms: float = 6.0, ivr: str = "",
+              align_phase: bool = True) -> dict[str, Any]:
+    """The engine bench; with ``ivr`` (a language) the calls walk the default IVR; without
+    ``align_phase`` the tick stays on the fixed grid (to compare)."""
     _pin(engine_core)
-    return run_loop(lambda: _bench(channels, seconds, warmup, load_core, lead_ms, ivr))
+    return run_loop(lambda: _bench(channels, seconds, warmup, load_core, lead_ms, ivr,
+                                   align_phase))
 
 
 def _ivr_flow(store: Store, messages: Path) -> FlowFn:
@@ -86,7 +89,7 @@ def _ivr_flow(store: Store, messages: Path) -> FlowFn:
 
 
 async def _bench(channels: int, seconds: float, warmup: float, load_core: int,
-                 lead_ms: float, ivr: str) -> dict[str, Any]:
+                 lead_ms: float, ivr: str, align_phase: bool) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="bench-engine-") as tmp:
         root = Path(tmp)
         store = Store(root / "bench.db")
@@ -95,7 +98,8 @@ async def _bench(channels: int, seconds: float, warmup: float, load_core: int,
         flow = _ivr_flow(store, root / "messages") if ivr else bench_flow
         driver = AudioSocketDriver("127.0.0.1", 0)
         engine = Engine(clock=MonotonicClock(), drivers=[driver], flow=flow,
-                        prompts=prompts, store=store, recordings=root / "recordings")
+                        prompts=prompts, store=store, recordings=root / "recordings",
+                        align_phase=align_phase)
         engine.stats.keep_samples = True
         engine_task = asyncio.create_task(engine.run())
         await engine.started.wait()
@@ -158,5 +162,7 @@ async def _bench(channels: int, seconds: float, warmup: float, load_core: int,
         "late_inbound_pct": round(100 * (late1 - late0) / max(1, frames), 3),
         "skipped_ticks": skipped1 - skipped0,
         "lead_ms": lead_ms,
+        # Where the engine's tick settled relative to the fixed 20 ms grid (≤ 0: earlier).
+        "tick_phase_ms": round(engine.phase * 1000, 2),
         "loop": type(asyncio.get_running_loop()).__module__.split(".")[0],
     }

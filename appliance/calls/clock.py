@@ -15,6 +15,9 @@ from typing import Protocol
 
 
 class Clock(Protocol):
+    #: whether now() is CLOCK_MONOTONIC, the clock network arrival times are taken on
+    real_time: bool
+
     def now(self) -> float:
         """Monotonic seconds."""
         ...
@@ -28,6 +31,8 @@ class Clock(Protocol):
 
 class MonotonicClock:
     """The real clock: asyncio's loop time (CLOCK_MONOTONIC) and the wall clock."""
+
+    real_time = True
 
     def now(self) -> float:
         return time.monotonic()
@@ -46,6 +51,8 @@ class MonotonicClock:
 
 class ManualClock:
     """A clock that advances only when the engine waits, to exactly the deadline."""
+
+    real_time = False
 
     def __init__(self, start: float = 0.0, wall_start: float = 1_780_000_000.0) -> None:
         self._now = start

@@ -18,6 +18,7 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Mapping
+from time import monotonic
 from types import MappingProxyType
 from typing import cast
 
@@ -113,6 +114,7 @@ class AudioSocketConnection(asyncio.Protocol):
 
     def __init__(self, driver: AudioSocketDriver) -> None:
         self._driver = driver
+        self._arrivals = driver._arrivals
         self._parser = Parser()
         self.transport: asyncio.Transport
         self.peer = "?"
@@ -143,6 +145,7 @@ class AudioSocketConnection(asyncio.Protocol):
             and not self._parser.pending
         ):
             line.push_frame(data[3:])
+            self._arrivals.append(monotonic())
             return
         try:
             messages = self._parser.feed(data)
@@ -152,6 +155,7 @@ class AudioSocketConnection(asyncio.Protocol):
         for kind, payload in messages:
             if kind == KIND_AUDIO and line is not None:  # nearly every message
                 line.push_frame(payload)
+                self._arrivals.append(monotonic())
             elif kind == KIND_DTMF and line is not None:
                 line.push_event(LineEvent(EventKind.DTMF, digit=chr(payload[0])))
             elif kind == KIND_UUID:
@@ -277,6 +281,8 @@ class AudioSocketConnection(asyncio.Protocol):
 class AudioSocketDriver(Driver):
     """A TCP server Asterisk's ``AudioSocket()`` connects to, offering one line per call."""
 
+    far_end_clocked = True
+
     name = "asterisk"
 
     def __init__(self, host: str = "127.0.0.1", port: int = 9092) -> None:
@@ -287,6 +293,12 @@ class AudioSocketDriver(Driver):
         self._accept: AcceptLine = _refuse
         self._connections: set[AudioSocketConnection] = set()
         self._lines: dict[str, AudioSocketLine] = {}
+        self._arrivals: list[float] = []  # when each inbound frame came (take_arrivals)
+
+    def take_arrivals(self) -> list[float]:
+        taken = self._arrivals[:]
+        self._arrivals.clear()  # the same list: every connection holds it
+        return taken
 
     @property
     def lines(self) -> Mapping[str, AudioSocketLine]:
