@@ -28,6 +28,8 @@ WIDTH: Final = 1728  # T.4 A4 line: 215 mm at 8.04 pixels/mm
 FINE_HEIGHT: Final = 2286  # A4 length at 7.7 lines/mm
 FINE_DPI: Final = (204, 196)
 STANDARD_DPI: Final = (204, 98)
+X_RESOLUTION: Final = 282  # TIFF tags
+Y_RESOLUTION: Final = 283
 MARGIN_X: Final = 110
 MARGIN_TOP: Final = 90
 MARGIN_BOTTOM: Final = 110
@@ -276,7 +278,10 @@ def read_pages(path: Path) -> list[Image.Image]:
         for i in range(getattr(tiff, "n_frames", 1)):
             tiff.seek(i)
             page = tiff.copy()
-            page.info["dpi"] = tiff.info.get("dpi")
+            # Pillow reports (1, 1) for a page without resolution tags: read the tags.
+            tags = getattr(tiff, "tag_v2", {})
+            x, y = tags.get(X_RESOLUTION), tags.get(Y_RESOLUTION)
+            page.info["dpi"] = (round(float(x)), round(float(y))) if x and y else None
             pages.append(page)
     return pages
 
@@ -296,8 +301,12 @@ def check_tiff(path: Path, *, fix_to: Path | None = None) -> Path:
     missing = []
     for i, page in enumerate(pages, start=1):
         _check_page(page, f"{path} page {i}")
-        if not page.info.get("dpi"):
+        dpi = page.info.get("dpi")
+        if not dpi:
             missing.append(i)
+        elif dpi not in (FINE_DPI, STANDARD_DPI):
+            raise FaxDocumentError(f"{path} page {i}: {dpi[0]}×{dpi[1]} dpi; a fax page is "
+                                   "204×196 (fine) or 204×98 (standard)")
     if not missing:
         return path
     if fix_to is None:

@@ -7,14 +7,22 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image
 
 from appliance.calls.call import Call
 from appliance.fax.machine import FaxMachine
-from appliance.fax.send import CallbackResult, callback_fax, send_fax_on_call
+from appliance.fax.render import FINE_HEIGHT, WIDTH
+from appliance.fax.send import (
+    CallbackResult,
+    callback_fax,
+    render_document,
+    resend,
+    send_fax_on_call,
+)
 from appliance.fax.session import FaxResult
 from appliance.media.spandsp import completion_text
 from drivers.sim.exchange import Behaviour
-from tests.fax.conftest import FaxRig, pixels
+from tests.fax.conftest import TODAY, FaxRig, pixels
 
 SERVICE = "95500"
 CALLER = "13900139000"
@@ -176,3 +184,52 @@ def test_no_answer_is_tried_three_times_and_each_try_logged(
     assert len({r["job"] for r in rows}) == 1
     gaps = np.diff([r["started_at"] for r in rows])
     assert all(gap >= 300 for gap in gaps), gaps
+
+
+def test_a_tiff_without_dpi_is_fixed_and_arrives_at_its_own_height(
+        run_fax: Callable[..., Any], tmp_path: Path) -> None:
+    bare = tmp_path / "bare.tiff"
+    page = Image.new("1", (WIDTH, FINE_HEIGHT), 1)
+    page.paste(0, (200, 200, 1500, 260))
+    page.paste(0, (200, FINE_HEIGHT - 300, 1500, FINE_HEIGHT - 200))
+    # No dpi: spandsp would take it as standard resolution and send it twice as tall.
+    page.save(bare, format="TIFF", compression="group4")
+    box: list[FaxResult] = []
+
+    async def scenario(rig: FaxRig) -> FaxResult | None:
+        return await dial_and_start(rig, calling_party=False)
+
+    far = run_fax(scenario, same_call_flow(bare, box))
+    assert far is not None and far.ok and box[0].ok
+    (got,) = pixels(tmp_path / "received.tiff")
+    assert got.shape == (FINE_HEIGHT, WIDTH)  # not 2 × FINE_HEIGHT
+    assert np.array_equal(got, np.array(page))
+
+
+def test_resend_sends_a_logged_fax_again_rendering_it_if_the_file_is_gone(
+        run_fax: Callable[..., Any], tmp_path: Path) -> None:
+    async def scenario(rig: FaxRig) -> tuple[CallbackResult, list[dict[str, Any]]]:
+        number = rig.store.query("SELECT number FROM policies LIMIT 1")[0]["number"]
+        tiff = render_document(rig.store, "policy_summary", {"number": number},
+                               rig.root / "summary.tiff", on=TODAY)
+        rig.exchange.subscribe(FAX_NUMBER, None, behaviour=Behaviour.BUSY)
+        first = await callback_fax(rig.engine, rig.exchange, FAX_NUMBER, tiff, tries=1,
+                                   document="policy_summary", params={"number": number})
+        assert first.results == ["busy"]
+        tiff.unlink()
+        machine = FaxMachine(rig.exchange, FAX_NUMBER, rig.root / "received.tiff")
+        rig.exchange.subscribe(FAX_NUMBER, machine, signal_answer=True)
+        try:
+            again = await resend(rig.engine, rig.exchange, rig.faxes()[0]["id"],
+                                 out_dir=rig.root / "resend", today=lambda: TODAY)
+        finally:
+            machine.close()
+        return again, rig.faxes()
+
+    again, rows = run_fax(scenario)
+    assert again.ok
+    assert [(r["attempt"], r["result"], r["document"]) for r in rows] == [
+        (1, "busy", "policy_summary"), (1, "ok", "policy_summary")]
+    assert rows[0]["job"] != rows[1]["job"]
+    assert Path(rows[1]["tiff"]).name == f"resend-{rows[0]['id']}.tiff"
+    assert_same_pages(Path(rows[1]["tiff"]), tmp_path / "received.tiff")
