@@ -43,13 +43,25 @@ RETRY_SECONDS: Final = 300.0
 RING_SECONDS: Final = 45.0
 
 
-async def prepare_tiff(tiff: Path) -> tuple[Path, int]:
-    """The file to send for ``tiff`` (a copy with resolution tags if it had none) and its
-    page count. Read off the loop: a TIFF of many pages takes a while to decode."""
-    def check() -> tuple[Path, int]:
+@dataclass(frozen=True)
+class Prepared:
+    """A TIFF checked for sending: the file spandsp gets and its page count."""
+
+    path: Path
+    pages: int
+
+
+async def prepare_tiff(tiff: Path | Prepared) -> Prepared:
+    """Check ``tiff`` for sending (a copy with resolution tags if it had none), off the
+    loop: a TIFF of many pages takes a while to decode. An IVR prepares the document while
+    it tells the caller to press Start, so the fax begins the moment they do."""
+    if isinstance(tiff, Prepared):
+        return tiff
+
+    def check() -> Prepared:
         path = check_tiff(tiff, fix_to=tiff.with_name(tiff.stem + ".fixed.tiff"))
         with Image.open(path) as img:
-            return path, getattr(img, "n_frames", 1)
+            return Prepared(path, getattr(img, "n_frames", 1))
 
     return await asyncio.get_running_loop().run_in_executor(None, check)
 
@@ -71,7 +83,7 @@ async def fax_on_call(call: Call, tiff: Path, *, calling_party: bool, ecm: bool 
 
 
 async def send_fax_on_call(
-    call: Call, tiff_path: Path, *, poll: bool = False, ecm: bool = True,
+    call: Call, tiff_path: Path | Prepared, *, poll: bool = False, ecm: bool = True,
     document: str = "file", params: dict[str, Any] | None = None, ident: str = "",
     store: Store | None = None,
 ) -> FaxResult:
@@ -82,15 +94,15 @@ async def send_fax_on_call(
     """
     store = store if store is not None else call.engine.store
     started = call.engine.clock.wall()
-    tiff, pages_in_file = await prepare_tiff(tiff_path)
-    result = await fax_on_call(call, tiff, calling_party=not poll, ecm=ecm, ident=ident)
+    tiff = await prepare_tiff(tiff_path)
+    result = await fax_on_call(call, tiff.path, calling_party=not poll, ecm=ecm, ident=ident)
     if store is not None:
         faxlog.record(store, faxlog.FaxRecord(
             job=uuid.uuid4().hex, attempt=1, mode="poll" if poll else "same-call",
-            document=document, params=params or {}, tiff=str(tiff),
+            document=document, params=params or {}, tiff=str(tiff.path),
             destination=call.caller, started_at=started,
             result=faxlog.OK if result.ok else faxlog.FAILED, reason=result.reason,
-            call_id=call.id, fax=result, pages_in_file=pages_in_file))
+            call_id=call.id, fax=result, pages_in_file=tiff.pages))
     if not result.ok:
         log.warning("call %s: fax to %s failed: %s", call.id, call.caller, result.reason)
     return result
@@ -108,7 +120,7 @@ class CallbackResult:
 
 
 async def callback_fax(
-    engine: Engine, driver: Driver, number: str, tiff_path: Path, *,
+    engine: Engine, driver: Driver, number: str, tiff_path: Path | Prepared, *,
     document: str = "file", params: dict[str, Any] | None = None, tries: int = TRIES,
     retry_seconds: float = RETRY_SECONDS, ring_seconds: float = RING_SECONDS,
     caller: str = "", ecm: bool = True, ident: str = "", store: Store | None = None,
@@ -123,12 +135,12 @@ async def callback_fax(
     if not number or not all(c.isdigit() or c in "+*#" for c in number):
         raise ValueError(f"fax number {number!r} is not a dialable number")
     store = store if store is not None else engine.store
-    tiff, pages_in_file = await prepare_tiff(tiff_path)
+    tiff = await prepare_tiff(tiff_path)
     out = CallbackResult(job or uuid.uuid4().hex)
     for attempt in range(1, tries + 1):
         started = engine.clock.wall()
-        outcome, reason, fax, call_id = await _attempt(engine, driver, number, tiff, caller,
-                                                       ring_seconds, ecm, ident)
+        outcome, reason, fax, call_id = await _attempt(engine, driver, number, tiff.path,
+                                                       caller, ring_seconds, ecm, ident)
         out.results.append(outcome)
         if fax is not None:
             out.fax = fax
@@ -137,9 +149,9 @@ async def callback_fax(
         if store is not None:
             faxlog.record(store, faxlog.FaxRecord(
                 job=out.job, attempt=attempt, mode="callback", document=document,
-                params=params or {}, tiff=str(tiff), destination=number, started_at=started,
-                result=outcome, reason=reason, call_id=call_id, fax=fax,
-                pages_in_file=pages_in_file))
+                params=params or {}, tiff=str(tiff.path), destination=number,
+                started_at=started, result=outcome, reason=reason, call_id=call_id, fax=fax,
+                pages_in_file=tiff.pages))
         if outcome == faxlog.OK or attempt == tries:
             break
         if sleep is not None:

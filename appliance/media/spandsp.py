@@ -305,8 +305,13 @@ class FaxEndpoint:
         ident = self._lib.t30_get_rx_ident(self.t30)
         return ident.decode("ascii", "replace").strip() if ident else ""
 
-    def configure(self, *, modems: int, compressions: int, ecm: bool) -> None:
+    def set_modems(self, modems: int) -> None:
+        """The modems offered; a calling terminal may narrow them until the far end's DIS
+        arrives (the DCS is built from the set in force then)."""
         self._lib.t30_set_supported_modems(self.t30, modems)
+
+    def configure(self, *, modems: int, compressions: int, ecm: bool) -> None:
+        self.set_modems(modems)
         self._lib.t30_set_supported_compressions(self.t30, compressions)
         self._lib.t30_set_ecm_capability(self.t30, 1 if ecm else 0)
 
