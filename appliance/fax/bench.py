@@ -57,6 +57,9 @@ async def _bench(root: Path, calls: int, snr_db: float, concurrent: int,
         tiff = render_document(store, "policy_summary", {"number": number},
                                root / "page.tiff", on=TODAY)
         want = [np.array(p) for p in read_pages(tiff)]
+        # Checked once, before any call: a check per call would run on a worker thread
+        # while the manual clock races on, and each call would start at a different tick.
+        prepared = await prepare_tiff(tiff)
         box: dict[str, tuple[Call, FaxResult, float]] = {}
         machines: dict[str, FaxMachine] = {}
 
@@ -64,7 +67,6 @@ async def _bench(root: Path, calls: int, snr_db: float, concurrent: int,
             await call.answer()
             # As the IVR does: the document is ready before the caller is told to press
             # Start, and the fax begins when they do (here, at once).
-            prepared = await prepare_tiff(tiff)
             machines[call.caller].press_start(calling_party=False)
             started = call.engine.clock.wall()
             result = await send_fax_on_call(call, prepared, document="policy_summary",
