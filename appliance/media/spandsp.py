@@ -332,7 +332,9 @@ class FaxEndpoint:
         self._lib.t30_set_phase_e_handler(self.t30, thunks[2], None)
 
     def rx(self, samples: Samples) -> None:
-        buf = np.ascontiguousarray(samples, dtype=np.int16)
+        # A copy: fax_rx takes a non-const buffer and may change it, and the caller's
+        # array can be shared (a frame of the call, a block of zeros).
+        buf = np.array(samples, dtype=np.int16, copy=True)
         self._lib.fax_rx(self.state, buf.ctypes.data, len(buf))
 
     def tx(self, n: int) -> Samples:
