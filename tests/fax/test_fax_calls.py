@@ -120,9 +120,11 @@ def test_callback_fax_to_an_answering_machine(
 
     async def scenario(rig: FaxRig) -> tuple[CallbackResult, FaxResult | None,
                                              list[dict[str, Any]]]:
-        machine = FaxMachine(rig.exchange, FAX_NUMBER, rig.root / "received.tiff")
-        # A digital trunk (E1) reports the answer; see the README on analog lines.
-        rig.exchange.subscribe(FAX_NUMBER, machine, answer_after=6.0, signal_answer=True)
+        # An analog line: no answer signal, the engine hears the answer (the machine's CED
+        # over the line's faint noise) after the ringback.
+        machine = FaxMachine(rig.exchange, FAX_NUMBER, rig.root / "received.tiff",
+                             noise_rms=3.0)
+        rig.exchange.subscribe(FAX_NUMBER, machine, answer_after=6.0)
         try:
             out = await callback_fax(rig.engine, rig.exchange, FAX_NUMBER, tiff,
                                      document="policy_summary", params={"number": "x"})
@@ -151,6 +153,7 @@ def test_busy_then_answered_is_retried_five_minutes_later(
 
         async def wait(seconds: float) -> None:
             # The machine is free again by the next try.
+            # A digital trunk (E1) this time: the exchange signals the answer.
             rig.exchange.subscribe(FAX_NUMBER, machine, answer_after=3.0, signal_answer=True)
             await clock.sleep_until(clock.now() + seconds)
 
