@@ -21,7 +21,6 @@ import math
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 from typing import Final
 
 import numpy as np
@@ -51,8 +50,8 @@ SQUELCH_WINDOW_FRAMES: Final = 3000
 #: Measured with spandsp 0.0.6 at both ends, 20 one-page faxes each, noise on the image
 #: direction: V.17 lost 1 page at 44 dB S/N, 6 at 35 dB, 7 at 29 dB and 3 at 20 dB (the
 #: receiver misses the image carrier after a good training check, and ECM cannot recover
-#: a page never heard), while V.29 lost none of 40 at 20 dB. Spandsp's own fallback reacts only to a failed
-#: training check, which these lines pass.
+#: a page never heard), while V.29 lost none of 40 at 20 dB. Spandsp's own fallback reacts
+#: only to a failed training check, which these lines pass.
 V17_MIN_SNR_DB: Final = 30.0
 V17_FREE: Final = spandsp.T30_SUPPORT_V29 | spandsp.T30_SUPPORT_V27TER
 #: frames of each kind needed before the line's S/N is believed
@@ -134,7 +133,7 @@ class FaxResult:
     line_snr_db: float | None = None  # as measured before the far end's DIS (calling side)
 
 
-class FaxSession:
+class FaxSession(spandsp.Closable):
     """A fax terminal fed frame by frame; give it a ``tx_file`` to send, ``rx_file`` to receive.
 
     ``calling_party`` is the T.30 role, not the call's direction: the side that sends CNG
@@ -269,14 +268,6 @@ class FaxSession:
             if self.result is None:
                 end.terminate()
             end.close()
-
-    def __enter__(self) -> FaxSession:
-        return self
-
-    def __exit__(
-        self, t: type[BaseException] | None, v: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
 
 
 _N = np.arange(SAMPLES_PER_FRAME)

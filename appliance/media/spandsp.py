@@ -20,7 +20,7 @@ import threading
 from collections.abc import Callable
 from ctypes import CFUNCTYPE, POINTER, Structure, c_char, c_char_p, c_int, c_void_p
 from types import TracebackType
-from typing import Any, Final
+from typing import Any, Final, Self
 
 import numpy as np
 
@@ -151,13 +151,28 @@ def _load_library() -> ctypes.CDLL:
     return lib
 
 
+class Closable:
+    """A context manager that frees the spandsp state on exit (``close`` is idempotent)."""
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, t: type[BaseException] | None, v: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
 def _checked_init(ptr: int | None, what: str) -> int:
     if not ptr:
         raise MemoryError(f"spandsp {what} returned NULL")
     return ptr
 
 
-class DtmfRx:
+class DtmfRx(Closable):
     """One spandsp DTMF receiver reporting digit onsets and ends through a callback.
 
     ``on_tone(code, level_dbm0, duration)`` is spandsp's realtime report: ``code`` is the
@@ -210,16 +225,8 @@ class DtmfRx:
             self._lib.dtmf_rx_free(self._state)
             self._state = None
 
-    def __enter__(self) -> DtmfRx:
-        return self
 
-    def __exit__(
-        self, t: type[BaseException] | None, v: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
-
-
-class DtmfTx:
+class DtmfTx(Closable):
     """One spandsp DTMF generator (used by tests and for sending digits in-band)."""
 
     def __init__(
@@ -251,14 +258,6 @@ class DtmfTx:
             self._lib.dtmf_tx_free(self._state)
             self._state = None
 
-    def __enter__(self) -> DtmfTx:
-        return self
-
-    def __exit__(
-        self, t: type[BaseException] | None, v: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
-
 
 def completion_text(code: int) -> str:
     """spandsp's own words for a T.30 completion code (``t30_completion_code_to_str``)."""
@@ -266,7 +265,7 @@ def completion_text(code: int) -> str:
     return text.decode("ascii", "replace") if text else f"unknown completion code {code}"
 
 
-class FaxEndpoint:
+class FaxEndpoint(Closable):
     """One spandsp fax terminal (``fax_state_t`` with its T.30 engine) in audio mode.
 
     ``calling_party`` 1 is the side that sends CNG and waits for the other's DIS; 0 answers
@@ -357,14 +356,6 @@ class FaxEndpoint:
         if self._state is not None:
             self._lib.fax_free(self._state)
             self._state = None
-
-    def __enter__(self) -> FaxEndpoint:
-        return self
-
-    def __exit__(
-        self, t: type[BaseException] | None, v: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
 
 
 def _c_path(path: str) -> bytes:

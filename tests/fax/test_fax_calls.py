@@ -53,6 +53,14 @@ async def dial_and_start(rig: FaxRig, *, calling_party: bool) -> FaxResult | Non
         machine.close()
 
 
+def machine_receives(*, calling_party: bool) -> Any:
+    """The scenario: the caller's machine dials and receives; then the fax log."""
+    async def scenario(rig: FaxRig) -> tuple[FaxResult | None, list[dict[str, Any]]]:
+        return await dial_and_start(rig, calling_party=calling_party), rig.faxes()
+
+    return scenario
+
+
 def assert_same_pages(sent: Path, received: Path) -> None:
     want, got = pixels(sent), pixels(received)
     assert len(got) == len(want)
@@ -66,10 +74,7 @@ def test_same_call_fax_reaches_the_callers_machine_pixel_for_pixel(
     tiff = pages_dir / "two_pages.tiff"
     box: list[FaxResult] = []
 
-    async def scenario(rig: FaxRig) -> tuple[FaxResult | None, list[dict[str, Any]]]:
-        return await dial_and_start(rig, calling_party=False), rig.faxes()
-
-    far, rows = run_fax(scenario, same_call_flow(tiff, box))
+    far, rows = run_fax(machine_receives(calling_party=False), same_call_flow(tiff, box))
     assert far is not None and far.ok and far.pages == 2, far
     assert box[0].ok and box[0].pages == 2 and box[0].bit_rate == 14400 and box[0].ecm
     assert_same_pages(tiff, tmp_path / "received.tiff")
@@ -85,10 +90,8 @@ def test_a_polling_machine_is_served_by_the_box_answering(
     tiff = pages_dir / "summary.tiff"
     box: list[FaxResult] = []
 
-    async def scenario(rig: FaxRig) -> tuple[FaxResult | None, list[dict[str, Any]]]:
-        return await dial_and_start(rig, calling_party=True), rig.faxes()
-
-    far, rows = run_fax(scenario, same_call_flow(tiff, box, poll=True))
+    far, rows = run_fax(machine_receives(calling_party=True),
+                        same_call_flow(tiff, box, poll=True))
     assert far is not None and far.ok and far.pages == 1, far
     assert box[0].ok and box[0].pages == 1
     assert_same_pages(tiff, tmp_path / "received.tiff")
@@ -100,10 +103,8 @@ def test_both_ends_calling_fails_with_the_reason_logged(
     # The caller's machine polls, but the IVR took it for a receive: both send CNG.
     box: list[FaxResult] = []
 
-    async def scenario(rig: FaxRig) -> tuple[FaxResult | None, list[dict[str, Any]]]:
-        return await dial_and_start(rig, calling_party=True), rig.faxes()
-
-    far, rows = run_fax(scenario, same_call_flow(pages_dir / "summary.tiff", box))
+    far, rows = run_fax(machine_receives(calling_party=True),
+                        same_call_flow(pages_dir / "summary.tiff", box))
     assert not box[0].ok and box[0].pages == 0
     assert far is not None and not far.ok and far.pages == 0
     (row,) = rows

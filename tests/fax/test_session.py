@@ -73,5 +73,5 @@ def test_the_squelch_silences_noise_and_passes_signal() -> None:
 def test_a_session_needs_one_document_direction(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="exactly one of tx_file and rx_file"):
         FaxSession(calling_party=True)
-    with pytest.raises(FileNotFoundError, match="missing.tiff"):
+    with pytest.raises(FileNotFoundError, match=r"missing\.tiff"):
         FaxSession(calling_party=True, tx_file=tmp_path / "missing.tiff")
