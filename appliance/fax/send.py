@@ -5,7 +5,7 @@ Same call: the IVR tells the caller to press Start on their machine, then calls
 so the box takes the calling role (``calling_party=1``: CNG, then the document after the
 DIS). A machine that polls sends CNG and then asks with DTC, so with ``poll=True`` the box
 takes the answering role with the document ready to be polled. The wrong pairing (both
-calling) fails after spandsp's T1 timer, logged with the reason in words.
+calling) fails after spandsp's T0 timer, logged with the reason in words.
 
 Callback: :func:`callback_fax` dials the number the caller keyed on a free line through the
 engine's ``originate``; busy, no answer and congestion are told from the line's audio by

@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import math
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Final
 
@@ -208,7 +208,9 @@ class FaxSession(spandsp.Closable):
     def abort(self, why: str) -> FaxResult:
         """The call ended under the session: let spandsp conclude, and keep ``why``."""
         if self.result is None and self._end is not None:
-            self._end.terminate()
+            self._end.terminate()  # runs phase E: "The call dropped prematurely"
+            if self.result is not None:
+                self.result = replace(self.result, reason=f"{self.result.reason}; {why}")
         if self.result is None:
             self._finish(-1, f"aborted: {why}")
         assert self.result is not None

@@ -237,3 +237,30 @@ def test_resend_sends_a_logged_fax_again_rendering_it_if_the_file_is_gone(
     assert rows[0]["job"] != rows[1]["job"]
     assert Path(rows[1]["tiff"]).name == f"resend-{rows[0]['id']}.tiff"
     assert_same_pages(Path(rows[1]["tiff"]), tmp_path / "received.tiff")
+
+
+def test_a_hang_up_mid_fax_logs_the_pages_that_made_it(
+        run_fax: Callable[..., Any], pages_dir: Path) -> None:
+    box: list[FaxResult] = []
+
+    async def scenario(rig: FaxRig) -> list[dict[str, Any]]:
+        machine = FaxMachine(rig.exchange, CALLER, rig.root / "received.tiff")
+        try:
+            await machine.dial(SERVICE)
+            machine.press_start()
+            while machine.session is not None and machine.session.pages_done < 1:
+                await machine.wait(0.1)
+            await machine.wait(5.0)  # page 1 confirmed (MCF), page 2 on its way
+            await machine.hangup()  # and then the paper ran out
+            await machine.wait(0.5)  # the engine takes the hang-up on its next tick
+            await rig.engine.settle()
+        finally:
+            machine.close()
+        return rig.faxes()
+
+    rows = run_fax(scenario, same_call_flow(pages_dir / "two_pages.tiff", box))
+    assert not box[0].ok and box[0].pages == 1
+    (row,) = rows
+    assert (row["result"], row["pages"], row["pages_in_file"], row["completion_code"]) == (
+        "failed", 1, 2, 49)
+    assert row["reason"] == "The call dropped prematurely; the call ended (remote)"
