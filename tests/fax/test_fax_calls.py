@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from appliance.fax.render import FINE_HEIGHT, WIDTH
 from appliance.fax.send import (
     CallbackResult,
     callback_fax,
+    fax_document,
     render_document,
     resend,
     send_fax_on_call,
@@ -86,16 +88,37 @@ def test_same_call_fax_reaches_the_callers_machine_pixel_for_pixel(
 
 
 def test_a_polling_machine_is_served_by_the_box_answering(
-        run_fax: Callable[..., Any], pages_dir: Path, tmp_path: Path) -> None:
-    tiff = pages_dir / "summary.tiff"
+        run_fax: Callable[..., Any], tmp_path: Path) -> None:
     box: list[FaxResult] = []
+    params = {"product_code": "CI30", "sum_insured": 200000, "age": 41, "sex": "F",
+              "term": 20, "payment_mode": "annual"}
 
-    far, rows = run_fax(machine_receives(calling_party=True),
-                        same_call_flow(tiff, box, poll=True))
+    async def flow(call: Call) -> None:
+        await call.answer()
+        box.append(await fax_document(call, "rates", params, out_dir=tmp_path / "out",
+                                      poll=True, today=lambda: TODAY))
+        await call.hangup()
+
+    far, rows = run_fax(machine_receives(calling_party=True), flow)
     assert far is not None and far.ok and far.pages == 1, far
     assert box[0].ok and box[0].pages == 1
-    assert_same_pages(tiff, tmp_path / "received.tiff")
-    assert [(r["mode"], r["result"]) for r in rows] == [("poll", "ok")]
+    (row,) = rows
+    assert (row["mode"], row["result"], row["document"]) == ("poll", "ok", "rates")
+    assert json.loads(row["params"]) == params
+    assert_same_pages(Path(row["tiff"]), tmp_path / "received.tiff")
+
+
+def test_no_free_line_is_an_attempt_too(run_fax: Callable[..., Any], pages_dir: Path) -> None:
+    async def scenario(rig: FaxRig) -> tuple[CallbackResult, list[dict[str, Any]]]:
+        rig.exchange.trunks = 0  # every trunk taken by other calls
+        out = await callback_fax(rig.engine, rig.exchange, FAX_NUMBER,
+                                 pages_dir / "summary.tiff", tries=2, retry_seconds=60)
+        return out, rig.faxes()
+
+    out, rows = run_fax(scenario)
+    assert out.results == ["no-line", "no-line"] and not out.ok
+    assert [r["result"] for r in rows] == ["no-line", "no-line"]
+    assert "trunk lines are busy" in rows[0]["reason"] and rows[0]["call_id"] is None
 
 
 def test_both_ends_calling_fails_with_the_reason_logged(
