@@ -8,7 +8,7 @@ at up to 14 400 bit/s with ECM. First one clean call gives ``page_seconds``, the
 from the answer to the hang-up, and the level of the fax signal; then ``calls`` calls with
 white noise that many dB below that level added to both directions of the line count the
 pages that did not arrive whole (a page counts only if it is pixel-identical to the one
-rendered).
+rendered). Each noisy caller presses Start after a pause of its own (0–2 s).
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ from appliance.store.db import Store
 from drivers.sim import SimExchange
 
 SERVICE = "95500"
+MAX_START_DELAY_TICKS = 100
 TODAY = date(2026, 11, 26)
 
 
@@ -66,8 +67,10 @@ async def _bench(root: Path, calls: int, snr_db: float, concurrent: int,
         async def flow(call: Call) -> None:
             await call.answer()
             # As the IVR does: the document is ready before the caller is told to press
-            # Start, and the fax begins when they do (here, at once).
-            machines[call.caller].press_start(calling_party=False)
+            # Start, and the fax begins when they do, each caller after their own pause.
+            machine = machines[call.caller]
+            await call.silence(machine.start_delay)
+            machine.press_start(calling_party=False)
             started = call.engine.clock.wall()
             result = await send_fax_on_call(call, prepared, document="policy_summary",
                                             params={"number": number})
@@ -142,6 +145,10 @@ async def _one_call(exchange: SimExchange, machines: dict[str, FaxMachine], root
     rx = root / f"{name}.tiff"
     machine = machines[name] = FaxMachine(exchange, name, rx, noise_rms=noise_rms, seed=seed,
                                           name=name)
+    # Callers press Start 0–2 s after the box answers (the clean call at once), so the
+    # noise before the fax differs from call to call as it would.
+    machine.start_delay = 0.0 if not noise_rms else float(
+        np.random.default_rng(seed).integers(0, MAX_START_DELAY_TICKS)) / 50
     try:
         await machine.dial(SERVICE)
         while machine.session is None and machine.connected:

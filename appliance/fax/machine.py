@@ -41,6 +41,7 @@ class FaxMachine(CallerBot):
         self.modems = modems
         self.session: FaxSession | None = None
         self.answer_role = True
+        self.start_delay = 0.0  # seconds a person waits before pressing Start (for tests)
         self._rng = np.random.default_rng(seed)
         # Level of the fax signal received (frames above the squelch's idea of silence),
         # before the line noise is added: what the benchmark sets its S/N against.

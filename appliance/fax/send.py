@@ -32,7 +32,8 @@ from appliance.calls.engine import Engine
 from appliance.fax import documents
 from appliance.fax import log as faxlog
 from appliance.fax.render import check_tiff, render_pages, write_tiff
-from appliance.fax.session import FaxResult, FaxSession
+from appliance.fax.session import ALL_MODEMS, V17_FREE, FaxResult, FaxSession
+from appliance.media.spandsp import T30_SUPPORT_V27TER
 from appliance.store.db import Store
 from drivers.base import Driver, LineError
 
@@ -41,6 +42,8 @@ log = logging.getLogger("appliance.fax")
 TRIES: Final = 3
 RETRY_SECONDS: Final = 300.0
 RING_SECONDS: Final = 45.0
+#: the modems each callback attempt offers, after a failed transfer the next
+STEP_DOWN: Final = (ALL_MODEMS, V17_FREE, T30_SUPPORT_V27TER)
 
 
 @dataclass(frozen=True)
@@ -67,9 +70,10 @@ async def prepare_tiff(tiff: Path | Prepared) -> Prepared:
 
 
 async def fax_on_call(call: Call, tiff: Path, *, calling_party: bool, ecm: bool = True,
-                      ident: str = "") -> FaxResult:
+                      ident: str = "", modems: int = ALL_MODEMS) -> FaxResult:
     """Run one T.30 session on ``call`` until it ends or the call does (no logging)."""
-    session = FaxSession(calling_party=calling_party, tx_file=tiff, ecm=ecm, ident=ident)
+    session = FaxSession(calling_party=calling_party, tx_file=tiff, ecm=ecm, ident=ident,
+                         modems=modems)
     try:
         await call.exchange(session)
         result = session.result
@@ -146,7 +150,9 @@ async def callback_fax(
     """Dial ``number`` and fax ``tiff_path``; on busy, no answer, congestion, no free line
     or a failed transfer, wait ``retry_seconds`` and try again, up to ``tries`` attempts.
     Each attempt is logged. The wait is ``sleep(seconds)``, by default on the engine's
-    clock (a manual clock jumps straight to the next attempt)."""
+    clock (a manual clock jumps straight to the next attempt). After an attempt whose
+    transfer failed, the next offers one modem fewer (V.17, V.29, V.27ter → V.29,
+    V.27ter → V.27ter), as fax servers step down on a bad line."""
     if tries < 1:
         raise ValueError(f"tries must be at least 1, got {tries}")
     if not number or not all(c.isdigit() or c in "+*#" for c in number):
@@ -154,10 +160,15 @@ async def callback_fax(
     store = store if store is not None else engine.store
     tiff = await prepare_tiff(tiff_path)
     out = CallbackResult(job or uuid.uuid4().hex)
+    steps = iter(STEP_DOWN)
+    modems = next(steps)
     for attempt in range(1, tries + 1):
         started = engine.clock.wall()
         outcome, reason, fax, call_id = await _attempt(engine, driver, number, tiff.path,
-                                                       caller, ring_seconds, ecm, ident)
+                                                       caller, ring_seconds, ecm, ident,
+                                                       modems)
+        if outcome == faxlog.FAILED:
+            modems = next(steps, modems)
         out.results.append(outcome)
         if fax is not None:
             out.fax = fax
@@ -179,7 +190,7 @@ async def callback_fax(
 
 
 async def _attempt(engine: Engine, driver: Driver, number: str, tiff: Path, caller: str,
-                   ring_seconds: float, ecm: bool, ident: str,
+                   ring_seconds: float, ecm: bool, ident: str, modems: int,
                    ) -> tuple[str, str, FaxResult | None, str | None]:
     """(outcome, reason, T.30 result if reached, call id) of one dialled attempt."""
     done: asyncio.Future[FaxResult] = asyncio.get_running_loop().create_future()
@@ -188,7 +199,7 @@ async def _attempt(engine: Engine, driver: Driver, number: str, tiff: Path, call
         await call.wait_answered()
         # The box dialled: it is the calling terminal, the answering machine sends DIS.
         done.set_result(await fax_on_call(call, tiff, calling_party=True, ecm=ecm,
-                                          ident=ident))
+                                          ident=ident, modems=modems))
         await call.hangup()
 
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -287,3 +288,34 @@ def test_a_hang_up_mid_fax_logs_the_pages_that_made_it(
     assert (row["result"], row["pages"], row["pages_in_file"], row["completion_code"]) == (
         "failed", 1, 2, 49)
     assert row["reason"] == "The call dropped prematurely; the call ended (remote)"
+
+
+def test_after_a_failed_transfer_the_callback_steps_down_to_v29(
+        run_fax: Callable[..., Any], pages_dir: Path, tmp_path: Path) -> None:
+    tiff = pages_dir / "summary.tiff"
+
+    async def scenario(rig: FaxRig) -> tuple[CallbackResult, list[dict[str, Any]]]:
+        machine = FaxMachine(rig.exchange, FAX_NUMBER, rig.root / "received.tiff")
+        rig.exchange.subscribe(FAX_NUMBER, machine, signal_answer=True)
+
+        async def pull_the_plug() -> None:
+            # The first call drops 8 s into the fax, before any page got through.
+            while machine.session is None:  # the engine's ticks run meanwhile
+                await asyncio.sleep(0)
+            await machine.wait(8.0)
+            await machine.hangup()
+
+        plug = asyncio.create_task(pull_the_plug())
+        try:
+            out = await callback_fax(rig.engine, rig.exchange, FAX_NUMBER, tiff)
+            return out, rig.faxes()
+        finally:
+            await plug
+            machine.close()
+
+    out, rows = run_fax(scenario)
+    assert out.results == ["failed", "ok"]
+    assert [(r["attempt"], r["result"], r["pages"], r["bit_rate"]) for r in rows] == [
+        (1, "failed", 0, 0), (2, "ok", 1, 9600)]
+    assert rows[0]["reason"].startswith("The call dropped prematurely")
+    assert_same_pages(tiff, tmp_path / "received.tiff")
