@@ -3,7 +3,7 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-DEBS := libspandsp2 espeak-ng sox asterisk-core-sounds-en-wav
+DEBS := libspandsp2 espeak-ng sox asterisk-core-sounds-en-wav fonts-wqy-zenhei
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: install run test lint bench clean

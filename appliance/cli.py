@@ -221,5 +221,21 @@ def bench_lookup(policies: int, lookups: int) -> None:
     click.echo(json.dumps(run_lookup_bench(policies=policies, lookups=lookups)))
 
 
+@bench.command("fax")
+@click.option("--calls", default=50, show_default=True, type=click.IntRange(min=1),
+              help="Fax calls on the noisy line.")
+@click.option("--snr-db", default=20.0, show_default=True,
+              help="White noise this many dB below the fax signal, both directions.")
+@click.option("--concurrent", default=5, show_default=True, type=click.IntRange(min=1),
+              help="Noisy calls at once.")
+@click.option("--seed", default=1, show_default=True, help="Seed of the first call's noise.")
+def bench_fax(calls: int, snr_db: float, concurrent: int, seed: int) -> None:
+    """One A4 fine page between two spandsp ends on the simulated line: clean, then noisy."""
+    from appliance.fax.bench import run_fax_bench
+
+    click.echo(json.dumps(run_fax_bench(calls=calls, snr_db=snr_db, concurrent=concurrent,
+                                        seed=seed)))
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

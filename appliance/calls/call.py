@@ -50,6 +50,15 @@ class Source(Protocol):
     def next_frame(self) -> bytes | None: ...
 
 
+class FrameProcessor(Protocol):
+    """Raw media on a call (a fax modem): fed every inbound frame, asked for every outbound
+    one; ``tx`` returns None when it has finished."""
+
+    def rx(self, frame: bytes) -> None: ...
+
+    def tx(self) -> bytes | None: ...
+
+
 class RecordEnd(enum.Enum):
     KEY = "key"
     SILENCE = "silence"
@@ -277,6 +286,12 @@ class Call:
         return RecordedMessage(final, frames * FRAME_MS / 1000,
                                take.speech_frames * FRAME_MS / 1000, end)
 
+    async def exchange(self, processor: FrameProcessor) -> None:
+        """Hand the call's audio to ``processor`` each tick, both ways, until its ``tx``
+        returns None (raises CallEnded if the call ends first)."""
+        self._check()
+        await self._play_source(_Exchange(self, processor), False)
+
     async def sleep(self, seconds: float) -> None:
         self._check()
         await self.engine.wait_ticks(self, seconds_to_ticks(seconds))
@@ -415,5 +430,23 @@ class _Limited:
 _SILENT = bytes(320)
 
 
-__all__ = ["Call", "CallEnded", "CallState", "CollectEnd", "Collected", "FlowFn",
+class _Exchange:
+    """The source behind :meth:`Call.exchange`. The engine asks a source for its frame
+    after it has taken this tick's inbound frames, so they are here to hand over first."""
+
+    __slots__ = ("_call", "_processor")
+
+    def __init__(self, call: Call, processor: FrameProcessor) -> None:
+        self._call = call
+        self._processor = processor
+
+    def next_frame(self) -> bytes | None:
+        call, processor = self._call, self._processor
+        processor.rx(call.inbound_frame)
+        for frame in call.catch_up:
+            processor.rx(frame)
+        return processor.tx()
+
+
+__all__ = ["Call", "CallEnded", "CallState", "CollectEnd", "Collected", "FlowFn", "FrameProcessor",
            "RecordEnd", "RecordedMessage"]

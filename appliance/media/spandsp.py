@@ -1,6 +1,6 @@
 """ctypes binding to libspandsp, pinned to the prototypes of Debian 12's libspandsp2 0.0.6.
 
-The library is loaded once, on first use, and each feature (DTMF now, fax later) declares its
+The library is loaded once, on first use, and each feature (DTMF, fax) declares its
 C prototypes in its own table that is applied to the shared handle, so adding ``fax_init`` and
 friends means adding one table and one wrapper class here, not a second loader. spandsp's
 state structs are opaque: every ``*_init`` is passed NULL and the library allocates, and
@@ -18,9 +18,9 @@ import ctypes
 import ctypes.util
 import threading
 from collections.abc import Callable
-from ctypes import CFUNCTYPE, POINTER, c_char, c_char_p, c_int, c_void_p
+from ctypes import CFUNCTYPE, POINTER, Structure, c_char, c_char_p, c_int, c_void_p
 from types import TracebackType
-from typing import Any, Final
+from typing import Any, Final, Self
 
 import numpy as np
 
@@ -55,8 +55,59 @@ DTMF_PROTOTYPES: Final[dict[str, _Proto]] = {
     "dtmf_tx_free": (c_int, [c_void_p]),
 }
 
-# One table per feature; a fax binding adds FAX_PROTOTYPES and lists it here.
-_FEATURE_TABLES: Final[tuple[dict[str, _Proto], ...]] = (DTMF_PROTOTYPES,)
+# T.30 phase handlers (0.0.6): (t30_state, user_data, result). B and D must return an int
+# (T30_ERR_OK): declared with a None result, ctypes hands spandsp garbage and negotiation
+# breaks. E reports the completion code.
+PHASE_B_CB = CFUNCTYPE(c_int, c_void_p, c_void_p, c_int)
+PHASE_D_CB = CFUNCTYPE(c_int, c_void_p, c_void_p, c_int)
+PHASE_E_CB = CFUNCTYPE(None, c_void_p, c_void_p, c_int)
+
+
+class T30Stats(Structure):
+    """``t30_stats_t`` as 0.0.6 lays it out: 15 ints (the RTP/RTN counters are ``#if 0``)."""
+
+    _fields_ = [(name, c_int) for name in (
+        "bit_rate", "error_correcting_mode", "pages_tx", "pages_rx", "pages_in_file",
+        "x_resolution", "y_resolution", "width", "length", "image_size", "encoding",
+        "bad_rows", "longest_bad_row_run", "error_correcting_mode_retries", "current_status",
+    )]
+
+
+FAX_PROTOTYPES: Final[dict[str, _Proto]] = {
+    "fax_init": (c_void_p, [c_void_p, c_int]),
+    "fax_rx": (c_int, [c_void_p, c_void_p, c_int]),
+    "fax_tx": (c_int, [c_void_p, c_void_p, c_int]),
+    "fax_set_transmit_on_idle": (None, [c_void_p, c_int]),
+    "fax_get_t30_state": (c_void_p, [c_void_p]),
+    "fax_free": (c_int, [c_void_p]),
+    "t30_set_tx_file": (None, [c_void_p, c_char_p, c_int, c_int]),
+    "t30_set_rx_file": (None, [c_void_p, c_char_p, c_int]),
+    "t30_set_tx_ident": (c_int, [c_void_p, c_char_p]),
+    "t30_get_rx_ident": (c_char_p, [c_void_p]),
+    "t30_set_supported_modems": (c_int, [c_void_p, c_int]),
+    "t30_set_supported_compressions": (c_int, [c_void_p, c_int]),
+    "t30_set_ecm_capability": (c_int, [c_void_p, c_int]),
+    "t30_set_phase_b_handler": (None, [c_void_p, PHASE_B_CB, c_void_p]),
+    "t30_set_phase_d_handler": (None, [c_void_p, PHASE_D_CB, c_void_p]),
+    "t30_set_phase_e_handler": (None, [c_void_p, PHASE_E_CB, c_void_p]),
+    "t30_get_transfer_statistics": (None, [c_void_p, POINTER(T30Stats)]),
+    "t30_completion_code_to_str": (c_char_p, [c_int]),
+    "t30_terminate": (None, [c_void_p]),
+}
+
+# t30.h constants this binding uses.
+T30_SUPPORT_V27TER: Final = 0x01
+T30_SUPPORT_V29: Final = 0x02
+T30_SUPPORT_V17: Final = 0x04
+T30_SUPPORT_T4_1D: Final = 0x02
+T30_SUPPORT_T4_2D: Final = 0x04
+T30_SUPPORT_T6: Final = 0x08
+T30_ERR_OK: Final = 0
+#: spandsp cuts file names at this many characters (a longer path opens the wrong file)
+MAX_PATH_CHARS: Final = 255
+
+# One table per feature, all applied to the one handle.
+_FEATURE_TABLES: Final[tuple[dict[str, _Proto], ...]] = (DTMF_PROTOTYPES, FAX_PROTOTYPES)
 
 
 class SpandspUnavailable(RuntimeError):
@@ -100,13 +151,28 @@ def _load_library() -> ctypes.CDLL:
     return lib
 
 
+class Closable:
+    """A context manager that frees the spandsp state on exit (``close`` is idempotent)."""
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, t: type[BaseException] | None, v: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
 def _checked_init(ptr: int | None, what: str) -> int:
     if not ptr:
         raise MemoryError(f"spandsp {what} returned NULL")
     return ptr
 
 
-class DtmfRx:
+class DtmfRx(Closable):
     """One spandsp DTMF receiver reporting digit onsets and ends through a callback.
 
     ``on_tone(code, level_dbm0, duration)`` is spandsp's realtime report: ``code`` is the
@@ -159,16 +225,8 @@ class DtmfRx:
             self._lib.dtmf_rx_free(self._state)
             self._state = None
 
-    def __enter__(self) -> DtmfRx:
-        return self
 
-    def __exit__(
-        self, t: type[BaseException] | None, v: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
-
-
-class DtmfTx:
+class DtmfTx(Closable):
     """One spandsp DTMF generator (used by tests and for sending digits in-band)."""
 
     def __init__(
@@ -200,10 +258,109 @@ class DtmfTx:
             self._lib.dtmf_tx_free(self._state)
             self._state = None
 
-    def __enter__(self) -> DtmfTx:
-        return self
 
-    def __exit__(
-        self, t: type[BaseException] | None, v: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
+def completion_text(code: int) -> str:
+    """spandsp's own words for a T.30 completion code (``t30_completion_code_to_str``)."""
+    text = load().t30_completion_code_to_str(code)
+    return text.decode("ascii", "replace") if text else f"unknown completion code {code}"
+
+
+class FaxEndpoint(Closable):
+    """One spandsp fax terminal (``fax_state_t`` with its T.30 engine) in audio mode.
+
+    ``calling_party`` 1 is the side that sends CNG and waits for the other's DIS; 0 answers
+    with CED and DIS. Phase handlers are optional callables taking the result code; their
+    thunks are kept on the object because spandsp only holds the C pointers.
+    """
+
+    def __init__(self, calling_party: bool) -> None:
+        self._lib = load()
+        self._state: int | None = _checked_init(
+            self._lib.fax_init(None, 1 if calling_party else 0), "fax_init")
+        # Idle periods are sent as silence of the full length asked for, so every outbound
+        # frame is exactly 160 samples without padding here.
+        self._lib.fax_set_transmit_on_idle(self._state, 1)
+        self.t30: int = _checked_init(self._lib.fax_get_t30_state(self._state),
+                                      "fax_get_t30_state")
+        self._thunks: list[Any] = []
+
+    @property
+    def state(self) -> int:
+        if self._state is None:
+            raise ValueError("fax endpoint is closed")
+        return self._state
+
+    def set_tx_file(self, path: str) -> None:
+        self._lib.t30_set_tx_file(self.t30, _c_path(path), -1, -1)
+
+    def set_rx_file(self, path: str) -> None:
+        self._lib.t30_set_rx_file(self.t30, _c_path(path), -1)
+
+    def set_ident(self, ident: str) -> None:
+        # T.30 identities are 20 characters of digits, space and '+'.
+        self._lib.t30_set_tx_ident(self.t30, ident[:20].encode("ascii", "replace"))
+
+    def far_ident(self) -> str:
+        ident = self._lib.t30_get_rx_ident(self.t30)
+        return ident.decode("ascii", "replace").strip() if ident else ""
+
+    def set_modems(self, modems: int) -> None:
+        """The modems offered; a calling terminal may narrow them until the far end's DIS
+        arrives (the DCS is built from the set in force then)."""
+        self._lib.t30_set_supported_modems(self.t30, modems)
+
+    def configure(self, *, modems: int, compressions: int, ecm: bool) -> None:
+        self.set_modems(modems)
+        self._lib.t30_set_supported_compressions(self.t30, compressions)
+        self._lib.t30_set_ecm_capability(self.t30, 1 if ecm else 0)
+
+    def on_phases(self, phase_b: Callable[[int], None], phase_d: Callable[[int], None],
+                  phase_e: Callable[[int], None]) -> None:
+        def b(_s: int, _ud: int, result: int) -> int:
+            phase_b(result)
+            return T30_ERR_OK
+
+        def d(_s: int, _ud: int, result: int) -> int:
+            phase_d(result)
+            return T30_ERR_OK
+
+        thunks = (PHASE_B_CB(b), PHASE_D_CB(d), PHASE_E_CB(lambda _s, _ud, c: phase_e(c)))
+        self._thunks.extend(thunks)
+        self._lib.t30_set_phase_b_handler(self.t30, thunks[0], None)
+        self._lib.t30_set_phase_d_handler(self.t30, thunks[1], None)
+        self._lib.t30_set_phase_e_handler(self.t30, thunks[2], None)
+
+    def rx(self, samples: Samples) -> None:
+        # A copy: fax_rx takes a non-const buffer and may change it, and the caller's
+        # array can be shared (a frame of the call, a block of zeros).
+        buf = np.array(samples, dtype=np.int16, copy=True)
+        self._lib.fax_rx(self.state, buf.ctypes.data, len(buf))
+
+    def tx(self, n: int) -> Samples:
+        """``n`` samples of line signal (silence while idle: transmit-on-idle is set)."""
+        buf = np.zeros(n, dtype=np.int16)
+        self._lib.fax_tx(self.state, buf.ctypes.data, n)
+        return buf
+
+    def statistics(self) -> T30Stats:
+        stats = T30Stats()
+        self._lib.t30_get_transfer_statistics(self.t30, ctypes.byref(stats))
+        return stats
+
+    def terminate(self) -> None:
+        """Abort the T.30 session (the call dropped): spandsp closes the files and runs
+        phase E with the current completion code."""
+        self._lib.t30_terminate(self.t30)
+
+    def close(self) -> None:
+        if self._state is not None:
+            self._lib.fax_free(self._state)
+            self._state = None
+
+
+def _c_path(path: str) -> bytes:
+    data = path.encode()
+    if len(data) > MAX_PATH_CHARS:
+        raise ValueError(f"fax file path {path!r} is {len(data)} bytes; spandsp cuts paths at "
+                         f"{MAX_PATH_CHARS}")
+    return data

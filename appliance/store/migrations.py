@@ -347,12 +347,46 @@ def _flow_versions(db: Database) -> None:
                " WHERE status = 'published'")
 
 
+def _fax(db: Database) -> None:
+    # One row a fax attempt (a callback fax tried three times is three rows sharing a job).
+    # The document is stored by kind and parameters, not only as a file, so it can be
+    # rendered again and resent after the TIFF was cleaned up.
+    db.execute(
+        """
+        CREATE TABLE faxes (
+            id INTEGER PRIMARY KEY,
+            job TEXT NOT NULL,
+            attempt INTEGER NOT NULL CHECK (attempt >= 1),
+            mode TEXT NOT NULL CHECK (mode IN ('same-call', 'poll', 'callback')),
+            document TEXT NOT NULL,
+            params TEXT NOT NULL DEFAULT '{}',
+            tiff TEXT NOT NULL,
+            destination TEXT NOT NULL,
+            call_id TEXT,
+            started_at REAL NOT NULL,
+            pages INTEGER NOT NULL DEFAULT 0,
+            pages_in_file INTEGER,
+            bit_rate INTEGER NOT NULL DEFAULT 0,
+            ecm INTEGER NOT NULL DEFAULT 0 CHECK (ecm IN (0, 1)),
+            duration REAL NOT NULL DEFAULT 0,
+            ok INTEGER NOT NULL CHECK (ok IN (0, 1)),
+            result TEXT NOT NULL,
+            completion_code INTEGER,
+            reason TEXT NOT NULL DEFAULT ''
+        ) STRICT
+        """
+    )
+    db.execute("CREATE INDEX faxes_started_at ON faxes (started_at)")
+    db.execute("CREATE INDEX faxes_job ON faxes (job, attempt)")
+
+
 MIGRATIONS: list[Step] = [
     ("0001_calls", _calls),
     ("0002_recordings", _recordings),
     ("0003_insurance", _insurance),
     ("0004_call_ivr_path", _call_ivr_path),
     ("0006_voicemail", _voicemail),
+    ("0007_fax", _fax),
     ("0010_flow_versions", _flow_versions),
 ]
 
