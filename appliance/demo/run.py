@@ -28,6 +28,7 @@ from appliance.calls.call import Call, FlowFn
 from appliance.calls.clock import MonotonicClock
 from appliance.calls.engine import Engine
 from appliance.demo.flow import digit_prompts, make_demo_flow
+from appliance.fax.desk import FaxDesk
 from appliance.insurance.demo_data import load_demo_data
 from appliance.ivr.insurance_lookups import InsuranceLookups
 from appliance.ivr.interpreter import make_flow_handler
@@ -165,6 +166,9 @@ async def run_demo(data: Path, audiosocket_port: int, every: float, concurrent: 
         prompts.preload(lang)
     policies: list[tuple[str, str]] | None = None
     flow: FlowFn
+    exchange = SimExchange(trunks=30)
+    # Callback faxes are dialled on the simulated exchange (on the box: Asterisk, via AMI).
+    desk = FaxDesk(store, dirs.root / "faxes", callback_driver=exchange)
     if flow_name == "insurance":
         loaded = load_demo_data(store)
         if loaded.loaded:
@@ -176,10 +180,9 @@ async def run_demo(data: Path, audiosocket_port: int, every: float, concurrent: 
         live = seed(store, DEFAULT_FLOW, now=time.time())
         _say(f"IVR flow {live.name!r} version {live.version} is live")
         flow = PublishedFlow(store, live.name, lambda f: make_flow_handler(
-            f, lookups.functions(), messages_dir=dirs.messages, store=store))
+            f, lookups.functions(), messages_dir=dirs.messages, store=store, fax=desk))
     else:
         flow = make_demo_flow(dirs.messages)
-    exchange = SimExchange(trunks=30)
     audiosocket = AudioSocketDriver("127.0.0.1", audiosocket_port)
     # A voicemail a crash cut short is repaired by the engine, then listed in its box.
     engine = Engine(clock=MonotonicClock(), drivers=[exchange, audiosocket],

@@ -207,13 +207,26 @@ def procedures(store: Store, product_code: str | None = None) -> Document:
     return doc
 
 
+def _optional_int(value: Any) -> int | None:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.isdigit():
+        return int(value)
+    if value in (None, ""):
+        return None
+    raise ValueError(f"expected a whole number, got {value!r}")
+
+
 def build(store: Store, kind: str, params: dict[str, Any]) -> Document:
     """The document ``kind`` with its parameters (as the fax log stores them)."""
     if kind == "policy_summary":
         return policy_summary(store, params["number"])
     if kind == "rates":
-        args = {k: params.get(k) for k in ("age", "sex", "term", "payment_mode", "seats")}
-        return rates(store, params["product_code"], params["sum_insured"], **args)
+        # From an IVR every value is keyed text, "" for a parameter the product ignores.
+        ints = {k: _optional_int(params.get(k)) for k in ("age", "term", "seats")}
+        return rates(store, params["product_code"], params["sum_insured"], **ints,
+                     sex=params.get("sex") or None,
+                     payment_mode=params.get("payment_mode") or None)
     if kind == "claim_form":
         return claim_form(store, params.get("policy_number"), params.get("case_number"))
     if kind == "procedures":

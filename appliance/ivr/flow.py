@@ -49,6 +49,10 @@ SPEECH_KIND = "speech-kind"
 SCHEDULE = "schedule"
 DATES = "dates"  # list of ISO dates (YYYY-MM-DD)
 BOX = "box"  # a voicemail box: general, queue:<name> or salesperson:<code>
+FAX_DOCUMENT = "fax-document"
+PARAMS = "params"  # {parameter: variable read}
+#: the documents a fax node can send (appliance.fax.documents.build)
+FAX_DOCUMENTS: Final = ("policy_summary", "rates", "claim_form", "procedures")
 KEYSET = "keyset"  # a string of keys, possibly empty
 
 #: per node type: field -> (kind, required)
@@ -79,7 +83,8 @@ NODE_FIELDS: Final[dict[str, dict[str, tuple[str, bool]]]] = {
                   "max_seconds": (NUMBER, False), "policy": (READ, False),
                   "next": (TARGET, True)},
     "inbox": {"salesperson": (READ, True), "next": (TARGET, True)},
-    "fax": {"document": (TEXT, True), "prompt": (PROMPTS, False), "next": (TARGET, True)},
+    "fax": {"document": (FAX_DOCUMENT, True), "params": (PARAMS, False), "to": (READ, False),
+            "prompt": (PROMPTS, False), "next": (TARGET, True), "on_failed": (TARGET, False)},
     "goto": {"target": (TARGET, True)},
     "hangup": {"prompt": (PROMPTS, False)},
 }
@@ -195,6 +200,10 @@ _SIMPLE_CHECKS: Final[dict[str, tuple[Callable[[object], bool], str]]] = {
     DATES: (_is_date_list, "a list of dates YYYY-MM-DD"),
     BOX: (lambda v: isinstance(v, str) and bool(_BOX.fullmatch(v)),
           "a voicemail box: general, queue:<name> or salesperson:<code>"),
+    FAX_DOCUMENT: (lambda v: v in FAX_DOCUMENTS, f"one of {', '.join(FAX_DOCUMENTS)}"),
+    PARAMS: (lambda v: isinstance(v, dict) and all(
+        isinstance(k, str) and k and isinstance(a, str) and _NAME.fullmatch(a)
+        for k, a in v.items()), "an object {parameter: variable name}"),
 }
 
 
@@ -315,6 +324,8 @@ class _Checker:
                     reads.append((node_id, value))
                 elif fkind == VARIABLES:
                     reads += [(node_id, v) for v in value]
+                elif fkind == PARAMS:
+                    reads += [(node_id, v) for v in value.values()]
         for name, default in DEFAULT_PROMPTS.get(kind, {}).items():
             if name not in node:
                 self.prompts(node_id, default)

@@ -293,17 +293,20 @@ class InsuranceLookups:
                 return None
             return options[0] if len(options) == 1 else keyed
 
+        priced_on = dict(
+            age=int(age) if table.ages and age.isdigit() else None,
+            sex=pick(table.sexes, QUOTE_SEXES.get(sex)),
+            term=pick(table.terms, int(term) if term.isdigit() else None),
+            payment_mode=pick(table.modes, QUOTE_MODES.get(mode)),
+            seats=int(seats) if table.by_seats and seats.isdigit() else None)
         try:
-            got = table.quote(
-                Decimal(int(wan) * WAN),
-                age=int(age) if table.ages and age.isdigit() else None,
-                sex=pick(table.sexes, QUOTE_SEXES.get(sex)),
-                term=pick(table.terms, int(term) if term.isdigit() else None),
-                payment_mode=pick(table.modes, QUOTE_MODES.get(mode)),
-                seats=int(seats) if table.by_seats and seats.isdigit() else None)
+            got = table.quote(Decimal(int(wan) * WAN), **priced_on)
         except ValueError:
             return None
-        return {"premium": money(got.premium)}
+        # What it was priced on comes back too, for a fax of the rates ("" when unused).
+        return {"premium": money(got.premium), "product_code": code,
+                "sum_insured": str(int(wan) * WAN),
+                **{k: "" if v is None else str(v) for k, v in priced_on.items()}}
 
 
 def quote_sex(key: str) -> str | None:

@@ -6,8 +6,8 @@ key, a timeout, a lookup's result, the language chosen, the hours branch taken) 
 to the call's *path log*, a list of JSON-ready dicts that :func:`run_flow` returns and an
 ``on_step`` callback sees as it grows, so the CDR can store how the caller went through the
 menu. Lookups and the wall clock enter as parameters: a test passes plain functions and a
-fixed ``clock_now``. Nodes not yet backed by their subsystem (``transfer`` before the ACD,
-``fax`` before the fax sender) log what they would do and carry on to ``next``. With a
+fixed ``clock_now``. Nodes whose subsystem is not given (``transfer`` before the ACD, ``fax``
+without a fax desk) log what they would do and carry on to ``next``. With a
 store, a ``voicemail`` node leaves the message in its box through
 :func:`appliance.voicemail.leave_message` (envelope, trimmed copy, triage); without one
 (a flow tried out on its own) it only records the message to a file.
@@ -19,10 +19,10 @@ import asyncio
 import datetime as dt
 import inspect
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import Executor
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from appliance.calls.call import MASKED_KEY, Call, CallEnded, FlowFn
 from appliance.ivr.flow import DEFAULT_PROMPTS, WEEKDAYS, Flow
@@ -47,15 +47,36 @@ MAX_STEPS: Final = 2000
 OPERATOR_KEY: Final = "0"
 
 
+class FaxOutcome(Protocol):
+    @property
+    def ok(self) -> bool: ...
+    @property
+    def pages(self) -> int: ...
+    @property
+    def bit_rate(self) -> int: ...
+    @property
+    def reason(self) -> str: ...
+
+
+class FaxSender(Protocol):
+    """What a ``fax`` node needs (:class:`appliance.fax.desk.FaxDesk`)."""
+
+    async def here(self, call: Call, kind: str, params: dict[str, Any],
+                   announce: Awaitable[Any] | None = None) -> FaxOutcome: ...
+
+    def later(self, call: Call, number: str, kind: str, params: dict[str, Any]) -> bool: ...
+
+
 class _Run:
     """The state of one call going through a flow."""
 
     def __init__(self, call: Call, flow: Flow, lookups: Mapping[str, Lookup],
                  clock_now: Callable[[], dt.datetime], messages_dir: Path | None,
                  on_step: OnStep | None, store: Store | None = None,
-                 executor: Executor | None = None) -> None:
+                 executor: Executor | None = None, fax: FaxSender | None = None) -> None:
         self.call = call
         self.store = store
+        self.fax = fax
         self.executor = executor
         self.flow = flow
         self.lookups = lookups
@@ -291,10 +312,31 @@ class _Run:
         return str(node["next"])
 
     async def _fax(self, node_id: str, node: Mapping[str, Any]) -> str:
-        self.step(node_id, node, document=node["document"], sent=False)
-        if node.get("prompt"):
-            await self.call.play(*node["prompt"], interruptible=False)
-        return str(node["next"])
+        call, kind = self.call, node["document"]
+        params = {name: self.variables.get(var, "") for name, var in node.get("params", {}).items()}
+        failed = str(node.get("on_failed", node["next"]))
+        prompt = list(node.get("prompt", []))
+        if self.fax is None:
+            # No fax desk (a flow tried out on its own): say what would happen, carry on.
+            self.step(node_id, node, document=kind, sent=False)
+            if prompt:
+                await call.play(*prompt, interruptible=False)
+            return str(node["next"])
+        if "to" in node:
+            number = self.variables.get(node["to"], "")
+            queued = self.fax.later(call, number, kind, params)
+            self.step(node_id, node, document=kind, to=number, queued=queued)
+            if not queued:
+                return failed
+            if prompt:
+                await call.play(*prompt, interruptible=False)
+            return str(node["next"])
+        # On this call: the prompt tells the caller to press Start while the page renders.
+        announce = call.play(*prompt, interruptible=False) if prompt else None
+        result = await self.fax.here(call, kind, params, announce)
+        self.step(node_id, node, document=kind, sent=result.ok, pages=result.pages,
+                  bit_rate=result.bit_rate, reason=result.reason)
+        return str(node["next"]) if result.ok else failed
 
     async def _goto(self, node_id: str, node: Mapping[str, Any]) -> str:
         return str(node["target"])
@@ -331,12 +373,13 @@ async def run_flow(
     on_step: OnStep | None = None,
     store: Store | None = None,
     executor: Executor | None = None,
+    fax: FaxSender | None = None,
 ) -> list[Step]:
     """Run ``flow`` on ``call`` until a hangup node or the caller hangs up; returns the path
     log (also fed entry by entry to ``on_step``). ``store`` is where voicemail goes;
     ``executor`` runs its blocking store work (default: the loop's thread pool)."""
     return await _Run(call, flow, lookups, clock_now, messages_dir, on_step, store,
-                      executor).run()
+                      executor, fax).run()
 
 
 def make_flow_handler(
@@ -349,6 +392,7 @@ def make_flow_handler(
     on_done: Callable[[Call, list[Step]], None] | None = None,
     store: Store | None = None,
     executor: Executor | None = None,
+    fax: FaxSender | None = None,
 ) -> FlowFn:
     """The engine's flow function for ``flow`` (its path is kept with the CDR row when a
     ``store`` is given). Refuses at once (ValueError) a flow that
@@ -367,7 +411,7 @@ def make_flow_handler(
     async def flow_handler(call: Call) -> None:
         path = await run_flow(call, flow, lookups, clock_now=clock_now,
                               messages_dir=messages_dir, on_step=on_step, store=store,
-                              executor=executor)
+                              executor=executor, fax=fax)
         if store is not None:
             cdr.cdr_ivr_path(store, call.id, path)  # on the writer thread, not waited for
         if on_done is not None:

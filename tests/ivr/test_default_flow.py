@@ -13,8 +13,13 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, TypeVar
 
+import numpy as np
 import pytest
 
+from appliance.fax.desk import FaxDesk
+from appliance.fax.machine import FaxMachine
+from appliance.fax.send import CallbackResult, render_document
+from appliance.fax.session import FaxResult
 from appliance.insurance.demo_data import demo_pin, load_demo_data
 from appliance.insurance.quote import quote
 from appliance.ivr.flow import load_flow
@@ -27,6 +32,7 @@ from appliance.media.wavio import read_slin
 from appliance.store.db import Store
 from appliance.voicemail import BoxKind, assign, general_box, get_box, get_message
 from drivers.sim import CallerBot, SimExchange
+from tests.fax.conftest import pixels
 from tests.rig import InlineExecutor, running_engine
 from tests.voicemail.conftest import make_message
 
@@ -494,7 +500,12 @@ def test_phone_quote_speaks_the_rate_table_premium(tmp_path: Path, lang: str,
         if rejected is not None:
             assert audio(lang, rejected) in heard
     calc = [s for s in path if s.get("node") == "q_calc"]
-    assert calc[-1]["found"] is True and calc[-1]["result"] == {"premium": premium}
+    assert calc[-1]["found"] is True and calc[-1]["result"]["premium"] == premium
+    # What it was priced on comes back for a fax of the rates.
+    priced = calc[-1]["result"]
+    assert priced["product_code"] == params["product_code"]
+    assert priced["sum_insured"] == str(params["sum_insured"])
+    assert priced["payment_mode"] == params["payment_mode"]
     assert [s["found"] for s in calc[:-1]] == [False] * (len(calc) - 1)
 
 
@@ -530,7 +541,9 @@ def test_login_and_quote_lookups_directly(tmp_path: Path) -> None:
         # Parameters a product is not priced on are ignored; its one term is taken.
         got = await lookups.quote("ACC1", "20", "30", "1", "20", "2", "7")
         assert got == {"premium": money(quote(store, "ACC1", Decimal(200_000), age=30, term=1,
-                                              payment_mode="monthly").premium)}
+                                              payment_mode="monthly").premium),
+                       "product_code": "ACC1", "sum_insured": "200000", "age": "30",
+                       "sex": "", "term": "1", "payment_mode": "monthly", "seats": ""}
         assert await lookups.quote("TL20", "50", "55", "1", "30", "1", "") is None
 
     try:
@@ -698,3 +711,118 @@ def test_salesperson_hears_only_the_voicemail_forwarded_to_them(tmp_path: Path,
     with Store(tmp_path / "appliance.db") as reopened:
         assert get_message(reopened, mine.id).assignee_heard_at is not None
         assert get_message(reopened, theirs.id).assignee_heard_at is None
+
+
+def run_with_fax(tmp_path: Path, store: Store, scenario: Callable[[SimExchange], Awaitable[T]],
+                 ) -> tuple[T, list[Step], list[CallbackResult | None]]:
+    """``run`` with a fax desk: same-call faxes, and callbacks dialled on the exchange (the
+    results of those, once every one has finished, come third)."""
+    paths: list[list[Step]] = []
+    callbacks: list[CallbackResult | None] = []
+    lookups = InsuranceLookups(store, now=lambda: NOW, executor=InlineExecutor())
+
+    async def main() -> T:
+        exchange_box: list[SimExchange] = []
+        desk = FaxDesk(store, tmp_path / "faxes", today=lambda: TODAY)
+        handler = make_flow_handler(load_flow(FLOW), lookups.functions(), clock_now=lambda: NOW,
+                                    messages_dir=tmp_path / "messages", store=store,
+                                    on_done=lambda _call, path: paths.append(path),
+                                    executor=InlineExecutor(), fax=desk)
+        async with running_engine(handler, prompts=LIB, store=store,
+                                  recordings=tmp_path / "recordings",
+                                  trunks=2) as (_, exchange):
+            exchange_box.append(exchange)
+            desk.callback_driver = exchange
+            result = await asyncio.wait_for(scenario(exchange), timeout=120)
+            if desk.jobs:
+                callbacks.extend(await asyncio.wait_for(asyncio.gather(*desk.jobs), 120))
+            return result
+
+    try:
+        result = asyncio.run(main())
+    finally:
+        store.close()
+    assert len(paths) == 1, paths
+    return result, paths[0], callbacks
+
+
+def same_pages(sent: Path, received: Path) -> None:
+    want, got = pixels(sent), pixels(received)
+    assert len(got) == len(want) >= 1
+    for a, b in zip(want, got, strict=True):
+        assert a.shape == b.shape and np.array_equal(a, b)
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_policy_summary_by_fax_on_the_same_call(tmp_path: Path, lang: str) -> None:
+    store, policies = open_book(tmp_path)
+    policy = policies[LANGUAGES.index(lang)]
+    expected = render_document(store, "policy_summary", {"number": policy.number},
+                               tmp_path / "expected.tiff", on=TODAY)
+
+    async def scenario(ex: SimExchange) -> FaxResult | None:
+        machine = FaxMachine(ex, "02166667777", tmp_path / "received.tiff")
+        try:
+            await choose(machine, lang, "1")
+            await machine.press(policy.number + "#")
+            await machine.listen(0.5)
+            await machine.press(policy.last4)
+            assert await machine.wait_for(audio(lang, "fax_offer")[:3200], timeout=90)
+            assert await press_then_hear(machine, "1", audio(lang, "fax_press_start"))
+            machine.press_start(calling_party=False)  # the caller's machine receives
+            return await machine.wait_fax(timeout=200)
+        finally:
+            machine.close()
+
+    far, path, _ = run_with_fax(tmp_path, store, scenario)
+    assert far is not None and far.ok and far.pages == 1
+    same_pages(expected, tmp_path / "received.tiff")
+    sent = next(s for s in path if s["node"] == "pol_fax_here")
+    assert sent["sent"] is True and sent["pages"] == 1 and sent["bit_rate"] >= 9600
+    with Store(tmp_path / "appliance.db") as reopened:
+        (row,) = reopened.query("SELECT mode, document, params, result FROM faxes")
+    assert (row["mode"], row["document"], row["result"]) == ("same-call", "policy_summary", "ok")
+    assert json.loads(row["params"]) == {"number": policy.number}
+
+
+def test_quote_rates_faxed_to_the_number_the_caller_keys(tmp_path: Path) -> None:
+    store, _ = open_book(tmp_path)
+    lang, steps, _ = QUOTES[0]
+    fax_number = "02188889999"
+    expected = render_document(
+        store, "rates", {"product_code": "TL20", "sum_insured": "500000", "age": "30",
+                         "sex": "F", "term": "20", "payment_mode": "monthly", "seats": ""},
+        tmp_path / "expected.tiff", on=TODAY)
+
+    machines: list[FaxMachine] = []
+
+    async def scenario(ex: SimExchange) -> None:
+        machine = FaxMachine(ex, fax_number, tmp_path / "received.tiff", noise_rms=3.0)
+        machines.append(machine)
+        ex.subscribe(fax_number, machine, answer_after=4.0)
+        bot = CallerBot(ex, "13800138000")
+        await choose(bot, lang, "4")
+        for keys, _ in steps:
+            await bot.press(keys)
+            await bot.listen(0.5)
+        assert await bot.wait_for(audio(lang, "fax_offer")[:3200], timeout=90)
+        await bot.press("2")
+        await bot.listen(0.5)
+        assert await press_then_hear(bot, fax_number + "#", audio(lang, "fax_will_send"))
+        await bot.hangup()  # the box dials the fax machine on its own
+
+    try:
+        _, path, callbacks = run_with_fax(tmp_path, store, scenario)
+    finally:
+        for machine in machines:
+            machine.close()
+    (done,) = callbacks
+    assert done is not None and done.ok and done.results == ["ok"]
+    assert done.fax is not None and done.fax.pages == 1
+    same_pages(expected, tmp_path / "received.tiff")
+    queued = next(s for s in path if s["node"] == "q_fax_later")
+    assert queued["queued"] is True and queued["to"] == fax_number
+    with Store(tmp_path / "appliance.db") as reopened:
+        (row,) = reopened.query("SELECT mode, document, destination, attempt, result FROM faxes")
+    assert dict(row) == {"mode": "callback", "document": "rates", "destination": fax_number,
+                         "attempt": 1, "result": "ok"}
