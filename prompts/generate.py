@@ -15,26 +15,13 @@ Usage: ``python3 prompts/generate.py [LANG ...]``.
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-DEFAULT_SPEED = 150
+sys.path.insert(0, str(HERE.parent))  # run as a script from anywhere: find the appliance
 
-
-def render(text: str, voice: str, out: Path, speed: int = DEFAULT_SPEED) -> None:
-    with tempfile.TemporaryDirectory() as tmp:
-        raw = Path(tmp) / "raw.wav"
-        subprocess.run(["espeak-ng", "-v", voice, "-s", str(speed), "-w", str(raw), text],
-                       check=True)
-        subprocess.run(
-            ["sox", "-D", str(raw), "-r", "8000", "-b", "16", "-c", "1", "-e", "signed-integer",
-             str(out), "silence", "1", "0.02", "0.5%", "reverse", "silence", "1", "0.02",
-             "0.5%", "reverse", "gain", "-n", "-6"],
-            check=True,
-        )
+from appliance.media.tts import DEFAULT_SPEED, synthesize  # noqa: E402
 
 
 def main(langs: list[str]) -> None:
@@ -47,7 +34,7 @@ def main(langs: list[str]) -> None:
         for name, spec in entry["prompts"].items():
             text, voice = ((spec["text"], spec["voice"]) if isinstance(spec, dict)
                            else (spec, entry["voice"]))
-            render(text, voice, folder / f"{name}.wav", entry.get("speed", DEFAULT_SPEED))
+            synthesize(text, voice, folder / f"{name}.wav", entry.get("speed", DEFAULT_SPEED))
             print(f"{lang}/{name}.wav  {text}")
 
 

@@ -32,6 +32,7 @@ from appliance.fax.desk import FaxDesk
 from appliance.insurance.demo_data import load_demo_data
 from appliance.ivr.insurance_lookups import InsuranceLookups
 from appliance.ivr.interpreter import make_flow_handler
+from appliance.ivr.names import NameRecordings
 from appliance.ivr.versions import PublishedFlow, seed
 from appliance.media.prompts import PromptLibrary, concat
 from appliance.runtime import DataDirs, install_stop_signals
@@ -174,7 +175,7 @@ async def run_demo(data: Path, audiosocket_port: int, every: float, concurrent: 
         if loaded.loaded:
             _say(f"loaded the demo book into {dirs.database}")
         policies = sample_policies(store)
-        lookups = InsuranceLookups(store)
+        lookups = InsuranceLookups(store, names=NameRecordings(dirs.root / "names"))
         # The box runs the published version of the default flow (the file is its first
         # version); a version published from the admin reaches the next caller.
         live = seed(store, DEFAULT_FLOW, now=time.time())

@@ -25,7 +25,7 @@ from appliance.ivr.speech import KINDS, LANGUAGES, grammar, say
 from appliance.media.prompts import DEFAULT_PROMPTS_DIR
 
 #: variables every call has before its first node runs
-BUILTIN_VARIABLES: Final = frozenset({"caller", "callee", "call_id"})
+BUILTIN_VARIABLES: Final = frozenset({"caller", "callee", "call_id", "language"})
 WEEKDAYS: Final = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 KEYS: Final = frozenset("0123456789*#ABCD")
 _HHMM: Final = re.compile(r"([01][0-9]|2[0-3]):[0-5][0-9]|24:00")
@@ -58,7 +58,7 @@ KEYSET = "keyset"  # a string of keys, possibly empty
 #: per node type: field -> (kind, required)
 NODE_FIELDS: Final[dict[str, dict[str, tuple[str, bool]]]] = {
     "play": {"prompts": (PROMPTS, True), "next": (TARGET, True),
-             "interruptible": (BOOL, False)},
+             "interruptible": (BOOL, False), "recording": (READ, False)},
     "menu": {"prompt": (PROMPTS, True), "options": (KEYMAP, True), "retries": (INT, False),
              "timeout": (NUMBER, False), "on_invalid": (TARGET, True),
              "on_timeout": (TARGET, True), "invalid_prompt": (PROMPTS, False),

@@ -43,6 +43,7 @@ from appliance.insurance.lookups import (
     salesperson_figures,
 )
 from appliance.insurance.quote import RateTable, load_rate_table
+from appliance.ivr.names import NameRecordings
 from appliance.store.db import Store
 
 T = TypeVar("T")
@@ -78,8 +79,10 @@ class InsuranceLookups:
     """The flow's lookup functions over one :class:`Store` (see :meth:`functions`)."""
 
     def __init__(self, store: Store, *, now: Callable[[], datetime] = datetime.now,
-                 max_calls: int = MAX_TRACKED_CALLS, executor: Executor | None = None) -> None:
+                 max_calls: int = MAX_TRACKED_CALLS, executor: Executor | None = None,
+                 names: NameRecordings | None = None) -> None:
         self.store = store
+        self.names = names  # salespeople's names as recordings (None: names not said)
         self.now = now
         self.executor = executor  # None: the loop's default thread pool
         self.max_calls = max_calls
@@ -169,13 +172,18 @@ class InsuranceLookups:
         return str(rows[0]["number"]) if rows else None
 
     # ------------------------------------------------------------------ salespeople
-    async def salesperson(self, code: str) -> dict[str, str] | None:
-        """Code, phone number, and branch and licence status as flags. The name is text the
-        box cannot say (no speech synthesis), so it is not returned for the caller to hear."""
+    async def salesperson(self, code: str, lang: str = "zh") -> dict[str, str] | None:
+        """Code, phone number, branch and licence status as flags, and ``name_audio``: a
+        recording of the name for a caller in ``lang`` (with ``has_name``) when the box
+        keeps name recordings."""
         info = await self._blocking(partial(find_salesperson, self.store, code))
         if info is None:
             return None
         result = {"code": info.code, _flag("licence", info.licence_status): "1"}
+        if self.names is not None:
+            audio = await self._blocking(partial(self.names.get, info.code, info.name, lang))
+            if audio is not None:
+                result.update(name_audio=str(audio), has_name="1")
         if info.phone:
             result.update(phone=info.phone, has_phone="1")
         if info.branch in BRANCHES:

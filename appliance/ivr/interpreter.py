@@ -27,6 +27,8 @@ from typing import Any, Final, Protocol
 from appliance.calls.call import MASKED_KEY, Call, CallEnded, FlowFn
 from appliance.ivr.flow import DEFAULT_PROMPTS, WEEKDAYS, Flow
 from appliance.ivr.speech import say
+from appliance.media.prompts import Prompt
+from appliance.media.wavio import WavFormatError, read_slin
 from appliance.store import cdr
 from appliance.store.db import Store
 from appliance.voicemail import box_for, leave_message, salesperson_messages
@@ -86,7 +88,7 @@ class _Run:
         self.path: list[Step] = []
         self.secret_variables: set[str] = set()  # keyed in secret: masked in the log
         self.variables: dict[str, str] = {"caller": call.caller, "callee": call.callee,
-                                          "call_id": call.id}
+                                          "call_id": call.id, "language": call.language}
 
     def step(self, node_id: str, node: Mapping[str, Any], **details: Any) -> None:
         entry: Step = {"node": node_id, "type": node["type"], "tick": self.call.engine.tick_no,
@@ -119,8 +121,20 @@ class _Run:
 
     # ------------------------------------------------------------------ node types
     async def _play(self, node_id: str, node: Mapping[str, Any]) -> str:
-        key = await self.call.play(*node["prompts"],
-                                   interruptible=node.get("interruptible", True))
+        playlist: list[Prompt | str] = list(node["prompts"])
+        recording = self.variables.get(node["recording"], "") if "recording" in node else ""
+        if recording:
+            # A file a lookup found (a salesperson's name): read off the loop, and a file
+            # that is gone or unreadable is skipped rather than ending the call.
+            try:
+                samples = await asyncio.get_running_loop().run_in_executor(
+                    self.executor, read_slin, Path(recording))
+                playlist.append(Prompt.from_samples(Path(recording).stem, samples,
+                                                    self.call.language))
+            except (OSError, WavFormatError) as exc:
+                log.warning("call %s: recording %s not played: %s", self.call.id, recording,
+                            exc)
+        key = await self.call.play(*playlist, interruptible=node.get("interruptible", True))
         self.step(node_id, node, **({"interrupted_by": key} if key else {}))
         return str(node["next"])
 
@@ -177,7 +191,7 @@ class _Run:
                                  prompt=list(node["prompt"]))
         chosen = node["options"].get(got.digits)
         if chosen is not None:
-            call.language = chosen
+            call.language = self.variables["language"] = chosen
         # No choice or a wrong key keeps the language the call has: the caller still gets
         # through, in the box's default language.
         self.step(node_id, node, key=got.digits, language=call.language)

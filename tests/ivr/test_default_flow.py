@@ -25,6 +25,7 @@ from appliance.insurance.quote import quote
 from appliance.ivr.flow import load_flow
 from appliance.ivr.insurance_lookups import InsuranceLookups, is_set, money
 from appliance.ivr.interpreter import Step, make_flow_handler
+from appliance.ivr.names import NameRecordings
 from appliance.ivr.speech import LANGUAGES, say
 from appliance.media.prompts import Prompt, PromptLibrary, concat
 from appliance.media.tones import beep
@@ -95,7 +96,8 @@ def open_book(tmp_path: Path) -> tuple[Store, list[Policy]]:
 def run(tmp_path: Path, store: Store, scenario: Callable[[SimExchange], Awaitable[T]],
         now: dt.datetime = NOW) -> tuple[T, list[Step]]:
     paths: list[list[Step]] = []
-    lookups = InsuranceLookups(store, now=lambda: now, executor=InlineExecutor())
+    lookups = InsuranceLookups(store, now=lambda: now, executor=InlineExecutor(),
+                               names=NameRecordings(tmp_path / "names"))
     handler = make_flow_handler(load_flow(FLOW), lookups.functions(), clock_now=lambda: now,
                                 messages_dir=tmp_path / "messages",
                                 on_done=lambda _call, path: paths.append(path), store=store,
@@ -333,11 +335,17 @@ def test_salesperson_lookup_reads_code_branch_and_licence(tmp_path: Path, lang: 
         await bot.hangup()
         return bytes(bot.heard)
 
-    (row,) = store.query("SELECT phone FROM salespeople WHERE code = '310007'")
+    (row,) = store.query("SELECT name, phone FROM salespeople WHERE code = '310007'")
     phone = audio(lang, *say(lang, "digits", row["phone"]))
     heard, path = run(tmp_path, store, scenario)
+    # The name, synthesised ahead of its first use, in the caller's language's voice.
+    found = next(s for s in path if s["node"] == "sp_find")
+    name_file = Path(found["result"]["name_audio"])
+    assert name_file.parent == tmp_path / "names" / lang
+    name = concat([Prompt.from_samples("name", read_slin(name_file))])
     assert heard_in_order(heard, audio(lang, "salesperson_code"),
                           audio(lang, *say(lang, "digits", "310007")),
+                          audio(lang, "salesperson_name"), name,
                           audio(lang, "salesperson_branch", "branch_2"),
                           audio(lang, "licence_expired"),
                           audio(lang, "salesperson_phone"), phone)
