@@ -19,7 +19,7 @@ from concurrent.futures import Executor, Future
 from pathlib import Path
 from typing import Any, TypeVar
 
-from appliance.calls.call import FlowFn
+from appliance.calls.call import Call, FlowFn
 from appliance.calls.clock import ManualClock
 from appliance.calls.engine import Engine
 from appliance.media.prompts import PromptLibrary
@@ -47,11 +47,13 @@ class InlineExecutor(Executor):
 async def running_engine(
     flow: FlowFn, *, prompts: PromptLibrary, store: Store | None, recordings: Path | None,
     trunks: int = 8, after_recover: Sequence[Callable[[list[Path]], None]] = (),
+    on_event: Callable[[str, Call, dict[str, Any]], None] | None = None,
 ) -> AsyncIterator[tuple[Engine, SimExchange]]:
     """An engine with one simulated exchange, running until the block ends."""
     exchange = SimExchange(trunks=trunks)
     engine = Engine(clock=ManualClock(), drivers=[exchange], flow=flow, prompts=prompts,
-                    store=store, recordings=recordings, after_recover=after_recover)
+                    store=store, recordings=recordings, after_recover=after_recover,
+                    on_event=on_event)
     task = asyncio.create_task(engine.run())
     await engine.started.wait()
     try:

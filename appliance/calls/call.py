@@ -177,6 +177,9 @@ class Call:
             return self._typeahead[0]
         playlist = [self.engine.prompts.get(p, self.language) if isinstance(p, str) else p
                     for p in prompts]
+        # The event log of what the caller was played, beside the audio itself.
+        self.engine.emit("prompts", self, names=[p.name for p in playlist],
+                         language=self.language)
         return await self._play_source(PromptPlayer(playlist, interruptible), interruptible)
 
     def flush_keys(self) -> str:
@@ -190,6 +193,7 @@ class Call:
         await self._play_source(_Limited(ToneSource(name), seconds_to_ticks(seconds)), False)
 
     async def beep(self) -> None:
+        self.engine.emit("prompts", self, names=["beep"], language=self.language)
         await self._play_source(PromptPlayer([Prompt.from_samples("beep", beep())], False), False)
 
     async def silence(self, seconds: float) -> None:

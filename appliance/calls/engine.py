@@ -439,6 +439,10 @@ class Engine:
         heapq.heappush(self._timers, (self.tick_no + ticks, next(self._seq), fut))
         return fut
 
+    def emit(self, what: str, call: Call, **info: Any) -> None:
+        """Tell the event listener (console, supervisor page, tests) what ``call`` did."""
+        self._emit(what, call, **info)
+
     def _emit(self, what: str, call: Call, **info: Any) -> None:
         if self.on_event is not None:
             try:

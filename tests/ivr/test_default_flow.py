@@ -93,6 +93,26 @@ def open_book(tmp_path: Path) -> tuple[Store, list[Policy]]:
     return store, found
 
 
+#: per test folder, every prompt the engine was asked to play, as "lang/name" (its event log)
+PLAYED: dict[Path, list[str]] = {}
+
+
+def record_prompts(tmp_path: Path) -> Callable[[str, Any, dict[str, Any]], None]:
+    played = PLAYED.setdefault(tmp_path, [])
+
+    def on_event(what: str, _call: Any, info: dict[str, Any]) -> None:
+        if what == "prompts":
+            played.extend(f"{info['language']}/{name}" for name in info["names"])
+
+    return on_event
+
+
+def played_in_order(tmp_path: Path, lang: str, *names: str) -> bool:
+    """Did the engine's event log play ``names`` (in ``lang``) in this order?"""
+    log = iter(PLAYED[tmp_path])
+    return all(f"{lang}/{name}" in log for name in names)
+
+
 def run(tmp_path: Path, store: Store, scenario: Callable[[SimExchange], Awaitable[T]],
         now: dt.datetime = NOW) -> tuple[T, list[Step]]:
     paths: list[list[Step]] = []
@@ -105,8 +125,8 @@ def run(tmp_path: Path, store: Store, scenario: Callable[[SimExchange], Awaitabl
 
     async def main() -> T:
         async with running_engine(handler, prompts=LIB, store=store,
-                                  recordings=tmp_path / "recordings",
-                                  trunks=2) as (_, exchange):
+                                  recordings=tmp_path / "recordings", trunks=2,
+                                  on_event=record_prompts(tmp_path)) as (_, exchange):
             return await asyncio.wait_for(scenario(exchange), timeout=60)
 
     try:
@@ -219,6 +239,13 @@ def test_policy_enquiry_reads_premium_and_due_date(tmp_path: Path, lang: str) ->
                           audio(lang, "policy_next_due"), due,
                           audio(lang, "policy_due_amount"), due_amount,
                           audio(lang, "to_operator"), audio(lang, "goodbye"))
+    # The engine's own log of what it played says the same, in the caller's language.
+    product = next(s for s in path if s["node"].startswith("say_pr_"))["node"][7:]
+    assert played_in_order(tmp_path, lang, "policy_status", "status_in_force",
+                           "policy_product", f"product_{product}", "policy_sum_insured",
+                           "policy_premium", *say(lang, "money", policy.premium),
+                           "policy_pay_mode", f"pay_{policy.mode}", "policy_next_due",
+                           "policy_due_amount", "fax_offer", "to_operator", "goodbye")
     other = next(o for o in LANGUAGES if o != lang)
     assert audio(other, "policy_premium") not in heard
     found = next(s for s in path if s["node"] == "pol_find")
@@ -257,6 +284,8 @@ def test_wrong_id_three_times_goes_to_the_operator(tmp_path: Path, lang: str) ->
 
     heard, path = run(tmp_path, store, scenario)
     assert heard.count(audio(lang, "id_mismatch")) == 2
+    assert PLAYED[tmp_path].count(f"{lang}/id_mismatch") == 2
+    assert played_in_order(tmp_path, lang, "too_many_tries", "to_operator", "goodbye")
     assert heard_in_order(heard, audio(lang, "too_many_tries"), audio(lang, "to_operator"),
                           audio(lang, "goodbye"))
     assert [s["found"] for s in path if s["node"] == "pol_find"] == [False] * 3
@@ -319,6 +348,8 @@ def test_claim_report_creates_a_case_with_the_recording(tmp_path: Path, lang: st
     assert Path(claim["description_recording"]).is_file()
     assert heard_in_order(heard, audio(lang, "claim_reported"),
                           audio(lang, *say(lang, "digits", claim["case_number"])))
+    assert played_in_order(tmp_path, lang, "claim_describe", "claim_reported",
+                           *say(lang, "digits", claim["case_number"]))
     recorded = next(s for s in path if s["node"] == "cl_record")
     assert recorded["recording"] == claim["description_recording"] and recorded["seconds"] > 1
 
@@ -503,6 +534,7 @@ def test_phone_quote_speaks_the_rate_table_premium(tmp_path: Path, lang: str,
 
     heard, path = run(tmp_path, store, scenario)
     assert heard_in_order(heard, audio(lang, "quote_result"), spoken)
+    assert played_in_order(tmp_path, lang, "quote_result", *say(lang, "money", premium))
     assert heard.count(spoken) == 1
     for _, rejected in steps:
         if rejected is not None:
@@ -594,6 +626,14 @@ def test_information_menus_play_company_clauses_and_procedures(tmp_path: Path,
                     ("clauses", "#"), ("info", "4"), ("procedures", "3"), ("procedures", "#"),
                     ("info", "#")]
     assert audio(lang, "clause_TL20")[:8000] not in heard
+    # The key that cut the company text short was typed ahead: the information menu it
+    # chose from was not played again, unlike after '#'.
+    assert played_in_order(tmp_path, lang, "info_menu", "info_company",
+                           "clause_menu", "clause_ACC1", "clause_menu", "info_menu",
+                           "proc_menu", "proc_claims", "proc_menu", "info_menu", "main_menu")
+    log = PLAYED[tmp_path]
+    assert log[log.index(f"{lang}/info_company") + 1] == f"{lang}/clause_menu"
+    assert f"{lang}/clause_TL20" not in log
 
 
 # When no one is in the office: a Sunday, a public holiday on a weekday, a weekday evening.
@@ -622,6 +662,8 @@ def test_out_of_hours_a_person_means_the_general_voicemail_box(tmp_path: Path, l
                           audio(lang, "leave_message"), tone, audio(lang, "message_saved"),
                           audio(lang, "goodbye"))
     assert audio(lang, "to_operator") not in heard
+    assert played_in_order(tmp_path, lang, "after_hours", "vm_greeting_general",
+                           "leave_message", "beep", "message_saved", "goodbye")
     hours = next(s for s in path if s["node"] == "person")
     assert hours["open"] is False
     assert hours.get("holiday", False) is (now.date() == dt.date(2026, 10, 7))
@@ -834,3 +876,24 @@ def test_quote_rates_faxed_to_the_number_the_caller_keys(tmp_path: Path) -> None
         (row,) = reopened.query("SELECT mode, document, destination, attempt, result FROM faxes")
     assert dict(row) == {"mode": "callback", "document": "rates", "destination": fax_number,
                          "attempt": 1, "result": "ok"}
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_unknown_salesperson_code_is_told_and_back_to_the_menu(tmp_path: Path,
+                                                              lang: str) -> None:
+    store, _ = open_book(tmp_path)
+
+    async def scenario(ex: SimExchange) -> bytes:
+        bot = CallerBot(ex, "13800138000")
+        await choose(bot, lang, "2")
+        assert await press_then_hear(bot, "999999#", audio(lang, "salesperson_not_found"))
+        assert await bot.wait_for(audio(lang, "main_menu")[:3200], timeout=60)
+        await bot.hangup()
+        return bytes(bot.heard)
+
+    heard, path = run(tmp_path, store, scenario)
+    assert audio(lang, "salesperson_code") not in heard
+    found = next(s for s in path if s["node"] == "sp_find")
+    assert found["found"] is False and found["args"] == ["999999", lang]
+    went = nodes(path)
+    assert went[went.index("sp_find"):][:3] == ["sp_find", "sp_not_found", "main"]
