@@ -55,17 +55,21 @@ def run(data: Path, port: int, every: float, concurrent: int, flow_name: str) ->
 @click.option("--audiosocket", default="127.0.0.1:9092", show_default=True,
               help="HOST:PORT the AudioSocket server listens on ('' for none).")
 @click.option("--sim/--no-sim", default=False, help="Also run the simulated exchange.")
-def engine(data: Path, audiosocket: str, sim: bool) -> None:
+@click.option("--flow", "flow_name", type=click.Choice(["insurance", "demo"]),
+              default="insurance", show_default=True,
+              help="The published insurance IVR, or the foundation's small demo flow.")
+def engine(data: Path, audiosocket: str, sim: bool, flow_name: str) -> None:
     """Run the engine with the configured drivers until SIGINT/SIGTERM."""
     from appliance.runtime import run_loop
 
     try:
-        run_loop(lambda: _engine(data, audiosocket, sim))
+        run_loop(lambda: _engine(data, audiosocket, sim, flow_name))
     except OSError as exc:
         raise click.ClickException(f"could not start: {exc}") from exc
 
 
-async def _engine(data: Path, audiosocket: str, sim: bool) -> None:
+async def _engine(data: Path, audiosocket: str, sim: bool, flow_name: str) -> None:
+    from appliance.calls.call import FlowFn
     from appliance.calls.clock import MonotonicClock
     from appliance.calls.engine import Engine
     from appliance.demo.flow import make_demo_flow
@@ -94,7 +98,18 @@ async def _engine(data: Path, audiosocket: str, sim: bool) -> None:
     store = Store(dirs.database)
     prompts = PromptLibrary()
     prompts.preload()
-    eng = Engine(clock=MonotonicClock(), drivers=drivers, flow=make_demo_flow(dirs.messages),
+    flow: FlowFn
+    if flow_name == "insurance":
+        from appliance.ivr.service import insurance_ivr
+
+        # Callback faxes need a line to dial out on: Asterisk's comes with AMI; until then
+        # the simulated exchange's when it runs.
+        fax_driver = next((d for d in drivers if d.name == "sim"), None)
+        flow, live = insurance_ivr(store, dirs, fax_driver=fax_driver)
+        click.echo(f"IVR flow {live.name!r} version {live.version} is live")
+    else:
+        flow = make_demo_flow(dirs.messages)
+    eng = Engine(clock=MonotonicClock(), drivers=drivers, flow=flow,
                  prompts=prompts, store=store, recordings=dirs.recordings,
                  after_recover=[recovery_hook(store)])
     install_stop_signals(eng.stop)

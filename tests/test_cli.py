@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from appliance.media.prompts import PromptLibrary
+
 ROOT = Path(__file__).resolve().parents[1]
 SOUNDS = Path("/usr/share/asterisk/sounds/en")
 DTMF = {"1": (697, 1209), "5": (770, 1336), "9": (852, 1477), "#": (941, 1477), "0": (941, 1336)}
@@ -145,3 +147,48 @@ def test_run_starts_the_appliance_and_stops_cleanly_on_ctrl_c(tmp_path: Path) ->
     assert proc.returncode == 0, text
     assert "loaded the demo book" in text and "engine up" in text
     assert "stopped cleanly" in text and "end shutdown" in text
+
+
+def test_engine_runs_the_published_ivr_and_answers_audiosocket(tmp_path: Path) -> None:
+    import signal
+    import socket
+    import uuid
+
+    from drivers.asterisk import protocol
+
+    with socket.socket() as probe:  # a free port for the AudioSocket listener
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "appliance.cli", "engine", "--data", str(tmp_path / "var"),
+         "--audiosocket", f"127.0.0.1:{port}"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        seen = []
+        for line in proc.stdout:
+            seen.append(line)
+            if "AudioSocket server listening" in line:
+                break
+        assert any("IVR flow 'default' version 1 is live" in line for line in seen), seen
+        # Asterisk's side: the UUID, then a second of silence; the IVR's greeting comes back.
+        conn = socket.create_connection(("127.0.0.1", port), timeout=5)
+        with conn:
+            conn.sendall(protocol.uuid_msg(uuid.uuid4()))
+            for _ in range(50):
+                conn.sendall(protocol.audio(bytes(320)))
+            got = b""
+            while len(got) < 50 * 323:
+                chunk = conn.recv(65536)
+                assert chunk, "the engine closed the call"
+                got += chunk
+        welcome = PromptLibrary().get("welcome", "zh").frames[0]
+        assert protocol.audio(welcome) in got  # the default flow's greeting, in Mandarin
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, out

@@ -28,12 +28,8 @@ from appliance.calls.call import Call, FlowFn
 from appliance.calls.clock import MonotonicClock
 from appliance.calls.engine import Engine
 from appliance.demo.flow import digit_prompts, make_demo_flow
-from appliance.fax.desk import FaxDesk
 from appliance.insurance.demo_data import load_demo_data
-from appliance.ivr.insurance_lookups import InsuranceLookups
-from appliance.ivr.interpreter import make_flow_handler
-from appliance.ivr.names import NameRecordings
-from appliance.ivr.versions import PublishedFlow, seed
+from appliance.ivr.service import insurance_ivr
 from appliance.media.prompts import PromptLibrary, concat
 from appliance.runtime import DataDirs, install_stop_signals
 from appliance.store import cdr
@@ -168,20 +164,16 @@ async def run_demo(data: Path, audiosocket_port: int, every: float, concurrent: 
     policies: list[tuple[str, str]] | None = None
     flow: FlowFn
     exchange = SimExchange(trunks=30)
-    # Callback faxes are dialled on the simulated exchange (on the box: Asterisk, via AMI).
-    desk = FaxDesk(store, dirs.root / "faxes", callback_driver=exchange)
     if flow_name == "insurance":
         loaded = load_demo_data(store)
         if loaded.loaded:
             _say(f"loaded the demo book into {dirs.database}")
         policies = sample_policies(store)
-        lookups = InsuranceLookups(store, names=NameRecordings(dirs.root / "names"))
-        # The box runs the published version of the default flow (the file is its first
-        # version); a version published from the admin reaches the next caller.
-        live = seed(store, DEFAULT_FLOW, now=time.time())
+        # The published version of the default flow (the file is its first version); a
+        # version published from the admin reaches the next caller. Callback faxes are
+        # dialled on the simulated exchange (on the box: Asterisk, via AMI).
+        flow, live = insurance_ivr(store, dirs, fax_driver=exchange)
         _say(f"IVR flow {live.name!r} version {live.version} is live")
-        flow = PublishedFlow(store, live.name, lambda f: make_flow_handler(
-            f, lookups.functions(), messages_dir=dirs.messages, store=store, fax=desk))
     else:
         flow = make_demo_flow(dirs.messages)
     audiosocket = AudioSocketDriver("127.0.0.1", audiosocket_port)

@@ -1,0 +1,39 @@
+"""The insurance IVR as the box runs it: the published version of the default flow, with
+its lookups on the store, salespeople's names, voicemail and the fax desk wired in.
+
+``appliance run`` (the simulated exchange) and ``appliance engine`` (Asterisk on the box)
+both start calls through :func:`insurance_ivr`, so the two cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from appliance.calls.call import FlowFn
+from appliance.fax.desk import FaxDesk
+from appliance.ivr.insurance_lookups import InsuranceLookups
+from appliance.ivr.interpreter import make_flow_handler
+from appliance.ivr.names import NameRecordings
+from appliance.ivr.versions import FlowVersion, PublishedFlow, seed
+from appliance.runtime import DataDirs
+from appliance.store.db import Store
+from drivers.base import Driver
+
+DEFAULT_FLOW = Path(__file__).resolve().parent / "default_flow.json"
+
+
+def insurance_ivr(store: Store, dirs: DataDirs, *, fax_driver: Driver | None = None,
+                  ) -> tuple[FlowFn, FlowVersion]:
+    """The engine's flow function and the version live now. On a box with no published
+    version yet, ``default_flow.json`` becomes version 1. Callback faxes are dialled on
+    ``fax_driver`` (None: only faxes on the caller's own call)."""
+    live = seed(store, DEFAULT_FLOW, now=time.time())
+    lookups = InsuranceLookups(store, names=NameRecordings(dirs.root / "names"))
+    desk = FaxDesk(store, dirs.root / "faxes", callback_driver=fax_driver)
+    flow = PublishedFlow(store, live.name, lambda f: make_flow_handler(
+        f, lookups.functions(), messages_dir=dirs.messages, store=store, fax=desk))
+    return flow, live
+
+
+__all__ = ["DEFAULT_FLOW", "insurance_ivr"]
