@@ -280,10 +280,12 @@ class Acd:
             waiter.gone.set_result(None)
         self._close(q, waiter.entry, outcome)
 
-    def _close(self, q: _Queue, entry: Entry, outcome: str) -> None:
+    def _close(self, q: _Queue, entry: Entry, outcome: str, left_at: float | None = None) -> None:
+        """The entry's record: waited until ``left_at`` (default now), ended now."""
         now = self.now()
+        waited = (now if left_at is None else left_at) - entry.joined_at
         if self.store is not None:
-            records.close_entry(self.store, entry.key, outcome, now, now - entry.joined_at,
+            records.close_entry(self.store, entry.key, outcome, now, waited,
                                 offers=entry.offers)
         self._emit("queue-leave", queue=q.config.name, entry=entry.key, outcome=outcome)
 
@@ -323,6 +325,7 @@ class Acd:
 
     async def _overflow(self, q: _Queue, waiter: _Waiter, ivr_path: Sequence[Any]) -> str:
         call, entry = waiter.call, waiter.entry
+        left_at = self.now()
         entry.engaged = True  # deciding: no seat is offered this caller meanwhile
         self._stop_hold(waiter)
         try:
@@ -334,9 +337,9 @@ class Acd:
             await self._voicemail(q, waiter, ivr_path)
         except CallEnded:
             self._leave_quietly(q, waiter)
-            self._close(q, entry, "abandoned")
+            self._close(q, entry, "abandoned", left_at)
             return "abandoned"
-        self._close(q, entry, "voicemail")
+        self._close(q, entry, "voicemail", left_at)
         return "voicemail"
 
     def _leave_quietly(self, q: _Queue, waiter: _Waiter) -> None:
@@ -468,6 +471,9 @@ class Acd:
         for fut in pending:
             fut.cancel()
         timed_out = winner is None and timer.done() and not gone.done()
+        losers: list[Call] = []
+        # States first, hang-ups after: a hang-up waits for its records to close, and the
+        # seat's state must change at the moment the ring ended.
         for fut, (seat, seat_call) in rings.items():
             if winner is not None and seat is winner[0]:
                 continue
@@ -476,7 +482,7 @@ class Acd:
                 self._set_state(seat, AgentState.NOT_READY, "unreachable")
                 entry.tried.add(seat.id)
                 continue
-            await seat_call.hangup("acd-not-needed")
+            losers.append(seat_call)
             if timed_out:
                 entry.tried.add(seat.id)
             if timed_out and cfg.auto_pause:
@@ -484,13 +490,19 @@ class Acd:
             elif seat.state is AgentState.RINGING:
                 self._set_state(seat, AgentState.READY)
         present = entry in q.waiting and (waiter is None or not gone.done())
+        if winner is not None and not present:
+            losers.append(winner[1])  # answered just as the caller left
+            self._set_state(winner[0], AgentState.READY)
+        for seat_call in losers:
+            seat_call.line.hangup("acd-not-needed")  # the far end stops ringing now
+        # Closing their records runs on while the caller is offered to the next seat.
+        hangups = asyncio.gather(*(c.hangup("acd-not-needed") for c in losers))
         if winner is None or not present:
-            if winner is not None:
-                await winner[1].hangup("acd-caller-left")
-                self._set_state(winner[0], AgentState.READY)
             entry.engaged = False
             self._dispatch()
+            await hangups
             return
+        await hangups
         seat, seat_call = winner
         if waiter is not None:
             await self._converse(q, entry, seat, seat_call, waiter.call, waiter)

@@ -9,8 +9,6 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
-import numpy as np
-
 from appliance.acd import Acd, QueueConfig, SeatConfig
 from appliance.calls.call import Call, FlowFn
 from appliance.calls.engine import Engine
@@ -18,6 +16,7 @@ from appliance.media.prompts import PromptLibrary, concat
 from appliance.store.db import Store
 from drivers.sim import CallerBot, SimExchange
 from tests.rig import InlineExecutor, running_engine
+from tests.voicemail.conftest import spoken
 
 T = TypeVar("T")
 LIB = PromptLibrary()
@@ -27,14 +26,10 @@ def audio(lang: str, *names: str) -> bytes:
     return concat([LIB.get(name, lang) for name in names])
 
 
-def voice(seed: int, seconds: float = 1.0) -> bytes:
-    """A burst of band-limited noise at speech level: unique per seed, so finding its
-    bytes in what someone heard proves it crossed the bridge unchanged."""
-    rng = np.random.default_rng(seed)
-    n = int(8000 * seconds)
-    noise = rng.normal(0, 1, n + 8)
-    smooth = np.convolve(noise, np.ones(8) / 8, mode="valid")[:n]
-    return np.clip(smooth * 6000, -32768, 32767).astype("<i2").tobytes()
+def voice(name: str, seed: int = 1) -> bytes:
+    """A person saying a recorded English phrase (over line noise): unique bytes, so
+    finding them in what the other side heard proves they crossed the bridge unchanged."""
+    return spoken(name, seed=seed).astype("<i2").tobytes()
 
 
 def seats(count: int) -> list[SeatConfig]:

@@ -6,12 +6,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from appliance.acd import AgentState, QueueConfig, Strategy, records
+from appliance.acd.hold import hold_tune
 from appliance.calls.engine import Engine
+from appliance.ivr.speech import say
 from appliance.media.wavio import read_slin
 from appliance.store.db import Store
+from appliance.voicemail import box_messages, queue_box
 from drivers.sim import CallerBot, SimExchange
+from drivers.sim.exchange import Behaviour
 from tests.acd.helpers import (
+    audio,
     flush,
     make_acd,
     queue_flow,
@@ -21,6 +28,7 @@ from tests.acd.helpers import (
     until,
     voice,
 )
+from tests.voicemail.conftest import BEEP
 
 
 def test_answered_call_is_bridged_both_ways_and_recorded_in_stereo(tmp_path: Path) -> None:
@@ -28,7 +36,7 @@ def test_answered_call_is_bridged_both_ways_and_recorded_in_stereo(tmp_path: Pat
     acd = make_acd(tmp_path, store, seats(2),
                    QueueConfig("service", Strategy.LONGEST_IDLE, wrap_up=3.0))
     flow = queue_flow(acd, "service", {"95500": "zh"})
-    caller_says, agent_says = voice(1), voice(2)
+    caller_says, agent_says = voice("agent-pass.wav"), voice("auth-thankyou.wav", seed=2)
 
     async def scenario(engine: Engine, ex: SimExchange) -> tuple[bytes, bytes, list[str]]:
         s1 = seat_bot(ex, "8001")
@@ -67,3 +75,119 @@ def test_answered_call_is_bridged_both_ways_and_recorded_in_stereo(tmp_path: Pat
         assert entry["talk_seconds"] > 1.0
     finally:
         store.close()
+
+
+def test_callers_hear_their_place_and_wait_in_their_own_language(tmp_path: Path) -> None:
+    store = Store(tmp_path / "appliance.db")
+    acd = make_acd(tmp_path, store, seats(1),
+                   QueueConfig("service", Strategy.ROUND_ROBIN, announce_every=4.0,
+                               periodic_every=2, handle_seconds=180.0))
+    flow = queue_flow(acd, "service", {"95500": "zh", "95501": "en"})
+
+    def place(lang: str, position: int, minutes: int) -> bytes:
+        return audio(lang, "queue_position", *say(lang, "number", str(position)),
+                     "queue_position_end", "queue_wait", *say(lang, "number", str(minutes)),
+                     "queue_wait_end")
+
+    async def scenario(engine: Engine, ex: SimExchange) -> tuple[bytes, bytes, bytes]:
+        s1 = seat_bot(ex, "8001")
+        zh, en = CallerBot(ex, "13800000001"), CallerBot(ex, "13800000002")
+        await zh.dial("95500")
+        await en.dial("95501")
+        # No agent is logged in: both wait through two announcements and the music.
+        await en.wait(18)
+        assert not s1.connected
+        mark = len(en.heard)
+        acd.login("s1", "A001")
+        assert await until(engine, lambda: s1.connected, 5)
+        assert zh.connected and acd.seats["s1"].state is AgentState.TALKING
+        # The first caller is answered; the second moves up to first in line.
+        await en.wait(9)
+        heard_after = bytes(en.heard[mark:])
+        await zh.hangup()
+        await en.hangup()
+        return bytes(zh.heard), bytes(en.heard[:mark]), heard_after
+
+    try:
+        zh_heard, en_heard, en_after = run_calls(tmp_path, store, acd, flow, scenario)
+    finally:
+        store.close()
+    # 180 s of handle time each, no agent staffed yet: 3 and 6 minutes expected.
+    assert place("zh", 1, 3) in zh_heard and place("en", 2, 6) in en_heard
+    assert audio("zh", "queue_thanks") in zh_heard and audio("en", "queue_thanks") in en_heard
+    assert audio("zh", "queue_position") not in en_heard
+    assert audio("en", "queue_position") not in zh_heard
+    tune = b"".join(hold_tune().frames[:100])
+    assert tune in zh_heard and tune in en_heard
+    # Now one agent is staffed and the English caller is next: 1 × 180 s = 3 minutes.
+    assert place("en", 1, 3) in en_after
+
+
+def test_a_seat_that_does_not_answer_is_paused_and_the_next_one_rings(tmp_path: Path) -> None:
+    store = Store(tmp_path / "appliance.db")
+    acd = make_acd(tmp_path, store, seats(2),
+                   QueueConfig("service", Strategy.ROUND_ROBIN, ring_timeout=4.0))
+    flow = queue_flow(acd, "service", {})
+
+    async def scenario(engine: Engine, ex: SimExchange) -> None:
+        ex.subscribe("8001", CallerBot(ex, "8001"), behaviour=Behaviour.NO_ANSWER,
+                     signal_answer=True)
+        s2 = seat_bot(ex, "8002")
+        acd.login("s1", "A001")
+        acd.login("s2", "A002")
+        caller = CallerBot(ex, "13800138000")
+        await caller.dial("95500")
+        assert await until(engine, lambda: s2.connected, 10)
+        assert acd.seats["s1"].state is AgentState.NOT_READY
+        assert acd.seats["s1"].reason == "no-answer"
+        await caller.hangup()
+        await caller.wait(0.5)
+
+    try:
+        run_calls(tmp_path, store, acd, flow, scenario)
+        s1 = [(r["state"], r["reason"], r["at"]) for r in records.state_log(store, "s1")]
+        s2 = [(r["state"], r["reason"], r["at"]) for r in records.state_log(store, "s2")]
+        (entry,) = records.entries(store)
+    finally:
+        store.close()
+    assert [(s, r) for s, r, _ in s1] == [("ready", ""), ("ringing", "service"),
+                                          ("not-ready", "no-answer")]
+    assert [s for s, _, _ in s2][:3] == ["ready", "ringing", "talking"]
+    # s1 rang for the ring timeout, then s2 was rung at once.
+    assert s1[2][2] - s1[1][2] == pytest.approx(4.0, abs=0.05)
+    assert s2[1][2] == pytest.approx(s1[2][2], abs=0.05)
+    assert entry["answered_by"] == "s2" and entry["offers"] == 2
+
+
+def test_after_the_maximum_wait_the_caller_leaves_a_message_in_the_queue_box(
+        tmp_path: Path) -> None:
+    store = Store(tmp_path / "appliance.db")
+    acd = make_acd(tmp_path, store, seats(1),
+                   QueueConfig("service", max_wait=6.0, announce_every=3.0))
+    flow = queue_flow(acd, "service", {"95501": "en"})
+    said = voice("agent-pass.wav")
+
+    async def scenario(engine: Engine, ex: SimExchange) -> float:
+        caller = CallerBot(ex, "13800138000")
+        await caller.dial("95501")
+        assert await caller.wait_for(audio("en", "vm_greeting_queue")[:3200], timeout=10)
+        heard_at = len(caller.heard) / 16000
+        assert await caller.wait_for(BEEP, timeout=15)
+        await caller.send(said)
+        # The message ends 3 s after the last word; then the box hangs up.
+        assert await caller.wait_hangup(15) is not None
+        return heard_at
+
+    try:
+        greeted_at = run_calls(tmp_path, store, acd, flow, scenario)
+        (entry,) = records.entries(store)
+        box = queue_box(store, "service")
+        (message,) = box_messages(store, box)
+    finally:
+        store.close()
+    assert entry["outcome"] == "voicemail" and entry["waited_seconds"] == pytest.approx(6.0,
+                                                                                        abs=0.1)
+    # The greeting came at the maximum wait (plus the greeting itself), not before.
+    assert greeted_at >= 6.0
+    assert message.caller == "13800138000" and message.lang == "en"
+    assert message.speech_seconds is not None and message.speech_seconds > 0.5
