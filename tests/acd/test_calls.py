@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from appliance.acd import AgentState, QueueConfig, Strategy, records
+from appliance.acd import AgentState, Overflow, QueueConfig, Strategy, control, records
 from appliance.acd.hold import hold_tune
 from appliance.calls.engine import Engine
 from appliance.ivr.speech import say
@@ -191,3 +191,63 @@ def test_after_the_maximum_wait_the_caller_leaves_a_message_in_the_queue_box(
     assert greeted_at >= 6.0
     assert message.caller == "13800138000" and message.lang == "en"
     assert message.speech_seconds is not None and message.speech_seconds > 0.5
+
+
+def test_a_booked_callback_keeps_its_place_and_is_placed_when_a_seat_is_free(
+        tmp_path: Path) -> None:
+    store = Store(tmp_path / "appliance.db")
+    acd = make_acd(tmp_path, store, seats(1),
+                   QueueConfig("service", max_wait=5.0, announce_every=3.0,
+                               overflow=Overflow.CALLBACK))
+    flow = queue_flow(acd, "service", {"95501": "en"})
+    a_says = voice("agent-pass.wav")
+
+    async def scenario(engine: Engine, ex: SimExchange) -> tuple[bytes, bytes, bytes]:
+        s1 = seat_bot(ex, "8001")
+        a, b = CallerBot(ex, "13900000001", "a"), CallerBot(ex, "13900000002", "b")
+        # A's phone can be called back: it answers after 2 s.
+        ex.subscribe(a.number, a, answer_after=2.0, signal_answer=True)
+        await a.dial("95501")
+        assert await a.wait_for(audio("en", "queue_callback_offer")[:3200], timeout=10)
+        await a.press("1")
+        # A hears their own number read back, then the box hangs up: the place is kept.
+        assert await a.wait_hangup(30) is not None
+        a_first_call = bytes(a.heard)
+        first_line = a.line
+        await b.dial("95501")
+        await b.wait(1.0)
+        (view,) = control.queue_states(acd)
+        assert [(w.caller, w.callback_number) for w in view.waiting] == [
+            (a.number, a.number), (b.number, None)]
+        acd.login("s1", "A001")
+        # The seat is given A's callback first (A came first), though B is on the line.
+        assert await until(engine, lambda: s1.connected, 5)
+        # (A's bot keeps the hang-up cause of its first call, so look at its new line.)
+        assert await until(engine, lambda: a.line is not first_line and a.line is not None
+                           and a.line.connected, 10)
+        await a.wait(8)  # the intro, then the agent
+        assert audio("en", "queue_callback_intro") in bytes(a.heard[len(a_first_call):])
+        await a.send(a_says)
+        await a.wait(0.5)
+        # B still waits, now first in line.
+        assert [(w.caller, w.position) for w in control.queue_states(acd)[0].waiting] == [
+            (b.number, 1)]
+        await a.hangup()
+        await b.hangup()
+        return a_first_call, bytes(a.heard), bytes(s1.heard)
+
+    try:
+        first_call, a_heard, s1_heard = run_calls(tmp_path, store, acd, flow, scenario)
+        flush(store)
+        entries = {e["caller"]: e for e in records.entries(store)}
+        (callback,) = records.callbacks(store)
+    finally:
+        store.close()
+    assert audio("en", "queue_callback_number", *say("en", "digits", "13900000001"),
+                 "queue_callback_booked") in first_call
+    assert a_says in s1_heard
+    a_entry = entries["13900000001"]
+    assert a_entry["outcome"] == "callback-answered" and a_entry["answered_by"] == "s1"
+    assert entries["13900000002"]["outcome"] == "abandoned"
+    assert callback["number"] == "13900000001" and callback["outcome"] == "answered"
+    assert callback["seat_id"] == "s1" and callback["placed_at"] > callback["requested_at"]
