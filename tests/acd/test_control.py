@@ -95,3 +95,17 @@ def test_bad_configuration_is_refused_with_the_setting_named() -> None:
         Acd([SeatConfig("s1", "8001"), SeatConfig("s1", "8002")], [QueueConfig("q")])
     with pytest.raises(AcdError, match="members s7 are not seats"):
         Acd(seats(2), [QueueConfig("service", members={"s7": 0})])
+
+
+def test_bench_acd_prints_decision_times_as_json() -> None:
+    import json
+    import subprocess
+    import sys
+
+    res = subprocess.run([sys.executable, "-m", "appliance.cli", "bench", "acd",
+                          "--decisions", "500"], capture_output=True, text=True, check=False)
+    assert res.returncode == 0, res.stderr
+    figures = json.loads(res.stdout.strip().splitlines()[-1])
+    assert (figures["decisions"], figures["seats"], figures["waiting"]) == (500, 8, 50)
+    assert 0 < figures["offers_made"] <= 500
+    assert 0 < figures["p50_ms"] <= figures["p99_ms"] <= figures["max_ms"]
