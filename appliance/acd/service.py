@@ -48,7 +48,7 @@ from appliance.media.collector import seconds_to_ticks
 from appliance.media.prompts import Prompt
 from appliance.store.db import Store
 from appliance.voicemail import leave_message, queue_box
-from drivers.base import Driver, LineError
+from drivers.base import CAUSE_SHUTDOWN, Driver, LineError
 
 if TYPE_CHECKING:
     from appliance.calls.engine import Engine
@@ -222,7 +222,7 @@ class Acd:
                        ivr_path: Sequence[Any] = ()) -> str:
         """Put ``call`` into ``queue`` until it reaches a seat (and the conversation ends),
         the caller hangs up, or the maximum wait sends it to voicemail or a callback.
-        Returns the outcome: answered, abandoned, voicemail or callback."""
+        Returns the outcome: answered, abandoned, voicemail, callback or shutdown."""
         q = self._queue(queue)
         if self.engine is None:
             self.bind(call.engine)
@@ -259,8 +259,10 @@ class Acd:
                 await ended  # the conversation: the ACD hangs up both sides at its end
                 return "answered"
             if ended.done():
-                self._leave(q, waiter, "abandoned")
-                return "abandoned"
+                # The engine stopping is not a caller giving up: the reports tell them apart.
+                gone = "shutdown" if call.end_cause == CAUSE_SHUTDOWN else "abandoned"
+                self._leave(q, waiter, gone)
+                return gone
             return await self._overflow(q, waiter, ivr_path)
         finally:
             self._stop_hold(waiter)

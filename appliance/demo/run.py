@@ -209,6 +209,8 @@ async def run_demo(data: Path, audiosocket_port: int, every: float, concurrent: 
                                            announce_every=20.0, max_wait=120.0)],
                   store=store, messages_dir=dirs.messages)
         acd.subscribe(print_acd_event)
+        if acd.restore_callbacks():
+            _say("callbacks booked before the last stop are back in the queue")
         flow = make_flow_handler(load_flow(DEFAULT_FLOW), lookups.functions(),
                                  messages_dir=dirs.messages, store=store, acd=acd)
     else:

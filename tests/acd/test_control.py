@@ -109,3 +109,23 @@ def test_bench_acd_prints_decision_times_as_json() -> None:
     assert (figures["decisions"], figures["seats"], figures["waiting"]) == (500, 8, 50)
     assert 0 < figures["offers_made"] <= 500
     assert 0 < figures["p50_ms"] <= figures["p99_ms"] <= figures["max_ms"]
+
+
+def test_callbacks_booked_before_a_restart_go_back_in_their_order(tmp_path: Path) -> None:
+    with Store(tmp_path / "appliance.db") as store:
+        # What a previous run left: two callbacks booked (the second caller first in time
+        # was answered), one already placed.
+        for key, caller, joined, number in (("k1", "13900000001", 10.0, "13900000001"),
+                                            ("k2", "13900000002", 5.0, "02088880000"),
+                                            ("k3", "13900000003", 1.0, "13900000003")):
+            records.open_entry(store, key, "service", f"call-{key}", caller, "yue", 0, joined)
+            records.mark_entry(store, key, "callback", 60.0)
+            records.book_callback(store, key, "service", number, joined + 60)
+        records.close_callback(store, "k3", "answered", 100.0, "call-x", "s1")
+        records.close_entry(store, "k3", "callback-answered", 200.0, 99.0)
+        flush(store)
+        acd = Acd(seats(1), [QueueConfig("service")], store=store, wall=Wall())
+        assert acd.restore_callbacks() == 2
+        (view,) = control.queue_states(acd)
+    assert [(w.caller, w.callback_number, w.language, w.position) for w in view.waiting] == [
+        ("13900000002", "02088880000", "yue", 1), ("13900000001", "13900000001", "yue", 2)]
