@@ -251,3 +251,64 @@ def test_a_booked_callback_keeps_its_place_and_is_placed_when_a_seat_is_free(
     assert entries["13900000002"]["outcome"] == "abandoned"
     assert callback["number"] == "13900000001" and callback["outcome"] == "answered"
     assert callback["seat_id"] == "s1" and callback["placed_at"] > callback["requested_at"]
+
+
+def test_ring_all_gives_the_call_to_the_first_seat_that_answers(tmp_path: Path) -> None:
+    store = Store(tmp_path / "appliance.db")
+    acd = make_acd(tmp_path, store, seats(3),
+                   QueueConfig("service", Strategy.RING_ALL, ring_timeout=10.0))
+    flow = queue_flow(acd, "service", {})
+
+    async def scenario(engine: Engine, ex: SimExchange) -> None:
+        ex.subscribe("8001", CallerBot(ex, "8001"), behaviour=Behaviour.NO_ANSWER,
+                     signal_answer=True)
+        s2, s3 = seat_bot(ex, "8002", answer_after=2.0), seat_bot(ex, "8003", answer_after=3.0)
+        for seat in ("s1", "s2", "s3"):
+            acd.login(seat, f"A-{seat}")
+        caller = CallerBot(ex, "13800138000")
+        await caller.dial("95500")
+        assert await until(engine, lambda: acd.seats["s2"].state is AgentState.TALKING, 5)
+        await caller.wait(2.0)
+        # The others stopped ringing when s2 answered, and are free for the next caller:
+        # nobody is paused for a call someone else took.
+        assert not s3.connected
+        assert [acd.seats[s].state for s in ("s1", "s3")] == [AgentState.READY] * 2
+        await caller.hangup()
+        assert await s2.wait_hangup(5) is not None
+
+    try:
+        run_calls(tmp_path, store, acd, flow, scenario)
+        flush(store)
+        s3_log = [r["state"] for r in records.state_log(store, "s3")]
+    finally:
+        store.close()
+    assert s3_log == ["ready", "ringing", "ready"]
+
+
+def test_a_caller_who_hangs_up_while_a_seat_rings_frees_the_seat(tmp_path: Path) -> None:
+    store = Store(tmp_path / "appliance.db")
+    acd = make_acd(tmp_path, store, seats(1), QueueConfig("service", ring_timeout=20.0))
+    flow = queue_flow(acd, "service", {})
+
+    async def scenario(engine: Engine, ex: SimExchange) -> None:
+        ex.subscribe("8001", CallerBot(ex, "8001"), behaviour=Behaviour.NO_ANSWER,
+                     signal_answer=True)
+        acd.login("s1", "A001")
+        caller = CallerBot(ex, "13800138000")
+        await caller.dial("95500")
+        assert await until(engine, lambda: acd.seats["s1"].state is AgentState.RINGING, 5)
+        await caller.wait(3.0)
+        await caller.hangup()
+        assert await until(engine, lambda: acd.seats["s1"].state is AgentState.READY, 1)
+        assert len(acd.queues["service"].waiting) == 0
+        # The seat's phone stopped ringing: its line is gone from the exchange.
+        assert not [line for line in ex.lines.values() if line.callee == "8001"]
+
+    try:
+        run_calls(tmp_path, store, acd, flow, scenario)
+        flush(store)
+        (entry,) = records.entries(store)
+    finally:
+        store.close()
+    assert entry["outcome"] == "abandoned" and entry["answered_by"] is None
+    assert entry["waited_seconds"] == pytest.approx(3.0, abs=0.2) and entry["offers"] == 1
