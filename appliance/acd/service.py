@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from appliance.acd import records
-from appliance.acd.hold import announcement, estimate_wait, hold_tune
+from appliance.acd.hold import estimate_wait
 from appliance.acd.model import (
     AGENT_SETTABLE,
     PRIORITY_CLAIM,
@@ -42,10 +42,9 @@ from appliance.acd.model import (
     check_seats,
 )
 from appliance.acd.routing import Entry, Offer, RoundRobinMemory, WaitingList, decide
+from appliance.acd.waiting import ask_callback, confirm_callback, hold
 from appliance.calls.call import Call, CallEnded
-from appliance.ivr.speech import say
 from appliance.media.collector import seconds_to_ticks
-from appliance.media.prompts import Prompt
 from appliance.store.db import Store
 from appliance.voicemail import leave_message, queue_box
 from drivers.base import CAUSE_SHUTDOWN, Driver, LineError
@@ -61,7 +60,6 @@ DEFAULT_PRIORITY_RULES: Final = {"claim": PRIORITY_CLAIM, "vip": PRIORITY_VIP}
 CALLBACK_RING_SECONDS: Final = 30.0
 #: answered calls a queue averages for its expected-wait announcements
 HANDLE_SAMPLES: Final = 20
-CALLBACK_MENU_TIMEOUT: Final = 8.0
 
 Listener = Callable[[str, dict[str, Any]], None]
 
@@ -243,7 +241,12 @@ class Acd:
                    priority=entry.priority, position=q.waiting.position(entry))
         self._dispatch()
         if not waiter.connected.done():
-            waiter.hold = loop.create_task(self._hold(q, waiter), name=f"hold-{call.id}")
+            waiter.hold = loop.create_task(
+                hold(call, q.config, lambda: q.waiting.position(entry),
+                     lambda: estimate_wait(q.waiting.position(entry), self._staffed(q.config),
+                                           q.handle_seconds()),
+                     ringing=entry.engaged),
+                name=f"hold-{call.id}")
         ended = asyncio.ensure_future(call.wait_ended())
         try:
             deadline = engine.wait_ticks(call, seconds_to_ticks(q.config.max_wait))
@@ -297,30 +300,6 @@ class Acd:
             hold.cancel()
             waiter.call.stop_playing()
 
-    async def _hold(self, q: _Queue, waiter: _Waiter) -> None:
-        """Music on hold with an announcement every ``announce_every`` seconds; none at
-        first if a seat is already ringing (the caller may be answered within seconds)."""
-        call, entry, cfg = waiter.call, waiter.entry, q.config
-        tune = hold_tune()
-        said = 0
-        try:
-            skip = entry.engaged
-            while True:
-                if not skip:
-                    position = q.waiting.position(entry)
-                    wait = estimate_wait(position, self._staffed(cfg), q.handle_seconds())
-                    thanks = said % cfg.periodic_every == cfg.periodic_every - 1
-                    await call.play(*announcement(call.language, position, wait,
-                                                  thanks=thanks), interruptible=False)
-                    said += 1
-                skip = False
-                await call.play(*_music(tune, cfg.announce_every), interruptible=False)
-        except (CallEnded, asyncio.CancelledError):
-            pass
-        except Exception:
-            # Missing prompts must not end the call: the caller keeps their place in silence.
-            log.exception("call %s: hold in queue %s failed", call.id, cfg.name)
-
     def _staffed(self, cfg: QueueConfig) -> int:
         return sum(1 for s in self.seats.values()
                    if s.state is not AgentState.LOGGED_OUT and cfg.penalty(s.id) is not None)
@@ -332,7 +311,7 @@ class Acd:
         self._stop_hold(waiter)
         try:
             if q.config.overflow is Overflow.CALLBACK:
-                number = await self._ask_callback(call)
+                number = await ask_callback(call)
                 if number:
                     return await self._book_callback(q, waiter, number)
             self._leave_quietly(q, waiter)
@@ -350,23 +329,9 @@ class Acd:
         if not waiter.gone.done():
             waiter.gone.set_result(None)
 
-    async def _ask_callback(self, call: Call) -> str:
-        """The number the caller confirms for a callback, or "" for voicemail."""
-        call.flush_keys()  # keys pressed during the music are not an answer
-        got = await call.collect(1, terminator="", first_timeout=CALLBACK_MENU_TIMEOUT,
-                                 prompt=["queue_callback_offer"])
-        if got.digits == "1" and call.caller:
-            return call.caller
-        if got.digits in ("1", "2"):
-            typed = await call.collect(20, terminator="#", first_timeout=CALLBACK_MENU_TIMEOUT,
-                                       inter_timeout=5.0, prompt=["queue_callback_enter"])
-            return typed.digits.strip("*#")
-        return ""
-
     async def _book_callback(self, q: _Queue, waiter: _Waiter, number: str) -> str:
         call, entry = waiter.call, waiter.entry
-        await call.play("queue_callback_number", *say(call.language, "digits", number),
-                        "queue_callback_booked", interruptible=False)
+        await confirm_callback(call, number)
         # The entry stays where it is in the waiting list: the callback keeps the place.
         entry.callback_number = number
         self._callback_drivers[entry] = waiter.driver
@@ -380,8 +345,8 @@ class Acd:
         self._emit("callback-booked", queue=q.config.name, entry=entry.key, number=number,
                    position=q.waiting.position(entry))
         entry.engaged = False
-        await call.hangup()
         self._dispatch()
+        await call.hangup()
         return "callback"
 
     async def _voicemail(self, q: _Queue, waiter: _Waiter, ivr_path: Sequence[Any]) -> None:
@@ -497,14 +462,14 @@ class Acd:
             self._set_state(winner[0], AgentState.READY)
         for seat_call in losers:
             seat_call.line.hangup("acd-not-needed")  # the far end stops ringing now
-        # Closing their records runs on while the caller is offered to the next seat.
-        hangups = asyncio.gather(*(c.hangup("acd-not-needed") for c in losers))
+        # Closing their records (on the store's thread, in real time) runs on while the
+        # caller is offered to the next seat or talks to this one.
+        if losers:
+            self._spawn(_hang_up_all(losers, "acd-not-needed"), f"release-{entry.key}")
         if winner is None or not present:
             entry.engaged = False
             self._dispatch()
-            await hangups
             return
-        await hangups
         seat, seat_call = winner
         if waiter is not None:
             await self._converse(q, entry, seat, seat_call, waiter.call, waiter)
@@ -591,9 +556,6 @@ class Acd:
         finally:
             tone.cancel()
         if not ok:
-            if customer is not None:
-                await customer.hangup("acd-callback-failed")
-            await seat_call.hangup("acd-callback-failed")
             q.waiting.remove(entry)
             self._callback_drivers.pop(entry, None)
             if self.store is not None:
@@ -605,6 +567,8 @@ class Acd:
                        outcome="callback-failed")
             seat.idle_since = self.now()
             self._set_state(seat, AgentState.READY)
+            await _hang_up_all([c for c in (customer, seat_call) if c is not None],
+                               "acd-callback-failed")
             return
         assert customer is not None
         self._callback_drivers.pop(entry, None)
@@ -638,14 +602,8 @@ class Acd:
         return count
 
 
-def _music(tune: Prompt, seconds: float) -> list[Prompt]:
-    """The hold tune looped for ``seconds``, the last loop cut short."""
-    frames = seconds_to_ticks(seconds)
-    whole, rest = divmod(frames, len(tune.frames))
-    playlist = [tune] * whole
-    if rest:
-        playlist.append(Prompt(tune.name, tune.language, tune.frames[:rest]))
-    return playlist
+async def _hang_up_all(calls: list[Call], cause: str) -> None:
+    await asyncio.gather(*(c.hangup(cause) for c in calls))
 
 
 async def _seat_line(call: Call) -> None:

@@ -4,6 +4,7 @@ bridged so both sides hear each other, and the recording keeps both."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -312,3 +313,45 @@ def test_a_caller_who_hangs_up_while_a_seat_rings_frees_the_seat(tmp_path: Path)
         store.close()
     assert entry["outcome"] == "abandoned" and entry["answered_by"] is None
     assert entry["waited_seconds"] == pytest.approx(3.0, abs=0.2) and entry["offers"] == 1
+
+
+def test_a_callback_that_finds_the_customer_busy_frees_the_seat(tmp_path: Path) -> None:
+    store = Store(tmp_path / "appliance.db")
+    acd = make_acd(tmp_path, store, seats(1),
+                   QueueConfig("service", max_wait=3.0, overflow=Overflow.CALLBACK))
+    flow = queue_flow(acd, "service", {"95501": "en"})
+
+    async def scenario(engine: Engine, ex: SimExchange) -> bytes:
+        s1 = seat_bot(ex, "8001")
+        a = CallerBot(ex, "13900000001", "a")
+        ex.subscribe(a.number, None, behaviour=Behaviour.BUSY)
+        await a.dial("95501")
+        assert await a.wait_for(audio("en", "queue_callback_offer")[:3200], timeout=10)
+        asked = asyncio.ensure_future(a.wait_for(audio("en", "queue_callback_enter")[:3200],
+                                                 timeout=10))
+        await asyncio.sleep(0)  # listening before the key, so the prompt's start is not missed
+        await a.press("2")
+        assert await asked
+        await a.press("02088880000#")
+        assert await a.wait_hangup(30) is not None
+        heard = bytes(a.heard)
+        ex.subscribe("02088880000", None, behaviour=Behaviour.BUSY)
+        acd.login("s1", "A001")
+        assert await until(engine, lambda: s1.connected, 5)
+        # The agent hears ringback while the box dials; busy ends the attempt.
+        assert await until(engine, lambda: acd.seats["s1"].state is AgentState.READY, 40)
+        assert len(acd.queues["service"].waiting) == 0
+        await s1.wait(1.0)
+        assert s1.heard_tone() == "ringback"
+        return heard
+
+    try:
+        heard = run_calls(tmp_path, store, acd, flow, scenario)
+        flush(store)
+        (entry,) = records.entries(store)
+        (callback,) = records.callbacks(store)
+    finally:
+        store.close()
+    assert audio("en", "queue_callback_number", *say("en", "digits", "02088880000")) in heard
+    assert entry["outcome"] == "callback-failed"
+    assert callback["number"] == "02088880000" and callback["outcome"] == "no-answer"
