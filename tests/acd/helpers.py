@@ -5,7 +5,7 @@ the other side heard or in the recording."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TypeVar
 
@@ -15,6 +15,7 @@ from appliance.calls.engine import Engine
 from appliance.media.prompts import PromptLibrary, concat
 from appliance.store.db import Store
 from drivers.sim import CallerBot, SimExchange
+from drivers.sim.exchange import Behaviour
 from tests.rig import InlineExecutor, running_engine
 from tests.voicemail.conftest import spoken
 
@@ -37,10 +38,11 @@ def seats(count: int) -> list[SeatConfig]:
             for i in range(count)]
 
 
-def make_acd(tmp_path: Path, store: Store | None, seat_list: Sequence[SeatConfig],
-             queue: QueueConfig) -> Acd:
-    return Acd(seat_list, [queue], store=store, executor=InlineExecutor(),
-               messages_dir=tmp_path / "messages")
+def open_acd(tmp_path: Path, seat_count: int, queue: QueueConfig) -> tuple[Store, Acd]:
+    """A fresh store and an ACD with ``seat_count`` seats (s1 at 8001, ...) and ``queue``."""
+    store = Store(tmp_path / "appliance.db")
+    return store, Acd(seats(seat_count), [queue], store=store, executor=InlineExecutor(),
+                      messages_dir=tmp_path / "messages")
 
 
 def queue_flow(acd: Acd, queue: str, languages: dict[str, str]) -> FlowFn:
@@ -88,3 +90,9 @@ def seat_bot(exchange: SimExchange, number: str, answer_after: float = 1.0) -> C
 def flush(store: Store) -> None:
     """Wait until every write submitted so far is committed (the writer runs in order)."""
     store.submit(lambda db: None).result()
+
+
+def unanswered_seat(exchange: SimExchange, number: str) -> None:
+    """A seat phone that rings and rings: nobody at the desk."""
+    exchange.subscribe(number, CallerBot(exchange, number), behaviour=Behaviour.NO_ANSWER,
+                       signal_answer=True)

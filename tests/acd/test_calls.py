@@ -14,18 +14,17 @@ from appliance.acd.hold import hold_tune
 from appliance.calls.engine import Engine
 from appliance.ivr.speech import say
 from appliance.media.wavio import read_slin
-from appliance.store.db import Store
 from appliance.voicemail import box_messages, queue_box
 from drivers.sim import CallerBot, SimExchange
 from drivers.sim.exchange import Behaviour
 from tests.acd.helpers import (
     audio,
     flush,
-    make_acd,
+    open_acd,
     queue_flow,
     run_calls,
     seat_bot,
-    seats,
+    unanswered_seat,
     until,
     voice,
 )
@@ -33,9 +32,7 @@ from tests.voicemail.conftest import BEEP
 
 
 def test_answered_call_is_bridged_both_ways_and_recorded_in_stereo(tmp_path: Path) -> None:
-    store = Store(tmp_path / "appliance.db")
-    acd = make_acd(tmp_path, store, seats(2),
-                   QueueConfig("service", Strategy.LONGEST_IDLE, wrap_up=3.0))
+    store, acd = open_acd(tmp_path, 2, QueueConfig("service", Strategy.LONGEST_IDLE, wrap_up=3.0))
     flow = queue_flow(acd, "service", {"95500": "zh"})
     caller_says, agent_says = voice("agent-pass.wav"), voice("auth-thankyou.wav", seed=2)
 
@@ -79,10 +76,9 @@ def test_answered_call_is_bridged_both_ways_and_recorded_in_stereo(tmp_path: Pat
 
 
 def test_callers_hear_their_place_and_wait_in_their_own_language(tmp_path: Path) -> None:
-    store = Store(tmp_path / "appliance.db")
-    acd = make_acd(tmp_path, store, seats(1),
-                   QueueConfig("service", Strategy.ROUND_ROBIN, announce_every=4.0,
-                               periodic_every=2, handle_seconds=180.0))
+    store, acd = open_acd(tmp_path, 1, QueueConfig("service", Strategy.ROUND_ROBIN,
+                                                   announce_every=4.0, periodic_every=2,
+                                                   handle_seconds=180.0))
     flow = queue_flow(acd, "service", {"95500": "zh", "95501": "en"})
 
     def place(lang: str, position: int, minutes: int) -> bytes:
@@ -125,14 +121,12 @@ def test_callers_hear_their_place_and_wait_in_their_own_language(tmp_path: Path)
 
 
 def test_a_seat_that_does_not_answer_is_paused_and_the_next_one_rings(tmp_path: Path) -> None:
-    store = Store(tmp_path / "appliance.db")
-    acd = make_acd(tmp_path, store, seats(2),
-                   QueueConfig("service", Strategy.ROUND_ROBIN, ring_timeout=4.0))
+    store, acd = open_acd(tmp_path, 2,
+                          QueueConfig("service", Strategy.ROUND_ROBIN, ring_timeout=4.0))
     flow = queue_flow(acd, "service", {})
 
     async def scenario(engine: Engine, ex: SimExchange) -> None:
-        ex.subscribe("8001", CallerBot(ex, "8001"), behaviour=Behaviour.NO_ANSWER,
-                     signal_answer=True)
+        unanswered_seat(ex, "8001")
         s2 = seat_bot(ex, "8002")
         acd.login("s1", "A001")
         acd.login("s2", "A002")
@@ -162,9 +156,7 @@ def test_a_seat_that_does_not_answer_is_paused_and_the_next_one_rings(tmp_path: 
 
 def test_after_the_maximum_wait_the_caller_leaves_a_message_in_the_queue_box(
         tmp_path: Path) -> None:
-    store = Store(tmp_path / "appliance.db")
-    acd = make_acd(tmp_path, store, seats(1),
-                   QueueConfig("service", max_wait=6.0, announce_every=3.0))
+    store, acd = open_acd(tmp_path, 1, QueueConfig("service", max_wait=6.0, announce_every=3.0))
     flow = queue_flow(acd, "service", {"95501": "en"})
     said = voice("agent-pass.wav")
 
@@ -196,10 +188,8 @@ def test_after_the_maximum_wait_the_caller_leaves_a_message_in_the_queue_box(
 
 def test_a_booked_callback_keeps_its_place_and_is_placed_when_a_seat_is_free(
         tmp_path: Path) -> None:
-    store = Store(tmp_path / "appliance.db")
-    acd = make_acd(tmp_path, store, seats(1),
-                   QueueConfig("service", max_wait=5.0, announce_every=3.0,
-                               overflow=Overflow.CALLBACK))
+    store, acd = open_acd(tmp_path, 1, QueueConfig("service", max_wait=5.0, announce_every=3.0,
+                                                   overflow=Overflow.CALLBACK))
     flow = queue_flow(acd, "service", {"95501": "en"})
     a_says = voice("agent-pass.wav")
 
@@ -255,14 +245,11 @@ def test_a_booked_callback_keeps_its_place_and_is_placed_when_a_seat_is_free(
 
 
 def test_ring_all_gives_the_call_to_the_first_seat_that_answers(tmp_path: Path) -> None:
-    store = Store(tmp_path / "appliance.db")
-    acd = make_acd(tmp_path, store, seats(3),
-                   QueueConfig("service", Strategy.RING_ALL, ring_timeout=10.0))
+    store, acd = open_acd(tmp_path, 3, QueueConfig("service", Strategy.RING_ALL, ring_timeout=10.0))
     flow = queue_flow(acd, "service", {})
 
     async def scenario(engine: Engine, ex: SimExchange) -> None:
-        ex.subscribe("8001", CallerBot(ex, "8001"), behaviour=Behaviour.NO_ANSWER,
-                     signal_answer=True)
+        unanswered_seat(ex, "8001")
         s2, s3 = seat_bot(ex, "8002", answer_after=2.0), seat_bot(ex, "8003", answer_after=3.0)
         for seat in ("s1", "s2", "s3"):
             acd.login(seat, f"A-{seat}")
@@ -287,13 +274,11 @@ def test_ring_all_gives_the_call_to_the_first_seat_that_answers(tmp_path: Path) 
 
 
 def test_a_caller_who_hangs_up_while_a_seat_rings_frees_the_seat(tmp_path: Path) -> None:
-    store = Store(tmp_path / "appliance.db")
-    acd = make_acd(tmp_path, store, seats(1), QueueConfig("service", ring_timeout=20.0))
+    store, acd = open_acd(tmp_path, 1, QueueConfig("service", ring_timeout=20.0))
     flow = queue_flow(acd, "service", {})
 
     async def scenario(engine: Engine, ex: SimExchange) -> None:
-        ex.subscribe("8001", CallerBot(ex, "8001"), behaviour=Behaviour.NO_ANSWER,
-                     signal_answer=True)
+        unanswered_seat(ex, "8001")
         acd.login("s1", "A001")
         caller = CallerBot(ex, "13800138000")
         await caller.dial("95500")
@@ -316,9 +301,8 @@ def test_a_caller_who_hangs_up_while_a_seat_rings_frees_the_seat(tmp_path: Path)
 
 
 def test_a_callback_that_finds_the_customer_busy_frees_the_seat(tmp_path: Path) -> None:
-    store = Store(tmp_path / "appliance.db")
-    acd = make_acd(tmp_path, store, seats(1),
-                   QueueConfig("service", max_wait=3.0, overflow=Overflow.CALLBACK))
+    store, acd = open_acd(tmp_path, 1,
+                          QueueConfig("service", max_wait=3.0, overflow=Overflow.CALLBACK))
     flow = queue_flow(acd, "service", {"95501": "en"})
 
     async def scenario(engine: Engine, ex: SimExchange) -> bytes:
