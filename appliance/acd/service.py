@@ -269,6 +269,10 @@ class Acd:
             return await self._overflow(q, waiter, ivr_path)
         finally:
             self._stop_hold(waiter)
+            if entry in q.waiting and entry.callback_number is None:
+                # Only when this coroutine itself was cancelled or failed: no caller may
+                # stay in the list with nobody on the line.
+                self._leave(q, waiter, "shutdown")
             self._waiters.pop(entry, None)
             if not ended.done():
                 ended.cancel()

@@ -374,9 +374,10 @@ def make_flow_handler(
     acd: QueueTransfer | None = None,
 ) -> FlowFn:
     """The engine's flow function for ``flow`` (its path is kept with the CDR row when a
-    ``store`` is given). Refuses at once (ValueError) a flow that
-    calls a lookup not supplied or records with nowhere to put messages, rather than on
-    the first caller who reaches that node."""
+    ``store`` is given; ``transfer`` nodes queue the caller when the ``acd`` is given).
+    Refuses at once (ValueError) a flow that calls a lookup not supplied, records with
+    nowhere to put messages or transfers to a queue the ACD lacks, rather than on the
+    first caller who reaches that node."""
     missing = sorted(flow.functions() - set(lookups))
     if missing:
         raise ValueError(f"flow {flow.name!r} calls lookups that were not supplied: "
