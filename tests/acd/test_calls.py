@@ -9,11 +9,21 @@ from pathlib import Path
 
 import pytest
 
-from appliance.acd import AgentState, Overflow, QueueConfig, Strategy, control, records
+from appliance.acd import (
+    Acd,
+    AgentState,
+    Overflow,
+    QueueConfig,
+    SeatConfig,
+    Strategy,
+    control,
+    records,
+)
 from appliance.acd.hold import hold_tune
 from appliance.calls.engine import Engine
 from appliance.ivr.speech import say
 from appliance.media.wavio import read_slin
+from appliance.store.db import Store
 from appliance.voicemail import box_messages, queue_box
 from drivers.sim import CallerBot, SimExchange
 from drivers.sim.exchange import Behaviour
@@ -339,3 +349,29 @@ def test_a_callback_that_finds_the_customer_busy_frees_the_seat(tmp_path: Path) 
     assert audio("en", "queue_callback_number", *say("en", "digits", "02088880000")) in heard
     assert entry["outcome"] == "callback-failed"
     assert callback["number"] == "02088880000" and callback["outcome"] == "no-answer"
+
+
+def test_callers_reach_a_seat_that_speaks_their_language(tmp_path: Path) -> None:
+    store = Store(tmp_path / "appliance.db")
+    acd = Acd([SeatConfig("zh1", "8001", skills={"zh": 1, "yue": 1}),
+               SeatConfig("en1", "8002", skills={"en": 1})],
+              [QueueConfig("service", Strategy.LONGEST_IDLE, language_skill=True)],
+              store=store)
+    flow = queue_flow(acd, "service", {"95500": "zh", "95501": "en"})
+
+    async def scenario(engine: Engine, ex: SimExchange) -> tuple[bool, bool]:
+        zh_seat, en_seat = seat_bot(ex, "8001"), seat_bot(ex, "8002")
+        acd.login("zh1", "A001")  # idle longest: longest idle alone would pick it
+        acd.login("en1", "A002")
+        caller = CallerBot(ex, "13800000003")
+        await caller.dial("95501")
+        assert await until(engine, lambda: en_seat.connected, 10)
+        got = (en_seat.connected, zh_seat.connected)
+        await caller.hangup()
+        await caller.wait(0.5)
+        return got
+
+    try:
+        assert run_calls(tmp_path, store, acd, flow, scenario) == (True, False)
+    finally:
+        store.close()
