@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from appliance.acd.model import QueueConfig, SeatConfig
+from appliance.acd.model import Overflow, QueueConfig, SeatConfig, Strategy
 from appliance.store.db import Store
 
 
@@ -59,6 +59,25 @@ def save_queue(store: Store, queue: QueueConfig, now: float) -> Future[None]:
                        "VALUES (?, ?, ?)", [queue.name, seat_id, penalty])
 
     return store.submit(write)
+
+
+def load_seats(store: Store) -> list[SeatConfig]:
+    """The seats as last saved, in id order (what the box starts with next time)."""
+    return [SeatConfig(id=r["id"], number=r["number"], driver=r["driver"], name=r["name"],
+                       skills=json.loads(r["skills"]))
+            for r in store.query("SELECT * FROM acd_seats ORDER BY id")]
+
+
+def load_queues(store: Store) -> list[QueueConfig]:
+    """The queues as last saved; each is checked again as it is built (ConfigError)."""
+    queues = []
+    for row in store.query("SELECT config FROM acd_queues ORDER BY name"):
+        doc = json.loads(row["config"])
+        doc["strategy"] = Strategy(doc["strategy"])
+        doc["overflow"] = Overflow(doc["overflow"])
+        doc["skills"] = tuple(doc["skills"])
+        queues.append(QueueConfig(**doc))
+    return queues
 
 
 def log_state(store: Store, seat_id: str, agent: str, state: str, reason: str,
@@ -137,5 +156,5 @@ def callbacks(store: Store) -> list[dict[str, Any]]:
 
 
 __all__ = ["book_callback", "callbacks", "close_callback", "close_entry", "entries",
-           "log_state", "mark_entry", "open_entry", "queue_document", "save_queue",
-           "save_seat", "state_log"]
+           "load_queues", "load_seats", "log_state", "mark_entry", "open_entry",
+           "queue_document", "save_queue", "save_seat", "state_log"]

@@ -9,7 +9,17 @@ from typing import Any
 
 import pytest
 
-from appliance.acd import Acd, AcdError, ConfigError, QueueConfig, SeatConfig, control, records
+from appliance.acd import (
+    Acd,
+    AcdError,
+    ConfigError,
+    Overflow,
+    QueueConfig,
+    SeatConfig,
+    Strategy,
+    control,
+    records,
+)
 from appliance.store.db import Store
 from tests.acd.helpers import flush, seats
 
@@ -129,3 +139,17 @@ def test_callbacks_booked_before_a_restart_go_back_in_their_order(tmp_path: Path
         (view,) = control.queue_states(acd)
     assert [(w.caller, w.callback_number, w.language, w.position) for w in view.waiting] == [
         ("13900000002", "02088880000", "yue", 1), ("13900000001", "13900000001", "yue", 2)]
+
+
+def test_seats_and_queues_saved_are_read_back_as_configured(tmp_path: Path) -> None:
+    seat_list = [SeatConfig("s1", "8001", name="坐席一", skills={"zh": 1, "motor": 2}),
+                 SeatConfig("s2", "8002", driver="asterisk")]
+    queues = [QueueConfig("claims", Strategy.LEAST_TALK, members={"s1": 0, "s2": 2},
+                          skills=("motor",), language_skill=True, ring_timeout=12.0,
+                          max_wait=90.0, overflow=Overflow.CALLBACK, wrap_up=0.0),
+              QueueConfig("service")]
+    with Store(tmp_path / "appliance.db") as store:
+        Acd(seat_list, queues, store=store, wall=Wall())
+        flush(store)
+        assert records.load_seats(store) == seat_list
+        assert records.load_queues(store) == queues
