@@ -4,8 +4,10 @@ and follow every change as it happens.
 
 These are plain functions over a running :class:`~appliance.acd.service.Acd`, returning
 frozen, JSON-ready views, so the engine's control socket (``appliance/control``) can expose
-them one to one, and the web never touches a call object. A refused request raises
-:class:`~appliance.acd.service.AcdError` with the reason and changes nothing.
+them one to one, and the web never touches a call object. They must run on the engine's
+event loop (a state change can ring a seat at once), which the control socket's handler
+does. A refused request raises :class:`~appliance.acd.service.AcdError` with the reason and
+changes nothing.
 """
 
 from __future__ import annotations

@@ -449,6 +449,8 @@ class Acd:
             if winner is not None and seat is winner[0]:
                 continue
             if fut.done() and not fut.cancelled() and fut.exception() is not None:
+                if seat_call.end_cause == CAUSE_SHUTDOWN:
+                    continue  # the box is stopping: not the seat's fault
                 # The seat's line ended while ringing (busy, unplugged, rejected).
                 self._set_state(seat, AgentState.NOT_READY, "unreachable")
                 entry.tried.add(seat.id)
