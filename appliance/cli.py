@@ -252,5 +252,18 @@ def bench_fax(calls: int, snr_db: float, concurrent: int, seed: int) -> None:
                                         seed=seed)))
 
 
+@bench.command("acd")
+@click.option("--decisions", default=20_000, show_default=True, type=click.IntRange(min=100),
+              help="Routing decisions timed.")
+@click.option("--seats", default=8, show_default=True, type=click.IntRange(1, 8))
+@click.option("--waiting", default=50, show_default=True, type=click.IntRange(min=1),
+              help="Callers waiting in the queue.")
+def bench_acd(decisions: int, seats: int, waiting: int) -> None:
+    """One ACD routing decision (which caller, which seats) with a full box."""
+    from appliance.acd.bench import run_acd_bench
+
+    click.echo(json.dumps(run_acd_bench(decisions=decisions, seats=seats, waiting=waiting)))
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -15,7 +15,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable, Sequence
-from concurrent.futures import Executor, Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -30,9 +30,11 @@ ROOT = Path(__file__).resolve().parents[1]
 T = TypeVar("T")
 
 
-class InlineExecutor(Executor):
-    """Runs a lookup's blocking part at once. The manual clock does not wait for a thread
-    pool, so on a busy machine a pooled lookup would take many simulated seconds."""
+class InlineExecutor(ThreadPoolExecutor):
+    """Runs blocking work (a lookup, rendering a fax page) at once, on the loop. The manual
+    clock does not wait for a thread pool, so on a busy machine pooled work would take
+    many simulated seconds, and a fax machine waiting for the box would give up. A
+    ThreadPoolExecutor only so asyncio takes it as the loop's default; it starts no thread."""
 
     def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
         future: Future[T] = Future()
@@ -49,7 +51,9 @@ async def running_engine(
     trunks: int = 8, after_recover: Sequence[Callable[[list[Path]], None]] = (),
     on_event: Callable[[str, Call, dict[str, Any]], None] | None = None,
 ) -> AsyncIterator[tuple[Engine, SimExchange]]:
-    """An engine with one simulated exchange, running until the block ends."""
+    """An engine with one simulated exchange, running until the block ends. Work handed
+    to the loop's default executor runs inline (see :class:`InlineExecutor`)."""
+    asyncio.get_running_loop().set_default_executor(InlineExecutor())
     exchange = SimExchange(trunks=trunks)
     engine = Engine(clock=ManualClock(), drivers=[exchange], flow=flow, prompts=prompts,
                     store=store, recordings=recordings, after_recover=after_recover,

@@ -182,6 +182,11 @@ class Call:
                          language=self.language)
         return await self._play_source(PromptPlayer(playlist, interruptible), interruptible)
 
+    def stop_playing(self) -> None:
+        """Stop what the call is hearing now (its ``play`` returns None): the ACD cuts the
+        music on hold the moment a seat answers, from outside the waiting caller's flow."""
+        self._stop_source(None)
+
     def flush_keys(self) -> str:
         """Take the keys typed ahead (e.g. the one that interrupted a prompt) out of the buffer."""
         keys, self._typeahead = "".join(self._typeahead), []

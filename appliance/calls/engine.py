@@ -434,7 +434,9 @@ class Engine:
             bridge.add(call)
         return bridge
 
-    def wait_ticks(self, call: Call, ticks: int) -> asyncio.Future[None]:
+    def wait_ticks(self, call: Call | None, ticks: int) -> asyncio.Future[None]:
+        """A future done ``ticks`` ticks from now (``call`` may be None: the ACD times
+        ring and wrap-up periods that belong to no single call)."""
         fut: asyncio.Future[None] = self.loop.create_future()
         heapq.heappush(self._timers, (self.tick_no + ticks, next(self._seq), fut))
         return fut

@@ -5,7 +5,9 @@ few simulated callers dial every few seconds, and the AudioSocket listener on 12
 Asterisk on the box would connect to. By default every call goes through the insurance IVR
 (``appliance/ivr/default_flow.json``) over the seeded demo book: each caller picks a
 language, asks for one of the demo policies, keys its number and the holder's ID digits,
-hears the policy read back and asks for a person. ``--flow demo`` runs the foundation's
+hears the policy read back and asks for a person: in office hours the ACD queues them
+for one of three simulated seats (agents logged in at start, who answer, greet the caller
+and hang up), otherwise the general voicemail box. ``--flow demo`` runs the foundation's
 small flow instead (greeting, keys read back, a message after the beep). The console shows
 each call's events, what the caller heard, and the CDR row and recording it left. Ctrl-C
 stops everything cleanly: calls in progress are ended through the engine's clean-up path,
@@ -24,6 +26,7 @@ from typing import Any
 
 import click
 
+from appliance.acd import Acd, QueueConfig, SeatConfig, Strategy
 from appliance.calls.call import Call, FlowFn
 from appliance.calls.clock import MonotonicClock
 from appliance.calls.engine import Engine
@@ -42,7 +45,6 @@ from drivers.sim import CallerBot, SimExchange
 log = logging.getLogger("appliance.demo")
 
 SERVICE_NUMBER = "95500"
-DEFAULT_FLOW = Path(__file__).resolve().parents[1] / "ivr" / "default_flow.json"
 
 
 def _say(text: str) -> None:
@@ -88,6 +90,37 @@ async def demo_caller(exchange: SimExchange, prompts: PromptLibrary, number: str
         await bot.hangup()
 
 
+DEMO_SEATS = (SeatConfig("s1", "8001", name="坐席一"), SeatConfig("s2", "8002", name="坐席二"),
+              SeatConfig("s3", "8003", name="坐席三"))
+
+
+def print_acd_event(kind: str, data: dict[str, Any]) -> None:
+    if kind == "seat":
+        reason = f" ({data['reason']})" if data["reason"] else ""
+        _say(f"seat {data['seat']} {data['agent'] or '-'}: {data['state']}{reason}")
+    elif kind == "connected":
+        _say(f"queue {data['queue']}: {data['caller']} answered by seat {data['seat']} after "
+             f"{data['waited']:.1f} s")
+    elif kind == "queue-join":
+        _say(f"queue {data['queue']}: {data['caller']} waits, position {data['position']}")
+
+
+async def demo_agent(exchange: SimExchange, prompts: PromptLibrary, seat: SeatConfig) -> None:
+    """A seat's phone with an agent who answers, greets the caller and ends the call."""
+    bot = CallerBot(exchange, seat.number, name=f"seat {seat.id}")
+    exchange.add_seat(seat.number, bot, answer_after=2.0)
+    greeting = concat([prompts.get("welcome", "zh")])
+    line = None
+    while True:
+        await asyncio.sleep(0.2)
+        if bot.line is None or bot.line is line or not bot.line.connected:
+            continue
+        line = bot.line
+        await bot.send(greeting)
+        await bot.wait(4.0)
+        await bot.hangup()
+
+
 LANGUAGE_KEYS = {"zh": "1", "yue": "2", "en": "3"}
 LANGUAGE_NAMES = {"zh": "普通话", "yue": "粤语", "en": "English"}
 
@@ -122,7 +155,7 @@ async def insurance_caller(exchange: SimExchange, prompts: PromptLibrary, number
             premium = concat([prompts.get("policy_premium", lang)])
             told = premium in bytes(bot.heard[start:])
             await bot.press("0")  # a person, please
-            cause = await bot.wait_hangup(30)
+            cause = await bot.wait_hangup(120)
             _say(f"caller {number} ({LANGUAGE_NAMES[lang]}): policy {policy}, "
                  f"{'heard its premium read back' if told else 'was NOT told its premium'}"
                  f", asked for a person; box hung up ({cause})")
@@ -164,15 +197,22 @@ async def run_demo(data: Path, audiosocket_port: int, every: float, concurrent: 
     policies: list[tuple[str, str]] | None = None
     flow: FlowFn
     exchange = SimExchange(trunks=30)
+    acd: Acd | None = None
     if flow_name == "insurance":
         loaded = load_demo_data(store)
         if loaded.loaded:
             _say(f"loaded the demo book into {dirs.database}")
         policies = sample_policies(store)
+        acd = Acd(DEMO_SEATS, [QueueConfig("service", Strategy.LONGEST_IDLE, wrap_up=5.0,
+                                           announce_every=20.0, max_wait=120.0)],
+                  store=store, messages_dir=dirs.messages)
+        acd.subscribe(print_acd_event)
+        if acd.restore_callbacks():
+            _say("callbacks booked before the last stop are back in the queue")
         # The published version of the default flow (the file is its first version); a
         # version published from the admin reaches the next caller. Callback faxes are
         # dialled on the simulated exchange (on the box: Asterisk, via AMI).
-        flow, live = insurance_ivr(store, dirs, fax_driver=exchange)
+        flow, live = insurance_ivr(store, dirs, fax_driver=exchange, acd=acd)
         _say(f"IVR flow {live.name!r} version {live.version} is live")
     else:
         flow = make_demo_flow(dirs.messages)
@@ -190,13 +230,20 @@ async def run_demo(data: Path, audiosocket_port: int, every: float, concurrent: 
         engine_task.result()  # raises why the engine could not start (e.g. port in use)
     _say(f"engine up: simulated exchange (service number {SERVICE_NUMBER}), AudioSocket on "
          f"127.0.0.1:{audiosocket.port}, data in {dirs.root}; Ctrl-C to stop")
+    agents: list[asyncio.Task[None]] = []
+    if acd is not None:
+        acd.bind(engine)
+        for seat in DEMO_SEATS:
+            agents.append(asyncio.create_task(demo_agent(exchange, prompts, seat)))
+            acd.login(seat.id, f"A00{seat.id[1:]}")
     caller_task = asyncio.create_task(callers(exchange, prompts, engine, every, concurrent,
                                               policies))
     try:
         await engine_task
     finally:
-        caller_task.cancel()
-        await asyncio.gather(caller_task, return_exceptions=True)
+        for task in (caller_task, *agents):
+            task.cancel()
+        await asyncio.gather(caller_task, *agents, return_exceptions=True)
         rows = cdr.recent_calls(store, limit=show_calls)
         store.close()
     _say(f"stopped cleanly; last {len(rows)} CDR rows:")

@@ -6,8 +6,10 @@ key, a timeout, a lookup's result, the language chosen, the hours branch taken) 
 to the call's *path log*, a list of JSON-ready dicts that :func:`run_flow` returns and an
 ``on_step`` callback sees as it grows, so the CDR can store how the caller went through the
 menu. Lookups and the wall clock enter as parameters: a test passes plain functions and a
-fixed ``clock_now``. Nodes whose subsystem is not given (``transfer`` before the ACD, ``fax``
-without a fax desk) log what they would do and carry on to ``next``. With a
+fixed ``clock_now``. Given the ACD (``acd``), a ``transfer`` node puts the caller into its
+queue until they reach a seat, leave a message or book a callback; given the fax desk
+(``fax``), a ``fax`` node sends its document; without them (a flow tried out on its own)
+these nodes log what they would do and carry on to ``next``. With a
 store, a ``voicemail`` node leaves the message in its box through
 :func:`appliance.voicemail.leave_message` (envelope, trimmed copy, triage); without one
 (a flow tried out on its own) it only records the message to a file.
@@ -19,7 +21,7 @@ import asyncio
 import datetime as dt
 import inspect
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import Executor
 from pathlib import Path
 from typing import Any, Final, Protocol
@@ -69,14 +71,26 @@ class FaxSender(Protocol):
     def later(self, call: Call, number: str, kind: str, params: dict[str, Any]) -> bool: ...
 
 
+class QueueTransfer(Protocol):
+    """What a ``transfer`` node needs of the ACD (:class:`appliance.acd.Acd`)."""
+
+    def has_queue(self, name: str) -> bool: ...
+
+    async def transfer(self, call: Call, queue: str, *, priority: int = 0,
+                       variables: Mapping[str, str] | None = None,
+                       ivr_path: Sequence[Any] = ()) -> str: ...
+
+
 class _Run:
     """The state of one call going through a flow."""
 
     def __init__(self, call: Call, flow: Flow, lookups: Mapping[str, Lookup],
                  clock_now: Callable[[], dt.datetime], messages_dir: Path | None,
                  on_step: OnStep | None, store: Store | None = None,
-                 executor: Executor | None = None, fax: FaxSender | None = None) -> None:
+                 executor: Executor | None = None, fax: FaxSender | None = None,
+                 acd: QueueTransfer | None = None) -> None:
         self.call = call
+        self.acd = acd
         self.store = store
         self.fax = fax
         self.executor = executor
@@ -320,9 +334,17 @@ class _Run:
         return str(node["next"])
 
     async def _transfer(self, node_id: str, node: Mapping[str, Any]) -> str:
-        # Until the ACD exists a transfer only tells the caller and moves on.
-        self.step(node_id, node, queue=node["queue"], transferred=False)
+        if self.acd is None:
+            # No ACD (a flow tried out on its own): tell the caller and move on.
+            self.step(node_id, node, queue=node["queue"], transferred=False)
+            await self.call.play(*node["prompt"], interruptible=False)
+            return str(node["next"])
         await self.call.play(*node["prompt"], interruptible=False)
+        # The ACD raises the priority from what the call did (a claim just reported).
+        outcome = await self.acd.transfer(self.call, node["queue"],
+                                          priority=int(node.get("priority", 0)),
+                                          variables=self.variables, ivr_path=list(self.path))
+        self.step(node_id, node, queue=node["queue"], transferred=True, outcome=outcome)
         return str(node["next"])
 
     async def _fax(self, node_id: str, node: Mapping[str, Any]) -> str:
@@ -388,12 +410,13 @@ async def run_flow(
     store: Store | None = None,
     executor: Executor | None = None,
     fax: FaxSender | None = None,
+    acd: QueueTransfer | None = None,
 ) -> list[Step]:
     """Run ``flow`` on ``call`` until a hangup node or the caller hangs up; returns the path
     log (also fed entry by entry to ``on_step``). ``store`` is where voicemail goes;
     ``executor`` runs its blocking store work (default: the loop's thread pool)."""
     return await _Run(call, flow, lookups, clock_now, messages_dir, on_step, store,
-                      executor, fax).run()
+                      executor, fax, acd).run()
 
 
 def make_flow_handler(
@@ -407,11 +430,13 @@ def make_flow_handler(
     store: Store | None = None,
     executor: Executor | None = None,
     fax: FaxSender | None = None,
+    acd: QueueTransfer | None = None,
 ) -> FlowFn:
     """The engine's flow function for ``flow`` (its path is kept with the CDR row when a
-    ``store`` is given). Refuses at once (ValueError) a flow that
-    calls a lookup not supplied or records with nowhere to put messages, rather than on
-    the first caller who reaches that node."""
+    ``store`` is given; ``transfer`` nodes queue the caller when the ``acd`` is given).
+    Refuses at once (ValueError) a flow that calls a lookup not supplied, records with
+    nowhere to put messages or transfers to a queue the ACD lacks, rather than on the
+    first caller who reaches that node."""
     missing = sorted(flow.functions() - set(lookups))
     if missing:
         raise ValueError(f"flow {flow.name!r} calls lookups that were not supplied: "
@@ -421,11 +446,17 @@ def make_flow_handler(
         raise ValueError(f"flow {flow.name!r} records messages: give messages_dir")
     if store is None and flow.has("inbox"):
         raise ValueError(f"flow {flow.name!r} plays salesperson voicemail: give the store")
+    if acd is not None:
+        queues = sorted({n["queue"] for n in flow.nodes.values() if n.get("type") == "transfer"})
+        unknown = [q for q in queues if not acd.has_queue(q)]
+        if unknown:
+            raise ValueError(f"flow {flow.name!r} transfers to queues the ACD does not have: "
+                             f"{', '.join(unknown)}")
 
     async def flow_handler(call: Call) -> None:
         path = await run_flow(call, flow, lookups, clock_now=clock_now,
                               messages_dir=messages_dir, on_step=on_step, store=store,
-                              executor=executor, fax=fax)
+                              executor=executor, fax=fax, acd=acd)
         if store is not None:
             cdr.cdr_ivr_path(store, call.id, path)  # on the writer thread, not waited for
         if on_done is not None:
@@ -434,4 +465,4 @@ def make_flow_handler(
     return flow_handler
 
 
-__all__ = ["MAX_STEPS", "Step", "make_flow_handler", "run_flow"]
+__all__ = ["MAX_STEPS", "QueueTransfer", "Step", "make_flow_handler", "run_flow"]

@@ -380,6 +380,97 @@ def _fax(db: Database) -> None:
     db.execute("CREATE INDEX faxes_job ON faxes (job, attempt)")
 
 
+def _acd(db: Database) -> None:
+    # Seats and queues as configured (the web shows and later edits them), every agent
+    # state change with its time and reason, each caller's stay in a queue with its outcome,
+    # and booked callbacks. No foreign key from entries to calls: a callback entry outlives
+    # the call that booked it, and records must be written even when the CDR row is late.
+    db.execute(
+        """
+        CREATE TABLE acd_seats (
+            id TEXT PRIMARY KEY NOT NULL,
+            number TEXT NOT NULL,
+            driver TEXT NOT NULL,
+            name TEXT NOT NULL DEFAULT '',
+            skills TEXT NOT NULL DEFAULT '{}',
+            updated_at REAL NOT NULL
+        ) STRICT
+        """
+    )
+    db.execute(
+        """
+        CREATE TABLE acd_agent_states (
+            id INTEGER PRIMARY KEY,
+            seat_id TEXT NOT NULL,
+            agent TEXT NOT NULL DEFAULT '',
+            state TEXT NOT NULL CHECK (state IN ('logged-out', 'ready', 'not-ready', 'ringing',
+                                                 'talking', 'wrap-up')),
+            reason TEXT NOT NULL DEFAULT '',
+            at REAL NOT NULL
+        ) STRICT
+        """
+    )
+    db.execute("CREATE INDEX acd_agent_states_seat ON acd_agent_states (seat_id, at)")
+    db.execute(
+        """
+        CREATE TABLE acd_queues (
+            name TEXT PRIMARY KEY NOT NULL,
+            strategy TEXT NOT NULL,
+            config TEXT NOT NULL,
+            updated_at REAL NOT NULL
+        ) STRICT
+        """
+    )
+    db.execute(
+        """
+        CREATE TABLE acd_queue_members (
+            queue TEXT NOT NULL REFERENCES acd_queues (name),
+            seat_id TEXT NOT NULL,
+            penalty INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (queue, seat_id)
+        ) STRICT
+        """
+    )
+    db.execute(
+        """
+        CREATE TABLE acd_entries (
+            key TEXT PRIMARY KEY NOT NULL,
+            queue TEXT NOT NULL,
+            call_id TEXT NOT NULL,
+            caller TEXT NOT NULL,
+            language TEXT NOT NULL,
+            priority INTEGER NOT NULL,
+            joined_at REAL NOT NULL,
+            ended_at REAL,
+            outcome TEXT CHECK (outcome IN ('answered', 'abandoned', 'voicemail', 'callback',
+                                            'callback-answered', 'callback-failed',
+                                            'shutdown')),
+            waited_seconds REAL,
+            answered_by TEXT,
+            talk_seconds REAL,
+            offers INTEGER NOT NULL DEFAULT 0
+        ) STRICT
+        """
+    )
+    db.execute("CREATE INDEX acd_entries_queue ON acd_entries (queue, joined_at)")
+    db.execute(
+        """
+        CREATE TABLE acd_callbacks (
+            id INTEGER PRIMARY KEY,
+            entry_key TEXT NOT NULL REFERENCES acd_entries (key),
+            queue TEXT NOT NULL,
+            number TEXT NOT NULL,
+            requested_at REAL NOT NULL,
+            placed_at REAL,
+            call_id TEXT,
+            seat_id TEXT,
+            outcome TEXT CHECK (outcome IN ('answered', 'no-answer', 'failed', 'shutdown'))
+        ) STRICT
+        """
+    )
+    db.execute("CREATE INDEX acd_callbacks_entry ON acd_callbacks (entry_key)")
+
+
 MIGRATIONS: list[Step] = [
     ("0001_calls", _calls),
     ("0002_recordings", _recordings),
@@ -387,6 +478,7 @@ MIGRATIONS: list[Step] = [
     ("0004_call_ivr_path", _call_ivr_path),
     ("0006_voicemail", _voicemail),
     ("0007_fax", _fax),
+    ("0009_acd", _acd),
     ("0010_flow_versions", _flow_versions),
 ]
 

@@ -1,0 +1,127 @@
+"""The control surface the seat console and the supervisor page use: log a seat in and
+out, set its state with a reason code, list seats and queues with the time in each state,
+and follow every change as it happens.
+
+These are plain functions over a running :class:`~appliance.acd.service.Acd`, returning
+frozen, JSON-ready views, so the engine's control socket (``appliance/control``) can expose
+them one to one, and the web never touches a call object. They must run on the engine's
+event loop (a state change can ring a seat at once), which the control socket's handler
+does. A refused request raises :class:`~appliance.acd.service.AcdError` with the reason and
+changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from appliance.acd.model import AgentState
+from appliance.acd.service import Acd, AcdError, Listener
+
+
+@dataclass(frozen=True, slots=True)
+class SeatView:
+    id: str
+    name: str
+    number: str
+    agent: str
+    state: str
+    reason: str
+    since: float
+    seconds_in_state: float
+    calls: int
+    talk_seconds: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class WaitingView:
+    entry: str
+    caller: str
+    language: str
+    priority: int
+    position: int
+    waited_seconds: float
+    callback_number: str | None
+    ringing: bool
+
+
+@dataclass(frozen=True, slots=True)
+class QueueView:
+    name: str
+    strategy: str
+    staffed: int
+    ready: int
+    waiting: tuple[WaitingView, ...]
+    longest_wait_seconds: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def login(acd: Acd, seat_id: str, agent: str) -> SeatView:
+    acd.login(seat_id, agent)
+    return seat_view(acd, seat_id)
+
+
+def logout(acd: Acd, seat_id: str) -> SeatView:
+    acd.logout(seat_id)
+    return seat_view(acd, seat_id)
+
+
+def set_state(acd: Acd, seat_id: str, state: str, reason: str = "") -> SeatView:
+    """``state`` as the page sends it: ``ready`` or ``not-ready`` (with a reason code)."""
+    try:
+        wanted = AgentState(state)
+    except ValueError:
+        raise AcdError(f"state {state!r}: expected one of "
+                       f"{', '.join(s.value for s in AgentState)}") from None
+    acd.set_state(seat_id, wanted, reason)
+    return seat_view(acd, seat_id)
+
+
+def seat_view(acd: Acd, seat_id: str) -> SeatView:
+    seat = acd.seat(seat_id)
+    now = acd.now()
+    return SeatView(id=seat.id, name=seat.config.name, number=seat.config.number,
+                    agent=seat.agent, state=seat.state.value, reason=seat.reason,
+                    since=seat.since, seconds_in_state=round(now - seat.since, 3),
+                    calls=seat.calls, talk_seconds=round(seat.talk_seconds, 3))
+
+
+def seat_states(acd: Acd) -> list[SeatView]:
+    return [seat_view(acd, seat_id) for seat_id in acd.seats]
+
+
+def queue_states(acd: Acd) -> list[QueueView]:
+    now = acd.now()
+    views = []
+    for q in acd.queues.values():
+        members = [s for s in acd.seats.values() if q.config.penalty(s.id) is not None]
+        waiting = tuple(
+            WaitingView(entry=e.key, caller=e.caller, language=e.language, priority=e.priority,
+                        position=i + 1, waited_seconds=round(now - e.joined_at, 3),
+                        callback_number=e.callback_number, ringing=e.engaged)
+            for i, e in enumerate(q.waiting.entries))
+        views.append(QueueView(
+            name=q.config.name, strategy=q.config.strategy.value,
+            staffed=sum(1 for s in members if s.state is not AgentState.LOGGED_OUT),
+            ready=sum(1 for s in members if s.state is AgentState.READY),
+            waiting=waiting,
+            longest_wait_seconds=max((w.waited_seconds for w in waiting), default=0.0)))
+    return views
+
+
+def follow(acd: Acd, listener: Listener) -> Callable[[], None]:
+    """Live updates: ``listener(kind, data)`` for each seat state change (``seat``), caller
+    joining or leaving a queue (``queue-join``, ``queue-leave``), offer to seats
+    (``offer``), answer (``connected``) and booked callback (``callback-booked``). Returns
+    the function that stops them."""
+    return acd.subscribe(listener)
+
+
+__all__ = ["QueueView", "SeatView", "WaitingView", "follow", "login", "logout",
+           "queue_states", "seat_states", "seat_view", "set_state"]

@@ -1,0 +1,160 @@
+"""The ACD's rows in the store: seats and queues as configured, agent state changes,
+each caller's stay in a queue with its outcome, and booked callbacks.
+
+Every write is handed to the store's writer thread and not waited for, so a state change
+or a caller joining never makes the 20 ms tick wait for the disk; the writer runs them in
+the order they were submitted, which is what lets an entry's close follow its open without
+carrying a row id around (entries are keyed by a string the ACD makes). The read helpers
+are for the web and for tests.
+"""
+
+from __future__ import annotations
+
+import json
+from concurrent.futures import Future
+from dataclasses import asdict
+from typing import Any
+
+from sqlite_utils import Database
+
+from appliance.acd.model import Overflow, QueueConfig, SeatConfig, Strategy
+from appliance.store.db import Store
+
+
+def save_seat(store: Store, seat: SeatConfig, now: float) -> Future[None]:
+    def write(db: Database) -> None:
+        db.execute(
+            "INSERT INTO acd_seats (id, number, driver, name, skills, updated_at) "
+            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET number = excluded.number,"
+            " driver = excluded.driver, name = excluded.name, skills = excluded.skills,"
+            " updated_at = excluded.updated_at",
+            [seat.id, seat.number, seat.driver, seat.name,
+             json.dumps(dict(seat.skills), sort_keys=True), now])
+
+    return store.submit(write)
+
+
+def queue_document(queue: QueueConfig) -> dict[str, Any]:
+    """A queue's settings as JSON-ready values (enums by value)."""
+    doc = asdict(queue)
+    doc["strategy"] = queue.strategy.value
+    doc["overflow"] = queue.overflow.value
+    doc["members"] = dict(queue.members)
+    doc["skills"] = list(queue.skills)
+    return doc
+
+
+def save_queue(store: Store, queue: QueueConfig, now: float) -> Future[None]:
+    doc = queue_document(queue)
+
+    def write(db: Database) -> None:
+        db.execute(
+            "INSERT INTO acd_queues (name, strategy, config, updated_at) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (name) DO UPDATE SET strategy = excluded.strategy,"
+            " config = excluded.config, updated_at = excluded.updated_at",
+            [queue.name, queue.strategy.value, json.dumps(doc, sort_keys=True), now])
+        db.execute("DELETE FROM acd_queue_members WHERE queue = ?", [queue.name])
+        for seat_id, penalty in sorted(queue.members.items()):
+            db.execute("INSERT INTO acd_queue_members (queue, seat_id, penalty) "
+                       "VALUES (?, ?, ?)", [queue.name, seat_id, penalty])
+
+    return store.submit(write)
+
+
+def load_seats(store: Store) -> list[SeatConfig]:
+    """The seats as last saved, in id order (what the box starts with next time)."""
+    return [SeatConfig(id=r["id"], number=r["number"], driver=r["driver"], name=r["name"],
+                       skills=json.loads(r["skills"]))
+            for r in store.query("SELECT * FROM acd_seats ORDER BY id")]
+
+
+def load_queues(store: Store) -> list[QueueConfig]:
+    """The queues as last saved; each is checked again as it is built (ConfigError)."""
+    queues = []
+    for row in store.query("SELECT config FROM acd_queues ORDER BY name"):
+        doc = json.loads(row["config"])
+        doc["strategy"] = Strategy(doc["strategy"])
+        doc["overflow"] = Overflow(doc["overflow"])
+        doc["skills"] = tuple(doc["skills"])
+        queues.append(QueueConfig(**doc))
+    return queues
+
+
+def log_state(store: Store, seat_id: str, agent: str, state: str, reason: str,
+              at: float) -> Future[None]:
+    def write(db: Database) -> None:
+        db.execute("INSERT INTO acd_agent_states (seat_id, agent, state, reason, at) "
+                   "VALUES (?, ?, ?, ?, ?)", [seat_id, agent, state, reason, at])
+
+    return store.submit(write)
+
+
+def open_entry(store: Store, key: str, queue: str, call_id: str, caller: str, language: str,
+               priority: int, joined_at: float) -> Future[None]:
+    def write(db: Database) -> None:
+        db.execute("INSERT INTO acd_entries (key, queue, call_id, caller, language, priority,"
+                   " joined_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                   [key, queue, call_id, caller, language, priority, joined_at])
+
+    return store.submit(write)
+
+
+def close_entry(store: Store, key: str, outcome: str, ended_at: float, waited: float, *,
+                answered_by: str | None = None, talk_seconds: float | None = None,
+                offers: int = 0) -> Future[None]:
+    def write(db: Database) -> None:
+        db.execute("UPDATE acd_entries SET outcome = ?, ended_at = ?, waited_seconds = ?,"
+                   " answered_by = ?, talk_seconds = ?, offers = ? WHERE key = ?",
+                   [outcome, ended_at, round(waited, 3), answered_by,
+                    None if talk_seconds is None else round(talk_seconds, 3), offers, key])
+
+    return store.submit(write)
+
+
+def mark_entry(store: Store, key: str, outcome: str, waited: float) -> Future[None]:
+    """An outcome reached while the entry stays open (a callback booked keeps its place)."""
+    def write(db: Database) -> None:
+        db.execute("UPDATE acd_entries SET outcome = ?, waited_seconds = ? WHERE key = ?",
+                   [outcome, round(waited, 3), key])
+
+    return store.submit(write)
+
+
+def book_callback(store: Store, entry_key: str, queue: str, number: str,
+                  at: float) -> Future[None]:
+    def write(db: Database) -> None:
+        db.execute("INSERT INTO acd_callbacks (entry_key, queue, number, requested_at) "
+                   "VALUES (?, ?, ?, ?)", [entry_key, queue, number, at])
+
+    return store.submit(write)
+
+
+def close_callback(store: Store, entry_key: str, outcome: str, placed_at: float | None,
+                   call_id: str | None, seat_id: str | None) -> Future[None]:
+    def write(db: Database) -> None:
+        db.execute("UPDATE acd_callbacks SET outcome = ?, placed_at = ?, call_id = ?,"
+                   " seat_id = ? WHERE entry_key = ? AND outcome IS NULL",
+                   [outcome, placed_at, call_id, seat_id, entry_key])
+
+    return store.submit(write)
+
+
+def state_log(store: Store, seat_id: str) -> list[dict[str, Any]]:
+    return store.query("SELECT agent, state, reason, at FROM acd_agent_states "
+                       "WHERE seat_id = ? ORDER BY id", [seat_id])
+
+
+def entries(store: Store, queue: str | None = None) -> list[dict[str, Any]]:
+    if queue is None:
+        return store.query("SELECT * FROM acd_entries ORDER BY joined_at, key")
+    return store.query("SELECT * FROM acd_entries WHERE queue = ? ORDER BY joined_at, key",
+                       [queue])
+
+
+def callbacks(store: Store) -> list[dict[str, Any]]:
+    return store.query("SELECT * FROM acd_callbacks ORDER BY id")
+
+
+__all__ = ["book_callback", "callbacks", "close_callback", "close_entry", "entries",
+           "load_queues", "load_seats", "log_state", "mark_entry", "open_entry",
+           "queue_document", "save_queue", "save_seat", "state_log"]
