@@ -3,7 +3,7 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-DEBS := libspandsp2 espeak-ng sox asterisk-core-sounds-en-wav
+DEBS := libspandsp2 espeak-ng sox asterisk-core-sounds-en-wav chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: install run test lint bench clean
@@ -24,7 +24,7 @@ run: install
 	OPENBLAS_NUM_THREADS=1 $(VENV)/bin/appliance run
 
 test: install
-	OPENBLAS_NUM_THREADS=1 $(VENV)/bin/ruff check appliance drivers tests
+	OPENBLAS_NUM_THREADS=1 $(VENV)/bin/ruff check appliance drivers web tests
 	OPENBLAS_NUM_THREADS=1 $(VENV)/bin/mypy
 	OPENBLAS_NUM_THREADS=1 $(VENV)/bin/pytest -q
 
