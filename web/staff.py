@@ -1,0 +1,133 @@
+"""Staff accounts (admin only) and the audit log (admin and auditor)."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from typing import Any
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+from flask_babel import gettext as _
+from sqlite_utils import Database
+
+from web import audit
+from web.accounts import create_user, generate_password, hash_password, set_password
+from web.db import store
+from web.paging import Page, capped_count_sql, page_number
+from web.permissions import ROLES
+
+bp = Blueprint("staff", __name__, url_prefix="/staff")
+
+_USERNAME = re.compile(r"^[A-Za-z0-9_.-]{2,32}$")
+
+
+@bp.route("/", endpoint="list")
+def staff_list() -> ResponseReturnValue:
+    users = store().query("SELECT id, username, display_name, role, active, must_change,"
+                          " last_login_at FROM users ORDER BY username")
+    return render_template("staff/list.html", users=users, roles=ROLES)
+
+
+@bp.route("/new", methods=["POST"])
+def create() -> ResponseReturnValue:
+    username = request.form.get("username", "").strip()
+    display = request.form.get("display_name", "").strip()[:50]
+    role = request.form.get("role", "")
+    error = None
+    if not _USERNAME.match(username):
+        error = _("The username must be 2–32 letters, digits, dots, dashes or underscores.")
+    elif role not in ROLES:
+        error = _("Choose a role.")
+    if error is None:
+        password = generate_password()
+
+        entry = audit.audit_row("user.create", username, role=role)
+        hashed = hash_password(password)
+
+        def add(db: Database) -> None:
+            create_user(db, username, display, role, hashed)
+            audit.insert(db, entry)
+
+        try:
+            store().write(add)
+        except sqlite3.IntegrityError:
+            error = _("The username %(name)s is taken.", name=username)
+        else:
+            flash(_("Account %(name)s created. One-time password: %(password)s (it must be "
+                    "changed at the first login).", name=username, password=password))
+            return redirect(url_for("staff.list"))
+    users = store().query("SELECT id, username, display_name, role, active, must_change,"
+                          " last_login_at FROM users ORDER BY username")
+    return render_template("staff/list.html", users=users, roles=ROLES, error=error), 400
+
+
+def _user(user_id: int) -> dict[str, Any]:
+    rows = store().query("SELECT * FROM users WHERE id = ?", [user_id])
+    if not rows:
+        abort(404)
+    return rows[0]
+
+
+@bp.route("/<int:user_id>", methods=["POST"])
+def edit(user_id: int) -> ResponseReturnValue:
+    user = _user(user_id)
+    role = request.form.get("role", user["role"])
+    active = request.form.get("active") == "1"
+    if role not in ROLES:
+        abort(400, _("Choose a role."))
+    from flask import g
+
+    if user_id == g.user.id and (role != "admin" or not active):
+        abort(400, _("You cannot take away your own administrator rights."))
+
+    entry = audit.audit_row("user.edit", user["username"],
+                     before={"role": user["role"], "active": user["active"]},
+                     after={"role": role, "active": int(active)})
+
+    def change(db: Database) -> None:
+        db.execute("UPDATE users SET role = ?, active = ? WHERE id = ?",
+                   [role, int(active), user_id])
+        audit.insert(db, entry)
+
+    store().write(change)
+    flash(_("Account %(name)s saved.", name=user["username"]))
+    return redirect(url_for("staff.list"))
+
+
+@bp.route("/<int:user_id>/password", methods=["POST"])
+def reset_password(user_id: int) -> ResponseReturnValue:
+    user = _user(user_id)
+    password = generate_password()
+
+    entry = audit.audit_row("user.password_reset", user["username"])
+    hashed = hash_password(password)
+
+    def reset(db: Database) -> None:
+        set_password(db, user_id, hashed, must_change=True)
+        audit.insert(db, entry)
+
+    store().write(reset)
+    flash(_("New one-time password for %(name)s: %(password)s (it must be changed at the "
+            "next login).", name=user["username"], password=password))
+    return redirect(url_for("staff.list"))
+
+
+@bp.route("/audit")
+def audit_view() -> ResponseReturnValue:
+    who = request.args.get("user", "").strip()[:64]
+    action = request.args.get("action", "").strip()[:64]
+    where, params = [], []
+    if who:
+        where.append("username = ?")
+        params.append(who)
+    if action:
+        where.append("action >= ? AND action < ?")
+        params += [action, action + "\U0010ffff"]
+    clause = ("WHERE " + " AND ".join(where)) if where else ""
+    number = page_number()
+    total = store().query(capped_count_sql(f"SELECT 1 FROM audit_log {clause}"), params)[0]["n"]
+    rows = store().query(f"SELECT * FROM audit_log {clause} ORDER BY id DESC LIMIT 100"
+                         " OFFSET ?", [*params, (number - 1) * 100])
+    return render_template("staff/audit.html", rows=rows, page=Page(number, 100, total),
+                           form=dict(user=who, action=action))
