@@ -1,0 +1,120 @@
+"""Call records (the CDR the engine writes): by date range and number, and CSV export of
+the whole result. Numbers are personal data: shown in full only with ``see_phone``, and
+every list and export is audited."""
+
+from __future__ import annotations
+
+import time
+from datetime import date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from flask import Blueprint, Response, current_app, g, render_template, request
+from flask_babel import gettext as _
+
+from web import audit, permissions
+from web.db import mask_phone, prefix_range, store
+from web.paging import Page, capped_count_sql, page_number
+from web.sheets import csv_stream
+
+bp = Blueprint("calls", __name__, url_prefix="/calls")
+
+
+def _day(name: str) -> date | None:
+    try:
+        return date.fromisoformat(request.args.get(name, "").strip())
+    except ValueError:
+        return None
+
+
+def _filters() -> tuple[str, list[Any], dict[str, str], str | None]:
+    tz = ZoneInfo(current_app.config["TIMEZONE"])
+    where: list[str] = []
+    params: list[Any] = []
+    error = None
+    start, end = _day("from"), _day("to")
+    for name, day in (("from", start), ("to", end)):
+        if request.args.get(name) and day is None:
+            error = _("Dates are written like 2026-11-26.")
+    if start:
+        where.append("started_at >= ?")
+        params.append(datetime.combine(start, datetime.min.time(), tz).timestamp())
+    if end:  # the whole of the last day
+        where.append("started_at < ?")
+        params.append(datetime.combine(end + timedelta(days=1), datetime.min.time(),
+                                       tz).timestamp())
+    number = "".join(c for c in request.args.get("number", "") if c.isdigit() or c in "+*#")[:32]
+    if number:
+        lo, hi = prefix_range(number)
+        where.append("call_id IN (SELECT call_id FROM calls WHERE caller >= ? AND caller < ?"
+                     " UNION SELECT call_id FROM calls WHERE callee >= ? AND callee < ?)")
+        params += [lo, hi, lo, hi]
+    form = {"from": request.args.get("from", "")[:10], "to": request.args.get("to", "")[:10],
+            "number": number}
+    return ("WHERE " + " AND ".join(where)) if where else "", params, form, error
+
+
+@bp.route("/", endpoint="list")
+def call_list() -> str:
+    clause, params, form, error = _filters()
+    number = page_number()
+    size = 50
+
+    def fetch(db: Any) -> tuple[int, list[dict[str, Any]]]:
+        total = db.execute(capped_count_sql(f"SELECT 1 FROM calls {clause}"),
+                           params).fetchone()[0]
+        rows = list(db.query(f"SELECT * FROM calls {clause} ORDER BY started_at DESC"
+                             " LIMIT ? OFFSET ?", [*params, size, (number - 1) * size]))
+        return total, rows
+
+    total, rows = store().read(fetch)
+    audit.log("call.list", "", **form, page=number, shown=len(rows))
+    return render_template("calls/list.html", rows=rows, form=form, error=error,
+                           page=Page(number, size, total),
+                           see_phone=permissions.can(g.user.role, "see_phone"),
+                           mask_phone=mask_phone)
+
+
+HEADER = ("通话编号", "线路", "方向", "主叫号码", "被叫号码", "开始时间", "应答时间", "结束时间",
+          "时长（秒）", "结束原因", "按键", "录音")
+
+
+@bp.route("/export")
+def export() -> Response:
+    clause, params, form, _error = _filters()
+    see_phone = permissions.can(g.user.role, "see_phone")
+    tz = ZoneInfo(current_app.config["TIMEZONE"])
+    audit.log("call.export", "", **form)
+
+    def when(ts: float | None) -> str:
+        return "" if ts is None else datetime.fromtimestamp(ts, tz).strftime("%Y-%m-%d %H:%M:%S")
+
+    db = store()  # the generator runs after the request context has gone
+
+    def rows() -> Any:
+        # Keyset pages over (started_at, call_id), newest first: every matching call, in
+        # short reads.
+        last: tuple[float, str] | None = None
+        while True:
+            key = "(started_at < ? OR (started_at = ? AND call_id < ?))"
+            where = clause
+            args = list(params)
+            if last is not None:
+                where = f"{clause} AND {key}" if clause else f"WHERE {key}"
+                args += [last[0], last[0], last[1]]
+            chunk = db.query(f"SELECT * FROM calls {where} ORDER BY started_at DESC,"
+                                  " call_id DESC LIMIT 5000", args)
+            for r in chunk:
+                duration = "" if r["ended_at"] is None else f"{r['ended_at'] - r['started_at']:.0f}"
+                yield (r["call_id"], r["line"], r["direction"],
+                       r["caller"] if see_phone else mask_phone(r["caller"]),
+                       r["callee"] if see_phone else mask_phone(r["callee"]),
+                       when(r["started_at"]), when(r["answered_at"]), when(r["ended_at"]),
+                       duration, r["end_cause"] or "", r["keys"], r["recording"] or "")
+            if len(chunk) < 5000:
+                return
+            last = (chunk[-1]["started_at"], chunk[-1]["call_id"])
+
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return Response(csv_stream(HEADER, rows()), mimetype="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": f"attachment; filename=calls-{stamp}.csv"})

@@ -1,0 +1,97 @@
+"""Customers: search, one customer with their policies, export. Personal data throughout:
+ID numbers only ever masked (the book has no other form), phone numbers in full only for
+the roles with ``see_phone``, and every list, view and export written to the audit log."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from flask import Blueprint, Response, abort, g, render_template, request
+
+from web import audit, permissions
+from web.db import mask_phone, prefix_range, store
+from web.paging import Page, capped_count_sql, page_number
+from web.sheets import csv_stream, xlsx_bytes
+
+bp = Blueprint("customers", __name__, url_prefix="/customers")
+
+
+def _filters() -> tuple[str, list[Any], str]:
+    q = request.args.get("q", "").strip()[:64]
+    if not q:
+        return "", [], q
+    if q.isdigit() and len(q) >= 7:  # a phone number (or its start)
+        lo, hi = prefix_range(q)
+        return "WHERE phone >= ? AND phone < ?", [lo, hi], q
+    if len(q) == 4 and (q[:3].isdigit() and (q[3].isdigit() or q[3] in "xX")):
+        return "WHERE id_last4 = ?", [q.upper()], q  # the ID's last four, as the IVR asks
+    lo, hi = prefix_range(q)
+    return "WHERE name >= ? AND name < ?", [lo, hi], q
+
+
+@bp.route("/", endpoint="list")
+def customer_list() -> str:
+    clause, params, q = _filters()
+    number = page_number()
+    total = store().query(capped_count_sql(f"SELECT 1 FROM customers {clause}"), params)[0]["n"]
+    rows = store().query(f"SELECT id, name, sex, birthday, phone, id_masked FROM customers"
+                         f" {clause} ORDER BY id LIMIT 50 OFFSET ?",
+                         [*params, (number - 1) * 50])
+    audit.log("customer.list", "", q=q, page=number, shown=len(rows))
+    return render_template("customers/list.html", rows=rows, q=q, page=Page(number, 50, total),
+                           see_phone=permissions.can(g.user.role, "see_phone"),
+                           mask_phone=mask_phone)
+
+
+@bp.route("/<int:customer_id>")
+def detail(customer_id: int) -> str:
+    rows = store().query("SELECT id, name, sex, birthday, phone, id_masked FROM customers"
+                         " WHERE id = ?", [customer_id])
+    if not rows:
+        abort(404)
+    policies = store().query(
+        "SELECT p.number, p.product_code, pr.name_zh, pr.name_en, p.status, p.premium_fen,"
+        " p.next_due_date, CASE WHEN p.holder_id = ? THEN 'holder' ELSE 'insured' END AS part"
+        " FROM policies p JOIN products pr ON pr.code = p.product_code"
+        " WHERE p.holder_id = ? OR p.insured_id = ? ORDER BY p.number",
+        [customer_id, customer_id, customer_id])
+    audit.log("customer.view", str(customer_id))
+    return render_template("customers/detail.html", c=rows[0], policies=policies,
+                           see_phone=permissions.can(g.user.role, "see_phone"),
+                           mask_phone=mask_phone)
+
+
+@bp.route("/export")
+def export() -> Response:
+    clause, params, q = _filters()
+    fmt = request.args.get("format", "csv")
+    see_phone = permissions.can(g.user.role, "see_phone")
+    audit.log("customer.export", "", q=q, format=fmt)
+    header = ("客户编号", "姓名", "性别", "出生日期", "手机", "身份证号（掩码）")
+
+    db = store()  # the generator runs after the request context has gone
+
+    def rows() -> Any:
+        last = 0
+        while True:
+            key = "id > ?"
+            where = f"{clause} AND {key}" if clause else f"WHERE {key}"
+            chunk = db.query(f"SELECT id, name, sex, birthday, phone, id_masked FROM"
+                                  f" customers {where} ORDER BY id LIMIT 5000", [*params, last])
+            for r in chunk:
+                yield (r["id"], r["name"], r["sex"] or "", r["birthday"] or "",
+                       r["phone"] if see_phone else mask_phone(r["phone"]), r["id_masked"])
+            if len(chunk) < 5000:
+                return
+            last = chunk[-1]["id"]
+
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    if fmt == "xlsx":
+        return Response(xlsx_bytes("客户", header, rows()),
+                        mimetype="application/vnd.openxmlformats-officedocument."
+                                 "spreadsheetml.sheet",
+                        headers={"Content-Disposition":
+                                 f"attachment; filename=customers-{stamp}.xlsx"})
+    return Response(csv_stream(header, rows()), mimetype="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": f"attachment; filename=customers-{stamp}.csv"})

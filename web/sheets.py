@@ -1,0 +1,217 @@
+"""Spreadsheets in and out: .xlsx (openpyxl) and .csv, with errors that name the problem.
+
+:func:`read_sheet` turns an upload into a header and rows of strings, refusing anything
+that is not a readable .xlsx or .csv (by content, not only by name). A CSV may be UTF-8
+(with or without the BOM Excel writes) or GB18030, which is what Excel on a Chinese
+Windows saves. :func:`Columns` maps the header to the fields an import needs, accepting
+each column's Chinese or English name. Exports stream, so a large one never sits in memory
+as a whole page.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import warnings
+import zipfile
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+from flask_babel import get_locale
+from flask_babel import gettext as _
+from werkzeug.datastructures import FileStorage
+
+MAX_ROWS = 200_000
+MAX_ERRORS_SHOWN = 200
+
+
+class SheetError(ValueError):
+    """The upload as a whole cannot be read (wrong type, wrong sheet, missing columns)."""
+
+
+@dataclass(frozen=True)
+class Column:
+    field: str
+    zh: str
+    en: str
+    required: bool = True
+
+
+@dataclass
+class Problem:
+    row: int  # as the spreadsheet numbers it: the header is row 1
+    column: str
+    message: str
+
+
+@dataclass
+class Report:
+    problems: list[Problem] = field(default_factory=list)
+    rows: int = 0
+
+    def add(self, row: int, column: str, message: str) -> None:
+        self.problems.append(Problem(row, column, message))
+
+    @property
+    def shown(self) -> list[Problem]:
+        return self.problems[:MAX_ERRORS_SHOWN]
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return value.date().isoformat() if value.time() == datetime.min.time() \
+            else value.isoformat(sep=" ")
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value).strip()
+
+
+def read_sheet(upload: FileStorage | None, sheet_names: Sequence[str]) -> tuple[list[str],
+                                                                              Iterator[list[str]]]:
+    """The header and the rows of an uploaded .xlsx or .csv.
+
+    For .xlsx the sheet is the first one named in ``sheet_names`` if the workbook has it,
+    else the workbook's first sheet.
+    """
+    if upload is None or not upload.filename:
+        raise SheetError(_("Choose a file to import."))
+    name = upload.filename.lower()
+    data = upload.read()
+    if not data:
+        raise SheetError(_("The file is empty."))
+    if name.endswith(".xlsx"):
+        return _read_xlsx(data, sheet_names)
+    if name.endswith(".csv"):
+        return _read_csv(data)
+    raise SheetError(_("%(name)s is not a spreadsheet: upload an .xlsx or .csv file.",
+                       name=upload.filename))
+
+
+def _read_xlsx(data: bytes, sheet_names: Sequence[str]) -> tuple[list[str], Iterator[list[str]]]:
+    from openpyxl import load_workbook
+
+    if not zipfile.is_zipfile(io.BytesIO(data)):
+        raise SheetError(_("The file is not a readable .xlsx workbook."))
+    try:
+        with warnings.catch_warnings():
+            # openpyxl warns about styles and extensions other programs write; not our
+            # concern, and pytest turns warnings into errors.
+            warnings.simplefilter("ignore")
+            wb = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+    except Exception:  # openpyxl raises many kinds for a damaged or foreign zip
+        raise SheetError(_("The file is not a readable .xlsx workbook.")) from None
+    sheet = next((wb[n] for n in sheet_names if n in wb.sheetnames), wb.worksheets[0])
+    rows = sheet.iter_rows(values_only=True)
+    try:
+        header = [_cell(v) for v in next(rows)]
+    except StopIteration:
+        raise SheetError(_("The sheet %(sheet)s is empty.", sheet=sheet.title)) from None
+
+    def body() -> Iterator[list[str]]:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for row in rows:
+                yield [_cell(v) for v in row]
+        wb.close()
+
+    return header, body()
+
+
+def _read_csv(data: bytes) -> tuple[list[str], Iterator[list[str]]]:
+    if b"\x00" in data[:4096]:
+        raise SheetError(_("The file is not a text .csv file."))
+    for encoding in ("utf-8-sig", "gb18030"):
+        try:
+            text = data.decode(encoding)
+            break
+        except UnicodeDecodeError:
+            continue
+    else:  # pragma: no cover - gb18030 decodes any byte string without NULs
+        raise SheetError(_("The file is not a text .csv file."))
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        header = [c.strip() for c in next(reader)]
+    except StopIteration:
+        raise SheetError(_("The file is empty.")) from None
+    except csv.Error:
+        raise SheetError(_("The file is not a readable .csv file.")) from None
+
+    def body() -> Iterator[list[str]]:
+        try:
+            for row in reader:
+                yield [c.strip() for c in row]
+        except csv.Error as exc:
+            raise SheetError(_("The .csv file is damaged at line %(line)d.",
+                               line=reader.line_num)) from exc
+
+    return header, body()
+
+
+def column_label(c: Column) -> str:
+    """The column's name in the page's language (both names are accepted on import)."""
+    return c.en if str(get_locale()) == "en" else c.zh  # zh_CN is Babel's zh_Hans_CN
+
+
+class Columns:
+    """Where each field is in a sheet, by header name (Chinese or English)."""
+
+    def __init__(self, header: list[str], columns: Sequence[Column]) -> None:
+        self.columns = columns
+        index = {h.strip().lower(): i for i, h in enumerate(header) if h.strip()}
+        self.at: dict[str, int] = {}
+        missing = []
+        for c in columns:
+            for name in (c.zh, c.en.lower(), c.field):
+                if name in index:
+                    self.at[c.field] = index[name]
+                    break
+            else:
+                if c.required:
+                    missing.append(column_label(c))
+        if missing:
+            expected = ", ".join(column_label(c) for c in columns if c.required)
+            raise SheetError(_("Missing columns: %(missing)s. The first row must name the "
+                               "columns: %(expected)s.", missing=", ".join(missing),
+                               expected=expected))
+        self.label = {c.field: column_label(c) for c in columns}
+
+    def values(self, row: list[str]) -> dict[str, str]:
+        return {f: (row[i] if i < len(row) else "") for f, i in self.at.items()}
+
+
+def blank(row: Iterable[str]) -> bool:
+    return not any(row)
+
+
+def csv_stream(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> Iterator[str]:
+    """A CSV export as text chunks, with the BOM Excel needs to read UTF-8 Chinese."""
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    buf.write("\ufeff")
+    writer.writerow(header)
+    for n, row in enumerate(rows, 1):
+        writer.writerow(row)
+        if n % 1000 == 0:
+            yield buf.getvalue()
+            buf.seek(0)
+            buf.truncate()
+    yield buf.getvalue()
+
+
+def xlsx_bytes(sheet: str, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> bytes:
+    from openpyxl import Workbook
+
+    wb = Workbook(write_only=True)
+    ws = wb.create_sheet(sheet)
+    ws.append(list(header))
+    for row in rows:
+        ws.append(list(row))
+    out = io.BytesIO()
+    wb.save(out)
+    return out.getvalue()
