@@ -37,14 +37,18 @@ def main(verbose: bool) -> None:
 @click.option("--flow", "flow_name", type=click.Choice(["insurance", "demo"]),
               default="insurance", show_default=True,
               help="The insurance IVR on the demo book, or the foundation's small demo flow.")
-def run(data: Path, port: int, every: float, concurrent: int, flow_name: str) -> None:
-    """The appliance on its embedded default: simulated exchange, IVR, demo data, callers."""
+@click.option("--web-port", default=8080, show_default=True,
+              help="Port of the web admin on 127.0.0.1 (0: no web admin).")
+def run(data: Path, port: int, every: float, concurrent: int, flow_name: str,
+        web_port: int) -> None:
+    """The appliance on its embedded default: simulated exchange, IVR, demo data, callers,
+    and the web admin beside the engine."""
     from appliance.demo.run import run_demo
     from appliance.runtime import run_loop
 
     try:
         run_loop(lambda: run_demo(data, port, every, concurrent, show_calls=10,
-                                  flow_name=flow_name))
+                                  flow_name=flow_name, web_port=web_port))
     except OSError as exc:
         raise click.ClickException(f"could not start: {exc} (another engine on port {port}? "
                                    "try --port)") from exc

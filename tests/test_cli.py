@@ -110,19 +110,29 @@ def test_bench_engine_prints_its_figures_as_json() -> None:
 
 def test_run_starts_the_appliance_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
     import signal
+    import socket
+    import urllib.request
 
+    with socket.socket() as s:  # a free port for the web admin
+        s.bind(("127.0.0.1", 0))
+        web_port = s.getsockname()[1]
     proc = subprocess.Popen(
         [sys.executable, "-m", "appliance.cli", "run", "--data", str(tmp_path / "var"),
-         "--port", "0", "--every", "1"],
+         "--port", "0", "--every", "1", "--web-port", str(web_port)],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
     )
     try:
         assert proc.stdout is not None
         seen = []
+        answered = web_up = False
         for line in proc.stdout:
             seen.append(line)
-            if "answered" in line:  # a simulated caller got through to the IVR
+            answered = answered or "answered" in line  # a caller got through to the IVR
+            web_up = web_up or "web admin first login" in line
+            if answered and web_up:
                 break
+        with urllib.request.urlopen(f"http://127.0.0.1:{web_port}/login", timeout=10) as r:
+            assert r.status == 200 and "登录" in r.read().decode()
         proc.send_signal(signal.SIGINT)
         out, _ = proc.communicate(timeout=60)
     finally:
@@ -133,3 +143,5 @@ def test_run_starts_the_appliance_and_stops_cleanly_on_ctrl_c(tmp_path: Path) ->
     assert proc.returncode == 0, text
     assert "loaded the demo book" in text and "engine up" in text
     assert "stopped cleanly" in text and "end shutdown" in text
+    assert f"web admin at http://127.0.0.1:{web_port}/" in text
+    assert "web admin stopped" in text
