@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 DEBS := libspandsp2 espeak-ng sox asterisk-core-sounds-en-wav chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install run test lint bench clean
+.PHONY: install run test lint bench clean translations
 
 install: $(STAMP)
 
@@ -30,6 +30,13 @@ test: install
 
 bench: install
 	OPENBLAS_NUM_THREADS=1 $(VENV)/bin/appliance bench engine --channels 600 --seconds 20
+
+# After changing a visible string in web/: refresh the catalog, translate the new entries
+# in web/translations/zh_Hans_CN/LC_MESSAGES/messages.po, then run this again to compile.
+translations: install
+	$(VENV)/bin/pybabel extract -F web/babel.cfg -k N_ -o $(VENV)/messages.pot web
+	$(VENV)/bin/pybabel update -i $(VENV)/messages.pot -d web/translations -l zh_Hans_CN --no-fuzzy-matching
+	$(VENV)/bin/pybabel compile -d web/translations -l zh_Hans_CN
 
 clean:
 	rm -rf $(VENV) build *.egg-info

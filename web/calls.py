@@ -43,8 +43,13 @@ def _filters() -> tuple[str, list[Any], dict[str, str], str | None]:
         where.append("started_at < ?")
         params.append(datetime.combine(end + timedelta(days=1), datetime.min.time(),
                                        tz).timestamp())
-    number = "".join(c for c in request.args.get("number", "") if c.isdigit() or c in "+*#")[:32]
-    if number:
+    raw = request.args.get("number", "")
+    number = "".join(c for c in raw if c not in " -")[:32]
+    if number and not all(c.isdigit() or c in "+*#" for c in number):
+        error = _("A number has only digits, * and #.")
+        where.append("0")  # nothing matches a number that cannot be one
+        number = raw[:32]
+    elif number:
         lo, hi = prefix_range(number)
         where.append("call_id IN (SELECT call_id FROM calls WHERE caller >= ? AND caller < ?"
                      " UNION SELECT call_id FROM calls WHERE callee >= ? AND callee < ?)")
