@@ -11,7 +11,6 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from flask import Flask
 
 from appliance.insurance.quote import quote
 from appliance.store.db import Store
