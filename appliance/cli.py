@@ -197,5 +197,21 @@ def bench_lookup(policies: int, lookups: int) -> None:
     click.echo(json.dumps(run_lookup_bench(policies=policies, lookups=lookups)))
 
 
+@bench.command("web")
+@click.option("--policies", default=100_000, show_default=True, help="Size of the demo book.")
+@click.option("--calls", default=500_000, show_default=True, help="CDR rows.")
+@click.option("--rounds", default=20, show_default=True, type=click.IntRange(min=5),
+              help="Times each list and search page is requested.")
+@click.option("--import-rows", default=100_000, show_default=True,
+              type=click.IntRange(min=1), help="Policies in the imported sheet.")
+def bench_web(policies: int, calls: int, rounds: int, import_rows: int) -> None:
+    """The web admin's list and search pages (server time, p95) on a full book, and a
+    bulk policy import."""
+    from web.bench import run_web_bench
+
+    click.echo(json.dumps(run_web_bench(policies=policies, calls=calls, rounds=rounds,
+                                        import_rows=import_rows)))
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

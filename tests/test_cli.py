@@ -145,3 +145,14 @@ def test_run_starts_the_appliance_and_stops_cleanly_on_ctrl_c(tmp_path: Path) ->
     assert "stopped cleanly" in text and "end shutdown" in text
     assert f"web admin at http://127.0.0.1:{web_port}/" in text
     assert "web admin stopped" in text
+
+
+def test_bench_web_prints_page_times_and_the_import_as_json() -> None:
+    res = appliance("bench", "web", "--policies", "500", "--calls", "2000", "--rounds", "5",
+                    "--import-rows", "300")
+    assert res.returncode == 0, res.stderr
+    figures = json.loads(last_line(res.stdout))
+    assert figures["policies"] == 500 and figures["calls"] == 2000
+    assert figures["import_rows"] == 300 and figures["policies_after_import"] == 800
+    assert figures["search_p95_ms"] > 0 and figures["list_p95_ms"] > 0
+    assert figures["import_seconds"] > 0

@@ -258,10 +258,14 @@ def _web(db: Database) -> None:
     db.execute("CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log "
                "BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END")
     # Search pages: customers by name prefix, an import matching a holder by name and the
-    # ID's last four, policies by product and status, calls by the number called.
+    # ID's last four, policies by product, status and salesperson in number order (the
+    # list's order, so a page is read off the index without sorting), calls by the number
+    # called.
     db.execute("CREATE INDEX customers_name ON customers (name)")
     db.execute("CREATE INDEX customers_last4_name ON customers (id_last4, name)")
     db.execute("CREATE INDEX policies_product ON policies (product_code, number)")
+    db.execute("CREATE INDEX policies_status_product ON policies (status, product_code, number)")
+    db.execute("CREATE INDEX policies_salesperson_number ON policies (salesperson_code, number)")
     db.execute("CREATE INDEX calls_callee ON calls (callee)")
 
 
