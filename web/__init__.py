@@ -113,8 +113,8 @@ def _guard() -> Response | None:
     if request.method not in ("GET", "HEAD", "OPTIONS") and not _csrf_ok():
         abort(400, _("The form has expired or did not come from this site. "
                      "Reload the page and try again."))
-    if endpoint in permissions.PUBLIC:
-        return None
+    if endpoint in permissions.PUBLIC or request.url_rule is None:
+        return None  # public, or no such route: the 404 / 405 follows
     user_id = session.get("user_id")
     user = get_user(_store(), int(user_id)) if user_id else None
     now = time.time()

@@ -93,8 +93,7 @@ def policy_list() -> ResponseReturnValue:
         return total, rows
 
     total, rows = store().read(fetch)
-    if any(form.values()) or rows:
-        audit.log("policy.list", "", **form, page=number, shown=len(rows))
+    audit.log("policy.list", "", **form, page=number, shown=len(rows))  # holders' names
     products = store().query("SELECT code, name_zh, name_en FROM products ORDER BY code")
     return render_template("policies/list.html", rows=rows, form=form, products=products,
                            page=Page(number, size, total), statuses=STATUS_CODES,

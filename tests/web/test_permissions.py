@@ -93,3 +93,10 @@ def test_without_a_login_every_page_sends_to_the_login(app: Flask) -> None:
                 token = sess.get("csrf")
             res = client.post(url, data={"csrf_token": token})
             assert res.status_code == 401, endpoint
+
+
+def test_an_unknown_address_is_a_404_for_anyone(app: Flask, as_role: Any) -> None:
+    assert app.test_client().get("/no/such/page").status_code == 404
+    client, _ = as_role("agent")
+    res = client.get("/no/such/page")
+    assert res.status_code == 404 and "没有该页面" in res.get_data(as_text=True)
