@@ -72,9 +72,20 @@ def create_app(data: Path, test_config: dict[str, Any] | None = None,
         data / "appliance.db")
     Babel(app, locale_selector=_locale)
 
-    from web import auth, calls, customers, home, policies, products, salespeople, staff
+    from web import (
+        auth,
+        calls,
+        customers,
+        home,
+        policies,
+        products,
+        reports,
+        salespeople,
+        staff,
+    )
 
-    for module in (auth, home, staff, policies, salespeople, customers, products, calls):
+    for module in (auth, home, staff, policies, salespeople, customers, products, calls,
+                   reports):
         app.register_blueprint(module.bp)
     permissions.check_matrix(rule.endpoint for rule in app.url_map.iter_rules())
 

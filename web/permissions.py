@@ -57,6 +57,8 @@ ENDPOINTS: dict[str, frozenset[str]] = {
     "products.quote_view": EVERYONE,
     "products.rates_export": frozenset({"admin", "supervisor", "auditor"}),
     "products.rates_import": MANAGERS,
+    # Reports (figures only, no personal data).
+    "reports.index": frozenset({"admin", "supervisor", "auditor"}),
     # Call records.
     "calls.list": frozenset({"admin", "supervisor", "agent", "auditor"}),
     "calls.export": frozenset({"admin", "supervisor", "auditor"}),
