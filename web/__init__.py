@@ -23,6 +23,7 @@ from flask_babel import gettext as _
 from werkzeug.exceptions import BadRequest, HTTPException, RequestEntityTooLarge
 from werkzeug.wrappers import Response
 
+from appliance.media.prompts import DEFAULT_PROMPTS_DIR
 from appliance.store.db import Store
 from web import permissions
 from web.accounts import get_user
@@ -65,6 +66,8 @@ def create_app(data: Path, test_config: dict[str, Any] | None = None,
         BABEL_DEFAULT_TIMEZONE="Asia/Shanghai",
         TIMEZONE="Asia/Shanghai",
         PAGE_SIZE=50,
+        DATA_DIR=str(data),
+        PROMPTS_DIR=str(DEFAULT_PROMPTS_DIR),
     )
     if test_config:
         app.config.update(test_config)
@@ -79,13 +82,14 @@ def create_app(data: Path, test_config: dict[str, Any] | None = None,
         home,
         policies,
         products,
+        prompts,
         reports,
         salespeople,
         staff,
     )
 
     for module in (auth, home, staff, policies, salespeople, customers, products, calls,
-                   reports):
+                   prompts, reports):
         app.register_blueprint(module.bp)
     permissions.check_matrix(rule.endpoint for rule in app.url_map.iter_rules())
 

@@ -57,6 +57,10 @@ ENDPOINTS: dict[str, frozenset[str]] = {
     "products.quote_view": EVERYONE,
     "products.rates_export": frozenset({"admin", "supervisor", "auditor"}),
     "products.rates_import": MANAGERS,
+    # Voice prompts: listen (the staff who answer the callers), replace (admin).
+    "prompts.list": READERS,
+    "prompts.audio": READERS,
+    "prompts.replace": ADMIN,
     # Reports (figures only, no personal data).
     "reports.index": frozenset({"admin", "supervisor", "auditor"}),
     # Call records.

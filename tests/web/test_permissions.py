@@ -25,6 +25,9 @@ ARGS: dict[str, dict[str, Any]] = {
     "staff.edit": {"user_id": None},  # the spare account
     "staff.reset_password": {"user_id": None},
     "auth.language": {"code": "zh_CN"},
+    # POSTed with no file: refused before anything is written.
+    "prompts.audio": {"lang": "zh", "name": "welcome"},
+    "prompts.replace": {"lang": "zh", "name": "welcome"},
 }
 
 
