@@ -9,7 +9,8 @@ first and deep pages of the policy, customer and call lists; searches are by pol
 number, holder name, status and product, salesperson, customer name, phone and ID digits,
 call number and date range. Then a CSV of ``import_rows`` new policies (new holders,
 every row valid) goes through the import form as a browser would post it, timed from the
-upload to the answer.
+upload to the answer (``import_seconds``); then another as .xlsx (``import_xlsx_seconds``;
+making the workbook is not timed).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from appliance.store.db import Store
 from web import create_app
 from web.accounts import hash_password
 from web.policy_import import COLUMNS
+from web.sheets import xlsx_bytes
 
 PASSWORD = "Bench-Password-1"
 
@@ -53,17 +55,21 @@ def _calls(db: Database, n: int, rng: random.Random, end: float) -> None:
         rows)
 
 
-def _import_csv(n: int, rng: random.Random) -> bytes:
-    out = io.StringIO()
-    w = csv.writer(out)
-    w.writerow([c.zh for c in COLUMNS])
+def _import_rows(n: int, rng: random.Random, prefix: str) -> list[list[Any]]:
+    rows: list[list[Any]] = [[c.zh for c in COLUMNS]]
     for i in range(n):
         born = date(1960, 1, 1) + timedelta(days=rng.randrange(365 * 40))
         first = f"310104{born:%Y%m%d}{rng.randrange(1000):03d}"
-        w.writerow([f"IMP{i:08d}", "TL20", f"导入{i}", first + id_checksum(first),
-                    rng.choice(PHONE_PREFIXES) + f"{rng.randrange(10**8):08d}", "", "",
-                    "有效", "100000", "235.00", "年缴", "20", "2026-06-01", "2027-06-01",
-                    f"{310001 + rng.randrange(20)}"])
+        rows.append([f"{prefix}{i:08d}", "TL20", f"导入{i}", first + id_checksum(first),
+                     rng.choice(PHONE_PREFIXES) + f"{rng.randrange(10**8):08d}", "", "",
+                     "有效", "100000", "235.00", "年缴", "20", "2026-06-01", "2027-06-01",
+                     f"{310001 + rng.randrange(20)}"])
+    return rows
+
+
+def _csv(rows: list[list[Any]]) -> bytes:
+    out = io.StringIO()
+    csv.writer(out).writerows(rows)
     return out.getvalue().encode("utf-8-sig")
 
 
@@ -140,16 +146,22 @@ def run_web_bench(policies: int = 100_000, calls: int = 500_000, rounds: int = 2
                     get(kind, url)
                     times.setdefault("search", []).append(times[kind][-1])
 
-            body = _import_csv(import_rows, rng)
-            t = time.perf_counter()
-            res = client.post("/policies/import", data={
-                "csrf_token": csrf, "file": (io.BytesIO(body), "policies.csv")},
-                content_type="multipart/form-data")
-            import_s = time.perf_counter() - t
-            imported = store.query("SELECT count(*) AS n FROM policies WHERE number >= 'IMP'"
-                                   " AND number < 'IMQ'")[0]["n"]
-            if res.status_code != 200 or imported != import_rows:
-                raise RuntimeError(f"import failed: HTTP {res.status_code}, {imported} rows")
+            def post(body: bytes, name: str, prefix: str) -> float:
+                t = time.perf_counter()
+                res = client.post("/policies/import", data={
+                    "csrf_token": csrf, "file": (io.BytesIO(body), name)},
+                    content_type="multipart/form-data")
+                seconds = time.perf_counter() - t
+                done = store.query("SELECT count(*) AS n FROM policies WHERE number >= ?"
+                                   " AND number < ?", [prefix, prefix + "~"])[0]["n"]
+                if res.status_code != 200 or done != import_rows:
+                    raise RuntimeError(f"{name} import failed: HTTP {res.status_code},"
+                                       f" {done} rows")
+                return seconds
+
+            import_s = post(_csv(_import_rows(import_rows, rng, "IMC")), "policies.csv", "IMC")
+            rows = _import_rows(import_rows, rng, "IMX")
+            import_xlsx_s = post(xlsx_bytes("保单", rows[0], rows[1:]), "policies.xlsx", "IMX")
             counts = store.query("SELECT (SELECT count(*) FROM policies) AS p,"
                                  " (SELECT count(*) FROM calls) AS c")[0]
         finally:
@@ -163,5 +175,5 @@ def run_web_bench(policies: int = 100_000, calls: int = 500_000, rounds: int = 2
         if kind not in ("list", "search"):
             result[f"{kind}_p95_ms"] = _p95(values)
     result.update(import_rows=import_rows, import_seconds=round(import_s, 2),
-                  policies_after_import=counts["p"])
+                  import_xlsx_seconds=round(import_xlsx_s, 2), policies_after_import=counts["p"])
     return result

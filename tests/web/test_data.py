@@ -236,3 +236,17 @@ def test_a_rate_table_import_replaces_the_whole_table_or_nothing(as_role: Any,
     assert res.status_code == 302
     assert quote(store, "ACC1", Decimal(100_000), age=30, term=1,
                  payment_mode="annual").premium == Decimal("240.00")
+
+
+def test_excel_typed_cells_dates_and_numbers_import_as_written(as_role: Any,
+                                                              store: Store) -> None:
+    from datetime import date as day
+
+    client, token = as_role("admin")
+    row = policy_row("X1", issued_on=day(2026, 1, 15), sum_insured=200000, premium=1234.5,
+                     holder_phone=13900001111, term=20, next_due_date=day(2027, 1, 15))
+    res = _upload(client, token, xlsx([HEADER, row]))
+    assert res.status_code == 200, res.get_data(as_text=True)
+    p = store.query("SELECT * FROM policies WHERE number = 'X1'")[0]
+    assert (p["issued_on"], p["next_due_date"], p["sum_insured_fen"], p["premium_fen"],
+            p["term"]) == ("2026-01-15", "2027-01-15", 20_000_000, 123_450, 20)
