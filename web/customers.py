@@ -5,10 +5,14 @@ the roles with ``see_phone``, and every list, view and export written to the aud
 from __future__ import annotations
 
 import time
+from datetime import date, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
-from flask import Blueprint, Response, abort, g, render_template, request
+from flask import Blueprint, Response, abort, current_app, g, render_template, request
+from flask_babel import gettext as _
 
+from appliance.insurance.cross_sell import Hint, Holding, hints
 from web import audit, permissions
 from web.db import mask_phone, prefix_range, store
 from web.paging import Page, capped_count_sql, page_number
@@ -51,15 +55,44 @@ def detail(customer_id: int) -> str:
     if not rows:
         abort(404)
     policies = store().query(
-        "SELECT p.number, p.product_code, pr.name_zh, pr.name_en, p.status, p.premium_fen,"
+        "SELECT p.number, p.product_code, pr.name_zh, pr.name_en, pr.kind, p.status,"
+        " p.premium_fen,"
         " p.next_due_date, CASE WHEN p.holder_id = ? THEN 'holder' ELSE 'insured' END AS part"
         " FROM policies p JOIN products pr ON pr.code = p.product_code"
         " WHERE p.holder_id = ? OR p.insured_id = ? ORDER BY p.number",
         [customer_id, customer_id, customer_id])
     audit.log("customer.view", str(customer_id))
     return render_template("customers/detail.html", c=rows[0], policies=policies,
+                           hints=_hints(rows[0], policies), hint_text=hint_text,
                            see_phone=permissions.can(g.user.role, "see_phone"),
                            mask_phone=mask_phone)
+
+
+def _hints(customer: dict[str, Any], policies: list[dict[str, Any]]) -> list[Hint]:
+    # The customer's own policies as holder; the first product of each kind is offered.
+    products: dict[str, str] = {}
+    for p in store().query("SELECT code, kind FROM products ORDER BY code"):
+        products.setdefault(p["kind"], p["code"])
+    held = [Holding(p["number"], p["kind"], p["status"],
+                    date.fromisoformat(p["next_due_date"]) if p["next_due_date"] else None)
+            for p in policies if p["part"] == "holder"]
+    birthday = date.fromisoformat(customer["birthday"]) if customer["birthday"] else None
+    tz = ZoneInfo(current_app.config["TIMEZONE"])
+    return hints(held, birthday=birthday, today=datetime.now(tz).date(),
+                 products_by_kind=products)
+
+
+def hint_text(hint: Hint) -> str:
+    return {"lapsed": _("Policy %(number)s has lapsed: offer reinstatement.",
+                        number=hint.policy_number),
+            "due_soon": _("Policy %(number)s has a premium due within 30 days: remind the "
+                          "customer.", number=hint.policy_number),
+            "add_critical_illness": _("Life cover but no critical-illness cover: offer "
+                                      "%(code)s.", code=hint.product_code),
+            "add_accident": _("Motor cover but no accident cover: offer %(code)s.",
+                              code=hint.product_code),
+            "add_term_life": _("No life cover yet: offer %(code)s.", code=hint.product_code),
+            }.get(hint.reason, hint.reason)
 
 
 @bp.route("/export")

@@ -250,3 +250,13 @@ def test_excel_typed_cells_dates_and_numbers_import_as_written(as_role: Any,
     p = store.query("SELECT * FROM policies WHERE number = 'X1'")[0]
     assert (p["issued_on"], p["next_due_date"], p["sum_insured_fen"], p["premium_fen"],
             p["term"]) == ("2026-01-15", "2027-01-15", 20_000_000, 123_450, 20)
+
+
+def test_a_customer_record_shows_service_and_cross_sell_hints(as_role: Any,
+                                                              store: Store) -> None:
+    row = store.query("SELECT p.number, p.holder_id FROM policies p JOIN products pr"
+                      " ON pr.code = p.product_code WHERE pr.kind = 'motor'"
+                      " AND p.status = 'lapsed' LIMIT 1")[0]
+    client, _ = as_role("agent")
+    html = client.get(f"/customers/{row['holder_id']}").get_data(as_text=True)
+    assert f"保单 {row['number']} 已失效：可建议办理复效。" in html
