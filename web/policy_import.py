@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import re
+import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
@@ -218,7 +219,13 @@ def validate(header: list[str], rows: Iterator[list[str]], products: set[str],
 
 def import_policies(store: Store, header: list[str], rows: Iterator[list[str]],
                     filename: str) -> ImportResult:
-    """Validate, then (only if every row is clean) write every row in one transaction."""
+    """Validate, then (only if every row is clean) write every row in one transaction.
+
+    The engine writes its call records to the same file, and waits at most the store's
+    busy timeout for the write lock; so the work of an import (matching holders against
+    the book, hashing ID numbers) is done first, on this thread, and the transaction only
+    inserts prepared rows.
+    """
     products = {r["code"] for r in store.query("SELECT code FROM products")}
     salespeople = {r["code"] for r in store.query("SELECT code FROM salespeople")}
     clean, report = validate(header, rows, products, salespeople)
@@ -227,73 +234,92 @@ def import_policies(store: Store, header: list[str], rows: Iterator[list[str]],
         return result
     audit_values = audit.audit_row("policy.import", filename, rows=len(clean))
 
+    # Holders and insured people: an existing customer (same name, same ID number) by id,
+    # or a new one by its index in `new_customers` (its id is given in the transaction).
+    known: dict[str, tuple[str, int]] = {}
+    new_customers: list[list[Any]] = []
+    phones: list[tuple[str, int]] = []
+
+    def read(db: Database) -> None:
+        for r in clean:
+            for who, phone in (("holder", r["phone"]), ("insured", None)):
+                if r[who] is None:
+                    continue
+                name, id_number = r[who]
+                if id_number in known:
+                    continue
+                for cid, salt, digest in db.execute(
+                        "SELECT id, id_salt, id_hash FROM customers"
+                        " WHERE id_last4 = ? AND name = ?", [id_number[-4:], name]):
+                    if id_matches(id_number, salt, digest):
+                        known[id_number] = ("old", cid)
+                        if phone:
+                            phones.append((phone, cid))
+                        break
+                else:
+                    salt, digest = hash_id_number(id_number)
+                    sex = "M" if int(id_number[16]) % 2 else "F"
+                    birthday = f"{id_number[6:10]}-{id_number[10:12]}-{id_number[12:14]}"
+                    known[id_number] = ("new", len(new_customers))
+                    new_customers.append([0, name, sex, birthday, phone, salt, digest,
+                                          mask_id_number(id_number), id_number[-4:]])
+
+    store.read(read)
+    numbers = [r["number"] for r in clean]
+    existing: set[str] = set()
+    for i in range(0, len(numbers), 500):
+        chunk = numbers[i:i + 500]
+        existing.update(r["number"] for r in store.query(
+            f"SELECT number FROM policies WHERE number IN ({','.join('?' * len(chunk))})",
+            chunk))
+
     def write(db: Database) -> tuple[int, int, int]:
-        next_id = db.execute("SELECT coalesce(max(id), 0) + 1 FROM customers").fetchone()[0]
-        known: dict[str, int] = {}
-        new_customers: list[tuple[Any, ...]] = []
-        phones: list[tuple[str, int]] = []
+        first_id = db.execute("SELECT coalesce(max(id), 0) + 1 FROM customers").fetchone()[0]
 
-        def customer(name: str, id_number: str, phone: str | None) -> int:
-            nonlocal next_id
-            if id_number in known:
-                return known[id_number]
-            for cid, salt, digest in db.execute(
-                    "SELECT id, id_salt, id_hash FROM customers WHERE id_last4 = ? AND name = ?",
-                    [id_number[-4:], name]):
-                if id_matches(id_number, salt, digest):
-                    known[id_number] = cid
-                    if phone:
-                        phones.append((phone, cid))
-                    return int(cid)
-            cid = next_id
-            next_id += 1
-            salt, digest = hash_id_number(id_number)
-            sex = "M" if int(id_number[16]) % 2 else "F"
-            birthday = f"{id_number[6:10]}-{id_number[10:12]}-{id_number[12:14]}"
-            new_customers.append((cid, name, sex, birthday, phone, salt, digest,
-                                  mask_id_number(id_number), id_number[-4:]))
-            known[id_number] = cid
-            return cid
+        def customer_id(id_number: str) -> int:
+            kind, value = known[id_number]
+            return int(value if kind == "old" else first_id + value)
 
+        for i, c in enumerate(new_customers):
+            c[0] = first_id + i
         policies = []
         for r in clean:
-            holder = customer(r["holder"][0], r["holder"][1], r["phone"])
-            insured = holder if r["insured"] is None else customer(
-                r["insured"][0], r["insured"][1], None)
+            holder = customer_id(r["holder"][1])
+            insured = holder if r["insured"] is None else customer_id(r["insured"][1])
             due_fen = r["premium"] if r["next_due_date"] else None
             policies.append((r["number"], r["product_code"], holder, insured, r["status"],
                              r["sum_insured"], r["premium"], r["payment_mode"], r["term"],
                              r["issued_on"], r["next_due_date"], due_fen,
                              r["salesperson_code"]))
-        existing = 0
-        numbers = [p[0] for p in policies]
-        for i in range(0, len(numbers), 500):
-            chunk = numbers[i:i + 500]
-            existing += db.execute(
-                f"SELECT count(*) FROM policies WHERE number IN ({','.join('?' * len(chunk))})",
-                chunk).fetchone()[0]
         db.conn.executemany(
             "INSERT INTO customers (id, name, sex, birthday, phone, id_salt, id_hash,"
             " id_masked, id_last4) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", new_customers)
         db.conn.executemany("UPDATE customers SET phone = ? WHERE id = ?", phones)
+        # New numbers are plain inserts (a number added since the check above makes the
+        # insert fail and the whole import roll back); known ones are updated.
         db.conn.executemany(
             "INSERT INTO policies (number, product_code, holder_id, insured_id, status,"
             " sum_insured_fen, premium_fen, payment_mode, term, issued_on, next_due_date,"
-            " next_due_fen, salesperson_code) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-            " ON CONFLICT (number) DO UPDATE SET product_code = excluded.product_code,"
-            " holder_id = excluded.holder_id, insured_id = excluded.insured_id,"
-            " status = excluded.status, sum_insured_fen = excluded.sum_insured_fen,"
-            " premium_fen = excluded.premium_fen, payment_mode = excluded.payment_mode,"
-            " term = excluded.term, issued_on = excluded.issued_on,"
-            " next_due_date = excluded.next_due_date, next_due_fen = excluded.next_due_fen,"
-            " salesperson_code = excluded.salesperson_code", policies)
-        created = len(policies) - existing
+            " next_due_fen, salesperson_code) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [p for p in policies if p[0] not in existing])
+        db.conn.executemany(
+            "UPDATE policies SET product_code = ?, holder_id = ?, insured_id = ?, status = ?,"
+            " sum_insured_fen = ?, premium_fen = ?, payment_mode = ?, term = ?, issued_on = ?,"
+            " next_due_date = ?, next_due_fen = ?, salesperson_code = ? WHERE number = ?",
+            [(*p[1:], p[0]) for p in policies if p[0] in existing])
+        created = len(policies) - len(existing)
         # The audit row commits with the rows it reports.
         audit_values[-1] = json.dumps({"rows": len(policies), "created": created,
-                                       "updated": existing,
+                                       "updated": len(existing),
                                        "customers_created": len(new_customers)})
         db.execute(audit.AUDIT_SQL, audit_values)
-        return created, existing, len(new_customers)
+        return created, len(existing), len(new_customers)
 
-    result.created, result.updated, result.customers_created = store.write(write)
+    try:
+        result.created, result.updated, result.customers_created = store.write(write)
+    except sqlite3.IntegrityError:
+        # Another import or an edit got in between the checks and the write: nothing was
+        # written; the same sheet will go in when uploaded again.
+        raise SheetError(_("The book changed while the sheet was being checked; nothing "
+                           "was imported. Upload the sheet again.")) from None
     return result
