@@ -55,6 +55,8 @@ ENDPOINTS: dict[str, frozenset[str]] = {
     "products.list": EVERYONE,
     "products.detail": EVERYONE,
     "products.quote_view": EVERYONE,
+    "products.create": MANAGERS,
+    "products.edit": MANAGERS,
     "products.rates_export": frozenset({"admin", "supervisor", "auditor"}),
     "products.rates_import": MANAGERS,
     # Voice prompts: listen (the staff who answer the callers), replace (admin).

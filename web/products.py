@@ -9,6 +9,7 @@ whole (it must load as a :class:`~appliance.insurance.quote.RateTable`) have bee
 from __future__ import annotations
 
 import json
+import re
 import time
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -19,6 +20,7 @@ from flask_babel import gettext as _
 from sqlite_utils import Database
 
 from appliance.insurance.quote import (
+    KINDS,
     PAYMENT_MODES,
     Quote,
     RateRow,
@@ -83,6 +85,101 @@ def detail(code: str) -> ResponseReturnValue:
     rates = store().query("SELECT * FROM rates WHERE product_code = ? ORDER BY id", [code])
     return render_template("products/detail.html", p=p, rates=rates, columns=RATE_COLUMNS,
                            column_label=column_label)
+
+
+_CODE = re.compile(r"^[A-Z0-9]{2,16}$")
+
+
+def _product_form(existing: dict[str, Any] | None) -> tuple[dict[str, Any], dict[str, str]]:
+    """The product fields from the form, and the problems by field."""
+    f: dict[str, Any] = {k: request.form.get(k, "").strip() for k in
+         ("code", "name_zh", "name_en", "kind", "clauses_zh", "clauses_en", "min_sum",
+          "max_sum")}
+    errors: dict[str, str] = {}
+    if existing is None:
+        f["code"] = f["code"].upper()
+        if not _CODE.match(f["code"]):
+            errors["code"] = _("must be 2–16 capital letters or digits")
+        elif store().query("SELECT 1 FROM products WHERE code = ?", [f["code"]]):
+            errors["code"] = _("is taken")
+    else:
+        f["code"] = existing["code"]
+        f["kind"] = existing["kind"]  # the rate table's shape depends on it
+    for k in ("name_zh", "name_en"):
+        if not f[k] or len(f[k]) > 60:
+            errors[k] = _("is required (at most 60 characters)")
+    if f["kind"] not in KINDS:
+        errors["kind"] = _("Choose a kind.")
+    for k in ("clauses_zh", "clauses_en"):
+        if len(f[k]) > 5000:
+            errors[k] = _("is longer than 5000 characters")
+    for k in ("min_sum", "max_sum"):
+        try:
+            amount = Decimal(f[k].replace(",", ""))
+            if not amount.is_finite() or amount <= 0 or amount != round_fen(amount):
+                raise InvalidOperation
+            f[k + "_fen"] = to_fen(amount)
+        except InvalidOperation:
+            errors[k] = _("must be a positive amount of at most two decimal places")
+    if not errors and f["min_sum_fen"] > f["max_sum_fen"]:
+        errors["max_sum"] = _("is below the lowest sum insured")
+    return f, errors
+
+
+_PRODUCT_FIELDS = ("name_zh", "name_en", "kind", "clauses_zh", "clauses_en", "min_sum_fen",
+                   "max_sum_fen")
+
+
+@bp.route("/new", methods=["GET", "POST"])
+def create() -> ResponseReturnValue:
+    form: dict[str, Any] = {"kind": "term_life"}
+    errors: dict[str, str] = {}
+    if request.method == "POST":
+        form, errors = _product_form(None)
+        if not errors:
+            values = [form["code"], *(form[k] for k in _PRODUCT_FIELDS)]
+            entry = audit.audit_row("product.create", form["code"],
+                                    **{k: form[k] for k in _PRODUCT_FIELDS})
+
+            def add(db: Database) -> None:
+                db.execute("INSERT INTO products (code, name_zh, name_en, kind, clauses_zh,"
+                           " clauses_en, min_sum_fen, max_sum_fen)"
+                           " VALUES (?, ?, ?, ?, ?, ?, ?, ?)", values)
+                audit.insert(db, entry)
+
+            store().write(add)
+            flash(_("Product %(code)s created. Import its rate table before it can be "
+                    "quoted.", code=form["code"]))
+            return redirect(url_for("products.detail", code=form["code"]))
+    return render_template("products/edit.html", form=form, errors=errors, new=True,
+                           kinds=KINDS), 400 if errors else 200
+
+
+@bp.route("/<code>/edit", methods=["GET", "POST"])
+def edit(code: str) -> ResponseReturnValue:
+    p = _product(code)
+    form: dict[str, Any] = {**p, "min_sum": f"{p['min_sum_fen'] / 100:.2f}",
+                            "max_sum": f"{p['max_sum_fen'] / 100:.2f}"}
+    errors: dict[str, str] = {}
+    if request.method == "POST":
+        form, errors = _product_form(p)
+        if not errors:
+            before = {k: p[k] for k in _PRODUCT_FIELDS if p[k] != form[k]}
+            after = {k: form[k] for k in before}
+            entry = audit.audit_row("product.edit", code, before=before, after=after)
+            values = [*(form[k] for k in _PRODUCT_FIELDS if k != "kind"), code]
+
+            def save(db: Database) -> None:
+                db.execute("UPDATE products SET name_zh = ?, name_en = ?, clauses_zh = ?,"
+                           " clauses_en = ?, min_sum_fen = ?, max_sum_fen = ? WHERE code = ?",
+                           values)
+                audit.insert(db, entry)
+
+            store().write(save)
+            flash(_("Product %(code)s saved.", code=code))
+            return redirect(url_for("products.detail", code=code))
+    return render_template("products/edit.html", form=form, errors=errors, new=False,
+                           kinds=KINDS), 400 if errors else 200
 
 
 def _int(name: str) -> int | None:

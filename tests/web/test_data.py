@@ -260,3 +260,31 @@ def test_a_customer_record_shows_service_and_cross_sell_hints(as_role: Any,
     client, _ = as_role("agent")
     html = client.get(f"/customers/{row['holder_id']}").get_data(as_text=True)
     assert f"保单 {row['number']} 已失效：可建议办理复效。" in html
+
+
+def test_products_are_created_and_edited_with_their_fields_checked(as_role: Any,
+                                                                   store: Store) -> None:
+    client, token = as_role("supervisor")
+    bad = client.post("/products/new", data={
+        "csrf_token": token, "code": "tl20", "name_zh": "", "name_en": "X", "kind": "pets",
+        "min_sum": "100", "max_sum": "50"})
+    html = bad.get_data(as_text=True)
+    assert bad.status_code == 400 and "已被使用" in html and "请选择类别" in html
+    assert not store.query("SELECT 1 FROM products WHERE name_en = 'X'")
+    res = client.post("/products/new", data={
+        "csrf_token": token, "code": "hl1", "name_zh": "住院医疗保险",
+        "name_en": "Hospital Cover", "kind": "accident", "clauses_zh": "住院费用按比例给付。",
+        "clauses_en": "", "min_sum": "10000", "max_sum": "200000"})
+    assert res.status_code == 302
+    p = store.query("SELECT * FROM products WHERE code = 'HL1'")[0]
+    assert (p["kind"], p["min_sum_fen"], p["max_sum_fen"]) == ("accident", 1_000_000, 20_000_000)
+    res = client.post("/products/HL1/edit", data={
+        "csrf_token": token, "name_zh": "住院医疗保险（升级版）", "name_en": "Hospital Cover",
+        "kind": "motor", "clauses_zh": "", "clauses_en": "", "min_sum": "10000",
+        "max_sum": "300000"})
+    assert res.status_code == 302
+    p = store.query("SELECT * FROM products WHERE code = 'HL1'")[0]
+    assert (p["name_zh"], p["kind"], p["max_sum_fen"]) == ("住院医疗保险（升级版）", "accident",
+                                                           30_000_000)
+    entry = store.query("SELECT detail FROM audit_log WHERE action = 'product.edit'")[0]
+    assert json.loads(entry["detail"])["before"]["max_sum_fen"] == 20_000_000
