@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+import os
 import re
 import sqlite3
+import tempfile
+import time
 from typing import Any
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    abort,
+    flash,
+    redirect,
+    render_template,
+    request,
+    send_file,
+    url_for,
+)
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from sqlite_utils import Database
@@ -131,3 +143,30 @@ def audit_view() -> ResponseReturnValue:
                          " OFFSET ?", [*params, (number - 1) * 100])
     return render_template("staff/audit.html", rows=rows, page=Page(number, 100, total),
                            form=dict(user=who, action=action))
+
+
+@bp.route("/backup")
+def backup() -> ResponseReturnValue:
+    """A consistent copy of the whole database (SQLite's online backup, so the engine keeps
+    writing meanwhile), to download. It holds personal data: admin only, and audited."""
+    source = store().path
+    fd, name = tempfile.mkstemp(prefix="backup-", suffix=".db", dir=source.parent)
+    os.close(fd)
+    try:
+        src = sqlite3.connect(source.resolve().as_uri() + "?mode=ro", uri=True)
+        dst = sqlite3.connect(name)
+        try:
+            with dst:
+                src.backup(dst)
+        finally:
+            src.close()
+            dst.close()
+        size = os.path.getsize(name)
+        audit.log("database.backup", source.name, bytes=size)
+        # Open, then unlink: the download reads the open file and nothing is left behind,
+        # however the response ends.
+        copy = open(name, "rb")  # noqa: SIM115 - closed by the response
+    finally:
+        os.unlink(name)
+    return send_file(copy, mimetype="application/vnd.sqlite3", as_attachment=True,
+                     download_name=f"appliance-{time.strftime('%Y%m%d-%H%M%S')}.db")

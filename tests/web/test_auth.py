@@ -124,3 +124,21 @@ def test_pages_are_chinese_by_default_and_english_on_request(app: Flask, as_role
     client.post("/language/en", data={"csrf_token": token, "next": "/policies/"})
     html = client.get("/policies/").get_data(as_text=True)
     assert "Policy number" in html and "保单号" not in html
+
+
+def test_an_admin_downloads_a_consistent_backup_and_it_is_audited(as_role: Any,
+                                                                  data_dir: Any) -> None:
+    import sqlite3
+
+    client, _ = as_role("admin")
+    res = client.get("/staff/backup")
+    assert res.status_code == 200 and res.data[:16] == b"SQLite format 3\x00"
+    res.close()
+    copy = data_dir / "copy.db"
+    copy.write_bytes(res.data)
+    with sqlite3.connect(copy) as db:
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        assert db.execute("SELECT count(*) FROM policies").fetchone()[0] == 300
+    assert not list(data_dir.glob("backup-*.db"))  # the temporary copy is gone
+    store = client.application.extensions["appliance_store"]
+    assert store.query("SELECT action FROM audit_log WHERE action = 'database.backup'")

@@ -76,6 +76,7 @@ def test_each_role_gets_exactly_the_routes_the_matrix_gives_it(app: Flask, as_ro
     for endpoint, method, url in _routes(app):
         res = (client.get(url) if method == "GET"
                else client.post(url, data={"csrf_token": token}))
+        res.close()  # a download's file is closed (and a backup's temporary copy removed)
         allowed = permissions.allowed(endpoint, role)
         ok = res.status_code != 403 if allowed else res.status_code == 403
         if not ok or res.status_code in (401, 500):
