@@ -79,6 +79,7 @@ def create_app(data: Path, test_config: dict[str, Any] | None = None,
         auth,
         calls,
         customers,
+        flows,
         home,
         policies,
         products,
@@ -89,15 +90,18 @@ def create_app(data: Path, test_config: dict[str, Any] | None = None,
     )
 
     for module in (auth, home, staff, policies, salespeople, customers, products, calls,
-                   prompts, reports):
+                   prompts, flows, reports):
         app.register_blueprint(module.bp)
     permissions.check_matrix(rule.endpoint for rule in app.url_map.iter_rules())
 
     app.before_request(_guard)
     app.after_request(_headers)
     app.register_error_handler(HTTPException, _error_page)
+    from web.prompts import language_name
+
     app.jinja_env.globals.update(csrf_token=csrf_token, LANGUAGES=LANGUAGES, can_see=_can_see,
-                                 may=_may, role_name=role_name, page_lang=_locale)
+                                 may=_may, role_name=role_name, page_lang=_locale,
+                                 language_name=language_name)
     app.jinja_env.filters["when"] = _when
     app.jinja_env.filters["yuan"] = _yuan
     return app

@@ -64,6 +64,9 @@ ENDPOINTS: dict[str, frozenset[str]] = {
     "prompts.list": READERS,
     "prompts.audio": READERS,
     "prompts.replace": ADMIN,
+    # The IVR flow: read it (the staff who answer the callers), check a document.
+    "flows.view": READERS,
+    "flows.check": MANAGERS,
     # Reports (figures only, no personal data).
     "reports.index": frozenset({"admin", "supervisor", "auditor"}),
     # Call records.
