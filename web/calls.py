@@ -4,7 +4,6 @@ every list and export is audited."""
 
 from __future__ import annotations
 
-import time
 from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -14,8 +13,8 @@ from flask_babel import gettext as _
 
 from web import audit, permissions
 from web.db import mask_phone, prefix_range, store
-from web.paging import Page, capped_count_sql, page_number
-from web.sheets import csv_stream
+from web.paging import page_number, read_page
+from web.sheets import download
 
 bp = Blueprint("calls", __name__, url_prefix="/calls")
 
@@ -63,19 +62,12 @@ def _filters() -> tuple[str, list[Any], dict[str, str], str | None]:
 def call_list() -> str:
     clause, params, form, error = _filters()
     number = page_number()
-    size = 50
-
-    def fetch(db: Any) -> tuple[int, list[dict[str, Any]]]:
-        total = db.execute(capped_count_sql(f"SELECT 1 FROM calls {clause}"),
-                           params).fetchone()[0]
-        rows = list(db.query(f"SELECT * FROM calls {clause} ORDER BY started_at DESC"
-                             " LIMIT ? OFFSET ?", [*params, size, (number - 1) * size]))
-        return total, rows
-
-    total, rows = store().read(fetch)
+    page, rows = read_page(store(), f"SELECT 1 FROM calls {clause}",
+                           f"SELECT * FROM calls {clause} ORDER BY started_at DESC"
+                           " LIMIT ? OFFSET ?", params, number)
     audit.log("call.list", "", **form, page=number, shown=len(rows))
     return render_template("calls/list.html", rows=rows, form=form, error=error,
-                           page=Page(number, size, total),
+                           page=page,
                            see_phone=permissions.can(g.user.role, "see_phone"),
                            mask_phone=mask_phone)
 
@@ -120,6 +112,4 @@ def export() -> Response:
                 return
             last = (chunk[-1]["started_at"], chunk[-1]["call_id"])
 
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    return Response(csv_stream(HEADER, rows()), mimetype="text/csv; charset=utf-8",
-                    headers={"Content-Disposition": f"attachment; filename=calls-{stamp}.csv"})
+    return download("csv", "calls", "", HEADER, rows())

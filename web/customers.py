@@ -4,7 +4,6 @@ the roles with ``see_phone``, and every list, view and export written to the aud
 
 from __future__ import annotations
 
-import time
 from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -15,8 +14,8 @@ from flask_babel import gettext as _
 from appliance.insurance.cross_sell import Hint, Holding, hints
 from web import audit, permissions
 from web.db import mask_phone, prefix_range, store
-from web.paging import Page, capped_count_sql, page_number
-from web.sheets import csv_stream, xlsx_bytes
+from web.paging import page_number, read_page
+from web.sheets import download
 
 bp = Blueprint("customers", __name__, url_prefix="/customers")
 
@@ -38,12 +37,11 @@ def _filters() -> tuple[str, list[Any], str]:
 def customer_list() -> str:
     clause, params, q = _filters()
     number = page_number()
-    total = store().query(capped_count_sql(f"SELECT 1 FROM customers {clause}"), params)[0]["n"]
-    rows = store().query(f"SELECT id, name, sex, birthday, phone, id_masked FROM customers"
-                         f" {clause} ORDER BY id LIMIT 50 OFFSET ?",
-                         [*params, (number - 1) * 50])
+    page, rows = read_page(store(), f"SELECT 1 FROM customers {clause}",
+                           f"SELECT id, name, sex, birthday, phone, id_masked FROM customers"
+                           f" {clause} ORDER BY id LIMIT ? OFFSET ?", params, number)
     audit.log("customer.list", "", q=q, page=number, shown=len(rows))
-    return render_template("customers/list.html", rows=rows, q=q, page=Page(number, 50, total),
+    return render_template("customers/list.html", rows=rows, q=q, page=page,
                            see_phone=permissions.can(g.user.role, "see_phone"),
                            mask_phone=mask_phone)
 
@@ -119,12 +117,4 @@ def export() -> Response:
                 return
             last = chunk[-1]["id"]
 
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    if fmt == "xlsx":
-        return Response(xlsx_bytes("客户", header, rows()),
-                        mimetype="application/vnd.openxmlformats-officedocument."
-                                 "spreadsheetml.sheet",
-                        headers={"Content-Disposition":
-                                 f"attachment; filename=customers-{stamp}.xlsx"})
-    return Response(csv_stream(header, rows()), mimetype="text/csv; charset=utf-8",
-                    headers={"Content-Disposition": f"attachment; filename=customers-{stamp}.csv"})
+    return download(fmt, "customers", "客户", header, rows())

@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
-from flask import Blueprint, Response, abort, g, render_template, request
+from flask import Blueprint, abort, g, render_template, request
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 
 from appliance.store.db import Store
 from web import audit, permissions
 from web.db import mask_phone, prefix_range, store
-from web.paging import Page, capped_count_sql, page_number
+from web.paging import page_number, read_page
 from web.policy_import import COLUMNS, SHEET_NAMES, import_policies
-from web.sheets import SheetError, column_label, csv_stream, read_sheet, xlsx_bytes
+from web.sheets import SheetError, column_label, download, read_sheet
 
 bp = Blueprint("policies", __name__, url_prefix="/policies")
 
@@ -80,23 +79,16 @@ _SELECT = """
 def policy_list() -> ResponseReturnValue:
     clause, params, form = _filters()
     number = page_number()
-    size = 50
-
-    def fetch(db: Any) -> tuple[int, list[dict[str, Any]]]:
-        total = db.execute(capped_count_sql(f"SELECT 1 FROM policies p {clause}"),
-                           params).fetchone()[0]
-        # The page's numbers first, from the index alone: OFFSET then skips index
-        # entries, not joined rows (page 1000 of 100 000 policies: 190 ms → a few ms).
-        rows = list(db.query(f"{_SELECT} WHERE p.number IN (SELECT p.number FROM policies p"
-                             f" {clause} ORDER BY p.number LIMIT ? OFFSET ?)"
-                             " ORDER BY p.number", [*params, size, (number - 1) * size]))
-        return total, rows
-
-    total, rows = store().read(fetch)
+    # The page's numbers first, from the index alone: OFFSET then skips index entries,
+    # not joined rows (page 1000 of 100 000 policies: 190 ms → a few ms).
+    page, rows = read_page(store(), f"SELECT 1 FROM policies p {clause}",
+                           f"{_SELECT} WHERE p.number IN (SELECT p.number FROM policies p"
+                           f" {clause} ORDER BY p.number LIMIT ? OFFSET ?) ORDER BY p.number",
+                           params, number)
     audit.log("policy.list", "", **form, page=number, shown=len(rows))  # holders' names
     products = store().query("SELECT code, name_zh, name_en FROM products ORDER BY code")
     return render_template("policies/list.html", rows=rows, form=form, products=products,
-                           page=Page(number, size, total), statuses=STATUS_CODES,
+                           page=page, statuses=STATUS_CODES,
                            see_phone=permissions.can(g.user.role, "see_phone"),
                            mask_phone=mask_phone)
 
@@ -146,16 +138,8 @@ def export() -> ResponseReturnValue:
     fmt = request.args.get("format", "csv")
     see_phone = permissions.can(g.user.role, "see_phone")
     audit.log("policy.export", "", format=fmt, **form)
-    stamp = time.strftime("%Y%m%d-%H%M%S")
     rows = _export_rows(store(), clause, params, see_phone)
-    if fmt == "xlsx":
-        return Response(xlsx_bytes("保单", EXPORT_HEADER, rows),
-                         mimetype="application/vnd.openxmlformats-officedocument."
-                                  "spreadsheetml.sheet",
-                         headers={"Content-Disposition":
-                                  f"attachment; filename=policies-{stamp}.xlsx"})
-    return Response(csv_stream(EXPORT_HEADER, rows), mimetype="text/csv; charset=utf-8",
-                    headers={"Content-Disposition": f"attachment; filename=policies-{stamp}.csv"})
+    return download(fmt, "policies", "保单", EXPORT_HEADER, rows)
 
 
 @bp.route("/import")
@@ -181,6 +165,4 @@ def import_upload() -> ResponseReturnValue:
 
 @bp.route("/import/template.xlsx")
 def template() -> ResponseReturnValue:
-    return Response(xlsx_bytes("保单", [c.zh for c in COLUMNS], []),
-                    mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-                    headers={"Content-Disposition": "attachment; filename=policies-template.xlsx"})
+    return download("xlsx", "policies-template.xlsx", "保单", [c.zh for c in COLUMNS], [])

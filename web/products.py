@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from sqlite_utils import Database
@@ -40,9 +39,8 @@ from web.sheets import (
     SheetError,
     blank,
     column_label,
-    csv_stream,
+    download,
     read_sheet,
-    xlsx_bytes,
 )
 
 bp = Blueprint("products", __name__, url_prefix="/products")
@@ -250,16 +248,7 @@ def rates_export(code: str, fmt: str) -> ResponseReturnValue:
                                    [code])]
     rows = [tuple("" if v is None else v for v in r) for r in raw]
     audit.log("rates.export", code, format=fmt)
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    if fmt == "xlsx":
-        return Response(xlsx_bytes(code, header, rows),
-                        mimetype="application/vnd.openxmlformats-officedocument."
-                                 "spreadsheetml.sheet",
-                        headers={"Content-Disposition":
-                                 f"attachment; filename=rates-{code}-{stamp}.xlsx"})
-    return Response(csv_stream(header, rows), mimetype="text/csv; charset=utf-8",
-                    headers={"Content-Disposition":
-                             f"attachment; filename=rates-{code}-{stamp}.csv"})
+    return download(fmt, f"rates-{code}", code, header, rows)
 
 
 def _parse_rate_row(n: int, v: dict[str, str], label: dict[str, str],

@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import re
 import secrets
-import time
 from typing import Any
 
-from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from sqlite_utils import Database
@@ -21,7 +20,7 @@ from sqlite_utils import Database
 from appliance.insurance.hashing import hash_pin
 from web import audit
 from web.db import prefix_range, store
-from web.paging import Page, capped_count_sql, page_number
+from web.paging import page_number, read_page
 from web.sheets import (
     Column,
     Columns,
@@ -29,9 +28,8 @@ from web.sheets import (
     SheetError,
     blank,
     column_label,
-    csv_stream,
+    download,
     read_sheet,
-    xlsx_bytes,
 )
 
 bp = Blueprint("salespeople", __name__, url_prefix="/salespeople")
@@ -72,13 +70,16 @@ def salesperson_list() -> ResponseReturnValue:
         lo, hi = prefix_range(q)
         where = "WHERE (code >= ? AND code < ?) OR (name >= ? AND name < ?) OR branch = ?"
         params = [lo, hi, lo, hi, q]
-    number = page_number()
-    total = store().query(capped_count_sql(f"SELECT 1 FROM salespeople {where}"), params)[0]["n"]
-    rows = store().query(f"SELECT code, name, branch, licence_no, licence_status, phone, locked,"
-                         f" failed_pins FROM salespeople {where} ORDER BY code LIMIT 50 OFFSET ?",
-                         [*params, (number - 1) * 50])
+    return _render_list(q, where, params, page_number())
+
+
+def _render_list(q: str, where: str, params: list[Any], number: int, **extra: Any) -> str:
+    page, rows = read_page(store(), f"SELECT 1 FROM salespeople {where}",
+                           f"SELECT code, name, branch, licence_no, licence_status, phone,"
+                           f" locked, failed_pins FROM salespeople {where} ORDER BY code"
+                           " LIMIT ? OFFSET ?", params, number)
     return render_template("salespeople/list.html", rows=rows, q=q, columns=COLUMNS,
-                           column_label=column_label, page=Page(number, 50, total))
+                           column_label=column_label, page=page, **extra)
 
 
 def _get(code: str) -> dict[str, Any]:
@@ -155,24 +156,13 @@ def export() -> ResponseReturnValue:
         "SELECT code, name, branch, licence_no, licence_status, phone FROM salespeople"
         " ORDER BY code")]
     audit.log("salesperson.export", "", format=fmt, rows=len(rows))
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    if fmt == "xlsx":
-        return Response(xlsx_bytes("业务员", EXPORT_HEADER, rows),
-                        mimetype="application/vnd.openxmlformats-officedocument."
-                                 "spreadsheetml.sheet",
-                        headers={"Content-Disposition":
-                                 f"attachment; filename=salespeople-{stamp}.xlsx"})
-    return Response(csv_stream(EXPORT_HEADER, rows), mimetype="text/csv; charset=utf-8",
-                    headers={"Content-Disposition":
-                             f"attachment; filename=salespeople-{stamp}.csv"})
+    return download(fmt, "salespeople", "业务员", EXPORT_HEADER, rows)
 
 
 @bp.route("/template.xlsx")
 def template() -> ResponseReturnValue:
-    return Response(xlsx_bytes("业务员", [c.zh for c in COLUMNS], []),
-                    mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-                    headers={"Content-Disposition":
-                             "attachment; filename=salespeople-template.xlsx"})
+    return download("xlsx", "salespeople-template.xlsx", "业务员", [c.zh for c in COLUMNS],
+                    [])
 
 
 @bp.route("/import", methods=["POST"])
@@ -246,8 +236,4 @@ def import_upload() -> ResponseReturnValue:
 
 
 def _list_with(**extra: Any) -> str:
-    rows = store().query("SELECT code, name, branch, licence_no, licence_status, phone, locked,"
-                         " failed_pins FROM salespeople ORDER BY code LIMIT 50")
-    total = store().query(capped_count_sql("SELECT 1 FROM salespeople"))[0]["n"]
-    return render_template("salespeople/list.html", rows=rows, q="", columns=COLUMNS,
-                           column_label=column_label, page=Page(1, 50, total), **extra)
+    return _render_list("", "", [], 1, **extra)

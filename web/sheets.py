@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import csv
 import io
+import time
 import zipfile
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from flask import Response
 from flask_babel import get_locale
 from flask_babel import gettext as _
 from werkzeug.datastructures import FileStorage
@@ -216,3 +218,22 @@ def xlsx_bytes(sheet: str, header: Sequence[str], rows: Iterable[Sequence[Any]])
     out = io.BytesIO()
     wb.save(out)
     return out.getvalue()
+
+
+XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+def download(fmt: str, name: str, sheet: str, header: Sequence[str],
+             rows: Iterable[Sequence[Any]]) -> Response:
+    """An export as a download: ``name-<time>.xlsx`` (built whole: openpyxl writes a zip)
+    or ``name-<time>.csv`` (streamed). ``name`` ending in ``.xlsx`` is used as it is."""
+    if name.endswith(".xlsx"):
+        filename, fmt = name, "xlsx"
+    else:
+        filename = f"{name}-{time.strftime('%Y%m%d-%H%M%S')}.{'xlsx' if fmt == 'xlsx' else 'csv'}"
+    disposition = {"Content-Disposition": f"attachment; filename={filename}"}
+    if fmt == "xlsx":
+        return Response(xlsx_bytes(sheet, header, rows), mimetype=XLSX_TYPE,
+                        headers=disposition)
+    return Response(csv_stream(header, rows), mimetype="text/csv; charset=utf-8",
+                    headers=disposition)

@@ -26,7 +26,7 @@ from sqlite_utils import Database
 from web import audit
 from web.accounts import create_user, generate_password, hash_password, set_password
 from web.db import store
-from web.paging import Page, capped_count_sql, page_number
+from web.paging import page_number, read_page
 from web.permissions import ROLES
 
 bp = Blueprint("staff", __name__, url_prefix="/staff")
@@ -138,10 +138,10 @@ def audit_view() -> ResponseReturnValue:
         params += [action, action + "\U0010ffff"]
     clause = ("WHERE " + " AND ".join(where)) if where else ""
     number = page_number()
-    total = store().query(capped_count_sql(f"SELECT 1 FROM audit_log {clause}"), params)[0]["n"]
-    rows = store().query(f"SELECT * FROM audit_log {clause} ORDER BY id DESC LIMIT 100"
-                         " OFFSET ?", [*params, (number - 1) * 100])
-    return render_template("staff/audit.html", rows=rows, page=Page(number, 100, total),
+    page, rows = read_page(store(), f"SELECT 1 FROM audit_log {clause}",
+                           f"SELECT * FROM audit_log {clause} ORDER BY id DESC LIMIT ? OFFSET ?",
+                           params, number, size=100)
+    return render_template("staff/audit.html", rows=rows, page=page,
                            form=dict(user=who, action=action))
 
 
