@@ -35,8 +35,10 @@ ENDPOINTS: dict[str, frozenset[str]] = {
     "staff.backup": ADMIN,
     "staff.audit_view": frozenset({"admin", "auditor"}),
     # Policies.
-    "policies.list": READERS | {"salesperson"},
-    "policies.detail": READERS | {"salesperson"},
+    # Not salespeople: the book is every salesperson's customers; a salesperson hears
+    # their own figures by phone and quotes here.
+    "policies.list": READERS,
+    "policies.detail": READERS,
     "policies.export": frozenset({"admin", "supervisor", "auditor"}),
     "policies.import_form": MANAGERS,
     "policies.import_upload": MANAGERS,
