@@ -137,14 +137,19 @@ def _guard() -> Response | None:
     user_id = session.get("user_id")
     user = get_user(_store(), int(user_id)) if user_id else None
     now = time.time()
+    # The cookie's own expiry is the browser's to honour; these checks are the server's,
+    # so a copied cookie dies as the session would.
+    login_at = float(session.get("login_at", 0))
     if (user is None or not user.active
             or session.get("pwv") != user.password_version
-            or now - float(session.get("login_at", 0)) > MAX_SESSION_HOURS * 3600):
+            or now - login_at > MAX_SESSION_HOURS * 3600
+            or now - float(session.get("seen_at", login_at)) > IDLE_MINUTES * 60):
         session.pop("user_id", None)
         if request.method == "GET" and endpoint:
             return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
         abort(401)
     g.user = user
+    session["seen_at"] = now
     if user.must_change and endpoint not in permissions.ANY_USER:
         return redirect(url_for("auth.password"))
     if not permissions.allowed(endpoint, user.role):

@@ -8,7 +8,7 @@ from flask import Flask
 
 from appliance.store.db import Store
 from tests.web.conftest import PASSWORD, csrf_of, login
-from web import MAX_SESSION_HOURS
+from web import IDLE_MINUTES, MAX_SESSION_HOURS
 from web.accounts import MAX_FAILURES_PER_USER, ensure_first_admin
 
 
@@ -77,8 +77,15 @@ def test_sessions_expire_and_end_when_the_password_changes(app: Flask, as_role: 
         sess["login_at"] = sess["login_at"] - MAX_SESSION_HOURS * 3600 - 1
     res = client.get("/policies/")
     assert res.status_code == 302 and "/login" in res.location
-    # Idle expiry is the cookie's: the session is permanent with a 30-minute lifetime.
-    assert app.permanent_session_lifetime.total_seconds() == 30 * 60
+    # Idle for longer than 30 minutes: the server refuses the session too, not only the
+    # browser's cookie expiry.
+    client, _ = as_role("supervisor")
+    assert client.get("/policies/").status_code == 200
+    with client.session_transaction() as sess:
+        sess["seen_at"] = sess["seen_at"] - IDLE_MINUTES * 60 - 1
+    res = client.get("/policies/")
+    assert res.status_code == 302 and "/login" in res.location
+    assert app.permanent_session_lifetime.total_seconds() == IDLE_MINUTES * 60
 
     a = app.test_client()
     login(a, "spare")
