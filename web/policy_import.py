@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal, InvalidOperation
@@ -70,6 +70,57 @@ class ImportResult:
     @property
     def ok(self) -> bool:
         return not self.report.problems
+
+
+class CustomerPlan:
+    """The people of an import, matched against the book before its transaction: an
+    existing customer (same name, same ID number) by id, a new one by its place in
+    :attr:`new` (given an id by :meth:`insert`, in the transaction). ID numbers are hashed
+    here, off the store's writer."""
+
+    def __init__(self) -> None:
+        self.known: dict[str, tuple[str, int]] = {}
+        self.new: list[list[Any]] = []
+        self.phones: list[tuple[str, int]] = []  # new phone numbers of known customers
+
+    def add(self, db: Database, name: str, id_number: str, phone: str | None) -> None:
+        """In a read: match or plan one person (the first row naming an ID number wins)."""
+        if id_number in self.known:
+            return
+        for cid, salt, digest in db.execute(
+                "SELECT id, id_salt, id_hash FROM customers WHERE id_last4 = ? AND name = ?",
+                [id_number[-4:], name]):
+            if id_matches(id_number, salt, digest):
+                self.known[id_number] = ("old", cid)
+                if phone:
+                    self.phones.append((phone, cid))
+                return
+        salt, digest = hash_id_number(id_number)
+        sex = "M" if int(id_number[16]) % 2 else "F"  # GB 11643: odd 17th digit for men
+        birthday = f"{id_number[6:10]}-{id_number[10:12]}-{id_number[12:14]}"
+        self.known[id_number] = ("new", len(self.new))
+        self.new.append([0, name, sex, birthday, phone, salt, digest, mask_id_number(id_number),
+                         id_number[-4:]])
+
+    @property
+    def matched(self) -> int:
+        return sum(1 for kind, _ in self.known.values() if kind == "old")
+
+    def insert(self, db: Database) -> Callable[[str], int]:
+        """In the write: insert the new customers, update phones; return id_number → id."""
+        first_id = db.execute("SELECT coalesce(max(id), 0) + 1 FROM customers").fetchone()[0]
+        for i, c in enumerate(self.new):
+            c[0] = first_id + i
+        db.conn.executemany(
+            "INSERT INTO customers (id, name, sex, birthday, phone, id_salt, id_hash,"
+            " id_masked, id_last4) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", self.new)
+        db.conn.executemany("UPDATE customers SET phone = ? WHERE id = ?", self.phones)
+
+        def customer_id(id_number: str) -> int:
+            kind, value = self.known[id_number]
+            return int(value if kind == "old" else first_id + value)
+
+        return customer_id
 
 
 def parse_id(text: str) -> tuple[str | None, str | None]:
@@ -234,37 +285,17 @@ def import_policies(store: Store, header: list[str], rows: Iterator[list[str]],
         return result
     audit_values = audit.audit_row("policy.import", filename, rows=len(clean))
 
-    # Holders and insured people: an existing customer (same name, same ID number) by id,
-    # or a new one by its index in `new_customers` (its id is given in the transaction).
-    known: dict[str, tuple[str, int]] = {}
-    new_customers: list[list[Any]] = []
-    phones: list[tuple[str, int]] = []
+    people = CustomerPlan()
 
-    def read(db: Database) -> None:
+    def match(db: Database) -> None:
         for r in clean:
-            for who, phone in (("holder", r["phone"]), ("insured", None)):
-                if r[who] is None:
-                    continue
-                name, id_number = r[who]
-                if id_number in known:
-                    continue
-                for cid, salt, digest in db.execute(
-                        "SELECT id, id_salt, id_hash FROM customers"
-                        " WHERE id_last4 = ? AND name = ?", [id_number[-4:], name]):
-                    if id_matches(id_number, salt, digest):
-                        known[id_number] = ("old", cid)
-                        if phone:
-                            phones.append((phone, cid))
-                        break
-                else:
-                    salt, digest = hash_id_number(id_number)
-                    sex = "M" if int(id_number[16]) % 2 else "F"
-                    birthday = f"{id_number[6:10]}-{id_number[10:12]}-{id_number[12:14]}"
-                    known[id_number] = ("new", len(new_customers))
-                    new_customers.append([0, name, sex, birthday, phone, salt, digest,
-                                          mask_id_number(id_number), id_number[-4:]])
+            name, id_number = r["holder"]
+            people.add(db, name, id_number, r["phone"])
+            if r["insured"] is not None:
+                name, id_number = r["insured"]
+                people.add(db, name, id_number, None)
 
-    store.read(read)
+    store.read(match)
     numbers = [r["number"] for r in clean]
     existing: set[str] = set()
     for i in range(0, len(numbers), 500):
@@ -274,14 +305,7 @@ def import_policies(store: Store, header: list[str], rows: Iterator[list[str]],
             chunk))
 
     def write(db: Database) -> tuple[int, int, int]:
-        first_id = db.execute("SELECT coalesce(max(id), 0) + 1 FROM customers").fetchone()[0]
-
-        def customer_id(id_number: str) -> int:
-            kind, value = known[id_number]
-            return int(value if kind == "old" else first_id + value)
-
-        for i, c in enumerate(new_customers):
-            c[0] = first_id + i
+        customer_id = people.insert(db)
         policies = []
         for r in clean:
             holder = customer_id(r["holder"][1])
@@ -291,10 +315,6 @@ def import_policies(store: Store, header: list[str], rows: Iterator[list[str]],
                              r["sum_insured"], r["premium"], r["payment_mode"], r["term"],
                              r["issued_on"], r["next_due_date"], due_fen,
                              r["salesperson_code"]))
-        db.conn.executemany(
-            "INSERT INTO customers (id, name, sex, birthday, phone, id_salt, id_hash,"
-            " id_masked, id_last4) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", new_customers)
-        db.conn.executemany("UPDATE customers SET phone = ? WHERE id = ?", phones)
         # New numbers are plain inserts (a number added since the check above makes the
         # insert fail and the whole import roll back); known ones are updated.
         db.conn.executemany(
@@ -311,9 +331,9 @@ def import_policies(store: Store, header: list[str], rows: Iterator[list[str]],
         # The audit row commits with the rows it reports.
         audit_values[-1] = json.dumps({"rows": len(policies), "created": created,
                                        "updated": len(existing),
-                                       "customers_created": len(new_customers)})
+                                       "customers_created": len(people.new)})
         db.execute(audit.AUDIT_SQL, audit_values)
-        return created, len(existing), len(new_customers)
+        return created, len(existing), len(people.new)
 
     try:
         result.created, result.updated, result.customers_created = store.write(write)
