@@ -8,14 +8,37 @@ from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from flask import Blueprint, Response, abort, current_app, g, render_template, request
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    flash,
+    g,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 
 from appliance.insurance.cross_sell import Hint, Holding, hints
 from web import audit, permissions
 from web.db import mask_phone, prefix_range, store
 from web.paging import page_number, read_page
-from web.sheets import download
+from web.policy_import import PHONE, CustomerPlan, parse_id
+from web.sheets import (
+    MAX_ROWS,
+    Column,
+    Columns,
+    Report,
+    SheetError,
+    blank,
+    column_label,
+    download,
+    read_sheet,
+)
 
 bp = Blueprint("customers", __name__, url_prefix="/customers")
 
@@ -43,7 +66,7 @@ def customer_list() -> str:
     audit.log("customer.list", "", q=q, page=number, shown=len(rows))
     return render_template("customers/list.html", rows=rows, q=q, page=page,
                            see_phone=permissions.can(g.user.role, "see_phone"),
-                           mask_phone=mask_phone)
+                           mask_phone=mask_phone, columns=COLUMNS, column_label=column_label)
 
 
 @bp.route("/<int:customer_id>")
@@ -118,3 +141,89 @@ def export() -> Response:
             last = chunk[-1]["id"]
 
     return download(fmt, "customers", "客户", header, rows())
+
+
+COLUMNS = (
+    Column("name", "姓名", "Name"),
+    Column("id_number", "身份证号", "ID number"),
+    Column("phone", "手机", "Phone", required=False),
+)
+
+
+@bp.route("/template.xlsx")
+def template() -> Response:
+    return download("xlsx", "customers-template.xlsx", "客户", [c.zh for c in COLUMNS], [])
+
+
+@bp.route("/import", methods=["POST"])
+def import_upload() -> ResponseReturnValue:
+    """Add customers, or give known ones (same name, same ID number) a new phone number;
+    all rows or none, problems by row and column."""
+    upload = request.files.get("file")
+    report = Report()
+    clean: list[tuple[str, str, str | None]] = []
+    try:
+        header, body = read_sheet(upload, ("客户", "customers", "Customers"))
+        cols = Columns(header, COLUMNS)
+        seen: dict[str, int] = {}
+        for n, raw in enumerate(body, start=2):
+            if blank(raw):
+                continue
+            report.rows += 1
+            if report.rows > MAX_ROWS:
+                raise SheetError(_("The sheet has more than %(n)d rows; split it.", n=MAX_ROWS))
+            v = cols.values(raw)
+            bad = len(report.problems)
+            if not v["name"]:
+                report.add(n, cols.label["name"], _("is required"))
+            elif len(v["name"]) > 50:
+                report.add(n, cols.label["name"], _("is longer than 50 characters"))
+            id_number, problem = parse_id(v["id_number"]) if v["id_number"] else (None, None)
+            if not v["id_number"]:
+                report.add(n, cols.label["id_number"], _("is required"))
+            elif problem:
+                report.add(n, cols.label["id_number"], problem)
+            elif id_number in seen:
+                report.add(n, cols.label["id_number"],
+                           _("repeats row %(row)d", row=seen[id_number]))
+            phone = v.get("phone", "")
+            if phone and not PHONE.match(phone):
+                report.add(n, cols.label["phone"], _("is not a phone number"))
+            if len(report.problems) == bad and id_number:
+                seen[id_number] = n
+                clean.append((v["name"], id_number, phone or None))
+        if report.rows == 0 and not report.problems:
+            raise SheetError(_("The sheet has no rows under its header."))
+    except SheetError as exc:
+        return _list_page(error=str(exc)), 400
+    if report.problems:
+        return _list_page(report=report), 400
+    people = CustomerPlan()
+
+    def match(db: Any) -> None:
+        for name, id_number, phone in clean:
+            people.add(db, name, id_number, phone)
+
+    store().read(match)
+    entry = audit.audit_row("customer.import", (upload and upload.filename) or "",
+                            rows=len(clean), created=len(people.new), matched=people.matched)
+
+    def write(db: Any) -> None:
+        people.insert(db)
+        audit.insert(db, entry)
+
+    store().write(write)
+    flash(_("Imported %(rows)d rows: %(created)d new customers, %(matched)d already known.",
+            rows=len(clean), created=len(people.new), matched=people.matched))
+    return redirect(url_for("customers.list"))
+
+
+def _list_page(**extra: Any) -> str:
+    page, rows = read_page(store(), "SELECT 1 FROM customers",
+                           "SELECT id, name, sex, birthday, phone, id_masked FROM customers"
+                           " ORDER BY id LIMIT ? OFFSET ?", [], 1)
+    audit.log("customer.list", "", q="", page=1, shown=len(rows))
+    return render_template("customers/list.html", rows=rows, q="", page=page,
+                           see_phone=permissions.can(g.user.role, "see_phone"),
+                           mask_phone=mask_phone, columns=COLUMNS, column_label=column_label,
+                           **extra)

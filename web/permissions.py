@@ -54,6 +54,8 @@ ENDPOINTS: dict[str, frozenset[str]] = {
     "customers.list": READERS,
     "customers.detail": READERS,
     "customers.export": MANAGERS,
+    "customers.import_upload": MANAGERS,
+    "customers.template": MANAGERS,
     # Products, rate tables and the quote calculator.
     "products.list": EVERYONE,
     "products.detail": EVERYONE,

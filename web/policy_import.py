@@ -56,7 +56,7 @@ STATUSES = {"in_force": "in_force", "有效": "in_force", "lapsed": "lapsed", "�
 MODES = {"annual": "annual", "年缴": "annual", "monthly": "monthly", "月缴": "monthly",
          "single": "single", "趸缴": "single"}
 _NUMBER = re.compile(r"^[A-Za-z0-9-]{1,32}$")
-_PHONE = re.compile(r"^\+?[0-9-]{7,20}$")
+PHONE = re.compile(r"^\+?[0-9-]{7,20}$")
 _ID = re.compile(r"^[0-9]{17}[0-9X]$")
 
 
@@ -217,7 +217,7 @@ def validate(header: list[str], rows: Iterator[list[str]], products: set[str],
                 report.add(n, label[f"{who}_id"], problem)
             out[who] = (name, id_number)
         phone = v.get("holder_phone", "")
-        if phone and not _PHONE.match(phone):
+        if phone and not PHONE.match(phone):
             report.add(n, label["holder_phone"], _("is not a phone number"))
         out["phone"] = phone or None
         status = need("status")

@@ -288,3 +288,36 @@ def test_products_are_created_and_edited_with_their_fields_checked(as_role: Any,
                                                            30_000_000)
     entry = store.query("SELECT detail FROM audit_log WHERE action = 'product.edit'")[0]
     assert json.loads(entry["detail"])["before"]["max_sum_fen"] == 20_000_000
+
+
+def test_a_customer_sheet_adds_new_people_and_updates_known_ones(as_role: Any,
+                                                                 store: Store) -> None:
+    client, token = as_role("supervisor")
+    header = ["姓名", "身份证号", "手机"]
+    first = [header, ["钱一", id_number(seq="601"), "13911112222"],
+             ["孙二", id_number(seq="602"), ""]]
+    text = "\n".join(",".join(r) for r in first).encode()
+    before = _count(store, "customers")
+    res = _upload(client, token, text, "customers.csv", "/customers/import")
+    assert res.status_code == 302
+    assert _count(store, "customers") == before + 2
+    # Again with a new phone for 钱一 and a bad row: nothing changes.
+    second = [header, ["钱一", id_number(seq="601"), "13933334444"],
+              ["赵三", "110101198503126019", "12"]]
+    res = _upload(client, token, "\n".join(",".join(r) for r in second).encode(),
+                  "customers.csv", "/customers/import")
+    html = res.get_data(as_text=True)
+    assert res.status_code == 400
+    assert set(re.findall(r"<tr><td>(\d+)</td><td>([^<]+)</td>", html)) == {
+        ("3", "身份证号"), ("3", "手机")}
+    assert store.query("SELECT phone FROM customers WHERE name = '钱一'")[0]["phone"] == \
+        "13911112222"
+    res = _upload(client, token, "\n".join(",".join(r) for r in second[:2]).encode(),
+                  "customers.csv", "/customers/import")
+    assert res.status_code == 302
+    assert _count(store, "customers") == before + 2
+    assert store.query("SELECT phone FROM customers WHERE name = '钱一'")[0]["phone"] == \
+        "13933334444"
+    entry = store.query("SELECT detail FROM audit_log WHERE action = 'customer.import'"
+                        " ORDER BY id DESC LIMIT 1")[0]
+    assert json.loads(entry["detail"]) == {"rows": 1, "created": 0, "matched": 1}
