@@ -29,14 +29,13 @@ from web.db import mask_phone, prefix_range, store
 from web.paging import page_number, read_page
 from web.policy_import import PHONE, CustomerPlan, parse_id
 from web.sheets import (
-    MAX_ROWS,
     Column,
     Columns,
     Report,
     SheetError,
-    blank,
     column_label,
     download,
+    each_row,
     read_sheet,
 )
 
@@ -166,13 +165,7 @@ def import_upload() -> ResponseReturnValue:
         header, body = read_sheet(upload, ("客户", "customers", "Customers"))
         cols = Columns(header, COLUMNS)
         seen: dict[str, int] = {}
-        for n, raw in enumerate(body, start=2):
-            if blank(raw):
-                continue
-            report.rows += 1
-            if report.rows > MAX_ROWS:
-                raise SheetError(_("The sheet has more than %(n)d rows; split it.", n=MAX_ROWS))
-            v = cols.values(raw)
+        for n, v in each_row(body, cols, report):
             bad = len(report.problems)
             if not v["name"]:
                 report.add(n, cols.label["name"], _("is required"))
@@ -192,8 +185,6 @@ def import_upload() -> ResponseReturnValue:
             if len(report.problems) == bad and id_number:
                 seen[id_number] = n
                 clean.append((v["name"], id_number, phone or None))
-        if report.rows == 0 and not report.problems:
-            raise SheetError(_("The sheet has no rows under its header."))
     except SheetError as exc:
         return _list_page(error=str(exc)), 400
     if report.problems:

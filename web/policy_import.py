@@ -28,7 +28,7 @@ from appliance.insurance.hashing import hash_id_number, id_matches, mask_id_numb
 from appliance.insurance.quote import round_fen, to_fen
 from appliance.store.db import Store
 from web import audit
-from web.sheets import MAX_ROWS, Column, Columns, Report, SheetError, blank
+from web.sheets import Column, Columns, Report, SheetError, each_row
 
 SHEET_NAMES = ("保单", "policies", "Policies")
 
@@ -171,13 +171,7 @@ def validate(header: list[str], rows: Iterator[list[str]], products: set[str],
     report = Report()
     clean: list[dict[str, Any]] = []
     seen: dict[str, int] = {}
-    for n, raw in enumerate(rows, start=2):
-        if blank(raw):
-            continue
-        report.rows += 1
-        if report.rows > MAX_ROWS:
-            raise SheetError(_("The sheet has more than %(n)d rows; split it.", n=MAX_ROWS))
-        v = cols.values(raw)
+    for n, v in each_row(rows, cols, report):
         bad = len(report.problems)
 
         def need(f: str, n: int = n, v: dict[str, str] = v) -> str:
@@ -263,8 +257,6 @@ def validate(header: list[str], rows: Iterator[list[str]], products: set[str],
         out["salesperson_code"] = sp or None
         if len(report.problems) == bad:
             clean.append(out)
-    if report.rows == 0 and not report.problems:
-        raise SheetError(_("The sheet has no rows under its header."))
     return clean, report
 
 

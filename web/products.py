@@ -37,9 +37,9 @@ from web.sheets import (
     Columns,
     Report,
     SheetError,
-    blank,
     column_label,
     download,
+    each_row,
     read_sheet,
 )
 
@@ -312,15 +312,10 @@ def rates_import(code: str) -> ResponseReturnValue:
     try:
         header, body = read_sheet(upload, (code, "费率表", "rates"))
         cols = Columns(header, RATE_COLUMNS)
-        for n, raw in enumerate(body, start=2):
-            if blank(raw):
-                continue
-            report.rows += 1
-            row = _parse_rate_row(n, cols.values(raw), cols.label, report, code)
+        for n, v in each_row(body, cols, report):
+            row = _parse_rate_row(n, v, cols.label, report, code)
             if row is not None:
                 rows.append(row)
-        if report.rows == 0 and not report.problems:
-            raise SheetError(_("The sheet has no rows under its header."))
         if not report.problems:
             RateTable(product_from_row(p), [RateRow.from_db(r) for r in rows])
     except SheetError as exc:

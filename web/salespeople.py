@@ -26,9 +26,9 @@ from web.sheets import (
     Columns,
     Report,
     SheetError,
-    blank,
     column_label,
     download,
+    each_row,
     read_sheet,
 )
 
@@ -175,11 +175,7 @@ def import_upload() -> ResponseReturnValue:
         existing = {r["code"] for r in store().query("SELECT code FROM salespeople")}
         clean: list[dict[str, Any]] = []
         seen: dict[str, int] = {}
-        for n, raw in enumerate(body, start=2):
-            if blank(raw):
-                continue
-            report.rows += 1
-            v = cols.values(raw)
+        for n, v in each_row(body, cols, report):
             bad = len(report.problems)
             label = cols.label
             if not _CODE.match(v["code"]):
@@ -204,8 +200,6 @@ def import_upload() -> ResponseReturnValue:
                 report.add(n, label["pin"], _("is required for a new salesperson"))
             if len(report.problems) == bad:
                 clean.append({**v, "licence_status": status})
-        if report.rows == 0 and not report.problems:
-            raise SheetError(_("The sheet has no rows under its header."))
     except SheetError as exc:
         return _list_with(error=str(exc)), 400
     if report.problems:

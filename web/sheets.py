@@ -192,6 +192,21 @@ def blank(row: Iterable[str]) -> bool:
     return not any(row)
 
 
+def each_row(body: Iterable[list[str]], cols: Columns,
+             report: Report) -> Iterator[tuple[int, dict[str, str]]]:
+    """``(row number, values by field)`` for each non-blank row, counted in ``report``;
+    refuses a sheet of more than MAX_ROWS rows, or one with no rows at all."""
+    for n, raw in enumerate(body, start=2):
+        if blank(raw):
+            continue
+        report.rows += 1
+        if report.rows > MAX_ROWS:
+            raise SheetError(_("The sheet has more than %(n)d rows; split it.", n=MAX_ROWS))
+        yield n, cols.values(raw)
+    if report.rows == 0 and not report.problems:
+        raise SheetError(_("The sheet has no rows under its header."))
+
+
 def csv_stream(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> Iterator[str]:
     """A CSV export as text chunks, with the BOM Excel needs to read UTF-8 Chinese."""
     buf = io.StringIO()
