@@ -81,6 +81,7 @@ def create_app(data: Path, test_config: dict[str, Any] | None = None,
         customers,
         flows,
         home,
+        lines,
         policies,
         products,
         prompts,
@@ -90,7 +91,7 @@ def create_app(data: Path, test_config: dict[str, Any] | None = None,
     )
 
     for module in (auth, home, staff, policies, salespeople, customers, products, calls,
-                   prompts, flows, reports):
+                   prompts, flows, lines, reports):
         app.register_blueprint(module.bp)
     permissions.check_matrix(rule.endpoint for rule in app.url_map.iter_rules())
 

@@ -71,6 +71,8 @@ ENDPOINTS: dict[str, frozenset[str]] = {
     # The IVR flow: read it (the staff who answer the callers), check a document.
     "flows.view": READERS,
     "flows.check": MANAGERS,
+    # Line usage from the call records (no numbers shown).
+    "lines.list": frozenset({"admin", "supervisor", "auditor"}),
     # Reports (figures only, no personal data).
     "reports.index": frozenset({"admin", "supervisor", "auditor"}),
     # Call records.
