@@ -30,8 +30,14 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     app = create_app(args.data)
-    server = create_server(app, host=args.host, port=args.port, threads=args.threads,
-                           ident="appliance-web")
+    try:
+        server = create_server(app, host=args.host, port=args.port, threads=args.threads,
+                               ident="appliance-web")
+    except OSError as exc:
+        with app.app_context():
+            store().close()
+        sys.exit(f"web admin: cannot listen on {args.host}:{args.port} ({exc.strerror}); "
+                 "choose another port (appliance run --web-port)")
 
     def stop(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt
