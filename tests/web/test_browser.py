@@ -84,6 +84,15 @@ def test_first_login_import_list_and_quote(page: Page, live: tuple[str, str, Sto
     page.get_by_label("电子表格").set_input_files(str(sheet))
     page.get_by_role("button", name="导入", exact=True).click()
     expect(page.get_by_role("status")).to_contain_text("新增保单 1 张")
+    # A sheet with a bad row: the report names its row and column, nothing goes in.
+    bad = tmp_path / "bad.xlsx"
+    bad.write_bytes(xlsx([HEADER, policy_row("E2E0000002"),
+                          policy_row("E2E0000003", premium="abc")]))
+    page.get_by_label("电子表格").set_input_files(str(bad))
+    page.get_by_role("button", name="导入", exact=True).click()
+    expect(page.get_by_role("alert")).to_contain_text("未导入任何数据")
+    expect(page.get_by_role("row", name="3 保费")).to_contain_text("不是有效金额")
+    assert not store.query("SELECT 1 FROM policies WHERE number = 'E2E0000002'")
 
     page.goto(url + "/policies/")
     page.get_by_label("保单号或投保人姓名").fill("赵浏览")
@@ -105,6 +114,12 @@ def test_first_login_import_list_and_quote(page: Page, live: tuple[str, str, Sto
     expected = quote(store, "CI30", Decimal(500_000), age=35, sex="M", term=30,
                      payment_mode="annual").premium
     expect(page.locator(".premium")).to_have_text(f"¥{expected:,.2f}")
+    # The same page in English, one click away, and back.
+    page.get_by_role("button", name="English").click()
+    expect(page.get_by_role("heading", name="Quote calculator")).to_be_visible()
+    expect(page.locator(".premium")).to_have_text(f"¥{expected:,.2f}")
+    page.get_by_role("button", name="中文").click()
+    expect(page.get_by_role("heading", name="保费试算")).to_be_visible()
 
 
 def test_the_policy_list_fits_a_phone_screen(page: Page, live: tuple[str, str, Store]) -> None:
