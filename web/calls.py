@@ -58,6 +58,24 @@ def _filters() -> tuple[str, list[Any], dict[str, str], str | None]:
     return ("WHERE " + " AND ".join(where)) if where else "", params, form, error
 
 
+def cause_name(cause: str | None) -> str:
+    """How a call ended, as the engine records it, in the page's language."""
+    if not cause:
+        return ""
+    return {"normal": _("Ended by the system"), "caller": _("Caller hung up"),
+            "hangup": _("Hung up"), "busy": _("Busy"), "congestion": _("Congestion"),
+            "no-answer": _("No answer"), "ringback": _("Rang, no answer"),
+            "silence": _("Silence"), "shutdown": _("System stopped"),
+            "line-dropped": _("Line dropped"), "flow-error": _("IVR error"),
+            "flow-loop": _("IVR loop stopped"), "engine-crash": _("System restarted"),
+            }.get(cause, cause)
+
+
+@bp.app_context_processor
+def _names() -> dict[str, Any]:
+    return dict(cause_name=cause_name)
+
+
 @bp.route("/", endpoint="list")
 def call_list() -> str:
     clause, params, form, error = _filters()

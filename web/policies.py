@@ -31,9 +31,16 @@ def mode_name(code: str) -> str:
             "single": _("Single premium")}.get(code, code)
 
 
+def claim_status_name(code: str) -> str:
+    return {"reported": _("Reported"), "investigating": _("Investigating"),
+            "approved": _("Approved"), "rejected": _("Rejected"), "paid": _("Paid"),
+            "closed": _("Closed")}.get(code, code)
+
+
 @bp.app_context_processor
 def _names() -> dict[str, Any]:
-    return dict(status_name=status_name, mode_name=mode_name)
+    return dict(status_name=status_name, mode_name=mode_name,
+                claim_status_name=claim_status_name)
 
 
 def _filters() -> tuple[str, list[Any], dict[str, str]]:

@@ -327,3 +327,14 @@ def test_a_customer_sheet_adds_new_people_and_updates_known_ones(as_role: Any,
     entry = store.query("SELECT detail FROM audit_log WHERE action = 'customer.import'"
                         " ORDER BY id DESC LIMIT 1")[0]
     assert json.loads(entry["detail"]) == {"rows": 1, "created": 0, "matched": 1}
+
+
+def test_codes_the_engine_records_are_shown_in_words(as_role: Any, store: Store) -> None:
+    number = store.query("SELECT number FROM policies LIMIT 1")[0]["number"]
+    store.write(lambda db: db.execute(
+        "INSERT INTO claims (case_number, policy_number, reported_at, status)"
+        " VALUES ('202611260001', ?, '2026-11-26T10:00:00', 'investigating')", [number]))
+    client, _ = as_role("supervisor")
+    assert "调查中" in client.get(f"/policies/{number}").get_data(as_text=True)
+    html = client.get("/calls/").get_data(as_text=True)
+    assert "来电者挂断" in html and ">caller<" not in html
