@@ -125,6 +125,30 @@ def reset_password(user_id: int) -> ResponseReturnValue:
     return redirect(url_for("staff.list"))
 
 
+def action_name(action: str) -> str:
+    """An audit action in words of the page's language (the code stays searchable)."""
+    return {
+        "login": _("Logged in"), "login.failed": _("Failed login"),
+        "login.throttled": _("Login refused: too many failures"), "logout": _("Logged out"),
+        "password.change": _("Changed own password"), "user.create": _("Created an account"),
+        "user.edit": _("Changed an account"), "user.password_reset": _("Reset a password"),
+        "policy.list": _("Listed policies"), "policy.view": _("Viewed a policy"),
+        "policy.import": _("Imported policies"), "policy.export": _("Exported policies"),
+        "customer.list": _("Listed customers"), "customer.view": _("Viewed a customer"),
+        "customer.import": _("Imported customers"),
+        "customer.export": _("Exported customers"),
+        "salesperson.edit": _("Changed a salesperson"),
+        "salesperson.pin_reset": _("Reset a salesperson's PIN"),
+        "salesperson.import": _("Imported salespeople"),
+        "salesperson.export": _("Exported salespeople"),
+        "product.create": _("Created a product"), "product.edit": _("Changed a product"),
+        "rates.import": _("Replaced a rate table"), "rates.export": _("Exported a rate table"),
+        "call.list": _("Listed call records"), "call.export": _("Exported call records"),
+        "prompt.replace": _("Replaced a voice prompt"),
+        "database.backup": _("Downloaded a database backup"),
+    }.get(action, action)
+
+
 @bp.route("/audit")
 def audit_view() -> ResponseReturnValue:
     who = request.args.get("user", "").strip()[:64]
@@ -141,7 +165,7 @@ def audit_view() -> ResponseReturnValue:
     page, rows = read_page(store(), f"SELECT 1 FROM audit_log {clause}",
                            f"SELECT * FROM audit_log {clause} ORDER BY id DESC LIMIT ? OFFSET ?",
                            params, number, size=100)
-    return render_template("staff/audit.html", rows=rows, page=page,
+    return render_template("staff/audit.html", rows=rows, page=page, action_name=action_name,
                            form=dict(user=who, action=action))
 
 

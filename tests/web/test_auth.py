@@ -149,3 +149,20 @@ def test_an_admin_downloads_a_consistent_backup_and_it_is_audited(as_role: Any,
     assert not list(data_dir.glob("backup-*.db"))  # the temporary copy is gone
     store = client.application.extensions["appliance_store"]
     assert store.query("SELECT action FROM audit_log WHERE action = 'database.backup'")
+
+
+def test_every_audit_action_has_a_name_on_the_audit_page(as_role: Any) -> None:
+    import re
+    from pathlib import Path
+
+    from web.staff import action_name
+
+    source = "\n".join(p.read_text("utf-8") for p in
+                       (Path(__file__).resolve().parents[2] / "web").glob("*.py"))
+    actions = set(re.findall(r'audit\.(?:log|audit_row)\(\s*"([a-z_.]+)"', source))
+    assert len(actions) > 20
+    assert not {a for a in actions if action_name(a) == a}
+    client, _ = as_role("admin")
+    client.get("/customers/3")
+    html = client.get("/staff/audit?action=customer.view").get_data(as_text=True)
+    assert "查看客户资料" in html
