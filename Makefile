@@ -3,10 +3,10 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-DEBS := libspandsp2 espeak-ng sox asterisk-core-sounds-en-wav fonts-wqy-zenhei
+DEBS := libspandsp2 espeak-ng sox asterisk-core-sounds-en-wav fonts-wqy-zenhei chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install run test lint bench clean
+.PHONY: install run test lint bench clean translations
 
 install: $(STAMP)
 
@@ -24,12 +24,19 @@ run: install
 	OPENBLAS_NUM_THREADS=1 $(VENV)/bin/appliance run
 
 test: install
-	OPENBLAS_NUM_THREADS=1 $(VENV)/bin/ruff check appliance drivers tests
+	OPENBLAS_NUM_THREADS=1 $(VENV)/bin/ruff check appliance drivers web tests
 	OPENBLAS_NUM_THREADS=1 $(VENV)/bin/mypy
 	OPENBLAS_NUM_THREADS=1 $(VENV)/bin/pytest -q
 
 bench: install
 	OPENBLAS_NUM_THREADS=1 $(VENV)/bin/appliance bench engine --channels 600 --seconds 20
+
+# After changing a visible string in web/: refresh the catalog, translate the new entries
+# in web/translations/zh_Hans_CN/LC_MESSAGES/messages.po, then run this again to compile.
+translations: install
+	$(VENV)/bin/pybabel extract -F web/babel.cfg -k N_ -o $(VENV)/messages.pot web
+	$(VENV)/bin/pybabel update -i $(VENV)/messages.pot -d web/translations -l zh_Hans_CN --no-fuzzy-matching
+	$(VENV)/bin/pybabel compile -d web/translations -l zh_Hans_CN
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -37,14 +37,18 @@ def main(verbose: bool) -> None:
 @click.option("--flow", "flow_name", type=click.Choice(["insurance", "demo"]),
               default="insurance", show_default=True,
               help="The insurance IVR on the demo book, or the foundation's small demo flow.")
-def run(data: Path, port: int, every: float, concurrent: int, flow_name: str) -> None:
-    """The appliance on its embedded default: simulated exchange, IVR, demo data, callers."""
+@click.option("--web-port", default=8080, show_default=True,
+              help="Port of the web admin on 127.0.0.1 (0: no web admin).")
+def run(data: Path, port: int, every: float, concurrent: int, flow_name: str,
+        web_port: int) -> None:
+    """The appliance on its embedded default: simulated exchange, IVR, demo data, callers,
+    and the web admin beside the engine."""
     from appliance.demo.run import run_demo
     from appliance.runtime import run_loop
 
     try:
         run_loop(lambda: run_demo(data, port, every, concurrent, show_calls=10,
-                                  flow_name=flow_name))
+                                  flow_name=flow_name, web_port=web_port))
     except OSError as exc:
         raise click.ClickException(f"could not start: {exc} (another engine on port {port}? "
                                    "try --port)") from exc
@@ -263,6 +267,22 @@ def bench_acd(decisions: int, seats: int, waiting: int) -> None:
     from appliance.acd.bench import run_acd_bench
 
     click.echo(json.dumps(run_acd_bench(decisions=decisions, seats=seats, waiting=waiting)))
+
+
+@bench.command("web")
+@click.option("--policies", default=100_000, show_default=True, help="Size of the demo book.")
+@click.option("--calls", default=500_000, show_default=True, help="CDR rows.")
+@click.option("--rounds", default=20, show_default=True, type=click.IntRange(min=5),
+              help="Times each list and search page is requested.")
+@click.option("--import-rows", default=100_000, show_default=True,
+              type=click.IntRange(min=1), help="Policies in the imported sheet.")
+def bench_web(policies: int, calls: int, rounds: int, import_rows: int) -> None:
+    """The web admin's list and search pages (server time, p95) on a full book, and a
+    bulk policy import."""
+    from web.bench import run_web_bench
+
+    click.echo(json.dumps(run_web_bench(policies=policies, calls=calls, rounds=rounds,
+                                        import_rows=import_rows)))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -124,19 +124,29 @@ def test_bench_ivr_walks_the_default_menus_and_times_each_key() -> None:
 
 def test_run_starts_the_appliance_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
     import signal
+    import socket
+    import urllib.request
 
+    with socket.socket() as s:  # a free port for the web admin
+        s.bind(("127.0.0.1", 0))
+        web_port = s.getsockname()[1]
     proc = subprocess.Popen(
         [sys.executable, "-m", "appliance.cli", "run", "--data", str(tmp_path / "var"),
-         "--port", "0", "--every", "1"],
+         "--port", "0", "--every", "1", "--web-port", str(web_port)],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
     )
     try:
         assert proc.stdout is not None
         seen = []
+        answered = web_up = False
         for line in proc.stdout:
             seen.append(line)
-            if "answered" in line:  # a simulated caller got through to the IVR
+            answered = answered or "answered" in line  # a caller got through to the IVR
+            web_up = web_up or "web admin first login" in line
+            if answered and web_up:
                 break
+        with urllib.request.urlopen(f"http://127.0.0.1:{web_port}/login", timeout=10) as r:
+            assert r.status == 200 and "登录" in r.read().decode()
         proc.send_signal(signal.SIGINT)
         out, _ = proc.communicate(timeout=60)
     finally:
@@ -147,6 +157,8 @@ def test_run_starts_the_appliance_and_stops_cleanly_on_ctrl_c(tmp_path: Path) ->
     assert proc.returncode == 0, text
     assert "loaded the demo book" in text and "engine up" in text
     assert "stopped cleanly" in text and "end shutdown" in text
+    assert f"web admin at http://127.0.0.1:{web_port}/" in text
+    assert "web admin stopped" in text
 
 
 def test_engine_runs_the_published_ivr_and_answers_audiosocket(tmp_path: Path) -> None:
@@ -192,3 +204,14 @@ def test_engine_runs_the_published_ivr_and_answers_audiosocket(tmp_path: Path) -
             proc.kill()
             proc.wait()
     assert proc.returncode == 0, out
+
+
+def test_bench_web_prints_page_times_and_the_import_as_json() -> None:
+    res = appliance("bench", "web", "--policies", "500", "--calls", "2000", "--rounds", "5",
+                    "--import-rows", "300")
+    assert res.returncode == 0, res.stderr
+    figures = json.loads(last_line(res.stdout))
+    assert figures["policies"] == 500 and figures["calls"] == 2000
+    assert figures["import_rows"] == 300 and figures["policies_after_import"] == 1100
+    assert figures["search_p95_ms"] > 0 and figures["list_p95_ms"] > 0
+    assert figures["import_seconds"] > 0 and figures["import_xlsx_seconds"] > 0

@@ -20,6 +20,8 @@ import asyncio
 import itertools
 import logging
 import random
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -187,8 +189,24 @@ async def callers(exchange: SimExchange, prompts: PromptLibrary, engine: Engine,
         await asyncio.sleep(every)
 
 
+def start_web(data: Path, port: int) -> subprocess.Popen[bytes]:
+    """The web admin in a process of its own (``python -m web``), in its own session so
+    that Ctrl-C reaches only this runner, which then stops the web with SIGTERM."""
+    return subprocess.Popen([sys.executable, "-m", "web", "--data", str(data),
+                             "--port", str(port)], start_new_session=True)
+
+
+def stop_web(web: subprocess.Popen[bytes]) -> None:
+    web.terminate()
+    try:
+        web.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        web.kill()
+        web.wait()
+
+
 async def run_demo(data: Path, audiosocket_port: int, every: float, concurrent: int,
-                   show_calls: int, flow_name: str = "insurance") -> None:
+                   show_calls: int, flow_name: str = "insurance", web_port: int = 0) -> None:
     dirs = DataDirs(data).create()
     store = Store(dirs.database)
     prompts = PromptLibrary()
@@ -223,9 +241,14 @@ async def run_demo(data: Path, audiosocket_port: int, every: float, concurrent: 
                     recordings=dirs.recordings, on_event=print_event,
                     after_recover=[recovery_hook(store)])
     install_stop_signals(engine.stop)
+    # Started after the demo book is in, so its first page has data; it prints its own
+    # address and the first-login admin password.
+    web = start_web(dirs.root, web_port) if web_port else None
     engine_task = asyncio.create_task(engine.run())
     await engine.started.wait()
     if engine_task.done():
+        if web is not None:
+            stop_web(web)
         store.close()
         engine_task.result()  # raises why the engine could not start (e.g. port in use)
     _say(f"engine up: simulated exchange (service number {SERVICE_NUMBER}), AudioSocket on "
@@ -244,6 +267,8 @@ async def run_demo(data: Path, audiosocket_port: int, every: float, concurrent: 
         for task in (caller_task, *agents):
             task.cancel()
         await asyncio.gather(caller_task, *agents, return_exceptions=True)
+        if web is not None:
+            stop_web(web)
         rows = cdr.recent_calls(store, limit=show_calls)
         store.close()
     _say(f"stopped cleanly; last {len(rows)} CDR rows:")

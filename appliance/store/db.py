@@ -31,8 +31,11 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 # How long a connection waits for a lock held by the other process (engine or web) before
-# failing. Writes are small; five seconds of waiting means something is wrong.
-BUSY_TIMEOUT_S = 5.0
+# failing. The engine's writes are small, but a bulk import from the web is one
+# transaction of up to a few seconds (100 000 policies: about 3 s on the 2-core box), and
+# the engine's writer must outwait it rather than drop a CDR row; calls never wait, since
+# their writes are queued Futures. Thirty seconds of waiting means something is wrong.
+BUSY_TIMEOUT_S = 30.0
 
 _Task = tuple[Callable[[Database], Any], "Future[Any]"]
 

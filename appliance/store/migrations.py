@@ -471,6 +471,73 @@ def _acd(db: Database) -> None:
     db.execute("CREATE INDEX acd_callbacks_entry ON acd_callbacks (entry_key)")
 
 
+def _web(db: Database) -> None:
+    # The web admin's staff accounts, its login throttle and its audit log, and the indexes
+    # its search pages need on the insurance book and the CDR.
+    db.execute(
+        """
+        CREATE TABLE users (
+            id INTEGER PRIMARY KEY,
+            username TEXT NOT NULL UNIQUE COLLATE NOCASE,
+            display_name TEXT NOT NULL DEFAULT '',
+            role TEXT NOT NULL
+                CHECK (role IN ('admin', 'supervisor', 'agent', 'salesperson', 'auditor')),
+            password_hash TEXT NOT NULL,
+            must_change INTEGER NOT NULL DEFAULT 1 CHECK (must_change IN (0, 1)),
+            active INTEGER NOT NULL DEFAULT 1 CHECK (active IN (0, 1)),
+            -- Bumped whenever the password changes: sessions carry it, and one issued
+            -- under an older password is refused.
+            password_version INTEGER NOT NULL DEFAULT 1,
+            created_at REAL NOT NULL,
+            last_login_at REAL
+        ) STRICT
+        """
+    )
+    # Failed logins, by username and by client address, for throttling; old rows pruned.
+    db.execute(
+        """
+        CREATE TABLE login_failures (
+            id INTEGER PRIMARY KEY,
+            username TEXT NOT NULL COLLATE NOCASE,
+            address TEXT NOT NULL,
+            at REAL NOT NULL
+        ) STRICT
+        """
+    )
+    db.execute("CREATE INDEX login_failures_username ON login_failures (username, at)")
+    db.execute("CREATE INDEX login_failures_address ON login_failures (address, at)")
+    # Every change made through the web and every view of personal data. Append-only.
+    db.execute(
+        """
+        CREATE TABLE audit_log (
+            id INTEGER PRIMARY KEY,
+            at REAL NOT NULL,
+            username TEXT NOT NULL,
+            role TEXT NOT NULL,
+            address TEXT NOT NULL,
+            action TEXT NOT NULL,
+            target TEXT NOT NULL DEFAULT '',
+            detail TEXT NOT NULL DEFAULT '{}'
+        ) STRICT
+        """
+    )
+    db.execute("CREATE INDEX audit_log_at ON audit_log (at)")
+    db.execute("CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log "
+               "BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END")
+    db.execute("CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log "
+               "BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END")
+    # Search pages: customers by name prefix, an import matching a holder by name and the
+    # ID's last four, policies by product, status and salesperson in number order (the
+    # list's order, so a page is read off the index without sorting), calls by the number
+    # called.
+    db.execute("CREATE INDEX customers_name ON customers (name)")
+    db.execute("CREATE INDEX customers_last4_name ON customers (id_last4, name)")
+    db.execute("CREATE INDEX policies_product ON policies (product_code, number)")
+    db.execute("CREATE INDEX policies_status_product ON policies (status, product_code, number)")
+    db.execute("CREATE INDEX policies_salesperson_number ON policies (salesperson_code, number)")
+    db.execute("CREATE INDEX calls_callee ON calls (callee)")
+
+
 MIGRATIONS: list[Step] = [
     ("0001_calls", _calls),
     ("0002_recordings", _recordings),
@@ -478,6 +545,7 @@ MIGRATIONS: list[Step] = [
     ("0004_call_ivr_path", _call_ivr_path),
     ("0006_voicemail", _voicemail),
     ("0007_fax", _fax),
+    ("0008_web", _web),
     ("0009_acd", _acd),
     ("0010_flow_versions", _flow_versions),
 ]

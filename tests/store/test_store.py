@@ -120,7 +120,7 @@ def test_wal_and_connection_settings(store: Store) -> None:
             for p in ("synchronous", "foreign_keys", "busy_timeout")
         ]
 
-    assert store.write(settings) == [1, 1, 5000]  # NORMAL, on, 5 s
+    assert store.write(settings) == [1, 1, 30000]  # NORMAL, on, 30 s (outwaits an import)
 
 
 def test_readers_cannot_write(store: Store) -> None:

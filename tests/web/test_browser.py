@@ -1,0 +1,139 @@
+"""End to end in headless Chromium (Debian's, through Playwright) against the web admin
+served by waitress: the first login and its forced password change, a policy sheet
+imported through the file picker and found in the list, the quote calculator (its product
+switch is the page's one script), and the policy list on a phone-sized screen."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import Page, expect
+from waitress import create_server
+
+from appliance.insurance.quote import quote
+from appliance.store.db import Store
+from tests.web.sheets import HEADER, policy_row, xlsx
+from web import create_app
+from web.accounts import ensure_first_admin
+
+CHROMIUM = Path("/usr/bin/chromium")
+
+pytestmark = pytest.mark.skipif(not CHROMIUM.exists(),
+                                reason="Debian chromium is not installed (make install)")
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args() -> dict[str, Any]:
+    return {"executable_path": str(CHROMIUM), "headless": True,
+            "args": ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                     "--disable-background-networking", "--disable-component-update",
+                     "--disable-sync"]}
+
+
+@pytest.fixture
+def live(data_dir: Path) -> Iterator[tuple[str, str, Store]]:
+    store = Store(data_dir / "appliance.db")
+    store.write(lambda db: db.execute("DELETE FROM users"))  # a box fresh from the factory
+    first = ensure_first_admin(store)
+    assert first
+    app = create_app(data_dir, store=store)
+    server = create_server(app, host="127.0.0.1", port=0, threads=2)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.effective_port}", first, store  # type: ignore[union-attr]
+    finally:
+        server.close()
+        thread.join(5)
+        store.close()
+
+
+@pytest.fixture(scope="session")
+def base_url() -> None:
+    # The tests use absolute URLs of their own live server; overriding the plugin's
+    # fixture also keeps its deprecated base_url option out of the run.
+    return None
+
+
+def test_first_login_import_list_and_quote(page: Page, live: tuple[str, str, Store],
+                                           tmp_path: Path) -> None:
+    url, first, store = live
+    page.set_viewport_size({"width": 1366, "height": 768})
+    page.goto(url + "/")
+    expect(page).to_have_url(url + "/login?next=/")
+    page.get_by_label("用户名").fill("admin")
+    page.get_by_label("密码").fill(first)
+    page.get_by_role("button", name="登录").click()
+
+    expect(page.get_by_text("这是您首次登录")).to_be_visible()
+    page.get_by_label("当前密码").fill(first)
+    page.get_by_label("新密码", exact=True).fill("Branch-Office-2026")
+    page.get_by_label("再次输入新密码").fill("Branch-Office-2026")
+    page.get_by_role("button", name="修改密码").click()
+    expect(page.get_by_text("密码已修改")).to_be_visible()
+
+    page.get_by_role("link", name="保单", exact=True).click()
+    page.get_by_role("link", name="导入保单").click()
+    sheet = tmp_path / "保单.xlsx"
+    sheet.write_bytes(xlsx([HEADER, policy_row("E2E0000001", holder_name="赵浏览")]))
+    page.get_by_label("电子表格").set_input_files(str(sheet))
+    page.get_by_role("button", name="导入", exact=True).click()
+    expect(page.get_by_role("status")).to_contain_text("新增保单 1 张")
+    # A sheet with a bad row: the report names its row and column, nothing goes in.
+    bad = tmp_path / "bad.xlsx"
+    bad.write_bytes(xlsx([HEADER, policy_row("E2E0000002"),
+                          policy_row("E2E0000003", premium="abc")]))
+    page.get_by_label("电子表格").set_input_files(str(bad))
+    page.get_by_role("button", name="导入", exact=True).click()
+    expect(page.get_by_role("alert")).to_contain_text("未导入任何数据")
+    expect(page.get_by_role("row", name="3 保费")).to_contain_text("不是有效金额")
+    assert not store.query("SELECT 1 FROM policies WHERE number = 'E2E0000002'")
+
+    page.goto(url + "/policies/")
+    page.get_by_label("保单号或投保人姓名").fill("赵浏览")
+    page.get_by_role("button", name="查询").click()
+    row = page.get_by_role("row", name="E2E0000001")
+    expect(row).to_contain_text("赵浏览")
+    expect(row).to_contain_text("1,234.50")
+
+    page.get_by_role("link", name="险种与费率").click()
+    page.get_by_role("link", name="保费试算").click()
+    page.get_by_label("险种").select_option("CI30")  # the script reloads with its fields
+    expect(page).to_have_url(url + "/products/quote?product=CI30")
+    page.get_by_label("保额（元）").fill("500000")
+    page.get_by_label("年龄").fill("35")
+    page.get_by_label("性别").select_option("M")
+    page.get_by_label("保险期间（年）").select_option("30")
+    page.get_by_label("缴费方式").select_option("annual")
+    page.get_by_role("button", name="试算").click()
+    expected = quote(store, "CI30", Decimal(500_000), age=35, sex="M", term=30,
+                     payment_mode="annual").premium
+    expect(page.locator(".premium")).to_have_text(f"¥{expected:,.2f}")
+    # The same page in English, one click away, and back.
+    page.get_by_role("button", name="English").click()
+    expect(page.get_by_role("heading", name="Quote calculator")).to_be_visible()
+    expect(page.locator(".premium")).to_have_text(f"¥{expected:,.2f}")
+    page.get_by_role("button", name="中文").click()
+    expect(page.get_by_role("heading", name="保费试算")).to_be_visible()
+
+
+def test_the_policy_list_fits_a_phone_screen(page: Page, live: tuple[str, str, Store]) -> None:
+    url, first, _ = live
+    page.set_viewport_size({"width": 375, "height": 740})
+    page.goto(url + "/login")
+    page.get_by_label("用户名").fill("admin")
+    page.get_by_label("密码").fill(first)
+    page.get_by_role("button", name="登录").click()
+    page.get_by_label("当前密码").fill(first)
+    page.get_by_label("新密码", exact=True).fill("Branch-Office-2026")
+    page.get_by_label("再次输入新密码").fill("Branch-Office-2026")
+    page.get_by_role("button", name="修改密码").click()
+    page.goto(url + "/policies/")
+    # The wide table scrolls inside its box; the page itself does not scroll sideways.
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    expect(page.get_by_role("button", name="查询")).to_be_visible()

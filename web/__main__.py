@@ -1,0 +1,66 @@
+"""``python -m web``: the web admin in its own process, served by waitress.
+
+On start it makes sure the box has a first administrator: while ``admin`` has never
+logged in, each start gives it a fresh one-time password and prints it here, and the
+first login must change it. SIGTERM and Ctrl-C stop the server and close the database.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from pathlib import Path
+from types import FrameType
+
+from waitress import create_server
+
+from web import create_app
+from web.accounts import ensure_first_admin
+from web.db import store
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m web", description=__doc__)
+    parser.add_argument("--data", type=Path, default=Path("var"),
+                        help="folder of the appliance database (default: var)")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument("--threads", type=int, default=4)
+    args = parser.parse_args(argv)
+
+    app = create_app(args.data)
+    try:
+        server = create_server(app, host=args.host, port=args.port, threads=args.threads,
+                               ident="appliance-web")
+    except OSError as exc:
+        with app.app_context():
+            store().close()
+        sys.exit(f"web admin: cannot listen on {args.host}:{args.port} ({exc.strerror}); "
+                 "choose another port (appliance run --web-port)")
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    with app.app_context():
+        password = ensure_first_admin(store())
+    url = f"http://{args.host}:{server.effective_port}/"
+    print(f"web admin at {url}", flush=True)
+    if password:
+        print(f"web admin first login: user admin, password {password} "
+              "(must be changed at the first login)", flush=True)
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.close()
+        with app.app_context():
+            store().close()
+        print("web admin stopped", flush=True)
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()

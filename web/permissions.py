@@ -1,0 +1,112 @@
+"""Who may do what in the web admin: the one permission matrix.
+
+Every view the app serves is named here by its endpoint (``blueprint.view``) with the
+roles that may call it; :func:`check_matrix` refuses to start an app with a route missing
+from :data:`ENDPOINTS` (or an entry naming no route), so a new page cannot escape the
+matrix. Endpoints in :data:`PUBLIC` need no login; those in :data:`ANY_USER` need a login
+and nothing more. :data:`CAPABILITIES` are finer rights inside a page that is already
+allowed, such as seeing customers' phone numbers in full (F14).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+ROLES = ("admin", "supervisor", "agent", "salesperson", "auditor")
+
+ADMIN = frozenset({"admin"})
+MANAGERS = frozenset({"admin", "supervisor"})
+READERS = frozenset({"admin", "supervisor", "agent", "auditor"})
+EVERYONE = frozenset(ROLES)
+
+# No login: the login page itself, the language switch and static files.
+PUBLIC = frozenset({"auth.login", "auth.language", "static"})
+
+# Logged in, any role, even before the first password change.
+ANY_USER = frozenset({"auth.logout", "auth.password"})
+
+ENDPOINTS: dict[str, frozenset[str]] = {
+    "home.index": EVERYONE,
+    # Staff accounts and the audit log.
+    "staff.list": ADMIN,
+    "staff.create": ADMIN,
+    "staff.edit": ADMIN,
+    "staff.reset_password": ADMIN,
+    "staff.backup": ADMIN,
+    "staff.audit_view": frozenset({"admin", "auditor"}),
+    # Policies.
+    # Not salespeople: the book is every salesperson's customers; a salesperson hears
+    # their own figures by phone and quotes here.
+    "policies.list": READERS,
+    "policies.detail": READERS,
+    "policies.export": frozenset({"admin", "supervisor", "auditor"}),
+    "policies.import_form": MANAGERS,
+    "policies.import_upload": MANAGERS,
+    "policies.template": MANAGERS,
+    # Salespeople.
+    "salespeople.list": READERS,
+    "salespeople.edit": MANAGERS,
+    "salespeople.reset_pin": MANAGERS,
+    "salespeople.export": frozenset({"admin", "supervisor", "auditor"}),
+    "salespeople.import_upload": MANAGERS,
+    "salespeople.template": MANAGERS,
+    # Customers (personal data: every view is audited).
+    "customers.list": READERS,
+    "customers.detail": READERS,
+    "customers.export": MANAGERS,
+    "customers.import_upload": MANAGERS,
+    "customers.template": MANAGERS,
+    # Products, rate tables and the quote calculator.
+    "products.list": EVERYONE,
+    "products.detail": EVERYONE,
+    "products.quote_view": EVERYONE,
+    "products.create": MANAGERS,
+    "products.edit": MANAGERS,
+    "products.rates_export": frozenset({"admin", "supervisor", "auditor"}),
+    "products.rates_import": MANAGERS,
+    # Voice prompts: listen (the staff who answer the callers), replace (admin).
+    "prompts.list": READERS,
+    "prompts.audio": READERS,
+    "prompts.replace": ADMIN,
+    # The IVR flow: read it (the staff who answer the callers), check a document.
+    "flows.view": READERS,
+    "flows.check": MANAGERS,
+    # Line usage from the call records (no numbers shown).
+    "lines.list": frozenset({"admin", "supervisor", "auditor"}),
+    # Reports (figures only, no personal data).
+    "reports.index": frozenset({"admin", "supervisor", "auditor"}),
+    # Call records.
+    "calls.list": frozenset({"admin", "supervisor", "agent", "auditor"}),
+    "calls.export": frozenset({"admin", "supervisor", "auditor"}),
+}
+
+CAPABILITIES: dict[str, frozenset[str]] = {
+    # Customers' and callers' phone numbers in full; others see 138****1234.
+    "see_phone": MANAGERS,
+}
+
+
+def allowed(endpoint: str, role: str) -> bool:
+    """May ``role`` call ``endpoint``? Public and any-user endpoints are allowed."""
+    if endpoint in PUBLIC or endpoint in ANY_USER:
+        return True
+    return role in ENDPOINTS.get(endpoint, frozenset())
+
+
+def can(role: str, capability: str) -> bool:
+    return role in CAPABILITIES[capability]
+
+
+def check_matrix(endpoints: Iterable[str]) -> None:
+    """Raise if a served endpoint is not in the matrix, or the matrix names one not served."""
+    served = set(endpoints)
+    known = set(ENDPOINTS) | PUBLIC | ANY_USER
+    missing = sorted(served - known)
+    stale = sorted(known - served)
+    if missing or stale:
+        raise RuntimeError("permission matrix out of step with the routes: "
+                           f"not in the matrix {missing}, no such route {stale}")
+    for endpoint, roles in ENDPOINTS.items():
+        unknown = roles - set(ROLES)
+        if unknown:
+            raise RuntimeError(f"{endpoint}: unknown roles {sorted(unknown)}")

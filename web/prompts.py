@@ -1,0 +1,148 @@
+"""Voice prompts (语音提示): every prompt of each language with its text, to listen to, and
+to replace with a new recording (admin only).
+
+A replacement must be what the engine plays: an 8 kHz 16-bit mono PCM WAV of at most
+:data:`MAX_PROMPT_SECONDS`. It is written beside the old one and renamed into place, so the
+engine never reads half a file; the old recording is kept under the data folder
+(``prompt_history/``), and the audit log names both versions by their SHA-256. The
+engine loads prompts when it starts, so a replacement is heard from its next start.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import shutil
+import time
+import wave
+from pathlib import Path
+from typing import Any
+
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    send_file,
+    url_for,
+)
+from flask.typing import ResponseReturnValue
+from flask_babel import gettext as _
+
+from appliance.media.frame import SAMPLE_RATE
+from web import audit
+
+bp = Blueprint("prompts", __name__, url_prefix="/prompts")
+
+MAX_PROMPT_SECONDS = 60
+LANGUAGES = ("zh", "yue", "en")
+
+
+def _root() -> Path:
+    return Path(current_app.config["PROMPTS_DIR"])
+
+
+def _manifest() -> dict[str, Any]:
+    try:
+        data: dict[str, Any] = json.loads((_root() / "manifest.json").read_text("utf-8"))
+        return data
+    except FileNotFoundError:
+        return {}
+
+
+def _path(lang: str, name: str) -> Path:
+    """The prompt's file; 404 unless it is a prompt of that language (no path tricks: the
+    name must be one the folder lists)."""
+    if lang not in LANGUAGES:
+        abort(404)
+    folder = _root() / lang
+    names = {p.stem for p in folder.glob("*.wav")} if folder.is_dir() else set()
+    if name not in names:
+        abort(404)
+    return folder / f"{name}.wav"
+
+
+def language_name(code: str) -> str:
+    return {"zh": _("Mandarin"), "yue": _("Cantonese"), "en": _("English")}.get(code, code)
+
+
+@bp.route("/", endpoint="list")
+def prompt_list() -> str:
+    lang = request.args.get("lang", "zh")
+    if lang not in LANGUAGES:
+        lang = "zh"
+    q = request.args.get("q", "").strip()[:64]
+    texts: dict[str, str] = _manifest().get(lang, {}).get("prompts", {})
+    rows = []
+    for wav in sorted((_root() / lang).glob("*.wav")):
+        text = texts.get(wav.stem, "")
+        if q and q.lower() not in wav.stem.lower() and q not in text:
+            continue
+        try:
+            with wave.open(str(wav), "rb") as w:
+                seconds = w.getnframes() / (w.getframerate() or SAMPLE_RATE)
+        except (wave.Error, EOFError):
+            seconds = None
+        rows.append({"name": wav.stem, "text": text, "seconds": seconds})
+    return render_template("prompts/list.html", rows=rows, lang=lang, q=q,
+                           languages=LANGUAGES, language_name=language_name,
+                           max_seconds=MAX_PROMPT_SECONDS)
+
+
+@bp.route("/<lang>/<name>.wav")
+def audio(lang: str, name: str) -> ResponseReturnValue:
+    # Read whole (a prompt is tens of kilobytes): no open file left to whoever consumes
+    # the response.
+    return send_file(io.BytesIO(_path(lang, name).read_bytes()), mimetype="audio/wav",
+                     max_age=0)
+
+
+def check_wav(data: bytes) -> str | None:
+    """Why ``data`` is not a prompt the engine can play, or None."""
+    try:
+        with wave.open(io.BytesIO(data), "rb") as w:
+            rate, width, channels = w.getframerate(), w.getsampwidth(), w.getnchannels()
+            frames = w.getnframes()
+            pcm = w.readframes(frames)
+    except (wave.Error, EOFError):
+        return _("The file is not a PCM WAV recording.")
+    if (rate, width, channels) != (SAMPLE_RATE, 2, 1):
+        return _("The recording is %(rate)d Hz, %(bits)d-bit, %(channels)d channel(s); "
+                 "prompts must be 8000 Hz, 16-bit, mono.", rate=rate, bits=8 * width,
+                 channels=channels)
+    if frames == 0 or len(pcm) < frames * 2:
+        return _("The recording is empty or cut short.")
+    if frames / rate > MAX_PROMPT_SECONDS:
+        return _("The recording is longer than %(n)d seconds.", n=MAX_PROMPT_SECONDS)
+    return None
+
+
+@bp.route("/<lang>/<name>", methods=["POST"])
+def replace(lang: str, name: str) -> ResponseReturnValue:
+    path = _path(lang, name)
+    upload = request.files.get("file")
+    data = upload.read() if upload else b""
+    problem = _("Choose a file to import.") if not data else check_wav(data)
+    if problem:
+        flash(problem, "error")
+        return redirect(url_for("prompts.list", lang=lang, q=name)), 303
+    old = path.read_bytes()
+    history = Path(current_app.config["DATA_DIR"]) / "prompt_history" / lang
+    history.mkdir(parents=True, exist_ok=True)
+    kept = history / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}.wav"
+    shutil.copy2(path, kept)
+    part = path.with_suffix(".wav.part")
+    with open(part, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(part, path)
+    audit.log("prompt.replace", f"{lang}/{name}", old_sha256=hashlib.sha256(old).hexdigest(),
+              new_sha256=hashlib.sha256(data).hexdigest(), kept=str(kept))
+    flash(_("Prompt %(name)s replaced; the engine plays it from its next start.", name=name))
+    return redirect(url_for("prompts.list", lang=lang, q=name))

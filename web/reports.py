@@ -1,0 +1,95 @@
+"""Reports: calls by day and by hour over a date range (with bar charts drawn as SVG on the
+server: no script, nothing from the internet), the book by status and by product, and the
+premiums falling due. Figures only: no personal data, so nothing here is audited."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from flask import Blueprint, current_app, render_template, request
+from flask_babel import gettext as _
+
+from web.db import store
+
+bp = Blueprint("reports", __name__, url_prefix="/reports")
+
+MAX_DAYS = 366
+
+
+def _day(name: str, default: date) -> date:
+    try:
+        return date.fromisoformat(request.args.get(name, "").strip())
+    except ValueError:
+        return default
+
+
+@bp.route("/", endpoint="index")
+def reports_index() -> str:
+    tz = ZoneInfo(current_app.config["TIMEZONE"])
+    today = datetime.now(tz).date()
+    end = _day("to", today)
+    start = _day("from", end - timedelta(days=13))
+    error = None
+    if start > end:
+        start, end = end, start
+    if (end - start).days >= MAX_DAYS:
+        error = _("At most %(n)d days at once; the range was shortened.", n=MAX_DAYS)
+        start = end - timedelta(days=MAX_DAYS - 1)
+    t0 = datetime.combine(start, datetime.min.time(), tz)
+    t1 = datetime.combine(end + timedelta(days=1), datetime.min.time(), tz)
+    offset = int(t0.utcoffset().total_seconds()) if t0.utcoffset() else 0  # type: ignore[union-attr]
+    params = [offset, t0.timestamp(), t1.timestamp()]
+    by_day = {r["day"]: r for r in store().query(
+        "SELECT date(started_at + ?, 'unixepoch') AS day, count(*) AS calls,"
+        " count(answered_at) AS answered,"
+        " avg(CASE WHEN answered_at IS NOT NULL AND ended_at IS NOT NULL"
+        "     THEN ended_at - answered_at END) AS talk"
+        " FROM calls WHERE started_at >= ? AND started_at < ? GROUP BY day", params)}
+    days = []
+    d = start
+    while d <= end:
+        r = by_day.get(d.isoformat(), {})
+        days.append({"label": d.strftime("%m-%d"), "day": d.isoformat(),
+                     "calls": r.get("calls", 0), "answered": r.get("answered", 0),
+                     "talk": r.get("talk")})
+        d += timedelta(days=1)
+    hours = {r["hour"]: r["calls"] for r in store().query(
+        "SELECT CAST(strftime('%H', started_at + ?, 'unixepoch') AS INTEGER) AS hour,"
+        " count(*) AS calls FROM calls WHERE started_at >= ? AND started_at < ?"
+        " GROUP BY hour", params)}
+    by_hour = [{"label": f"{h:02d}", "calls": hours.get(h, 0)} for h in range(24)]
+    total = sum(x["calls"] for x in days)
+    answered = sum(x["answered"] for x in days)
+    book = store().query("SELECT status, count(*) AS n, sum(premium_fen) AS premium"
+                         " FROM policies GROUP BY status ORDER BY n DESC")
+    products = store().query(
+        "SELECT p.product_code, pr.name_zh, pr.name_en, count(*) AS n,"
+        " sum(CASE WHEN p.status = 'in_force' THEN 1 ELSE 0 END) AS in_force,"
+        " sum(p.sum_insured_fen) AS sum_insured FROM policies p"
+        " JOIN products pr ON pr.code = p.product_code GROUP BY p.product_code"
+        " ORDER BY p.product_code")
+    due = store().query(
+        "SELECT sum(next_due_date < ?) AS overdue, sum(next_due_date >= ? AND"
+        " next_due_date < ?) AS due30, sum(CASE WHEN next_due_date >= ? AND next_due_date < ?"
+        " THEN next_due_fen ELSE 0 END) AS due30_fen FROM policies"
+        " WHERE status = 'in_force' AND next_due_date IS NOT NULL",
+        [today.isoformat(), today.isoformat(), (today + timedelta(days=30)).isoformat(),
+         today.isoformat(), (today + timedelta(days=30)).isoformat()])[0]
+    return render_template("reports/index.html", days=days, by_hour=by_hour, total=total,
+                           answered=answered, book=book, products=products, due=due,
+                           form={"from": start.isoformat(), "to": end.isoformat()},
+                           error=error, chart=_chart)
+
+
+def _chart(items: list[dict[str, Any]], key: str, height: int = 140) -> dict[str, Any]:
+    """Bar geometry for the SVG macro: one bar per item, scaled to the largest."""
+    top = max((i[key] for i in items), default=0) or 1
+    width = 28
+    bars = []
+    for n, item in enumerate(items):
+        h = round(item[key] / top * (height - 20))
+        bars.append({"x": n * width + 4, "y": height - 16 - h, "h": h, "w": width - 6,
+                     "value": item[key], "label": item["label"]})
+    return {"bars": bars, "width": len(items) * width + 8, "height": height, "top": top}

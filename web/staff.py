@@ -1,0 +1,196 @@
+"""Staff accounts (admin only) and the audit log (admin and auditor)."""
+
+from __future__ import annotations
+
+import os
+import re
+import sqlite3
+import tempfile
+import time
+from typing import Any
+
+from flask import (
+    Blueprint,
+    abort,
+    flash,
+    redirect,
+    render_template,
+    request,
+    send_file,
+    url_for,
+)
+from flask.typing import ResponseReturnValue
+from flask_babel import gettext as _
+from sqlite_utils import Database
+
+from web import audit
+from web.accounts import create_user, generate_password, hash_password, set_password
+from web.db import store
+from web.paging import page_number, read_page
+from web.permissions import ROLES
+
+bp = Blueprint("staff", __name__, url_prefix="/staff")
+
+_USERNAME = re.compile(r"^[A-Za-z0-9_.-]{2,32}$")
+
+
+@bp.route("/", endpoint="list")
+def staff_list() -> ResponseReturnValue:
+    users = store().query("SELECT id, username, display_name, role, active, must_change,"
+                          " last_login_at FROM users ORDER BY username")
+    return render_template("staff/list.html", users=users, roles=ROLES)
+
+
+@bp.route("/new", methods=["POST"])
+def create() -> ResponseReturnValue:
+    username = request.form.get("username", "").strip()
+    display = request.form.get("display_name", "").strip()[:50]
+    role = request.form.get("role", "")
+    error = None
+    if not _USERNAME.match(username):
+        error = _("The username must be 2–32 letters, digits, dots, dashes or underscores.")
+    elif role not in ROLES:
+        error = _("Choose a role.")
+    if error is None:
+        password = generate_password()
+
+        entry = audit.audit_row("user.create", username, role=role)
+        hashed = hash_password(password)
+
+        def add(db: Database) -> None:
+            create_user(db, username, display, role, hashed)
+            audit.insert(db, entry)
+
+        try:
+            store().write(add)
+        except sqlite3.IntegrityError:
+            error = _("The username %(name)s is taken.", name=username)
+        else:
+            flash(_("Account %(name)s created. One-time password: %(password)s (it must be "
+                    "changed at the first login).", name=username, password=password))
+            return redirect(url_for("staff.list"))
+    users = store().query("SELECT id, username, display_name, role, active, must_change,"
+                          " last_login_at FROM users ORDER BY username")
+    return render_template("staff/list.html", users=users, roles=ROLES, error=error), 400
+
+
+def _user(user_id: int) -> dict[str, Any]:
+    rows = store().query("SELECT * FROM users WHERE id = ?", [user_id])
+    if not rows:
+        abort(404)
+    return rows[0]
+
+
+@bp.route("/<int:user_id>", methods=["POST"])
+def edit(user_id: int) -> ResponseReturnValue:
+    user = _user(user_id)
+    role = request.form.get("role", user["role"])
+    active = request.form.get("active") == "1"
+    if role not in ROLES:
+        abort(400, _("Choose a role."))
+    from flask import g
+
+    if user_id == g.user.id and (role != "admin" or not active):
+        abort(400, _("You cannot take away your own administrator rights."))
+
+    entry = audit.audit_row("user.edit", user["username"],
+                     before={"role": user["role"], "active": user["active"]},
+                     after={"role": role, "active": int(active)})
+
+    def change(db: Database) -> None:
+        db.execute("UPDATE users SET role = ?, active = ? WHERE id = ?",
+                   [role, int(active), user_id])
+        audit.insert(db, entry)
+
+    store().write(change)
+    flash(_("Account %(name)s saved.", name=user["username"]))
+    return redirect(url_for("staff.list"))
+
+
+@bp.route("/<int:user_id>/password", methods=["POST"])
+def reset_password(user_id: int) -> ResponseReturnValue:
+    user = _user(user_id)
+    password = generate_password()
+
+    entry = audit.audit_row("user.password_reset", user["username"])
+    hashed = hash_password(password)
+
+    def reset(db: Database) -> None:
+        set_password(db, user_id, hashed, must_change=True)
+        audit.insert(db, entry)
+
+    store().write(reset)
+    flash(_("New one-time password for %(name)s: %(password)s (it must be changed at the "
+            "next login).", name=user["username"], password=password))
+    return redirect(url_for("staff.list"))
+
+
+def action_name(action: str) -> str:
+    """An audit action in words of the page's language (the code stays searchable)."""
+    return {
+        "login": _("Logged in"), "login.failed": _("Failed login"),
+        "login.throttled": _("Login refused: too many failures"), "logout": _("Logged out"),
+        "password.change": _("Changed own password"), "user.create": _("Created an account"),
+        "user.edit": _("Changed an account"), "user.password_reset": _("Reset a password"),
+        "policy.list": _("Listed policies"), "policy.view": _("Viewed a policy"),
+        "policy.import": _("Imported policies"), "policy.export": _("Exported policies"),
+        "customer.list": _("Listed customers"), "customer.view": _("Viewed a customer"),
+        "customer.import": _("Imported customers"),
+        "customer.export": _("Exported customers"),
+        "salesperson.edit": _("Changed a salesperson"),
+        "salesperson.pin_reset": _("Reset a salesperson's PIN"),
+        "salesperson.import": _("Imported salespeople"),
+        "salesperson.export": _("Exported salespeople"),
+        "product.create": _("Created a product"), "product.edit": _("Changed a product"),
+        "rates.import": _("Replaced a rate table"), "rates.export": _("Exported a rate table"),
+        "call.list": _("Listed call records"), "call.export": _("Exported call records"),
+        "prompt.replace": _("Replaced a voice prompt"),
+        "database.backup": _("Downloaded a database backup"),
+    }.get(action, action)
+
+
+@bp.route("/audit")
+def audit_view() -> ResponseReturnValue:
+    who = request.args.get("user", "").strip()[:64]
+    action = request.args.get("action", "").strip()[:64]
+    where, params = [], []
+    if who:
+        where.append("username = ?")
+        params.append(who)
+    if action:
+        where.append("action >= ? AND action < ?")
+        params += [action, action + "\U0010ffff"]
+    clause = ("WHERE " + " AND ".join(where)) if where else ""
+    number = page_number()
+    page, rows = read_page(store(), f"SELECT 1 FROM audit_log {clause}",
+                           f"SELECT * FROM audit_log {clause} ORDER BY id DESC LIMIT ? OFFSET ?",
+                           params, number, size=100)
+    return render_template("staff/audit.html", rows=rows, page=page, action_name=action_name,
+                           form=dict(user=who, action=action))
+
+
+@bp.route("/backup")
+def backup() -> ResponseReturnValue:
+    """A consistent copy of the whole database (SQLite's online backup, so the engine keeps
+    writing meanwhile), to download. It holds personal data: admin only, and audited."""
+    source = store().path
+    fd, name = tempfile.mkstemp(prefix="backup-", suffix=".db", dir=source.parent)
+    os.close(fd)
+    try:
+        src = sqlite3.connect(source.resolve().as_uri() + "?mode=ro", uri=True)
+        dst = sqlite3.connect(name)
+        try:
+            with dst:
+                src.backup(dst)
+        finally:
+            src.close()
+            dst.close()
+        size = os.path.getsize(name)
+        audit.log("database.backup", source.name, bytes=size)
+        # Open, then unlink: the download reads the open file and nothing is left behind,
+        # however the response ends.
+        copy = open(name, "rb")  # noqa: SIM115 - closed by the response
+    finally:
+        os.unlink(name)
+    return send_file(copy, mimetype="application/vnd.sqlite3", as_attachment=True,
+                     download_name=f"appliance-{time.strftime('%Y%m%d-%H%M%S')}.db")
