@@ -3,7 +3,8 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-DEBS := libspandsp2 espeak-ng sox asterisk-core-sounds-en-wav
+DEBS := libspandsp2 espeak-ng sox asterisk-core-sounds-en-wav \
+  portaudio19-dev libportaudio2 pulseaudio pulseaudio-utils libasound2-plugins
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: install run test lint bench clean
