@@ -28,6 +28,7 @@ pcm.!default { type pulse }
 ctl.!default { type pulse }
 pcm.seat48 { type pulse device "seat48" }
 pcm.seat48mon { type pulse device "seat48.monitor" }
+pcm.speaker { type asym playback.pcm { type pulse device "seat48" } }
 """
 
 _DEFAULT_PA = """\
@@ -119,7 +120,17 @@ class PulseServer:
                 env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                 stdin=subprocess.DEVNULL,
             ))
-        time.sleep(0.2)  # the listeners' warm-up
+        # ... and a sink already asleep for its first 2 s block only notices after a
+        # suspend and resume.
+        for sink in ("seat", "seat48"):
+            for suspend in ("1", "0"):
+                subprocess.run(["pactl", "suspend-sink", sink, suspend], env=self.env,
+                               check=True, capture_output=True, timeout=5)
+        while not all(self.captured(m) for m in ("seat.monitor", "seat48.monitor")):
+            if time.monotonic() > deadline:
+                self.stop()
+                pytest.fail(f"the null sinks' monitors gave no audio in {START_TIMEOUT_S} s")
+            time.sleep(0.02)
 
     def kill(self) -> None:
         """The device goes away: the server dies at once, as a pulled USB plug would."""
