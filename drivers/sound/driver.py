@@ -155,12 +155,12 @@ class SoundDriver(Driver):
             raise LineError(f"sound: no seat {number!r} here; the headset is seat {self.seat!r}")
         if not self._running:
             raise LineError(f"sound: seat {self.seat} is not started")
-        self._calls += 1
-        line = SoundLine(self, f"sound-{self.seat}-{self._calls}", number, caller)
         if self._headset is None:
             raise LineError(
                 f"sound: seat {self.seat} cannot ring: {self.lost_reason or 'no device'}"
             )
+        self._calls += 1
+        line = SoundLine(self, f"sound-{self.seat}-{self._calls}", number, caller)
         if self.line is not None:
             # One headset, one call: the caller gets what a busy seat phone gives.
             line.push_event(LineEvent(EventKind.HANGUP, cause=CAUSE_BUSY))
@@ -199,7 +199,7 @@ class SoundDriver(Driver):
             return True
         try:
             headset = await asyncio.get_running_loop().run_in_executor(None, self._open)
-        except LineError as exc:
+        except (LineError, OSError) as exc:  # OSError: PortAudio itself would not start
             log.debug("sound: seat %s still without its device: %s", self.seat, exc)
             return False
         if not self._running:

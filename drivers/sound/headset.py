@@ -11,13 +11,15 @@ moves on the loop thread, so nothing needs a lock.
 The sound card's clock is not the engine's clock, so the two drift and jitter apart:
 - *Overrun* (microphone): when more blocks are waiting than :data:`MAX_BACKLOG_BLOCKS`
   (the engine stalled), the oldest are dropped and counted, so the delay never grows.
-- *Overrun* (earpiece): when the card takes blocks slower than the engine writes them,
-  at most :data:`MAX_OUT_BLOCKS` wait here; the oldest is dropped and counted.
+- *Overrun* (earpiece): when the card takes blocks slower than the engine writes them
+  (or its sound server stalls), at most :data:`MAX_OUT_BLOCKS` wait here; the oldest is
+  dropped and counted.
 - *Underrun* (earpiece): PyAudio only reports an underflow by closing the stream, so the
   headset keeps its own account of how much audio the card still holds, on the injected
-  clock: each block adds 20 ms, time passing drains it. When it ran dry between two
-  writes (the engine was late), the underrun is counted and :data:`PREFILL_BLOCKS` of
-  silence go out first, so the next bit of lateness does not starve the card again.
+  clock: each block written adds 20 ms, time passing drains it. When the card has room
+  and the account ran dry (the engine was late), the underrun is counted and
+  :data:`PREFILL_BLOCKS` of silence go out ahead of the queued audio, so the next bit of
+  lateness does not starve the card again.
 Any other PortAudio error (a USB headset pulled out, the sound server gone) raises
 :class:`DeviceLost`; PyAudio has already closed the stream by then.
 """
@@ -47,8 +49,9 @@ BLOCK_SECONDS = FRAME_MS / 1000
 #: silence queued ahead of the first block and after an underrun: the card's cushion
 #: against the engine's tick jitter (p99 lateness ~1 ms, worst seen ~20 ms under load)
 PREFILL_BLOCKS = 2
-#: earpiece blocks that may wait for room in the card before the oldest is dropped
-MAX_OUT_BLOCKS = 4
+#: earpiece blocks that may wait for room in the card before the oldest is dropped (the
+#: prefill after an underrun and a few ticks' worth)
+MAX_OUT_BLOCKS = 6
 #: microphone blocks taken in one tick; older ones are dropped (the engine was late)
 MAX_BACKLOG_BLOCKS = 4
 #: the microphone stream's PortAudio buffer, in blocks; room for a stall longer than
@@ -75,7 +78,7 @@ class HeadsetStats:
     reopens: int = 0  # times it was opened again afterwards
 
 
-def _open_portaudio() -> pyaudio.PyAudio:
+def open_portaudio() -> pyaudio.PyAudio:
     silence_audio_libraries()
     return pyaudio.PyAudio()
 
@@ -121,7 +124,7 @@ class Headset:
         """
         self.clock = clock
         self.stats = stats if stats is not None else HeadsetStats()
-        self._pa = _open_portaudio()
+        self._pa = open_portaudio()
         self._in_stream: Any = None
         self._out_stream: Any = None
         try:
@@ -211,23 +214,15 @@ class Headset:
             raise LineError(f"sound: a frame is {FRAME_BYTES} bytes of slin, got {len(frame)}")
         now = self.clock()
         if self._last_write is None:
-            self._queue.extend([self._silence_out] * PREFILL_BLOCKS)
-            self._held = PREFILL_BLOCKS * BLOCK_SECONDS
+            self._queue.extend([self._silence_out] * PREFILL_BLOCKS)  # the first cushion
         else:
             self._held -= now - self._last_write
-            if self._held < 0:
-                # The card played everything and then nothing, for -held seconds.
-                self.stats.underruns += 1
-                self._queue.extend([self._silence_out] * PREFILL_BLOCKS)
-                self._held = PREFILL_BLOCKS * BLOCK_SECONDS
         self._last_write = now
         self._queue.append(self._to_device(frame))
-        self._held += BLOCK_SECONDS
         self.stats.frames_out += 1
-        while len(self._queue) > MAX_OUT_BLOCKS + PREFILL_BLOCKS:
+        while len(self._queue) > MAX_OUT_BLOCKS:
             self._queue.popleft()
             self.stats.overruns_out += 1
-            self._held -= BLOCK_SECONDS
         self._flush()
 
     def _flush(self) -> None:
@@ -237,8 +232,20 @@ class Headset:
         queue = self._queue
         try:
             room = stream.get_write_available() // self.block
+            if room == 0:
+                # The card is full (or its server stalled): whatever our account says,
+                # it is not starving. The queue waits, and overflows above.
+                self._held = max(self._held, 0.0)
+                return
+            if self._held < 0:
+                # The card played everything we gave it, then nothing for -held seconds:
+                # count it and rebuild the cushion with silence ahead of the queued audio.
+                self.stats.underruns += 1
+                queue.extendleft([self._silence_out] * PREFILL_BLOCKS)
+                self._held = 0.0
             while queue and room > 0:
                 stream.write(queue.popleft(), self.block, exception_on_underflow=False)
+                self._held += BLOCK_SECONDS
                 room -= 1
         except OSError as exc:
             raise self._lost("earpiece", exc) from exc

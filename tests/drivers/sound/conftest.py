@@ -139,6 +139,15 @@ class PulseServer:
             self.proc.wait(timeout=10)
         self._stop_listeners()
 
+    def pause(self, seconds: float) -> None:
+        """The server stops taking audio for a while (SIGSTOP, then SIGCONT)."""
+        assert self.proc is not None
+        os.kill(self.proc.pid, signal.SIGSTOP)
+        try:
+            time.sleep(seconds)
+        finally:
+            os.kill(self.proc.pid, signal.SIGCONT)
+
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             os.kill(self.proc.pid, signal.SIGTERM)

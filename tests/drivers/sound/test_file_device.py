@@ -9,11 +9,18 @@ file exactly, in order, with nothing dropped or counted as a fault.
 from __future__ import annotations
 
 import asyncio
+import re
 
 import numpy as np
 import pytest
+from click.testing import CliRunner
 
+from appliance.calls.call import Call, CallState
+from appliance.calls.clock import ManualClock
+from appliance.calls.engine import Engine
+from appliance.cli import main
 from appliance.media.frame import FRAME_BYTES, SILENCE
+from appliance.media.prompts import Prompt
 from appliance.media.tones import ToneSource
 from drivers.base import CAUSE_NORMAL, EventKind, LineError, LineState
 from drivers.sound import (
@@ -26,7 +33,7 @@ from drivers.sound import (
     list_devices,
 )
 from drivers.sound.driver import RING_LEVEL_DBM0, RING_TONE
-from drivers.sound.headset import PREFILL_BLOCKS, _open_portaudio
+from drivers.sound.headset import PREFILL_BLOCKS, open_portaudio
 from tests.drivers.sound.conftest import FileDevice
 
 TICKS = 40
@@ -49,7 +56,7 @@ def _pattern(frames: int, seed: int) -> bytes:
 
 
 def test_lists_the_file_device_and_chooses_it_by_name_or_index(file_device: FileDevice) -> None:
-    pa = _open_portaudio()
+    pa = open_portaudio()
     try:
         devices = list_devices(pa)
         default = [d for d in devices if d.name == "default"]
@@ -141,3 +148,95 @@ def test_the_seat_rings_in_the_earpiece_until_answered(file_device: FileDevice) 
 def test_a_rate_that_does_not_make_20ms_blocks_is_refused(file_device: FileDevice) -> None:
     with pytest.raises(SoundDeviceError, match="11025 Hz does not divide into 20 ms blocks"):
         Headset(rate=11025)
+
+
+async def _ticks(engine: Engine, n: int) -> None:
+    target = engine.tick_no + n
+    while engine.tick_no < target:
+        await asyncio.sleep(0)
+
+
+def test_through_the_engine_the_seat_rings_is_answered_and_hears_the_flow(
+    file_device: FileDevice,
+) -> None:
+    """engine.originate to the seat, on the manual clock: ringing until the agent answers,
+    then exactly the flow's audio in the earpiece, and the agent's hang-up ends the call."""
+    file_device.infile.write_bytes(_pattern(4 * 400, seed=4))
+    greeting = _pattern(10, seed=5)
+    clock = ManualClock()
+    driver = SoundDriver("8001", HeadsetConfig(rate=8000), clock=clock.now)
+    played_at: list[int] = []
+
+    async def seat_flow(call: Call) -> None:
+        await call.wait_answered()
+        played_at.append(engine.tick_no)
+        await call.play(Prompt.from_samples("greeting", np.frombuffer(greeting, "<i2")),
+                        interruptible=False)
+        await call.wait_ended()
+
+    async def idle(call: Call) -> None:
+        return None
+
+    engine = Engine(clock=clock, drivers=[driver], flow=idle)
+
+    async def run() -> Call:
+        task = asyncio.create_task(engine.run())
+        await engine.started.wait()
+        call = await engine.originate(driver, "8001", flow=seat_flow, ring_timeout=30)
+        await _ticks(engine, 100)  # 2 s of ringing: ringback keeps the analysis waiting
+        assert call.state is CallState.DIALING
+        driver.answer()
+        await _ticks(engine, 30)
+        assert call.state is CallState.ACTIVE
+        driver.hang_up()
+        await asyncio.wait_for(call.wait_ended(), 5)
+        assert driver.line is None
+        engine.stop()
+        await task
+        return call
+
+    call = asyncio.run(run())
+    assert call.end_cause == "remote"
+    earpiece = file_device.outfile.read_bytes()
+    ring = ToneSource(RING_TONE, RING_LEVEL_DBM0)
+    ringing = b"".join(ring.next_frame() for _ in range(100))
+    # Start-up silence, then (idle ticks before the call in silence) the ring, then the
+    # flow's greeting exactly as played, then silence.
+    start = earpiece.index(ringing[:FRAME_BYTES])
+    assert earpiece[:start] == bytes(start)
+    assert earpiece[start : start + len(ringing)] == ringing
+    assert greeting in earpiece
+    after = earpiece.index(greeting) + len(greeting)
+    assert not any(earpiece[after:])
+
+
+def test_an_unanswered_seat_ends_as_no_answer(file_device: FileDevice) -> None:
+    file_device.infile.write_bytes(_pattern(4 * 400, seed=6))
+    clock = ManualClock()
+    driver = SoundDriver("8001", HeadsetConfig(rate=8000), clock=clock.now)
+
+    async def seat_flow(call: Call) -> None:
+        await call.wait_answered()
+
+    async def run() -> Call:
+        engine = Engine(clock=clock, drivers=[driver], flow=seat_flow)
+        task = asyncio.create_task(engine.run())
+        await engine.started.wait()
+        call = await engine.originate(driver, "8001", ring_timeout=4)
+        await asyncio.wait_for(call.wait_ended(), 5)
+        ticks = engine.tick_no
+        engine.stop()
+        await task
+        assert 4 * 50 <= ticks <= 5 * 50
+        return call
+
+    call = asyncio.run(run())
+    assert call.end_cause == "no-answer"
+    assert driver.line is None and call.line.end_cause == "no-answer"
+
+
+def test_the_cli_lists_the_devices(file_device: FileDevice) -> None:
+    result = CliRunner().invoke(main, ["sound", "devices"])
+    assert result.exit_code == 0, result.output
+    (line,) = [ln for ln in result.output.splitlines() if "'default'" in ln]
+    assert re.fullmatch(r"\d+: 'default' \(ALSA, \d+ in / \d+ out, \d+ Hz\)", line)

@@ -205,6 +205,34 @@ def test_a_stalled_engine_counts_an_underrun_and_an_overrun(pulse: PulseServer) 
     assert driver.stats.overruns_in >= 1
 
 
+def test_a_stalled_sound_server_overruns_the_earpiece_and_the_call_carries_on(
+    pulse: PulseServer,
+) -> None:
+    driver = SoundDriver(SEAT, HeadsetConfig(rate=8000))
+
+    async def talk(call: Call) -> None:
+        await call.silence(30)
+
+    async def run() -> Call:
+        async with running(driver) as engine:
+            call = await answered_call(engine, driver, talk)
+            await asyncio.sleep(0.3)
+            ticks, frames_in = engine.stats.ticks, driver.stats.frames_in
+            assert driver.stats.overruns_out == 0
+            # The server takes no audio for 0.5 s (SIGSTOP); the test waits off the loop.
+            await asyncio.get_running_loop().run_in_executor(None, pulse.pause, 0.5)
+            assert engine.stats.ticks - ticks >= 20  # the engine never waited for the card
+            assert driver.stats.overruns_out >= 10  # the earpiece queue dropped the oldest
+            assert driver.stats.frames_in - frames_in < 10  # no microphone while stalled
+            frames_in = driver.stats.frames_in
+            await asyncio.sleep(0.4)
+            assert driver.stats.frames_in - frames_in >= 10  # and it flows again after
+            assert call.state is CallState.ACTIVE and driver.stats.losses == 0
+            return call
+
+    assert asyncio.run(run()).end_cause == "shutdown"
+
+
 def test_killing_the_sound_server_drops_the_call_and_the_seat_comes_back(
     pulse: PulseServer,
 ) -> None:
