@@ -19,8 +19,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from appliance.media.frame import FRAME_BYTES, SILENCE
 from appliance.media.tones import ToneSource
@@ -43,6 +46,10 @@ from drivers.sound.headset import Clock, DeviceLost, Headset, HeadsetStats
 
 log = logging.getLogger("drivers.sound")
 
+T = TypeVar("T")
+
+#: how long stop() waits for the device to close (a stalled sound server can hold it)
+CLOSE_TIMEOUT_S = 2.0
 #: the tone the agent hears while the seat rings (China ringback cadence, 1 s in 5)
 RING_TONE = "ringback"
 #: quieter than a line tone: it is played straight into someone's ear
@@ -132,7 +139,7 @@ class SoundDriver(Driver):
         """Open the device; a wrong name or a device without the channels raises here."""
         # The seat never offers inbound lines: its calls are placed by the engine.
         del accept
-        self._headset = await asyncio.get_running_loop().run_in_executor(None, self._open)
+        self._headset = await _in_thread(self._open, "sound-open", discard=Headset.close)
         self._running = True
 
     async def stop(self) -> None:
@@ -148,7 +155,12 @@ class SoundDriver(Driver):
             self.line = None
         headset, self._headset = self._headset, None
         if headset is not None:
-            headset.close()
+            try:
+                await asyncio.wait_for(_in_thread(headset.close, "sound-close"),
+                                       CLOSE_TIMEOUT_S)
+            except TimeoutError:
+                log.warning("sound: %s did not close in %.0f s (sound server stalled?)",
+                            headset.describe_devices(), CLOSE_TIMEOUT_S)
 
     async def originate(self, number: str, caller: str = "") -> Line:
         if number != self.seat:
@@ -198,12 +210,12 @@ class SoundDriver(Driver):
         if self._headset is not None:
             return True
         try:
-            headset = await asyncio.get_running_loop().run_in_executor(None, self._open)
+            headset = await _in_thread(self._open, "sound-reopen", discard=Headset.close)
         except (LineError, OSError) as exc:  # OSError: PortAudio itself would not start
             log.debug("sound: seat %s still without its device: %s", self.seat, exc)
             return False
         if not self._running:
-            headset.close()
+            _in_thread(headset.close, "sound-close")
             return False
         self._headset = headset
         self.lost_reason = ""
@@ -261,7 +273,10 @@ class SoundDriver(Driver):
             self.line = None
 
     def _device_lost(self, exc: DeviceLost) -> None:
-        self._headset = None
+        headset, self._headset = self._headset, None
+        if headset is not None:
+            # Off the loop: closing waits for a stalled sound server, maybe for ever.
+            _in_thread(headset.close, "sound-close")
         self.lost_reason = str(exc)
         self.stats.losses += 1
         log.error("%s; reopening every %.0f s", exc, self.reopen_interval)
@@ -280,3 +295,54 @@ class SoundDriver(Driver):
                 await asyncio.sleep(self.reopen_interval)
         finally:
             self._reopen_task = None
+
+
+def _in_thread(
+    fn: Callable[[], T], name: str, *, discard: Callable[[T], object] | None = None
+) -> asyncio.Future[T]:
+    """Run a blocking PortAudio call on a daemon thread; the future gets its outcome.
+
+    Not the loop's executor: a call that hangs on a stalled sound server would keep an
+    executor thread, and with it the process, from ever exiting. ``discard`` receives a
+    result nobody waits for any more (the caller was cancelled), e.g. to close a device.
+    """
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[T] = loop.create_future()
+
+    def deliver(ok: bool, value: object) -> None:
+        if future.done():
+            if ok and discard is not None:
+                _in_thread_orphan(discard, value)
+            return
+        if ok:
+            future.set_result(value)  # type: ignore[arg-type]
+        else:
+            assert isinstance(value, BaseException)
+            future.set_exception(value)
+
+    def run() -> None:
+        try:
+            outcome: tuple[bool, object] = (True, fn())
+        except BaseException as exc:
+            outcome = (False, exc)
+        try:
+            loop.call_soon_threadsafe(deliver, *outcome)
+        except RuntimeError:  # the loop is closed: nobody will ever take the result
+            if outcome[0] and discard is not None:
+                discard(outcome[1])  # type: ignore[arg-type]
+
+    # Nobody may await a close; its failure is logged rather than lost.
+    future.add_done_callback(_log_failure)
+    threading.Thread(target=run, name=name, daemon=True).start()
+    return future
+
+
+def _in_thread_orphan(discard: Callable[[T], object], value: object) -> None:
+    threading.Thread(target=discard, args=(value,), name="sound-discard", daemon=True).start()
+
+
+def _log_failure(future: asyncio.Future[T]) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        exc = future.exception()
+        if not isinstance(exc, LineError):  # open failures are reported by their caller
+            log.error("sound: device call failed: %r", exc)

@@ -21,13 +21,15 @@ The sound card's clock is not the engine's clock, so the two drift and jitter ap
   :data:`PREFILL_BLOCKS` of silence go out ahead of the queued audio, so the next bit of
   lateness does not starve the card again.
 Any other PortAudio error (a USB headset pulled out, the sound server gone) raises
-:class:`DeviceLost`; PyAudio has already closed the stream by then.
+:class:`DeviceLost`; PyAudio has already closed the stream by then. So does a microphone
+that gives nothing for :data:`STALL_SECONDS` (a device that hangs instead of failing).
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -58,6 +60,10 @@ MAX_BACKLOG_BLOCKS = 4
 #: MAX_BACKLOG_BLOCKS, so such a stall shows up as an overrun here, not a silent loss
 INPUT_BUFFER_BLOCKS = 2
 
+#: no microphone audio for this long means the device hangs without an error (some USB
+#: cards do when pulled out under ALSA): it counts as lost
+STALL_SECONDS = 2.0
+
 Clock = Callable[[], float]
 
 
@@ -78,9 +84,15 @@ class HeadsetStats:
     reopens: int = 0  # times it was opened again afterwards
 
 
+#: Pa_Initialize/Pa_Terminate keep a global count without a lock of their own, and a
+#: device that failed is closed on another thread while a re-open may be starting.
+PORTAUDIO_LOCK = threading.Lock()
+
+
 def open_portaudio() -> pyaudio.PyAudio:
     silence_audio_libraries()
-    return pyaudio.PyAudio()
+    with PORTAUDIO_LOCK:
+        return pyaudio.PyAudio()
 
 
 def _mono_channels(pa: pyaudio.PyAudio, device: DeviceInfo, rate: int, need: str) -> int:
@@ -168,6 +180,7 @@ class Headset:
         self._queue: deque[bytes] = deque()  # earpiece blocks waiting for room in the card
         self._held = 0.0  # seconds of audio the card still holds, by our account
         self._last_write: float | None = None
+        self._last_input = clock()  # when the microphone last gave audio
         self._silence_out = self._to_device(bytes(FRAME_BYTES))
         log.info("sound: opened %s at %d Hz", self.describe_devices(), self.rate)
 
@@ -197,6 +210,14 @@ class Headset:
             data = stream.read(blocks * self.block, exception_on_overflow=False) if blocks else b""
         except OSError as exc:
             raise self._lost("microphone", exc) from exc
+        now = self.clock()
+        if blocks:
+            self._last_input = now
+        elif now - self._last_input > STALL_SECONDS:
+            raise DeviceLost(
+                f"sound: no audio from the microphone of {self.describe_devices()} for "
+                f"{now - self._last_input:.1f} s"
+            )
         frames = []
         pcm = np.frombuffer(data, dtype="<i2")
         if self.in_channels > 1:
@@ -257,27 +278,31 @@ class Headset:
         return pcm.astype("<i2", copy=False).tobytes()
 
     def _lost(self, side: str, exc: OSError) -> DeviceLost:
-        # PyAudio closed the stream that failed; close the other side and PortAudio too.
-        self.close()
+        # PyAudio closed the stream that failed; the caller closes the rest (see close).
         return DeviceLost(f"sound: the {side} of {self.describe_devices()} failed: {exc}")
 
     # ------------------------------------------------------------------ end
     def close(self) -> None:
-        """Close both streams and PortAudio; safe on a stream PyAudio already closed."""
-        for name in ("_in_stream", "_out_stream"):
-            stream = getattr(self, name, None)
-            setattr(self, name, None)
-            if stream is None:
-                continue
-            # Close without stopping: Pa_StopStream would drain the card's buffer, which on a
-            # device without a clock plays out stale buffer contents; closing discards it.
-            # "Stream not open" when PyAudio already closed it after an error.
-            with contextlib.suppress(OSError):
-                stream.close()
-        pa = getattr(self, "_pa", None)
-        self._pa = None
-        if pa is not None:
-            pa.terminate()
+        """Close both streams and PortAudio; safe on a stream PyAudio already closed.
+
+        This can block for as long as a stalled sound server does (the PulseAudio plugin
+        waits for it), so the driver calls it off the event loop.
+        """
+        with PORTAUDIO_LOCK:
+            for name in ("_in_stream", "_out_stream"):
+                stream = getattr(self, name, None)
+                setattr(self, name, None)
+                if stream is None:
+                    continue
+                # Close without stopping: Pa_StopStream would drain the card's buffer, which
+                # on a device without a clock plays out stale buffer contents; closing
+                # discards it. "Stream not open" when PyAudio closed it after an error.
+                with contextlib.suppress(OSError):
+                    stream.close()
+            pa = getattr(self, "_pa", None)
+            self._pa = None
+            if pa is not None:
+                pa.terminate()
 
     @property
     def closed(self) -> bool:

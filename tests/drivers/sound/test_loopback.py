@@ -233,6 +233,34 @@ def test_a_stalled_sound_server_overruns_the_earpiece_and_the_call_carries_on(
     assert asyncio.run(run()).end_cause == "shutdown"
 
 
+def test_a_sound_server_that_hangs_counts_as_a_lost_device(pulse: PulseServer) -> None:
+    driver = SoundDriver(SEAT, HeadsetConfig(rate=8000), reopen_interval=0.2)
+
+    async def talk(call: Call) -> None:
+        await call.silence(30)
+
+    async def run() -> Call:
+        async with running(driver) as engine:
+            call = await answered_call(engine, driver, talk)
+            await asyncio.sleep(0.2)
+            # Stopped for longer than STALL_SECONDS: no error from PortAudio, just no audio.
+            pause = asyncio.get_running_loop().run_in_executor(None, pulse.pause, 2.6)
+            await asyncio.wait_for(call.wait_ended(), TIMEOUT_S)
+            assert not pause.done()  # ended while the server still hung, by the watchdog
+            assert call.end_cause == CAUSE_LINE_DROPPED
+            assert "no audio from the microphone" in call.line.reason  # type: ignore[attr-defined]
+            await pause
+            for _ in range(int(TIMEOUT_S / 0.1)):  # the server is back: so is the seat
+                if driver.available:
+                    break
+                await asyncio.sleep(0.1)
+            assert driver.available and driver.stats.reopens == 1
+            return call
+
+    asyncio.run(run())
+    assert driver.stats.losses == 1
+
+
 def test_killing_the_sound_server_drops_the_call_and_the_seat_comes_back(
     pulse: PulseServer,
 ) -> None:
