@@ -21,6 +21,7 @@ import contextlib
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
@@ -50,6 +51,10 @@ T = TypeVar("T")
 
 #: how long stop() waits for the device to close (a stalled sound server can hold it)
 CLOSE_TIMEOUT_S = 2.0
+#: microphone frames held back as a reserve for a tick whose block the card had not
+#: delivered yet: the card's clock and the tick's drift in and out of phase, and without
+#: it about one tick in ten finds no frame (recorded as a gap); it costs 20 ms of delay
+MIC_RESERVE_FRAMES = 1
 #: the tone the agent hears while the seat rings (China ringback cadence, 1 s in 5)
 RING_TONE = "ringback"
 #: quieter than a line tone: it is played straight into someone's ear
@@ -77,6 +82,7 @@ class SoundLine(Line):
         #: why the line was dropped, in words (the device and PortAudio's error)
         self.reason = ""
         self._out = SILENCE  # the engine's frame for this tick
+        self._mic: deque[bytes] = deque()  # microphone frames not yet handed to the engine
 
     def write_frame(self, frame: bytes) -> None:
         if self.state is LineState.ENDED:
@@ -104,6 +110,14 @@ class SoundLine(Line):
     def _take_output(self) -> bytes:
         out, self._out = self._out, SILENCE
         return out
+
+    def _from_microphone(self, frames: list[bytes]) -> None:
+        """Hand the engine one frame a tick from what the card delivered, keeping
+        MIC_RESERVE_FRAMES back; more only when more are waiting (the engine catches up)."""
+        mic = self._mic
+        mic.extend(frames)
+        for _ in range(max(1, len(mic) - MIC_RESERVE_FRAMES) if mic else 0):
+            self.push_frame(mic.popleft())
 
 
 class SoundDriver(Driver):
@@ -241,8 +255,7 @@ class SoundDriver(Driver):
             # ringback, which its call-progress analysis waits on until the ring timeout.
             line.push_frame(self._ringback.next_frame())
         elif line.state is LineState.ANSWERED:
-            for frame in frames:
-                line.push_frame(frame)
+            line._from_microphone(frames)
 
     def after_tick(self, tick: int) -> None:
         headset = self._headset

@@ -67,6 +67,19 @@ async def answered_call(engine: Engine, driver: SoundDriver,
     return call
 
 
+async def _talk(call: Call) -> None:
+    await call.silence(30)  # a call that lasts until something else ends it
+
+
+async def _reopened(driver: SoundDriver) -> None:
+    """Wait until the driver has opened its device again by itself."""
+    for _ in range(int(TIMEOUT_S / 0.1)):
+        if driver.available:
+            break
+        await asyncio.sleep(0.1)
+    assert driver.available and driver.stats.reopens == 1
+
+
 def _signal(seconds: float, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
     return rng.integers(-16000, 16000, round(SAMPLE_RATE * seconds)).astype(np.int16)
@@ -140,6 +153,10 @@ def test_audio_comes_back_byte_for_byte_and_dtmf_is_detected(
 
     call = asyncio.run(run())
     assert call.end_cause == "normal"
+    # The microphone's reserve frame covers the card's blocks arriving just after a tick
+    # (without it about one tick in ten found no frame); the first tick after the answer
+    # has none yet.
+    assert call.frames_late <= 3
     # The engine's DTMF detector heard the keys the flow played, after the round trip.
     assert call.keys == keys
     # What the engine played into the sink is on the monitor, and came back as the
@@ -157,6 +174,7 @@ def test_a_48khz_device_keeps_a_1khz_tone_at_1khz(pulse: PulseServer, tmp_path: 
 
     async def flow(call: Call) -> None:
         await call.play(_padded(played), interruptible=False)
+        await call.silence(0.5)  # the loop's delay grows when the machine is busy
         await call.hangup()
 
     async def run() -> None:
@@ -176,7 +194,10 @@ def test_a_48khz_device_keeps_a_1khz_tone_at_1khz(pulse: PulseServer, tmp_path: 
     # And back at 8 kHz in the engine: still 1 kHz, at the level and length it was played.
     heard = _inbound_recording(tmp_path)
     assert abs(_peak_hz(heard, 8000) - 1000.0) < 2
-    assert 0.95 < _tone_seconds(heard, 8000, 1000.0, amplitude) < 1.05
+    # Less only by the microphone blocks dropped if the engine fell behind (a busy machine).
+    expected = 1.0 - driver.stats.overruns_in * 0.02
+    seconds = _tone_seconds(heard, 8000, 1000.0, amplitude)
+    assert expected - 0.05 < seconds < expected + 0.05, (seconds, driver.stats)
 
 
 def test_a_stalled_engine_counts_an_underrun_and_an_overrun(pulse: PulseServer) -> None:
@@ -210,12 +231,9 @@ def test_a_stalled_sound_server_overruns_the_earpiece_and_the_call_carries_on(
 ) -> None:
     driver = SoundDriver(SEAT, HeadsetConfig(rate=8000))
 
-    async def talk(call: Call) -> None:
-        await call.silence(30)
-
     async def run() -> Call:
         async with running(driver) as engine:
-            call = await answered_call(engine, driver, talk)
+            call = await answered_call(engine, driver, _talk)
             await asyncio.sleep(0.3)
             ticks, frames_in = engine.stats.ticks, driver.stats.frames_in
             assert driver.stats.overruns_out == 0
@@ -236,12 +254,9 @@ def test_a_stalled_sound_server_overruns_the_earpiece_and_the_call_carries_on(
 def test_a_sound_server_that_hangs_counts_as_a_lost_device(pulse: PulseServer) -> None:
     driver = SoundDriver(SEAT, HeadsetConfig(rate=8000), reopen_interval=0.2)
 
-    async def talk(call: Call) -> None:
-        await call.silence(30)
-
     async def run() -> Call:
         async with running(driver) as engine:
-            call = await answered_call(engine, driver, talk)
+            call = await answered_call(engine, driver, _talk)
             await asyncio.sleep(0.2)
             # Stopped for longer than STALL_SECONDS: no error from PortAudio, just no audio.
             pause = asyncio.get_running_loop().run_in_executor(None, pulse.pause, 2.6)
@@ -250,11 +265,7 @@ def test_a_sound_server_that_hangs_counts_as_a_lost_device(pulse: PulseServer) -
             assert call.end_cause == CAUSE_LINE_DROPPED
             assert "no audio from the microphone" in call.line.reason  # type: ignore[attr-defined]
             await pause
-            for _ in range(int(TIMEOUT_S / 0.1)):  # the server is back: so is the seat
-                if driver.available:
-                    break
-                await asyncio.sleep(0.1)
-            assert driver.available and driver.stats.reopens == 1
+            await _reopened(driver)  # the server is back: so is the seat
             return call
 
     asyncio.run(run())
@@ -266,12 +277,9 @@ def test_killing_the_sound_server_drops_the_call_and_the_seat_comes_back(
 ) -> None:
     driver = SoundDriver(SEAT, HeadsetConfig(rate=8000), reopen_interval=0.2)
 
-    async def talk(call: Call) -> None:
-        await call.silence(30)  # ended by the device going away, not by the flow
-
     async def run() -> tuple[Call, Call]:
         async with running(driver) as engine:
-            call = await answered_call(engine, driver, talk)
+            call = await answered_call(engine, driver, _talk)
             await asyncio.sleep(0.3)
             assert call.state is CallState.ACTIVE
             line = call.line
@@ -286,12 +294,8 @@ def test_killing_the_sound_server_drops_the_call_and_the_seat_comes_back(
                 await engine.originate(driver, SEAT)
             # The device comes back: the driver opens it again by itself.
             pulse.start()
-            for _ in range(int(TIMEOUT_S / 0.1)):
-                if driver.available:
-                    break
-                await asyncio.sleep(0.1)
-            assert driver.available and driver.stats.reopens == 1
-            again = await answered_call(engine, driver, talk)
+            await _reopened(driver)
+            again = await answered_call(engine, driver, _talk)
             await asyncio.sleep(0.2)
             assert again.state is CallState.ACTIVE
             frames = driver.stats.frames_in
