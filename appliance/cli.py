@@ -181,6 +181,33 @@ def detect_progress(wav: Path) -> None:
 
 
 @main.group()
+def sound() -> None:
+    """The box's sound devices (a headset seat)."""
+
+
+@sound.command("devices")
+def sound_devices() -> None:
+    """List the devices PortAudio sees: index, name, channels in/out, default rate.
+
+    A headset seat is configured with the index or the name (or a part of it that only
+    one device has); it needs at least one input and one output channel.
+    """
+    from drivers.sound import list_devices
+    from drivers.sound.headset import open_portaudio
+
+    pa = open_portaudio()
+    try:
+        devices = list_devices(pa)
+    finally:
+        pa.terminate()
+    for device in devices:
+        usable = "" if device.inputs and device.outputs else "  (not a headset: needs in and out)"
+        click.echo(f"{device.describe()}{usable}")
+    if not devices:
+        click.echo("no sound devices")
+
+
+@main.group()
 def bench() -> None:
     """Benchmarks; each prints a JSON object as its last line."""
 
