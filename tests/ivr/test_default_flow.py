@@ -113,21 +113,34 @@ def played_in_order(tmp_path: Path, lang: str, *names: str) -> bool:
     return all(f"{lang}/{name}" in log for name in names)
 
 
+#: per test folder, the results of the callback faxes its call queued, once all finished
+CALLBACKS: dict[Path, list[CallbackResult | None]] = {}
+
+
 def run(tmp_path: Path, store: Store, scenario: Callable[[SimExchange], Awaitable[T]],
-        now: dt.datetime = NOW) -> tuple[T, list[Step]]:
+        now: dt.datetime = NOW, fax: bool = False) -> tuple[T, list[Step]]:
+    """The default flow on the demo book, ``scenario`` calling in. With ``fax``, a fax desk
+    sends on the call and dials callbacks on the exchange (their results in CALLBACKS)."""
     paths: list[list[Step]] = []
     lookups = InsuranceLookups(store, now=lambda: now, executor=InlineExecutor(),
                                names=NameRecordings(tmp_path / "names"))
+    desk = FaxDesk(store, tmp_path / "faxes", today=lambda: TODAY) if fax else None
     handler = make_flow_handler(load_flow(FLOW), lookups.functions(), clock_now=lambda: now,
                                 messages_dir=tmp_path / "messages",
                                 on_done=lambda _call, path: paths.append(path), store=store,
-                                executor=InlineExecutor())
+                                executor=InlineExecutor(), fax=desk)
 
     async def main() -> T:
         async with running_engine(handler, prompts=LIB, store=store,
                                   recordings=tmp_path / "recordings", trunks=2,
                                   on_event=record_prompts(tmp_path)) as (_, exchange):
-            return await asyncio.wait_for(scenario(exchange), timeout=60)
+            if desk is not None:
+                desk.callback_driver = exchange
+            result = await asyncio.wait_for(scenario(exchange), timeout=120)
+            if desk is not None and desk.jobs:
+                CALLBACKS[tmp_path] = list(
+                    await asyncio.wait_for(asyncio.gather(*desk.jobs), 120))
+            return result
 
     try:
         result = asyncio.run(main())
@@ -763,39 +776,6 @@ def test_salesperson_hears_only_the_voicemail_forwarded_to_them(tmp_path: Path,
         assert get_message(reopened, theirs.id).assignee_heard_at is None
 
 
-def run_with_fax(tmp_path: Path, store: Store, scenario: Callable[[SimExchange], Awaitable[T]],
-                 ) -> tuple[T, list[Step], list[CallbackResult | None]]:
-    """``run`` with a fax desk: same-call faxes, and callbacks dialled on the exchange (the
-    results of those, once every one has finished, come third)."""
-    paths: list[list[Step]] = []
-    callbacks: list[CallbackResult | None] = []
-    lookups = InsuranceLookups(store, now=lambda: NOW, executor=InlineExecutor())
-
-    async def main() -> T:
-        exchange_box: list[SimExchange] = []
-        desk = FaxDesk(store, tmp_path / "faxes", today=lambda: TODAY)
-        handler = make_flow_handler(load_flow(FLOW), lookups.functions(), clock_now=lambda: NOW,
-                                    messages_dir=tmp_path / "messages", store=store,
-                                    on_done=lambda _call, path: paths.append(path),
-                                    executor=InlineExecutor(), fax=desk)
-        async with running_engine(handler, prompts=LIB, store=store,
-                                  recordings=tmp_path / "recordings",
-                                  trunks=2) as (_, exchange):
-            exchange_box.append(exchange)
-            desk.callback_driver = exchange
-            result = await asyncio.wait_for(scenario(exchange), timeout=120)
-            if desk.jobs:
-                callbacks.extend(await asyncio.wait_for(asyncio.gather(*desk.jobs), 120))
-            return result
-
-    try:
-        result = asyncio.run(main())
-    finally:
-        store.close()
-    assert len(paths) == 1, paths
-    return result, paths[0], callbacks
-
-
 def same_pages(sent: Path, received: Path) -> None:
     want, got = pixels(sent), pixels(received)
     assert len(got) == len(want) >= 1
@@ -824,7 +804,7 @@ def test_policy_summary_by_fax_on_the_same_call(tmp_path: Path, lang: str) -> No
         finally:
             machine.close()
 
-    far, path, _ = run_with_fax(tmp_path, store, scenario)
+    far, path = run(tmp_path, store, scenario, fax=True)
     assert far is not None and far.ok and far.pages == 1
     same_pages(expected, tmp_path / "received.tiff")
     sent = next(s for s in path if s["node"] == "pol_fax_here")
@@ -862,11 +842,11 @@ def test_quote_rates_faxed_to_the_number_the_caller_keys(tmp_path: Path) -> None
         await bot.hangup()  # the box dials the fax machine on its own
 
     try:
-        _, path, callbacks = run_with_fax(tmp_path, store, scenario)
+        _, path = run(tmp_path, store, scenario, fax=True)
     finally:
         for machine in machines:
             machine.close()
-    (done,) = callbacks
+    (done,) = CALLBACKS[tmp_path]
     assert done is not None and done.ok and done.results == ["ok"]
     assert done.fax is not None and done.fax.pages == 1
     same_pages(expected, tmp_path / "received.tiff")
