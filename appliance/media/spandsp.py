@@ -61,6 +61,9 @@ DTMF_PROTOTYPES: Final[dict[str, _Proto]] = {
 PHASE_B_CB = CFUNCTYPE(c_int, c_void_p, c_void_p, c_int)
 PHASE_D_CB = CFUNCTYPE(c_int, c_void_p, c_void_p, c_int)
 PHASE_E_CB = CFUNCTYPE(None, c_void_p, c_void_p, c_int)
+# span_log's message handler in 0.0.6: (level, text), no user data. Newer spandsp adds a
+# leading user_data pointer; seen: declared that way here, the level arrives in it.
+LOG_MESSAGE_CB = CFUNCTYPE(None, c_int, c_char_p)
 
 
 class T30Stats(Structure):
@@ -93,6 +96,10 @@ FAX_PROTOTYPES: Final[dict[str, _Proto]] = {
     "t30_get_transfer_statistics": (None, [c_void_p, POINTER(T30Stats)]),
     "t30_completion_code_to_str": (c_char_p, [c_int]),
     "t30_terminate": (None, [c_void_p]),
+    "fax_get_logging_state": (c_void_p, [c_void_p]),
+    "t30_get_logging_state": (c_void_p, [c_void_p]),
+    "span_log_set_level": (c_int, [c_void_p, c_int]),
+    "span_log_set_message_handler": (None, [c_void_p, LOG_MESSAGE_CB]),
 }
 
 # t30.h constants this binding uses.
@@ -103,6 +110,9 @@ T30_SUPPORT_T4_1D: Final = 0x02
 T30_SUPPORT_T4_2D: Final = 0x04
 T30_SUPPORT_T6: Final = 0x08
 T30_ERR_OK: Final = 0
+#: span_log levels (logging.h): protocol flow is what a fax trace wants
+SPAN_LOG_FLOW: Final = 5
+SPAN_LOG_SHOW_TAG: Final = 0x2000
 #: spandsp cuts file names at this many characters (a longer path opens the wrong file)
 MAX_PATH_CHARS: Final = 255
 
@@ -329,6 +339,22 @@ class FaxEndpoint(Closable):
         self._lib.t30_set_phase_b_handler(self.t30, thunks[0], None)
         self._lib.t30_set_phase_d_handler(self.t30, thunks[1], None)
         self._lib.t30_set_phase_e_handler(self.t30, thunks[2], None)
+
+    def trace(self, handler: Callable[[str], None], level: int = SPAN_LOG_FLOW) -> None:
+        """Hand spandsp's own log lines of the fax layer and its T.30 engine (tagged "FAX"
+        and "T.30") to ``handler``, up to ``level``. The modems log into their own states,
+        which 0.0.6 does not expose through the fax terminal; T.30 reports their status
+        changes ("HDLC signal status is Training failed ...")."""
+        def message(_level: int, text: bytes | None) -> None:
+            if text:
+                handler(text.decode("ascii", "replace").rstrip("\n"))
+
+        thunk = LOG_MESSAGE_CB(message)
+        self._thunks.append(thunk)
+        for log_state in (self._lib.fax_get_logging_state(self.state),
+                          self._lib.t30_get_logging_state(self.t30)):
+            self._lib.span_log_set_message_handler(log_state, thunk)
+            self._lib.span_log_set_level(log_state, SPAN_LOG_SHOW_TAG | level)
 
     def rx(self, samples: Samples) -> None:
         # A copy: fax_rx takes a non-const buffer and may change it, and the caller's

@@ -41,6 +41,20 @@ def test_a_clean_line_runs_at_14400_with_ecm(pages_dir: Path, tmp_path: Path) ->
     assert np.array_equal(pixels(tmp_path / "rx.tiff")[0], pixels(pages_dir / "summary.tiff")[0])
 
 
+def test_a_session_traces_spandsps_own_log_on_the_line_time(pages_dir: Path,
+                                                            tmp_path: Path) -> None:
+    lines: list[str] = []
+    with FaxSession(calling_party=True, tx_file=pages_dir / "summary.tiff") as tx, \
+            FaxSession(calling_party=False, rx_file=tmp_path / "rx.tiff", trace=lines.append) as rx:
+        back_to_back(tx, rx)
+    assert rx.result is not None and rx.result.ok
+    trained = [line for line in lines if "HDLC signal status is Training succeeded" in line]
+    assert trained  # the image modem's training, as T.30 hears of it
+    seconds = float(trained[0].split()[0])  # each line starts with the session's line time
+    assert 3.0 < seconds < rx.result.seconds
+    assert any(line.split(maxsplit=1)[1].startswith("Rx final frame") for line in lines)
+
+
 def test_a_noisy_line_is_measured_and_v17_left_out(pages_dir: Path, tmp_path: Path) -> None:
     # Noise 20 dB below the fax signal (about -20 dBFS): without the squelch spandsp's
     # receivers never see a carrier drop and the session hangs; with V.17 pages get lost.
@@ -68,6 +82,25 @@ def test_the_squelch_silences_noise_and_passes_signal() -> None:
         squelch(tone)
     snr = squelch.snr_db()
     assert snr is not None and 15 < snr < 22  # 3000/√2 against 300: 17 dB
+
+
+def test_the_squelch_zeroes_the_noise_ahead_of_a_signal_within_its_first_frame() -> None:
+    rng = np.random.default_rng(2)
+    squelch = Squelch()
+    for _ in range(20):
+        squelch(rng.normal(0, 300, 160).astype(np.int16))
+    t = np.arange(160) / 8000
+    signal = 3000 * np.sin(2 * np.pi * 1700 * t)
+    signal[:136] = 0  # the carrier starts 3 ms before the end of the frame
+    frame = (signal + rng.normal(0, 300, 160)).astype(np.int16)
+    out = squelch(frame)
+    assert not out[:136].any()  # the noise before the carrier: silence, as a gap is
+    assert np.array_equal(out[136:], frame[136:])
+    # Later frames of the same signal pass whole, noise and all, even when quiet at first.
+    frame = (3000 * np.sin(2 * np.pi * 1700 * (t + 0.02)) + rng.normal(0, 300, 160))
+    frame[:40] = rng.normal(0, 300, 40)
+    frame = frame.astype(np.int16)
+    assert np.array_equal(squelch(frame), frame)
 
 
 def test_a_session_needs_one_document_direction(tmp_path: Path) -> None:
