@@ -4,7 +4,12 @@ mute and drop for the web. Callers reach a room from the IVR's ``conference`` no
 dialling the conference number (:meth:`Conferences.route`)."""
 
 from appliance.conference.rooms import MAX_PARTIES, RoomError, create_room
-from appliance.conference.service import ConferenceError, Conferences, PartyView
+from appliance.conference.service import (
+    DEFAULT_NUMBER,
+    ConferenceError,
+    Conferences,
+    PartyView,
+)
 
-__all__ = ["MAX_PARTIES", "ConferenceError", "Conferences", "PartyView", "RoomError",
-           "create_room"]
+__all__ = ["DEFAULT_NUMBER", "MAX_PARTIES", "ConferenceError", "Conferences", "PartyView",
+           "RoomError", "create_room"]

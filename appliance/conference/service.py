@@ -32,6 +32,8 @@ from appliance.store.db import Store
 
 log = logging.getLogger("appliance.conference")
 
+#: the number that goes straight to the rooms (the IVR's menu offers them too)
+DEFAULT_NUMBER: Final = "95599"
 TRIES: Final = 3
 ENTRY_TIMEOUT: Final = 8.0
 DROP_CAUSE: Final = "conference-dropped"
@@ -270,5 +272,5 @@ async def _play_when_free(call: Call, tone: Prompt) -> None:
             await call.engine.wait_ticks(call, 5)
 
 
-__all__ = ["DROP_CAUSE", "ConferenceError", "Conferences", "PartyView", "entry_tone",
-           "exit_tone"]
+__all__ = ["DEFAULT_NUMBER", "DROP_CAUSE", "ConferenceError", "Conferences", "PartyView",
+           "entry_tone", "exit_tone"]
