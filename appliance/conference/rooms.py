@@ -1,5 +1,6 @@
 """Conference rooms in the store: a room number, its party PIN and host PIN, kept only as
-salted PBKDF2 hashes, and every join, leave, mute, drop and refusal as an event row.
+salted PBKDF2 hashes (the salespeople's PIN hashing, :mod:`appliance.insurance.hashing`),
+and every join, leave, mute, drop and refusal as an event row.
 
 The admin creates rooms (:func:`create_room`); a caller's room number and PIN are checked
 by :func:`check_pin`, which says whether the PIN is the host's, a party's, or neither.
@@ -7,22 +8,19 @@ by :func:`check_pin`, which says whether the PIN is the host's, a party's, or ne
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import secrets
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, Final
 
 from sqlite_utils import Database
 
+from appliance.insurance.hashing import hash_pin, pin_matches
 from appliance.store.db import Store
 
 #: the engine's mixer takes this many parties in one room
 MAX_PARTIES: Final = 8
 ROOM_DIGITS: Final = (1, 8)
 PIN_DIGITS: Final = (4, 8)
-_ITERATIONS: Final = 60_000
 
 
 class RoomError(ValueError):
@@ -36,23 +34,6 @@ class Room:
     max_parties: int
     pin_hash: str
     host_pin_hash: str
-
-
-def hash_pin(pin: str, salt: bytes | None = None) -> str:
-    salt = secrets.token_bytes(16) if salt is None else salt
-    digest = hashlib.pbkdf2_hmac("sha256", pin.encode(), salt, _ITERATIONS)
-    return f"pbkdf2_sha256${_ITERATIONS}${salt.hex()}${digest.hex()}"
-
-
-def pin_matches(pin: str, stored: str) -> bool:
-    try:
-        scheme, iterations, salt, digest = stored.split("$")
-    except ValueError:
-        return False
-    if scheme != "pbkdf2_sha256":
-        return False
-    got = hashlib.pbkdf2_hmac("sha256", pin.encode(), bytes.fromhex(salt), int(iterations))
-    return hmac.compare_digest(got.hex(), digest)
 
 
 def _digits(what: str, value: str, bounds: tuple[int, int]) -> None:
