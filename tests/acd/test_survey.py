@@ -187,3 +187,38 @@ def test_hold_plays_please_hold_and_music_reminds_the_agent_and_is_measured(
     assert entry["hold_count"] == 1 and entry["hold_seconds"] == pytest.approx(seconds, abs=0.05)
     assert summary.holds == 1 and summary.hold_reminders == 2
     assert summary.longest_hold_seconds == pytest.approx(seconds, abs=0.05)
+
+
+def test_agent_leaving_a_caller_on_hold_ends_the_hold_and_the_survey_follows(
+        tmp_path: Path) -> None:
+    store, acd = open_acd(tmp_path, 1, QueueConfig("service", wrap_up=1.0))
+    flow = queue_flow(acd, "service", {"95500": "zh"})
+
+    async def scenario(engine: Engine, ex: SimExchange) -> bytes:
+        s1 = seat_bot(ex, "8001")
+        acd.login("s1", "A001")
+        caller = CallerBot(ex, "13800138000")
+        await caller.dial("95500")
+        assert await until(engine, lambda: s1.connected, 15)
+        acd.hold("s1")
+        await caller.wait(12)
+        await s1.hangup()
+        assert await caller.wait_for(audio("zh", "survey_rate"), timeout=30)
+        await caller.press("2")
+        assert await caller.wait_hangup(10) is not None
+        return bytes(caller.heard)
+
+    try:
+        heard = run_calls(tmp_path, store, acd, flow, scenario)
+        flush(store)
+        (entry,) = records.entries(store)
+        (hold,) = records.holds(store, entry["key"])
+        later = etiquette.agent_etiquette(store, since=entry["joined_at"] + 1)
+        (now,) = etiquette.agent_etiquette(store, since=entry["joined_at"])
+    finally:
+        store.close()
+    assert audio("zh", "survey_thanks") in heard
+    assert entry["survey_score"] == 2 and entry["hung_up_first"] == "agent"
+    assert hold["seconds"] == pytest.approx(12.0, abs=0.2) and hold["reminders"] == 0
+    assert entry["hold_count"] == 1
+    assert later == [] and now.calls == 1 and now.mean_score == 2.0
