@@ -109,8 +109,13 @@ async def _engine(data: Path, audiosocket: str, sim: bool, flow_name: str) -> No
         # Callback faxes need a line to dial out on: Asterisk's comes with AMI; until then
         # the simulated exchange's when it runs.
         fax_driver = next((d for d in drivers if d.name == "sim"), None)
-        flow, live = insurance_ivr(store, dirs, fax_driver=fax_driver)
-        click.echo(f"IVR flow {live.name!r} version {live.version} is live")
+        from appliance.conference import DEFAULT_NUMBER, Conferences
+
+        rooms = Conferences(store)
+        flow, live = insurance_ivr(store, dirs, fax_driver=fax_driver, conference=rooms)
+        flow = rooms.route([DEFAULT_NUMBER], flow)
+        click.echo(f"IVR flow {live.name!r} version {live.version} is live; conference "
+                   f"rooms on {DEFAULT_NUMBER}")
     else:
         flow = make_demo_flow(dirs.messages)
     eng = Engine(clock=MonotonicClock(), drivers=drivers, flow=flow,

@@ -83,6 +83,18 @@ def set_state(acd: Acd, seat_id: str, state: str, reason: str = "") -> SeatView:
     return seat_view(acd, seat_id)
 
 
+def hold(acd: Acd, seat_id: str) -> int:
+    """The agent puts the caller on hold ("please hold" and music); returns the hold's
+    number in the call. A hold over ``acd.hold_remind_after`` seconds sends the agent a
+    ``hold-reminder`` event."""
+    return acd.hold(seat_id)
+
+
+def unhold(acd: Acd, seat_id: str) -> float:
+    """Back to the caller; returns the hold's length in seconds."""
+    return acd.unhold(seat_id)
+
+
 def seat_view(acd: Acd, seat_id: str) -> SeatView:
     seat = acd.seat(seat_id)
     now = acd.now()
@@ -118,10 +130,11 @@ def queue_states(acd: Acd) -> list[QueueView]:
 def follow(acd: Acd, listener: Listener) -> Callable[[], None]:
     """Live updates: ``listener(kind, data)`` for each seat state change (``seat``), caller
     joining or leaving a queue (``queue-join``, ``queue-leave``), offer to seats
-    (``offer``), answer (``connected``) and booked callback (``callback-booked``). Returns
-    the function that stops them."""
+    (``offer``), answer (``connected``, with the rings), booked callback
+    (``callback-booked``), hold (``hold``, ``unhold``, ``hold-reminder``) and the caller's
+    survey score (``survey``). Returns the function that stops them."""
     return acd.subscribe(listener)
 
 
-__all__ = ["QueueView", "SeatView", "WaitingView", "follow", "login", "logout",
-           "queue_states", "seat_states", "seat_view", "set_state"]
+__all__ = ["QueueView", "SeatView", "WaitingView", "follow", "hold", "login", "logout",
+           "queue_states", "seat_states", "seat_view", "set_state", "unhold"]

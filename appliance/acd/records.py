@@ -139,6 +139,41 @@ def close_callback(store: Store, entry_key: str, outcome: str, placed_at: float 
     return store.submit(write)
 
 
+def etiquette(store: Store, key: str, *, agent: str, ring_seconds: float, rings: int,
+              hung_up_first: str, hold_count: int, hold_seconds: float) -> Future[None]:
+    """An answered entry's measured etiquette (migration ``0012_acd_survey``)."""
+    def write(db: Database) -> None:
+        db.execute("UPDATE acd_entries SET agent = ?, ring_seconds = ?, rings = ?,"
+                   " hung_up_first = ?, hold_count = ?, hold_seconds = ? WHERE key = ?",
+                   [agent, round(ring_seconds, 3), rings, hung_up_first, hold_count,
+                    round(hold_seconds, 3), key])
+
+    return store.submit(write)
+
+
+def log_hold(store: Store, key: str, seat_id: str, agent: str, started_at: float,
+             ended_at: float, seconds: float, reminders: int) -> Future[None]:
+    def write(db: Database) -> None:
+        db.execute("INSERT INTO acd_holds (entry_key, seat_id, agent, started_at, ended_at,"
+                   " seconds, reminders) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                   [key, seat_id, agent, started_at, ended_at, round(seconds, 3), reminders])
+
+    return store.submit(write)
+
+
+def save_survey(store: Store, key: str, status: str, score: int | None,
+                at: float) -> Future[None]:
+    def write(db: Database) -> None:
+        db.execute("UPDATE acd_entries SET survey_status = ?, survey_score = ?, survey_at = ?"
+                   " WHERE key = ?", [status, score, at, key])
+
+    return store.submit(write)
+
+
+def holds(store: Store, key: str) -> list[dict[str, Any]]:
+    return store.query("SELECT * FROM acd_holds WHERE entry_key = ? ORDER BY id", [key])
+
+
 def state_log(store: Store, seat_id: str) -> list[dict[str, Any]]:
     return store.query("SELECT agent, state, reason, at FROM acd_agent_states "
                        "WHERE seat_id = ? ORDER BY id", [seat_id])
@@ -156,5 +191,6 @@ def callbacks(store: Store) -> list[dict[str, Any]]:
 
 
 __all__ = ["book_callback", "callbacks", "close_callback", "close_entry", "entries",
-           "load_queues", "load_seats", "log_state", "mark_entry", "open_entry",
-           "queue_document", "save_queue", "save_seat", "state_log"]
+           "etiquette", "holds", "load_queues", "load_seats", "log_hold", "log_state",
+           "mark_entry", "open_entry", "queue_document", "save_queue", "save_seat",
+           "save_survey", "state_log"]

@@ -12,6 +12,13 @@ and the next seat is tried. After each call the seat has its wrap-up time, then 
 Every agent state change, every stay in a queue and every callback is written to the
 store (:mod:`appliance.acd.records`), and listeners get each change as an event for the
 live pages. Routing itself is the pure :func:`appliance.acd.routing.decide`.
+
+Etiquette is measured on every answered call, not asked of anyone: how long the seat rang
+(and so how many rings of China's 1 s on / 4 s off cadence), each hold the agent put the
+caller on (:meth:`Acd.hold` / :meth:`Acd.unhold`: the caller hears "please hold" and the
+music, the agent hears nothing of them, and a hold longer than ``hold_remind_after``
+reminds the agent by an event), and who hung up first. When the agent hangs up first the
+caller stays on the line for the satisfaction survey (:mod:`appliance.acd.survey`).
 """
 
 from __future__ import annotations
@@ -28,7 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from appliance.acd import records
-from appliance.acd.hold import estimate_wait
+from appliance.acd.hold import estimate_wait, hold_tune
 from appliance.acd.model import (
     AGENT_SETTABLE,
     PRIORITY_CLAIM,
@@ -42,7 +49,9 @@ from appliance.acd.model import (
     check_seats,
 )
 from appliance.acd.routing import Entry, Offer, RoundRobinMemory, WaitingList, decide
-from appliance.acd.waiting import ask_callback, confirm_callback, hold
+from appliance.acd.survey import ask_rating, rings
+from appliance.acd.waiting import ask_callback, confirm_callback, hold, music
+from appliance.calls.bridge import Bridge
 from appliance.calls.call import Call, CallEnded
 from appliance.media.collector import seconds_to_ticks
 from appliance.store.db import Store
@@ -60,6 +69,8 @@ DEFAULT_PRIORITY_RULES: Final = {"claim": PRIORITY_CLAIM, "vip": PRIORITY_VIP}
 CALLBACK_RING_SECONDS: Final = 30.0
 #: answered calls a queue averages for its expected-wait announcements
 HANDLE_SAMPLES: Final = 20
+#: a hold longer than this reminds the agent (and again after each further period)
+HOLD_REMIND_SECONDS: Final = 60.0
 
 Listener = Callable[[str, dict[str, Any]], None]
 
@@ -82,6 +93,24 @@ class _Queue:
 
 
 @dataclass(eq=False)
+class _Talk:
+    """A conversation in progress at a seat: what hold and unhold act on."""
+
+    entry: Entry
+    seat: SeatStatus
+    caller: Call
+    seat_call: Call
+    bridge: Bridge
+    hold_count: int = 0
+    hold_seconds: float = 0.0
+    held_since: float | None = None
+    hold_id: int = 0  # the hold's number in this conversation (1, 2, ...)
+    music: asyncio.Task[None] | None = None
+    reminder: asyncio.Task[None] | None = None
+    reminders: int = 0
+
+
+@dataclass(eq=False)
 class _Waiter:
     """A caller on the line in a queue: their call, what they hear, how their wait ends."""
 
@@ -101,7 +130,8 @@ class Acd:
                  store: Store | None = None, executor: Executor | None = None,
                  messages_dir: Path | None = None,
                  priority_rules: Mapping[str, int] = DEFAULT_PRIORITY_RULES,
-                 wall: Callable[[], float] = time.time) -> None:
+                 wall: Callable[[], float] = time.time, survey: bool = True,
+                 hold_remind_after: float = HOLD_REMIND_SECONDS) -> None:
         check_seats(list(seats))
         self.seats: dict[str, SeatStatus] = {
             cfg.id: SeatStatus(cfg, i) for i, cfg in enumerate(seats)}
@@ -118,6 +148,11 @@ class Acd:
         self.executor = executor
         self.messages_dir = messages_dir
         self.priority_rules = dict(priority_rules)
+        self.survey = survey
+        if hold_remind_after <= 0:
+            raise AcdError(f"hold_remind_after {hold_remind_after}: expected seconds > 0")
+        self.hold_remind_after = hold_remind_after
+        self._talks: dict[str, _Talk] = {}  # by seat id
         self.engine: Engine | None = None
         self.memory = RoundRobinMemory()
         self._wall = wall
@@ -418,6 +453,7 @@ class Acd:
         engine, cfg, entry = self.engine, q.config, offer.entry
         waiter = self._waiters.get(entry)
         rings: dict[asyncio.Future[None], tuple[SeatStatus, Call]] = {}
+        rang_at = self.now()
         for seat in offer.seats:
             try:
                 seat_call = await engine.originate(
@@ -477,15 +513,18 @@ class Acd:
             self._dispatch()
             return
         seat, seat_call = winner
+        ring_seconds = (seat_call.answered_at or self.now()) - rang_at
         if waiter is not None:
-            await self._converse(q, entry, seat, seat_call, waiter.call, waiter)
+            await self._converse(q, entry, seat, seat_call, waiter.call, waiter,
+                                 ring_seconds=ring_seconds)
         else:
-            await self._call_back(q, entry, seat, seat_call)
+            await self._call_back(q, entry, seat, seat_call, ring_seconds)
 
     async def _converse(self, q: _Queue, entry: Entry, seat: SeatStatus, seat_call: Call,
                         caller: Call, waiter: _Waiter | None, *,
-                        outcome: str = "answered") -> None:
-        """Bridge the caller and the seat until either hangs up; then wrap-up."""
+                        outcome: str = "answered", ring_seconds: float = 0.0) -> None:
+        """Bridge the caller and the seat until either hangs up; then wrap-up, and the
+        survey when the agent hung up first."""
         assert self.engine is not None
         q.waiting.remove(entry)
         self._set_state(seat, AgentState.TALKING, q.config.name)
@@ -493,26 +532,49 @@ class Acd:
             self._stop_hold(waiter)
         start = self.now()
         waited = start - entry.joined_at
-        self.engine.create_bridge(caller, seat_call, name=f"acd-{entry.key}")
+        bridge = self.engine.create_bridge(caller, seat_call, name=f"acd-{entry.key}")
+        talk = _Talk(entry, seat, caller, seat_call, bridge)
+        self._talks[seat.id] = talk
         if waiter is not None:
             waiter.connected.set_result((seat, seat_call))
         self._emit("connected", queue=q.config.name, entry=entry.key, seat=seat.id,
-                   agent=seat.agent, caller=entry.caller, waited=waited)
-        await asyncio.wait({asyncio.ensure_future(caller.wait_ended()),
-                            asyncio.ensure_future(seat_call.wait_ended())},
-                           return_when=asyncio.FIRST_COMPLETED)
-        talk = self.now() - start
+                   agent=seat.agent, caller=entry.caller, waited=waited,
+                   ring_seconds=round(ring_seconds, 3), rings=rings(ring_seconds))
+        try:
+            await asyncio.wait({asyncio.ensure_future(caller.wait_ended()),
+                                asyncio.ensure_future(seat_call.wait_ended())},
+                               return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            self._talks.pop(seat.id, None)
+            if talk.held_since is not None:
+                self._end_hold(talk, resume=False)
+        first = _first_to_hang_up(caller, seat_call)
+        talked = self.now() - start
         seat.calls += 1
-        seat.talk_seconds += talk
-        q.handle_times.append(talk + q.config.wrap_up)
+        seat.talk_seconds += talked
+        q.handle_times.append(talked + q.config.wrap_up)
         if self.store is not None:
             records.close_entry(self.store, entry.key, outcome, self.now(), waited,
-                                answered_by=seat.id, talk_seconds=talk, offers=entry.offers)
-        self._emit("queue-leave", queue=q.config.name, entry=entry.key, outcome=outcome)
+                                answered_by=seat.id, talk_seconds=talked, offers=entry.offers)
+            records.etiquette(self.store, entry.key, agent=seat.agent,
+                              ring_seconds=ring_seconds, rings=rings(ring_seconds),
+                              hung_up_first=first, hold_count=talk.hold_count,
+                              hold_seconds=talk.hold_seconds)
+        self._emit("queue-leave", queue=q.config.name, entry=entry.key, outcome=outcome,
+                   hung_up_first=first)
         # Wrap-up starts now; the hang-ups below wait for the recordings to close.
         wrap = self._start_wrap_up(seat, q.config)
-        # Whoever hangs up first ends the conversation for both.
         await seat_call.hangup()
+        if first == "agent" and self.survey and not caller.ended:
+            # The caller is not dropped: out of the bridge, they are asked for a score.
+            bridge.remove(caller)
+            result = await ask_rating(caller)
+            if self.store is not None:
+                records.save_survey(self.store, entry.key, result.status.value,
+                                    result.score, self.now())
+            self._emit("survey", queue=q.config.name, entry=entry.key, seat=seat.id,
+                       agent=seat.agent, status=result.status.value, score=result.score)
+        # Otherwise whoever hung up first ends the conversation for both.
         await caller.hangup()
         await wrap
 
@@ -532,7 +594,7 @@ class Acd:
         return timer
 
     async def _call_back(self, q: _Queue, entry: Entry, seat: SeatStatus,
-                         seat_call: Call) -> None:
+                         seat_call: Call, ring_seconds: float) -> None:
         """A booked callback reached a seat: the agent hears ringback while the box dials the
         customer; if they answer they hear why we call, then they talk."""
         assert self.engine is not None and entry.callback_number is not None
@@ -582,7 +644,77 @@ class Acd:
             records.close_callback(self.store, entry.key, "answered", placed, customer.id,
                                    seat.id)
         await self._converse(q, entry, seat, seat_call, customer, None,
-                             outcome="callback-answered")
+                             outcome="callback-answered", ring_seconds=ring_seconds)
+
+    # ------------------------------------------------------------------ hold
+    def _talk(self, seat_id: str) -> _Talk:
+        self.seat(seat_id)
+        talk = self._talks.get(seat_id)
+        if talk is None or talk.caller.ended or talk.seat_call.ended:
+            raise AcdError(f"seat {seat_id} is not in a conversation: nothing to hold")
+        return talk
+
+    def hold(self, seat_id: str) -> int:
+        """The agent at ``seat_id`` puts their caller on hold: the caller hears "please
+        hold" and the music, the agent hears nothing of the caller. Returns the hold's
+        number in this call (1 for the first)."""
+        talk = self._talk(seat_id)
+        if talk.held_since is not None:
+            raise AcdError(f"seat {seat_id}: the caller is already on hold")
+        assert self.engine is not None
+        now = self.now()
+        talk.held_since = now
+        talk.hold_count += 1
+        talk.hold_id = talk.hold_count
+        talk.reminders = 0
+        talk.bridge.add(talk.caller, muted=True)
+        loop = asyncio.get_running_loop()
+        talk.music = loop.create_task(_hold_music(talk.caller), name=f"held-{talk.caller.id}")
+        talk.reminder = loop.create_task(self._remind(talk), name=f"remind-{seat_id}")
+        self._emit("hold", seat=seat_id, agent=talk.seat.agent, entry=talk.entry.key,
+                   hold=talk.hold_id, at=now)
+        return talk.hold_id
+
+    def unhold(self, seat_id: str) -> float:
+        """Take the caller off hold (they and the agent hear each other again); returns
+        how long the hold lasted, in seconds."""
+        talk = self._talk(seat_id)
+        if talk.held_since is None:
+            raise AcdError(f"seat {seat_id}: the caller is not on hold")
+        return self._end_hold(talk, resume=True)
+
+    def _end_hold(self, talk: _Talk, *, resume: bool) -> float:
+        assert talk.held_since is not None
+        now = self.now()
+        seconds = now - talk.held_since
+        for task in (talk.music, talk.reminder):
+            if task is not None and not task.done():
+                task.cancel()
+        talk.music = talk.reminder = None
+        if not talk.caller.ended:
+            talk.caller.stop_playing()
+        if resume:
+            talk.bridge.add(talk.caller, muted=False)
+        talk.hold_seconds += seconds
+        if self.store is not None:
+            records.log_hold(self.store, talk.entry.key, talk.seat.id, talk.seat.agent,
+                             talk.held_since, now, seconds, talk.reminders)
+        talk.held_since = None
+        self._emit("unhold", seat=talk.seat.id, agent=talk.seat.agent, entry=talk.entry.key,
+                   hold=talk.hold_id, seconds=round(seconds, 3))
+        return seconds
+
+    async def _remind(self, talk: _Talk) -> None:
+        """Every ``hold_remind_after`` seconds on hold: an event for the agent's console."""
+        assert self.engine is not None
+        while True:
+            await self.engine.wait_ticks(None, seconds_to_ticks(self.hold_remind_after))
+            if talk.held_since is None:
+                return
+            talk.reminders += 1
+            self._emit("hold-reminder", seat=talk.seat.id, agent=talk.seat.agent,
+                       entry=talk.entry.key, hold=talk.hold_id,
+                       held_seconds=round(self.now() - talk.held_since, 3))
 
     # ------------------------------------------------------------------ restart
     def restore_callbacks(self) -> int:
@@ -606,6 +738,26 @@ class Acd:
                                 joined_at=row["joined_at"], callback_number=row["number"]))
             count += 1
         return count
+
+
+async def _hold_music(call: Call) -> None:
+    """What a caller on hold hears: "please hold", then the music until taken off hold."""
+    try:
+        await call.play("hold_please", interruptible=False)
+        tune = hold_tune()
+        while True:
+            await call.play(*music(tune, 60.0), interruptible=False)
+    except (CallEnded, asyncio.CancelledError):
+        pass
+
+
+def _first_to_hang_up(caller: Call, seat_call: Call) -> str:
+    """``caller``, ``agent``, or ``box`` when the engine stopping ended the call."""
+    if CAUSE_SHUTDOWN in (caller.end_cause, seat_call.end_cause):
+        return "box"
+    if caller.ended and seat_call.ended:
+        return "caller" if (caller.ended_at or 0.0) <= (seat_call.ended_at or 0.0) else "agent"
+    return "caller" if caller.ended else "agent"
 
 
 async def _hang_up_all(calls: list[Call], cause: str) -> None:

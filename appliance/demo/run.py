@@ -32,6 +32,8 @@ from appliance.acd import Acd, QueueConfig, SeatConfig, Strategy
 from appliance.calls.call import Call, FlowFn
 from appliance.calls.clock import MonotonicClock
 from appliance.calls.engine import Engine
+from appliance.conference import DEFAULT_NUMBER as CONFERENCE_NUMBER
+from appliance.conference import Conferences
 from appliance.demo.flow import digit_prompts, make_demo_flow
 from appliance.insurance.demo_data import load_demo_data
 from appliance.ivr.service import insurance_ivr
@@ -230,8 +232,13 @@ async def run_demo(data: Path, audiosocket_port: int, every: float, concurrent: 
         # The published version of the default flow (the file is its first version); a
         # version published from the admin reaches the next caller. Callback faxes are
         # dialled on the simulated exchange (on the box: Asterisk, via AMI).
-        flow, live = insurance_ivr(store, dirs, fax_driver=exchange, acd=acd)
-        _say(f"IVR flow {live.name!r} version {live.version} is live")
+        # Conference rooms: key 6 in the main menu, or the conference number directly.
+        rooms = Conferences(store)
+        flow, live = insurance_ivr(store, dirs, fax_driver=exchange, acd=acd,
+                                   conference=rooms)
+        flow = rooms.route([CONFERENCE_NUMBER], flow)
+        _say(f"IVR flow {live.name!r} version {live.version} is live; conference rooms on "
+             f"{CONFERENCE_NUMBER}")
     else:
         flow = make_demo_flow(dirs.messages)
     audiosocket = AudioSocketDriver("127.0.0.1", audiosocket_port)

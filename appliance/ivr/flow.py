@@ -86,6 +86,7 @@ NODE_FIELDS: Final[dict[str, dict[str, tuple[str, bool]]]] = {
     "inbox": {"salesperson": (READ, True), "next": (TARGET, True)},
     "fax": {"document": (FAX_DOCUMENT, True), "params": (PARAMS, False), "to": (READ, False),
             "prompt": (PROMPTS, False), "next": (TARGET, True), "on_failed": (TARGET, False)},
+    "conference": {"prompt": (PROMPTS, False), "next": (TARGET, True)},
     "goto": {"target": (TARGET, True)},
     "hangup": {"prompt": (PROMPTS, False)},
 }

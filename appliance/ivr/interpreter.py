@@ -81,6 +81,12 @@ class QueueTransfer(Protocol):
                        ivr_path: Sequence[Any] = ()) -> str: ...
 
 
+class ConferenceRooms(Protocol):
+    """What a ``conference`` node needs (:class:`appliance.conference.Conferences`)."""
+
+    async def join(self, call: Call) -> str: ...
+
+
 class _Run:
     """The state of one call going through a flow."""
 
@@ -88,9 +94,11 @@ class _Run:
                  clock_now: Callable[[], dt.datetime], messages_dir: Path | None,
                  on_step: OnStep | None, store: Store | None = None,
                  executor: Executor | None = None, fax: FaxSender | None = None,
-                 acd: QueueTransfer | None = None) -> None:
+                 acd: QueueTransfer | None = None,
+                 conference: ConferenceRooms | None = None) -> None:
         self.call = call
         self.acd = acd
+        self.conference = conference
         self.store = store
         self.fax = fax
         self.executor = executor
@@ -347,6 +355,18 @@ class _Run:
         self.step(node_id, node, queue=node["queue"], transferred=True, outcome=outcome)
         return str(node["next"])
 
+    async def _conference(self, node_id: str, node: Mapping[str, Any]) -> str:
+        prompt = list(node.get("prompt", []))
+        if prompt:
+            await self.call.play(*prompt, interruptible=False)
+        if self.conference is None:
+            # No rooms on this box (a flow tried out on its own): carry on.
+            self.step(node_id, node, joined=False)
+            return str(node["next"])
+        outcome = await self.conference.join(self.call)
+        self.step(node_id, node, joined=True, outcome=outcome)
+        return str(node["next"])
+
     async def _fax(self, node_id: str, node: Mapping[str, Any]) -> str:
         call, kind = self.call, node["document"]
         params = {name: self.variables.get(var, "") for name, var in node.get("params", {}).items()}
@@ -411,12 +431,13 @@ async def run_flow(
     executor: Executor | None = None,
     fax: FaxSender | None = None,
     acd: QueueTransfer | None = None,
+    conference: ConferenceRooms | None = None,
 ) -> list[Step]:
     """Run ``flow`` on ``call`` until a hangup node or the caller hangs up; returns the path
     log (also fed entry by entry to ``on_step``). ``store`` is where voicemail goes;
     ``executor`` runs its blocking store work (default: the loop's thread pool)."""
     return await _Run(call, flow, lookups, clock_now, messages_dir, on_step, store,
-                      executor, fax, acd).run()
+                      executor, fax, acd, conference).run()
 
 
 def make_flow_handler(
@@ -431,6 +452,7 @@ def make_flow_handler(
     executor: Executor | None = None,
     fax: FaxSender | None = None,
     acd: QueueTransfer | None = None,
+    conference: ConferenceRooms | None = None,
 ) -> FlowFn:
     """The engine's flow function for ``flow`` (its path is kept with the CDR row when a
     ``store`` is given; ``transfer`` nodes queue the caller when the ``acd`` is given).
@@ -456,7 +478,7 @@ def make_flow_handler(
     async def flow_handler(call: Call) -> None:
         path = await run_flow(call, flow, lookups, clock_now=clock_now,
                               messages_dir=messages_dir, on_step=on_step, store=store,
-                              executor=executor, fax=fax, acd=acd)
+                              executor=executor, fax=fax, acd=acd, conference=conference)
         if store is not None:
             cdr.cdr_ivr_path(store, call.id, path)  # on the writer thread, not waited for
         if on_done is not None:

@@ -14,7 +14,7 @@ from pathlib import Path
 from appliance.calls.call import FlowFn
 from appliance.fax.desk import FaxDesk
 from appliance.ivr.insurance_lookups import InsuranceLookups
-from appliance.ivr.interpreter import QueueTransfer, make_flow_handler
+from appliance.ivr.interpreter import ConferenceRooms, QueueTransfer, make_flow_handler
 from appliance.ivr.names import NameRecordings
 from appliance.ivr.versions import FlowVersion, PublishedFlow, seed
 from appliance.runtime import DataDirs
@@ -25,16 +25,19 @@ DEFAULT_FLOW = Path(__file__).resolve().parent / "default_flow.json"
 
 
 def insurance_ivr(store: Store, dirs: DataDirs, *, fax_driver: Driver | None = None,
-                  acd: QueueTransfer | None = None) -> tuple[FlowFn, FlowVersion]:
+                  acd: QueueTransfer | None = None,
+                  conference: ConferenceRooms | None = None) -> tuple[FlowFn, FlowVersion]:
     """The engine's flow function and the version live now. On a box with no published
     version yet, ``default_flow.json`` becomes version 1. Callback faxes are dialled on
     ``fax_driver`` (None: only faxes on the caller's own call); ``acd`` takes the callers
-    a transfer node sends to a person (None: the node only says so)."""
+    a transfer node sends to a person (None: the node only says so); ``conference`` the
+    rooms the menu's conference option leads to (None: the option returns to the menu)."""
     live = seed(store, DEFAULT_FLOW, now=time.time())
     lookups = InsuranceLookups(store, names=NameRecordings(dirs.root / "names"))
     desk = FaxDesk(store, dirs.root / "faxes", callback_driver=fax_driver)
     flow = PublishedFlow(store, live.name, lambda f: make_flow_handler(
-        f, lookups.functions(), messages_dir=dirs.messages, store=store, fax=desk, acd=acd))
+        f, lookups.functions(), messages_dir=dirs.messages, store=store, fax=desk, acd=acd,
+        conference=conference))
     return flow, live
 
 

@@ -538,6 +538,67 @@ def _web(db: Database) -> None:
     db.execute("CREATE INDEX calls_callee ON calls (callee)")
 
 
+def _acd_survey(db: Database) -> None:
+    # Etiquette measured per call (not asked): how long the seat rang before it answered,
+    # who hung up first, the holds and their length, and the satisfaction score keyed after
+    # the agent hung up. The agent's code is kept with the entry so a seat that changes
+    # hands is summed per person. Holds get a row each (the reminder count too); rooms of
+    # the teleconference keep only PIN hashes, and their events say who came, went, was
+    # muted or dropped.
+    for column in ("agent TEXT", "ring_seconds REAL", "rings INTEGER",
+                   "hung_up_first TEXT CHECK (hung_up_first IN ('caller', 'agent', 'box'))",
+                   "hold_count INTEGER NOT NULL DEFAULT 0",
+                   "hold_seconds REAL NOT NULL DEFAULT 0",
+                   "survey_score INTEGER CHECK (survey_score BETWEEN 1 AND 5)",
+                   "survey_status TEXT CHECK (survey_status IN ('scored', 'no-score', "
+                   "'hung-up'))",
+                   "survey_at REAL"):
+        db.execute(f"ALTER TABLE acd_entries ADD COLUMN {column}")
+    db.execute("CREATE INDEX acd_entries_agent ON acd_entries (agent, joined_at)")
+    db.execute(
+        """
+        CREATE TABLE acd_holds (
+            id INTEGER PRIMARY KEY,
+            entry_key TEXT NOT NULL REFERENCES acd_entries (key),
+            seat_id TEXT NOT NULL,
+            agent TEXT NOT NULL DEFAULT '',
+            started_at REAL NOT NULL,
+            ended_at REAL,
+            seconds REAL,
+            reminders INTEGER NOT NULL DEFAULT 0
+        ) STRICT
+        """
+    )
+    db.execute("CREATE INDEX acd_holds_entry ON acd_holds (entry_key)")
+    db.execute(
+        """
+        CREATE TABLE conference_rooms (
+            room TEXT PRIMARY KEY NOT NULL CHECK (room GLOB '[0-9]*' AND length(room) <= 8),
+            name TEXT NOT NULL DEFAULT '',
+            pin_hash TEXT NOT NULL,
+            host_pin_hash TEXT NOT NULL,
+            max_parties INTEGER NOT NULL DEFAULT 8 CHECK (max_parties BETWEEN 2 AND 8),
+            created_at REAL NOT NULL
+        ) STRICT
+        """
+    )
+    db.execute(
+        """
+        CREATE TABLE conference_events (
+            id INTEGER PRIMARY KEY,
+            room TEXT NOT NULL,
+            call_id TEXT NOT NULL,
+            caller TEXT NOT NULL DEFAULT '',
+            event TEXT NOT NULL CHECK (event IN ('join', 'leave', 'mute', 'unmute', 'drop',
+                                                 'refused-pin', 'refused-full')),
+            host INTEGER NOT NULL DEFAULT 0,
+            at REAL NOT NULL
+        ) STRICT
+        """
+    )
+    db.execute("CREATE INDEX conference_events_room ON conference_events (room, at)")
+
+
 MIGRATIONS: list[Step] = [
     ("0001_calls", _calls),
     ("0002_recordings", _recordings),
@@ -548,6 +609,7 @@ MIGRATIONS: list[Step] = [
     ("0008_web", _web),
     ("0009_acd", _acd),
     ("0010_flow_versions", _flow_versions),
+    ("0012_acd_survey", _acd_survey),
 ]
 
 
