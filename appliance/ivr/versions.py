@@ -132,18 +132,26 @@ def versions(store: Store, name: str) -> list[FlowVersion]:
 
 def seed(store: Store, path: Path, *, now: float,
          prompts_root: Path = DEFAULT_PROMPTS_DIR) -> FlowVersion:
-    """The published version of the flow in ``path``; on a box that has none yet, the file
-    is stored and published as its first version (by ``system``)."""
+    """The published version of the flow in ``path``. On a box that has none yet, the file
+    is stored and published as its first version (by ``system``); when the file has changed
+    since (a software update) and the live version is still the system's, the file is
+    published as the next version. A version an admin published is never replaced."""
     document = json.loads(Path(path).read_text(encoding="utf-8"))
     name = str(document.get("name", ""))
     live = published_version(store, name)
-    if live is not None:
+    if live is not None and (live.published_by != "system"
+                             or _same(live.document, document)):
         return live
     version = save_draft(store, document, by="system", now=now)
     publish(store, name, version, by="system", now=now, prompts_root=prompts_root)
     live = published_version(store, name)
     assert live is not None
     return live
+
+
+def _same(stored: Mapping[str, Any], document: Mapping[str, Any]) -> bool:
+    """The same flow, whatever version number each carries."""
+    return {**stored, "version": 0} == {**document, "version": 0}
 
 
 class PublishedFlow:

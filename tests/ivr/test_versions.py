@@ -48,6 +48,23 @@ def test_seed_publishes_the_file_once(tmp_path: Path) -> None:
         assert again.version == 1 and len(versions(store, "default")) == 1
 
 
+def test_an_updated_file_replaces_the_systems_version_but_never_an_admins(
+        tmp_path: Path) -> None:
+    flow_file = tmp_path / "line.json"
+    flow_file.write_text(json.dumps(doc("welcome")), encoding="utf-8")
+    with Store(tmp_path / "a.db") as store:
+        assert seed(store, flow_file, now=1.0).version == 1
+        flow_file.write_text(json.dumps(doc("goodbye")), encoding="utf-8")  # an update
+        updated = seed(store, flow_file, now=2.0)
+        assert updated.version == 2 and updated.document["nodes"]["hello"]["prompts"] == [
+            "goodbye"]
+        assert seed(store, flow_file, now=3.0).version == 2  # unchanged: nothing new
+        own = save_draft(store, doc("welcome"), by="admin", now=4.0)
+        publish(store, "line", own, by="admin", now=4.0)
+        flow_file.write_text(json.dumps(doc("no_input")), encoding="utf-8")
+        assert seed(store, flow_file, now=5.0).version == own  # the admin's stays live
+
+
 def test_publish_validates_retires_the_old_and_rolls_back(tmp_path: Path) -> None:
     with Store(tmp_path / "a.db") as store:
         v1 = save_draft(store, doc("welcome"), by="admin", now=10.0)
