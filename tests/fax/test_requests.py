@@ -1,0 +1,110 @@
+"""Resend requests queued by the web and served by the engine's poller, on the simulated
+exchange with the manual clock: the subscriber's fax machine gets the document again,
+pixel for pixel, rendered from the log's kind and parameters."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from appliance.fax.machine import FaxMachine
+from appliance.fax.requests import INTERRUPTED, request_resend, serve_resend_requests
+from appliance.fax.send import callback_fax, render_document
+from drivers.sim.exchange import Behaviour
+from tests.fax.conftest import TODAY, FaxRig
+from tests.fax.test_fax_calls import FAX_NUMBER, assert_same_pages
+
+OTHER_NUMBER = "02187654321"
+
+
+async def _logged_busy_fax(rig: FaxRig) -> int:
+    """A policy summary whose one callback attempt found the line busy; its TIFF removed,
+    so a resend must render it again."""
+    number = rig.store.query("SELECT number FROM policies LIMIT 1")[0]["number"]
+    tiff = render_document(rig.store, "policy_summary", {"number": number},
+                           rig.root / "summary.tiff", on=TODAY)
+    rig.exchange.subscribe(FAX_NUMBER, None, behaviour=Behaviour.BUSY)
+    first = await callback_fax(rig.engine, rig.exchange, FAX_NUMBER, tiff, tries=1,
+                               document="policy_summary", params={"number": number})
+    assert first.results == ["busy"]
+    tiff.unlink()
+    return int(rig.faxes()[0]["id"])
+
+
+def test_a_queued_resend_is_served_by_the_poller_to_another_number(
+        run_fax: Callable[..., Any], tmp_path: Path) -> None:
+    async def scenario(rig: FaxRig) -> tuple[list[tuple[int, str, str]], Any,
+                                             list[dict[str, Any]], list[dict[str, Any]]]:
+        fax_id = await _logged_busy_fax(rig)
+        machine = FaxMachine(rig.exchange, OTHER_NUMBER, rig.root / "received.tiff")
+        rig.exchange.subscribe(OTHER_NUMBER, machine, signal_answer=True)
+        finished: list[tuple[int, str, str]] = []
+        done = asyncio.Event()
+
+        def on_finished(request_id: int, status: str, result: str) -> None:
+            finished.append((request_id, status, result))
+            done.set()
+
+        request_id = request_resend(rig.store, fax_id, requested_by="supervisor",
+                                    now=rig.engine.clock.wall(), number=OTHER_NUMBER)
+        poller = asyncio.create_task(serve_resend_requests(
+            rig.engine, rig.exchange, rig.store, 1.0, out_dir=rig.root / "resend",
+            today=lambda: TODAY, on_finished=on_finished))
+        try:
+            await asyncio.wait_for(done.wait(), timeout=50)
+            far = await machine.wait_fax(timeout=10)
+        finally:
+            poller.cancel()
+            await asyncio.gather(poller, return_exceptions=True)
+            machine.close()
+        assert finished[0][0] == request_id
+        return finished, far, rig.faxes(), rig.store.query(
+            "SELECT * FROM fax_resend_requests")
+
+    finished, far, faxes, requests = run_fax(scenario)
+    assert [(s, r) for _, s, r in finished] == [("sent", "ok")]
+    assert far is not None and far.ok and far.pages == 1
+    (req,) = requests
+    assert (req["status"], req["result"], req["number"], req["requested_by"]) == (
+        "sent", "ok", OTHER_NUMBER, "supervisor")
+    assert req["picked_at"] is not None and req["finished_at"] >= req["picked_at"]
+    assert [(f["destination"], f["result"], f["mode"]) for f in faxes] == [
+        (FAX_NUMBER, "busy", "callback"), (OTHER_NUMBER, "ok", "callback")]
+    assert req["job"] == faxes[1]["job"]
+    assert Path(faxes[1]["tiff"]).name == f"resend-{faxes[0]['id']}.tiff"
+    assert_same_pages(Path(faxes[1]["tiff"]), tmp_path / "received.tiff")
+
+
+def test_requests_that_cannot_be_sent_are_refused_or_fail_with_the_reason(
+        run_fax: Callable[..., Any]) -> None:
+    async def scenario(rig: FaxRig) -> list[dict[str, Any]]:
+        fax_id = await _logged_busy_fax(rig)
+        with pytest.raises(LookupError):
+            request_resend(rig.store, 9999, requested_by="x", now=0.0)
+        with pytest.raises(ValueError, match="not a dialable number"):
+            request_resend(rig.store, fax_id, requested_by="x", now=0.0, number="12ab")
+        # A row an earlier engine left half done, and one for a policy since removed.
+        rig.store.write(lambda db: db.execute(
+            "INSERT INTO fax_resend_requests (fax_id, requested_at, requested_by, status)"
+            " VALUES (?, 0, 'x', 'sending')", (fax_id,)))
+        rig.store.write(lambda db: db.execute(
+            "UPDATE faxes SET params = '{\"number\": \"NOPE\"}' WHERE id = ?", (fax_id,)))
+        request_resend(rig.store, fax_id, requested_by="x", now=0.0)
+        done = asyncio.Event()
+        poller = asyncio.create_task(serve_resend_requests(
+            rig.engine, rig.exchange, rig.store, 1.0, out_dir=rig.root / "resend",
+            today=lambda: TODAY, on_finished=lambda *_: done.set()))
+        try:
+            await asyncio.wait_for(done.wait(), timeout=20)
+        finally:
+            poller.cancel()
+            await asyncio.gather(poller, return_exceptions=True)
+        return rig.store.query("SELECT * FROM fax_resend_requests ORDER BY id")
+
+    interrupted, bad = run_fax(scenario)
+    assert (interrupted["status"], interrupted["result"]) == ("failed", INTERRUPTED)
+    assert bad["status"] == "failed" and "NOPE" in bad["result"]
