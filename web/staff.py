@@ -146,6 +146,17 @@ def action_name(action: str) -> str:
         "call.list": _("Listed call records"), "call.export": _("Exported call records"),
         "prompt.replace": _("Replaced a voice prompt"),
         "database.backup": _("Downloaded a database backup"),
+        "voicemail.list": _("Listed a voicemail box"),
+        "voicemail.view": _("Viewed a voicemail"), "voicemail.play": _("Played a voicemail"),
+        "voicemail.download": _("Downloaded a voicemail recording"),
+        "voicemail.categorise": _("Categorised a voicemail"),
+        "voicemail.assign": _("Assigned or forwarded a voicemail"),
+        "voicemail.done": _("Marked a voicemail done"),
+        "voicemail.reopen": _("Reopened a voicemail"),
+        "voicemail.category_save": _("Saved a voicemail category"),
+        "voicemail.category_retire": _("Retired a voicemail category"),
+        "voicemail.mine": _("Listed own voicemail"),
+        "fax.preview": _("Previewed a fax document"), "fax.resend": _("Asked for a fax resend"),
     }.get(action, action)
 
 

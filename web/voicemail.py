@@ -19,6 +19,7 @@ anywhere else is refused, so a tampered row cannot make the page read other file
 from __future__ import annotations
 
 import io
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -47,8 +48,6 @@ bp = Blueprint("voicemail", __name__, url_prefix="/voicemail")
 
 #: the most messages an inbox page lists (newest first)
 INBOX_LIMIT = 200
-#: roles that triage (the others only read, or see their own)
-TRIAGERS = frozenset({"admin", "supervisor", "agent"})
 
 
 def recordings_root() -> Path:
@@ -142,10 +141,18 @@ def _overdue_by_id(now: float) -> dict[int, float]:
     return {o.message.id: o.due_at for o in vm.overdue(store(), now)}
 
 
+_NUMBER = re.compile(r"\+?\d{7,}")
+
+
 def _view_args() -> dict[str, Any]:
+    see_phone = permissions.can(g.user.role, "see_phone")
+
+    def masked_text(text: str) -> str:
+        """A notification's text, its caller number masked for roles without see_phone."""
+        return text if see_phone else _NUMBER.sub(lambda m: mask_phone(m.group()), text)
+
     return dict(status_name=status_name, box_name=box_name, mask_phone=mask_phone,
-                see_phone=permissions.can(g.user.role, "see_phone"),
-                triager=g.user.role in TRIAGERS)
+                see_phone=see_phone, masked_text=masked_text)
 
 
 # ---------------------------------------------------------------------------- pages
