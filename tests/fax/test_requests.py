@@ -13,33 +13,17 @@ import pytest
 
 from appliance.fax.machine import FaxMachine
 from appliance.fax.requests import INTERRUPTED, request_resend, serve_resend_requests
-from appliance.fax.send import callback_fax, render_document
-from drivers.sim.exchange import Behaviour
-from tests.fax.conftest import TODAY, FaxRig
+from tests.fax.conftest import TODAY, FaxRig, logged_busy_fax
 from tests.fax.test_fax_calls import FAX_NUMBER, assert_same_pages
 
 OTHER_NUMBER = "02187654321"
-
-
-async def _logged_busy_fax(rig: FaxRig) -> int:
-    """A policy summary whose one callback attempt found the line busy; its TIFF removed,
-    so a resend must render it again."""
-    number = rig.store.query("SELECT number FROM policies LIMIT 1")[0]["number"]
-    tiff = render_document(rig.store, "policy_summary", {"number": number},
-                           rig.root / "summary.tiff", on=TODAY)
-    rig.exchange.subscribe(FAX_NUMBER, None, behaviour=Behaviour.BUSY)
-    first = await callback_fax(rig.engine, rig.exchange, FAX_NUMBER, tiff, tries=1,
-                               document="policy_summary", params={"number": number})
-    assert first.results == ["busy"]
-    tiff.unlink()
-    return int(rig.faxes()[0]["id"])
 
 
 def test_a_queued_resend_is_served_by_the_poller_to_another_number(
         run_fax: Callable[..., Any], tmp_path: Path) -> None:
     async def scenario(rig: FaxRig) -> tuple[list[tuple[int, str, str]], Any,
                                              list[dict[str, Any]], list[dict[str, Any]]]:
-        fax_id = await _logged_busy_fax(rig)
+        fax_id = await logged_busy_fax(rig, FAX_NUMBER)
         machine = FaxMachine(rig.exchange, OTHER_NUMBER, rig.root / "received.tiff")
         rig.exchange.subscribe(OTHER_NUMBER, machine, signal_answer=True)
         finished: list[tuple[int, str, str]] = []
@@ -82,7 +66,7 @@ def test_a_queued_resend_is_served_by_the_poller_to_another_number(
 def test_requests_that_cannot_be_sent_are_refused_or_fail_with_the_reason(
         run_fax: Callable[..., Any]) -> None:
     async def scenario(rig: FaxRig) -> list[dict[str, Any]]:
-        fax_id = await _logged_busy_fax(rig)
+        fax_id = await logged_busy_fax(rig, FAX_NUMBER)
         with pytest.raises(LookupError):
             request_resend(rig.store, 9999, requested_by="x", now=0.0)
         with pytest.raises(ValueError, match="not a dialable number"):
