@@ -204,8 +204,11 @@ def message(message_id: int) -> ResponseReturnValue:
     late = _overdue_by_id(now)
     cats = _category_names()
     trail = vm.audit_trail(store(), msg.id)
-    notes = [n for n in vm.notifications(store(), unsent_only=False)
-             if n.voicemail_id == msg.id]
+    # The service lists notifications by salesperson: ask for those this message went to.
+    notes = sorted((n for code in {e.detail.get("to") for e in trail} if code
+                    for n in vm.notifications(store(), salesperson_code=str(code),
+                                              unsent_only=False)
+                    if n.voicemail_id == msg.id), key=lambda n: n.id)
     audit.log("voicemail.view", str(msg.id))
     return render_template("voicemail/message.html", m=msg, box=box, cats=cats,
                            active=[c for c in cats.values() if not c.retired],
