@@ -249,3 +249,21 @@ def test_admins_edit_the_categories_and_their_targets(
     res = supervisor.post("/voicemail/categories", data={
         "csrf_token": token, "code": "x", "name_zh": "x", "name_en": "x", "target_hours": "1"})
     assert res.status_code == 403
+
+
+def test_a_salesperson_account_must_be_named_by_a_salesperson_code(
+        app: Flask, store: Store, as_role: Any) -> None:
+    admin, token = as_role("admin")
+    res = admin.post("/staff/new", data={"csrf_token": token, "username": "zhang.wei",
+                                         "role": "salesperson"})
+    assert res.status_code == 400 and "业务员工号" in res.get_data(as_text=True)
+    res = admin.post("/staff/new", data={"csrf_token": token, "username": SELLERS[0],
+                                         "role": "salesperson"})
+    assert res.status_code == 302
+    spare = store.query("SELECT id FROM users WHERE username = 'spare'")[0]["id"]
+    res = admin.post(f"/staff/{spare}", data={"csrf_token": token, "role": "salesperson",
+                                              "active": "1"})
+    assert res.status_code == 400
+    roles = {r["username"]: r["role"] for r in store.query("SELECT username, role FROM users")}
+    assert (roles[SELLERS[0]], roles["spare"]) == ("salesperson", "agent")
+    assert "zhang.wei" not in roles
