@@ -122,7 +122,7 @@ def status_name(status: str) -> str:
 
 def action_name(action: str) -> str:
     """A voicemail audit action in words."""
-    return {"saved": _("Received"), "recovered": _("Recovered after a restart"),
+    return {"saved": _("Message received"), "recovered": _("Recovered after a restart"),
             "lost": _("Lost"), "heard": _("Listened to"), "categorise": _("Categorised"),
             "assign": _("Assigned"), "forward": _("Forwarded"), "done": _("Marked done"),
             "reopen": _("Reopened")}.get(action, action)

@@ -59,7 +59,7 @@ def test_the_log_shows_each_attempt_and_filters_by_date_and_result(
     client, _ = as_role("supervisor")
     html = client.get("/faxes/").get_data(as_text=True)
     assert shown(html, ids) == set(ids)
-    for words in ("保单摘要", "理赔与服务流程", "13900139000", "14,400", "21.5 s", "忙音",
+    for words in ("保单摘要", "理赔与服务流程", "13900139000", "14,400", "21.5 秒", "忙音",
                   "the number was busy", "The call dropped prematurely", "第 2 次"):
         assert words in html, words
     assert shown(client.get("/faxes/?result=busy").get_data(as_text=True), ids) == {"busy"}
