@@ -108,7 +108,7 @@ async def _engine_sleep(engine: Engine, seconds: float) -> None:
     from appliance.calls.engine import TICK
 
     target = engine.tick_no + max(1, round(seconds / TICK))
-    while engine.tick_no < target:
+    while engine.tick_no < target and not engine.stopped.is_set():
         await asyncio.sleep(0)
 
 
@@ -122,7 +122,8 @@ async def serve_resend_requests(
     ``driver`` the line driver to dial out on, ``out_dir`` where documents rendered again
     go; ``resend_kwargs`` go to :func:`appliance.fax.send.resend` (tries, retry_seconds,
     ...). ``on_finished(request_id, status, result)`` is told each outcome. Each request
-    runs as a task of its own, so one waiting between retries holds up no other."""
+    runs as a task of its own, so one waiting between retries holds up no other. Returns
+    once the engine has stopped (requests still in flight are then marked failed)."""
     from appliance.fax.send import resend  # engine-side only: the web never imports it
 
     if interval <= 0:
@@ -134,6 +135,7 @@ async def serve_resend_requests(
         log.warning("%d fax resend request(s) were cut off by the last stop: marked failed",
                     interrupted)
     running: set[asyncio.Task[None]] = set()
+    unfinished: set[int] = set()  # claimed, outcome not yet written
 
     async def serve(req: ResendRequest) -> None:
         status, result, job = "failed", INTERRUPTED, None
@@ -150,13 +152,15 @@ async def serve_resend_requests(
         finally:
             # Also when cancelled (the engine stopping): the row says what happened.
             _finish(store, req.id, status, engine.clock.wall(), result, job)
+            unfinished.discard(req.id)
             if on_finished is not None:
                 on_finished(req.id, status, result)
         log.info("fax resend request %d (fax %d): %s (%s)", req.id, req.fax_id, status, result)
 
     try:
-        while True:
+        while not engine.stopped.is_set():  # after the stop, no engine to dial with
             for req in await loop.run_in_executor(None, _claim, store, engine.clock.wall()):
+                unfinished.add(req.id)
                 task = asyncio.create_task(serve(req), name=f"fax-resend-{req.id}")
                 running.add(task)
                 task.add_done_callback(running.discard)
@@ -166,4 +170,7 @@ async def serve_resend_requests(
             task.cancel()
         if running:
             await asyncio.gather(*running, return_exceptions=True)
+        # A task cancelled before it began never ran its own clean-up.
+        for request_id in sorted(unfinished):
+            _finish(store, request_id, "failed", engine.clock.wall(), INTERRUPTED)
 

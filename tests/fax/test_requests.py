@@ -92,3 +92,26 @@ def test_requests_that_cannot_be_sent_are_refused_or_fail_with_the_reason(
     interrupted, bad = run_fax(scenario)
     assert (interrupted["status"], interrupted["result"]) == ("failed", INTERRUPTED)
     assert bad["status"] == "failed" and "NOPE" in bad["result"]
+
+
+def test_the_poller_ends_with_the_engine_and_leaves_no_request_sending(
+        run_fax: Callable[..., Any]) -> None:
+    async def scenario(rig: FaxRig) -> tuple[list[dict[str, Any]], bool]:
+        fax_id = await logged_busy_fax(rig, FAX_NUMBER)
+        rig.exchange.subscribe(OTHER_NUMBER, None, answer_after=10_000.0)  # rings on
+        request_resend(rig.store, fax_id, requested_by="x", now=0.0, number=OTHER_NUMBER)
+        poller = asyncio.create_task(serve_resend_requests(
+            rig.engine, rig.exchange, rig.store, 1.0, out_dir=rig.root / "resend",
+            today=lambda: TODAY))
+        for _ in range(10_000):  # until the poller has claimed it and the line rings
+            await asyncio.sleep(0)
+            if rig.store.query("SELECT 1 FROM fax_resend_requests WHERE status = 'sending'"):
+                break
+        rig.engine.stop()
+        await asyncio.wait_for(poller, timeout=10)  # returns by itself
+        return rig.store.query("SELECT * FROM fax_resend_requests"), poller.done()
+
+    (req,), ended = run_fax(scenario)
+    assert ended
+    assert req["status"] == "failed" and req["finished_at"] is not None
+
