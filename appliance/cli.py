@@ -6,6 +6,7 @@ last line of stdout: the digit string, the call-progress outcome, or a JSON obje
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -103,6 +104,7 @@ async def _engine(data: Path, audiosocket: str, sim: bool, flow_name: str) -> No
     prompts = PromptLibrary()
     prompts.preload()
     flow: FlowFn
+    fax_driver: Driver | None = None
     if flow_name == "insurance":
         from appliance.ivr.service import insurance_ivr
 
@@ -123,7 +125,18 @@ async def _engine(data: Path, audiosocket: str, sim: bool, flow_name: str) -> No
                  after_recover=[recovery_hook(store)])
     install_stop_signals(eng.stop)
     try:
-        await eng.run()
+        run_task = asyncio.create_task(eng.run())
+        await eng.started.wait()
+        resends = None
+        if fax_driver is not None and not run_task.done():
+            from appliance.fax.requests import serve_resend_requests
+
+            # Faxes the web's fax log asks to send again; it ends when the engine stops.
+            resends = asyncio.create_task(serve_resend_requests(
+                eng, fax_driver, store, out_dir=dirs.root / "faxes"))
+        await run_task
+        if resends is not None:
+            await asyncio.gather(resends, return_exceptions=True)
     finally:
         store.close()
 

@@ -79,6 +79,7 @@ def create_app(data: Path, test_config: dict[str, Any] | None = None,
         auth,
         calls,
         customers,
+        faxes,
         flows,
         home,
         lines,
@@ -88,10 +89,11 @@ def create_app(data: Path, test_config: dict[str, Any] | None = None,
         reports,
         salespeople,
         staff,
+        voicemail,
     )
 
     for module in (auth, home, staff, policies, salespeople, customers, products, calls,
-                   prompts, flows, lines, reports):
+                   prompts, flows, lines, reports, voicemail, faxes):
         app.register_blueprint(module.bp)
     permissions.check_matrix(rule.endpoint for rule in app.url_map.iter_rules())
 

@@ -78,6 +78,28 @@ ENDPOINTS: dict[str, frozenset[str]] = {
     # Call records.
     "calls.list": frozenset({"admin", "supervisor", "agent", "auditor"}),
     "calls.export": frozenset({"admin", "supervisor", "auditor"}),
+    # Voicemail triage. Seat agents work the queue boxes (the page checks the box's kind);
+    # a salesperson has only their own list, and the messages on it (checked by message).
+    # Auditors read everything and may hear the trimmed copy (a complaint's handling is
+    # judged on what the caller said; each playback is audited) but never take the raw
+    # recording away.
+    "voicemail.boxes": READERS,
+    "voicemail.inbox": READERS,
+    "voicemail.message": EVERYONE,
+    "voicemail.play": EVERYONE,
+    "voicemail.raw": frozenset({"admin", "supervisor", "agent"}),
+    "voicemail.categorise": frozenset({"admin", "supervisor", "agent"}),
+    "voicemail.assign": frozenset({"admin", "supervisor", "agent"}),
+    "voicemail.done": frozenset({"admin", "supervisor", "agent", "salesperson"}),
+    "voicemail.reopen": frozenset({"admin", "supervisor", "agent"}),
+    "voicemail.categories": frozenset({"admin", "supervisor", "auditor"}),
+    "voicemail.category_save": ADMIN,
+    "voicemail.category_retire": ADMIN,
+    "voicemail.mine": frozenset({"salesperson"}),
+    # The fax log: destinations are masked without see_phone; resending dials out.
+    "faxes.list": READERS,
+    "faxes.preview": READERS,
+    "faxes.resend": MANAGERS,
 }
 
 CAPABILITIES: dict[str, frozenset[str]] = {

@@ -41,6 +41,17 @@ def staff_list() -> ResponseReturnValue:
     return render_template("staff/list.html", users=users, roles=ROLES)
 
 
+def _is_salesperson_code(username: str) -> bool:
+    return bool(store().query("SELECT 1 FROM salespeople WHERE code = ?", [username]))
+
+
+def _salesperson_username_rule() -> str:
+    # A salesperson's pages show the voicemail assigned to their code: the account is tied
+    # to the salesperson by its username.
+    return _("A salesperson account's username must be the salesperson code (业务员工号) "
+             "of a salesperson in the book.")
+
+
 @bp.route("/new", methods=["POST"])
 def create() -> ResponseReturnValue:
     username = request.form.get("username", "").strip()
@@ -51,6 +62,8 @@ def create() -> ResponseReturnValue:
         error = _("The username must be 2–32 letters, digits, dots, dashes or underscores.")
     elif role not in ROLES:
         error = _("Choose a role.")
+    elif role == "salesperson" and not _is_salesperson_code(username):
+        error = _salesperson_username_rule()
     if error is None:
         password = generate_password()
 
@@ -88,6 +101,8 @@ def edit(user_id: int) -> ResponseReturnValue:
     active = request.form.get("active") == "1"
     if role not in ROLES:
         abort(400, _("Choose a role."))
+    if role == "salesperson" != user["role"] and not _is_salesperson_code(user["username"]):
+        abort(400, _salesperson_username_rule())
     from flask import g
 
     if user_id == g.user.id and (role != "admin" or not active):
@@ -146,6 +161,17 @@ def action_name(action: str) -> str:
         "call.list": _("Listed call records"), "call.export": _("Exported call records"),
         "prompt.replace": _("Replaced a voice prompt"),
         "database.backup": _("Downloaded a database backup"),
+        "voicemail.list": _("Listed a voicemail box"),
+        "voicemail.view": _("Viewed a voicemail"), "voicemail.play": _("Played a voicemail"),
+        "voicemail.download": _("Downloaded a voicemail recording"),
+        "voicemail.categorise": _("Categorised a voicemail"),
+        "voicemail.assign": _("Assigned or forwarded a voicemail"),
+        "voicemail.done": _("Marked a voicemail done"),
+        "voicemail.reopen": _("Reopened a voicemail"),
+        "voicemail.category_save": _("Saved a voicemail category"),
+        "voicemail.category_retire": _("Retired a voicemail category"),
+        "voicemail.mine": _("Listed own voicemail"),
+        "fax.preview": _("Previewed a fax document"), "fax.resend": _("Asked for a fax resend"),
     }.get(action, action)
 
 

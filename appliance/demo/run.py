@@ -35,6 +35,7 @@ from appliance.calls.engine import Engine
 from appliance.conference import DEFAULT_NUMBER as CONFERENCE_NUMBER
 from appliance.conference import Conferences
 from appliance.demo.flow import digit_prompts, make_demo_flow
+from appliance.fax.requests import serve_resend_requests
 from appliance.insurance.demo_data import load_demo_data
 from appliance.ivr.service import insurance_ivr
 from appliance.media.prompts import PromptLibrary, concat
@@ -268,12 +269,16 @@ async def run_demo(data: Path, audiosocket_port: int, every: float, concurrent: 
             acd.login(seat.id, f"A00{seat.id[1:]}")
     caller_task = asyncio.create_task(callers(exchange, prompts, engine, every, concurrent,
                                               policies))
+    # Faxes the web's fax log asks to send again, dialled on the simulated exchange.
+    resends = asyncio.create_task(serve_resend_requests(engine, exchange, store,
+                                                        out_dir=dirs.root / "faxes"))
     try:
         await engine_task
     finally:
         for task in (caller_task, *agents):
             task.cancel()
         await asyncio.gather(caller_task, *agents, return_exceptions=True)
+        await asyncio.gather(resends, return_exceptions=True)  # it ends with the engine
         if web is not None:
             stop_web(web)
         rows = cdr.recent_calls(store, limit=show_calls)

@@ -599,6 +599,31 @@ def _acd_survey(db: Database) -> None:
     db.execute("CREATE INDEX conference_events_room ON conference_events (room, at)")
 
 
+def _fax_resend(db: Database) -> None:
+    # Resends asked for on the web admin, which has no engine: the page queues a row, the
+    # engine's poller (appliance.fax.requests) claims it, sends the fax again as a new
+    # callback job and writes back how it went.
+    db.execute(
+        """
+        CREATE TABLE fax_resend_requests (
+            id INTEGER PRIMARY KEY,
+            fax_id INTEGER NOT NULL REFERENCES faxes (id),
+            number TEXT,
+            requested_at REAL NOT NULL,
+            requested_by TEXT NOT NULL,
+            status TEXT NOT NULL DEFAULT 'queued'
+                CHECK (status IN ('queued', 'sending', 'sent', 'failed')),
+            picked_at REAL,
+            finished_at REAL,
+            job TEXT,
+            result TEXT NOT NULL DEFAULT ''
+        ) STRICT
+        """
+    )
+    db.execute("CREATE INDEX fax_resend_requests_status ON fax_resend_requests (status, id)")
+    db.execute("CREATE INDEX fax_resend_requests_fax ON fax_resend_requests (fax_id, id)")
+
+
 MIGRATIONS: list[Step] = [
     ("0001_calls", _calls),
     ("0002_recordings", _recordings),
@@ -609,6 +634,7 @@ MIGRATIONS: list[Step] = [
     ("0008_web", _web),
     ("0009_acd", _acd),
     ("0010_flow_versions", _flow_versions),
+    ("0011_fax_resend", _fax_resend),
     ("0012_acd_survey", _acd_survey),
 ]
 

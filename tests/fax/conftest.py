@@ -65,6 +65,23 @@ def pages_dir(tmp_path_factory: pytest.TempPathFactory, book: Path) -> Path:
     return out
 
 
+async def logged_busy_fax(rig: FaxRig, number: str) -> int:
+    """The log id of a policy summary whose one callback attempt to ``number`` found it
+    busy; its TIFF removed, so a resend must render the document again."""
+    from appliance.fax.send import callback_fax, render_document
+    from drivers.sim.exchange import Behaviour
+
+    policy = rig.store.query("SELECT number FROM policies LIMIT 1")[0]["number"]
+    tiff = render_document(rig.store, "policy_summary", {"number": policy},
+                           rig.root / "summary.tiff", on=TODAY)
+    rig.exchange.subscribe(number, None, behaviour=Behaviour.BUSY)
+    first = await callback_fax(rig.engine, rig.exchange, number, tiff, tries=1,
+                               document="policy_summary", params={"number": policy})
+    assert first.results == ["busy"]
+    tiff.unlink()
+    return int(rig.faxes()[0]["id"])
+
+
 def pixels(path: Path) -> list[npt.NDArray[np.bool_]]:
     return [np.array(page) for page in read_pages(path)]
 

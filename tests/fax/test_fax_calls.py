@@ -18,14 +18,13 @@ from appliance.fax.send import (
     CallbackResult,
     callback_fax,
     fax_document,
-    render_document,
     resend,
     send_fax_on_call,
 )
 from appliance.fax.session import FaxResult
 from appliance.media.spandsp import completion_text
 from drivers.sim.exchange import Behaviour
-from tests.fax.conftest import TODAY, FaxRig, pixels
+from tests.fax.conftest import TODAY, FaxRig, logged_busy_fax, pixels
 
 SERVICE = "95500"
 CALLER = "13900139000"
@@ -237,18 +236,11 @@ def test_a_tiff_without_dpi_is_fixed_and_arrives_at_its_own_height(
 def test_resend_sends_a_logged_fax_again_rendering_it_if_the_file_is_gone(
         run_fax: Callable[..., Any], tmp_path: Path) -> None:
     async def scenario(rig: FaxRig) -> tuple[CallbackResult, list[dict[str, Any]]]:
-        number = rig.store.query("SELECT number FROM policies LIMIT 1")[0]["number"]
-        tiff = render_document(rig.store, "policy_summary", {"number": number},
-                               rig.root / "summary.tiff", on=TODAY)
-        rig.exchange.subscribe(FAX_NUMBER, None, behaviour=Behaviour.BUSY)
-        first = await callback_fax(rig.engine, rig.exchange, FAX_NUMBER, tiff, tries=1,
-                                   document="policy_summary", params={"number": number})
-        assert first.results == ["busy"]
-        tiff.unlink()
+        fax_id = await logged_busy_fax(rig, FAX_NUMBER)
         machine = FaxMachine(rig.exchange, FAX_NUMBER, rig.root / "received.tiff")
         rig.exchange.subscribe(FAX_NUMBER, machine, signal_answer=True)
         try:
-            again = await resend(rig.engine, rig.exchange, rig.faxes()[0]["id"],
+            again = await resend(rig.engine, rig.exchange, fax_id,
                                  out_dir=rig.root / "resend", today=lambda: TODAY)
         finally:
             machine.close()

@@ -6,6 +6,7 @@ switch is the page's one script), and the policy list on a phone-sized screen.""
 from __future__ import annotations
 
 import threading
+import wave
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -137,3 +138,83 @@ def test_the_policy_list_fits_a_phone_screen(page: Page, live: tuple[str, str, S
     # The wide table scrolls inside its box; the page itself does not scroll sideways.
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
     expect(page.get_by_role("button", name="查询")).to_be_visible()
+
+
+@pytest.fixture
+def live_voicemail(data_dir: Path) -> Iterator[tuple[str, Store, int]]:
+    """The web admin with the test accounts, two salesperson accounts and one message in
+    the general box, recorded as the voicemail service leaves it."""
+    from tests.web.vm import add_seller_accounts, general_message
+
+    store = Store(data_dir / "appliance.db")
+    add_seller_accounts(store)
+    message = general_message(store, data_dir, caller="13812345678")
+    app = create_app(data_dir, store=store)
+    server = create_server(app, host="127.0.0.1", port=0, threads=2)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.effective_port}", store, message.id  # type: ignore[union-attr]
+    finally:
+        server.close()
+        thread.join(5)
+        store.close()
+
+
+def _log_in(page: Page, url: str, username: str) -> None:
+    from tests.web.conftest import PASSWORD
+
+    page.goto(url + "/login")
+    page.get_by_label("用户名").fill(username)
+    page.get_by_label("密码").fill(PASSWORD)
+    page.get_by_role("button", name="登录").click()
+
+
+def test_a_supervisor_triages_a_message_and_the_salesperson_finds_it(
+        page: Page, live_voicemail: tuple[str, Store, int]) -> None:
+    from appliance.voicemail import audit_trail, get_message
+    from tests.web.vm import SELLERS
+
+    url, store, message_id = live_voicemail
+    page.set_viewport_size({"width": 1366, "height": 768})
+    _log_in(page, url, "supervisor")
+    page.get_by_role("link", name="留言", exact=True).click()
+    page.get_by_role("link", name="综合信箱").click()
+    expect(page.get_by_role("heading", name="综合信箱")).to_be_visible()
+    row = page.get_by_role("row").filter(has_text="13812345678")
+    expect(row).to_contain_text("新留言")
+    row.get_by_role("link").click()
+    expect(page.get_by_role("heading", name=f"留言 {message_id}")).to_be_visible()
+
+    # The audio element fetches the trimmed copy and plays it.
+    audio = page.locator("audio")
+    played = audio.evaluate("a => a.play().then(() => true, e => e.name)")
+    assert played is True, played
+    page.wait_for_function("document.querySelector('audio').readyState >= 2")
+    duration = audio.evaluate("a => a.duration")
+    expected = get_message(store, message_id)
+    assert expected.play_path is not None
+    with wave.open(str(expected.play_path)) as w:
+        assert abs(duration - w.getnframes() / w.getframerate()) < 0.05
+
+    page.locator("select[name=category]").select_option("complaint")
+    page.get_by_role("button", name="设置分类").click()
+    expect(page.locator("dl.fields")).to_contain_text("投诉")
+    page.locator("select[name=salesperson]").select_option(SELLERS[0])
+    page.get_by_label("给业务员的备注").fill("请今天回电")
+    page.get_by_role("button", name="分配").click()
+    expect(page.locator("dl.fields")).to_contain_text("已分配")
+    expect(page.get_by_role("row").filter(has_text="请今天回电").first).to_be_visible()
+    assert [e.action for e in audit_trail(store, message_id)] == [
+        "saved", "heard", "categorise", "assign"]
+
+    page.get_by_role("button", name="退出登录").click()
+    _log_in(page, url, SELLERS[0])
+    page.get_by_role("link", name="我的留言").click()
+    expect(page.get_by_role("heading", name="我的留言")).to_be_visible()
+    mine = page.get_by_role("row").filter(has_text="138****5678").first
+    expect(mine).to_contain_text("投诉")
+    expect(page.get_by_role("row").filter(has_text="请今天回电")).to_be_visible()
+    mine.get_by_role("link").click()
+    expect(page.get_by_role("heading", name=f"留言 {message_id}")).to_be_visible()
+    expect(page.locator("audio")).to_have_count(1)

@@ -29,6 +29,17 @@ ARGS: dict[str, dict[str, Any]] = {
     # POSTed with no file: refused before anything is written.
     "prompts.audio": {"lang": "zh", "name": "welcome"},
     "prompts.replace": {"lang": "zh", "name": "welcome"},
+    "voicemail.inbox": {"box_id": 1},
+    "voicemail.message": {"message_id": 1},
+    "voicemail.play": {"message_id": 1},
+    "voicemail.raw": {"message_id": 1},
+    "voicemail.categorise": {"message_id": 1},
+    "voicemail.assign": {"message_id": 1},
+    "voicemail.done": {"message_id": 1},
+    "voicemail.reopen": {"message_id": 1},
+    "voicemail.category_retire": {"code": "no_such_category"},
+    "faxes.preview": {"fax_id": 1},
+    "faxes.resend": {"fax_id": 1},
 }
 
 
