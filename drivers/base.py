@@ -144,6 +144,11 @@ class Driver(ABC):
         """Place an outbound call; the line reports ANSWERED or HANGUP (busy, no answer...)."""
         raise LineError(f"driver {self.name!r} cannot place outbound calls")
 
+    def track_arrivals(self) -> None:
+        """Start keeping arrival times for :meth:`take_arrivals` (a far-end clocked driver;
+        until asked, none are kept, so nothing grows when no one takes them)."""
+        return None
+
     def take_arrivals(self) -> list[float]:
         """Arrival times (CLOCK_MONOTONIC) of the inbound frames since the last call, for a
         far-end clocked driver; the engine aligns its tick to them."""

@@ -164,6 +164,10 @@ class Engine:
         # Arrival times are CLOCK_MONOTONIC: a manual clock has nothing to align them to.
         align = (self.align_phase and self.clock.real_time
                  and any(d.far_end_clocked for d in self.drivers))
+        if align:
+            for driver in self.drivers:
+                if driver.far_end_clocked:
+                    driver.track_arrivals()
         self.started.set()
         try:
             while not self._stopping:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from array import array
 from collections.abc import Mapping
 from time import monotonic
 from types import MappingProxyType
@@ -114,7 +115,6 @@ class AudioSocketConnection(asyncio.Protocol):
 
     def __init__(self, driver: AudioSocketDriver) -> None:
         self._driver = driver
-        self._arrivals = driver._arrivals
         self._parser = Parser()
         self.transport: asyncio.Transport
         self.peer = "?"
@@ -145,7 +145,8 @@ class AudioSocketConnection(asyncio.Protocol):
             and not self._parser.pending
         ):
             line.push_frame(data[3:])
-            self._arrivals.append(monotonic())
+            if self._driver.tracking_arrivals:
+                self._driver.arrivals.append(monotonic())
             return
         try:
             messages = self._parser.feed(data)
@@ -155,7 +156,8 @@ class AudioSocketConnection(asyncio.Protocol):
         for kind, payload in messages:
             if kind == KIND_AUDIO and line is not None:  # nearly every message
                 line.push_frame(payload)
-                self._arrivals.append(monotonic())
+                if self._driver.tracking_arrivals:
+                    self._driver.arrivals.append(monotonic())
             elif kind == KIND_DTMF and line is not None:
                 line.push_event(LineEvent(EventKind.DTMF, digit=chr(payload[0])))
             elif kind == KIND_UUID:
@@ -293,11 +295,17 @@ class AudioSocketDriver(Driver):
         self._accept: AcceptLine = _refuse
         self._connections: set[AudioSocketConnection] = set()
         self._lines: dict[str, AudioSocketLine] = {}
-        self._arrivals: list[float] = []  # when each inbound frame came (take_arrivals)
+        # When each inbound frame came, kept only once the engine asks (track_arrivals),
+        # as 8-byte doubles, and emptied by each take_arrivals.
+        self.tracking_arrivals = False
+        self.arrivals = array("d")
+
+    def track_arrivals(self) -> None:
+        self.tracking_arrivals = True
 
     def take_arrivals(self) -> list[float]:
-        taken = self._arrivals[:]
-        self._arrivals.clear()  # the same list: every connection holds it
+        taken = self.arrivals.tolist()
+        del self.arrivals[:]
         return taken
 
     @property

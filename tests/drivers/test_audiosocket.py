@@ -771,3 +771,23 @@ def test_write_frame_is_one_write_of_one_message() -> None:
         assert line.end_cause == CAUSE_NORMAL
 
     run(main)
+
+
+def test_arrival_times_are_kept_only_once_asked_and_each_taken_once() -> None:
+    async def main() -> None:
+        async with serving() as (driver, engine, fakes):
+            fake = await call(driver, fakes, call_id=CALL_ID)
+            line = await engine.line(str(CALL_ID))
+            await fake.stream([frame(i) for i in range(5)])
+            await read_frames(line, 5)
+            assert driver.take_arrivals() == []  # nobody asked: nothing kept, nothing grows
+            driver.track_arrivals()
+            before = time.monotonic()
+            await fake.stream([frame(i) for i in range(7)])
+            await read_frames(line, 7)
+            taken = driver.take_arrivals()
+            assert len(taken) == 7 and all(before <= t <= time.monotonic() for t in taken)
+            assert taken == sorted(taken)
+            assert driver.take_arrivals() == []
+
+    run(main)
