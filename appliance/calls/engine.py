@@ -60,15 +60,16 @@ log = logging.getLogger("appliance.calls")
 
 TICK = FRAME_MS / 1000
 #: Tick phase alignment for far-end clocked lines (see Engine._align_phase): judged once a
-#: second on up to PHASE_SAMPLES arrival times, candidate tick positions PHASE_RESOLUTION
-#: apart, moved at most PHASE_STEP a judgement, and only for a gain of PHASE_MIN_GAIN.
+#: second on up to PHASE_SAMPLES arrival times; the tick goes PHASE_MARGIN after all but
+#: PHASE_LATE_SHARE of them, moving at most PHASE_STEP a judgement; arrivals spread wider
+#: than PHASE_MAX_SPREAD (unsynchronised peers, a stalled sender) leave the fixed grid.
 PHASE_WINDOW_TICKS = 50
 PHASE_MARGIN = 0.0005
 PHASE_STEP = 0.001
-PHASE_RESOLUTION = 0.00025
 PHASE_SAMPLES = 4000
 PHASE_MIN_ARRIVALS = 50
-PHASE_MIN_GAIN = 0.0005
+PHASE_LATE_SHARE = 0.005
+PHASE_MAX_SPREAD = 0.008
 #: fall this far behind and the engine skips ahead instead of sending a burst of frames
 MAX_BEHIND_TICKS = 5
 #: how long a flow may take to unwind after its call ended before it is cancelled
@@ -205,26 +206,27 @@ class Engine:
 
         A frame waits from its arrival to the next tick, and it arrives wherever the far
         end's clock (the line card behind Asterisk) puts it; every key, answer and bridged
-        word carries that wait. So the tick goes where the mean wait over the last second's
-        arrivals is least (plus a small margin for the tick's own wake-up): just after the
-        bulk of them, leaving the odd straggler one tick later rather than making every
-        frame wait for it. It moves a millisecond a judgement, towards the nearer of the
-        two equivalent positions a tick apart, and not at all for a gain under a
-        half millisecond (arrivals spread over the whole tick: nothing to win)."""
+        word carries that wait. So the tick goes just after all but the last half per cent
+        of the last second's arrivals (plus a margin for the tick's own wake-up): a frame
+        later than that is taken in the next tick, so the answers to keys keep their tail
+        while their median gets up to a frame's wait shorter. Offsets are taken on the
+        20 ms grid around their circular mean, so a cluster that straddles a grid point
+        is not mistaken for a spread one; of the two equivalent positions a tick apart the
+        nearer is taken, and the tick moves a millisecond a judgement at most."""
         arrivals = [t for d in self.drivers if d.far_end_clocked for t in d.take_arrivals()]
         if len(arrivals) < PHASE_MIN_ARRIVALS:
             return
         stride = max(1, len(arrivals) // PHASE_SAMPLES)
         offsets = np.mod(np.asarray(arrivals[::stride]) - self.start_time, TICK)
-        candidates = np.arange(0.0, TICK, PHASE_RESOLUTION)
-        waits = np.mod(candidates[:, None] - offsets[None, :], TICK).mean(axis=1)
-        best = int(np.argmin(waits))
-        now_at = round(float(np.mod(self.phase - PHASE_MARGIN, TICK)) / PHASE_RESOLUTION)
-        now_at %= len(candidates)
-        if waits[now_at] - waits[best] < PHASE_MIN_GAIN:
-            return
-        edge = float(candidates[best]) + PHASE_MARGIN
-        target = min((edge - TICK, edge), key=lambda t: abs(t - self.phase))
+        angle = np.angle(np.mean(np.exp(2j * np.pi * offsets / TICK)))
+        centre = float(angle) / (2 * np.pi) * TICK
+        spread = np.mod(offsets - centre + TICK / 2, TICK) - TICK / 2
+        lo, hi = np.quantile(spread, [PHASE_LATE_SHARE, 1 - PHASE_LATE_SHARE])
+        if hi - lo > PHASE_MAX_SPREAD:
+            target = 0.0
+        else:
+            edge = float(np.mod(centre + hi + PHASE_MARGIN, TICK))
+            target = min((edge - TICK, edge), key=lambda t: abs(t - self.phase))
         self.phase += float(np.clip(target - self.phase, -PHASE_STEP, PHASE_STEP))
 
     def stop(self) -> None:

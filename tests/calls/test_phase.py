@@ -66,23 +66,24 @@ def test_the_tick_settles_just_after_frames_that_arrive_6_ms_early() -> None:
     phases = settle(engine, 12)
     # A millisecond a judgement at most: no jump that could strand frames.
     assert np.abs(np.diff([0.0, *phases])).max() <= PHASE_STEP + 1e-9
-    # Where the mean wait is least: ~2.7 sigma after -6 ms (the arrival density there is
-    # one per tick), then the margin; settled within the half-millisecond dead band.
-    expected = -0.006 + 2.7 * 0.0002 + PHASE_MARGIN
-    assert abs(phases[-1] - expected) < 0.0006, phases
-    assert phases[-1] == phases[-2]  # settled, not hunting
+    # Just after all but half a per cent of arrivals (2.58 sigma), then the margin.
+    expected = -0.006 + 2.58 * 0.0002 + PHASE_MARGIN
+    assert abs(phases[-1] - expected) < 0.0002, phases
+    assert abs(phases[-1] - phases[-2]) < 0.0001  # settled, not hunting
 
 
 def test_a_cluster_just_after_a_grid_point_moves_the_tick_a_little_later() -> None:
     engine = engine_for(FarEnd(offset=0.0003, jitter=0.0001))
     phases = settle(engine, 4)
-    assert 0.0003 < phases[-1] < 0.0003 + 0.0003 + PHASE_MARGIN + 0.0003, phases
+    expected = 0.0003 + 2.58 * 0.0001 + PHASE_MARGIN
+    assert abs(phases[-1] - expected) < 0.0002, phases
 
 
-def test_stragglers_do_not_hold_everyone_back() -> None:
-    engine = engine_for(FarEnd(offset=-0.006, jitter=0.0002, stragglers=0.05))
+def test_a_few_stragglers_are_left_to_the_next_tick() -> None:
+    # 0.3 % come up to 12 ms late: the tick stays with the rest rather than wait for them.
+    engine = engine_for(FarEnd(offset=-0.006, jitter=0.0002, stragglers=0.003))
     phases = settle(engine, 12)
-    assert abs(phases[-1] - (-0.006 + 2.7 * 0.0002 + PHASE_MARGIN)) < 0.0008, phases
+    assert phases[-1] < -0.004, phases
 
 
 def test_arrivals_spread_over_the_tick_keep_the_fixed_grid() -> None:
