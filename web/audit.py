@@ -26,6 +26,12 @@ def audit_row(action: str, target: str = "", **detail: Any) -> list[Any]:
             json.dumps(detail, ensure_ascii=False, default=str)]
 
 
+def current_username() -> str:
+    """Who is making this request (for records kept outside the audit log)."""
+    user = g.get("user")
+    return str(user.username) if user else "-"
+
+
 AUDIT_SQL = ("INSERT INTO audit_log (at, username, role, address, action, target, detail)"
              " VALUES (?, ?, ?, ?, ?, ?, ?)")
 

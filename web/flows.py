@@ -1,22 +1,48 @@
 """IVR flows (语音导航): the flow the engine runs, node by node as a caller meets them (what
-each node says, in the chosen language, and where each key or outcome leads), and a
-checker that runs a flow document through the engine's own validator and lists every
-problem by node. Installing a new flow and placing a test call need the engine's control
-API, which does not exist yet; this page only reads.
+each node says, in the chosen language, and where each key or outcome leads); its
+versions in the store (drafts uploaded here, the published one, roll-back), each publish
+validated by the engine's own validator with every problem listed by node; and test calls:
+a simulated caller pressing the keys given through any version, with the path it took,
+the prompts it heard and the audio to play. The engine runs whatever is published from
+its next call on (see :mod:`appliance.ivr.versions`).
 """
 
 from __future__ import annotations
 
 import json
+import time
+import uuid
 from collections import deque
 from pathlib import Path
 from typing import Any
 
-from flask import Blueprint, current_app, render_template, request
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 
-from appliance.ivr.flow import NODE_FIELDS, PROMPTS, TARGET, FlowError, validate
+from appliance.ivr import versions
+from appliance.ivr.flow import (
+    NODE_FIELDS,
+    PROMPTS,
+    TARGET,
+    FlowError,
+    FlowInvalid,
+    load_flow,
+    validate,
+)
+from appliance.ivr.trial import TrialError, parse_keys, run_trial
+from web import audit
+from web.db import store
 
 bp = Blueprint("flows", __name__, url_prefix="/flows")
 
@@ -30,6 +56,11 @@ def node_type_name(kind: str) -> str:
             "lookup": _("Look up"), "speak": _("Speak a value"), "record": _("Record"),
             "transfer": _("To a seat"), "voicemail": _("Voicemail"), "fax": _("Fax"),
             "goto": _("Go to"), "hangup": _("Hang up")}.get(kind, kind)
+
+
+def status_name(status: str) -> str:
+    return {"draft": _("draft"), "published": _("published"),
+            "retired": _("retired")}.get(status, status)
 
 
 def outcome_name(field: str) -> str:
@@ -60,11 +91,7 @@ def _ordered(doc: dict[str, Any]) -> list[str]:
 
 
 def _rows(doc: dict[str, Any], lang: str) -> list[dict[str, Any]]:
-    manifest_path = Path(current_app.config["PROMPTS_DIR"]) / "manifest.json"
-    try:
-        texts = json.loads(manifest_path.read_text("utf-8")).get(lang, {}).get("prompts", {})
-    except FileNotFoundError:
-        texts = {}
+    texts = _prompt_texts(lang)
     rows = []
     for node_id in _ordered(doc):
         node = doc["nodes"][node_id]
@@ -82,42 +109,169 @@ def _rows(doc: dict[str, Any], lang: str) -> list[dict[str, Any]]:
     return rows
 
 
+FLOW_NAME = "default"
+
+
+def _prompt_texts(lang: str) -> dict[str, str]:
+    manifest_path = Path(current_app.config["PROMPTS_DIR"]) / "manifest.json"
+    try:
+        entry = json.loads(manifest_path.read_text("utf-8")).get(lang, {}).get("prompts", {})
+    except FileNotFoundError:
+        return {}
+    return {k: (v["text"] if isinstance(v, dict) else v) for k, v in entry.items()}
+
+
+def _shown(version: int | None) -> tuple[dict[str, Any], versions.FlowVersion | None]:
+    """The document to show: the version asked for, else the published one, else the file
+    the box starts from."""
+    if version is not None:
+        stored = versions.get_version(store(), FLOW_NAME, version)
+        if stored is None:
+            abort(404)
+        return stored.document, stored
+    live = versions.published_version(store(), FLOW_NAME)
+    if live is not None:
+        return live.document, live
+    return json.loads(DEFAULT_FLOW.read_text("utf-8")), None
+
+
+def _page(version: int | None = None, **extra: Any) -> str:
+    doc, stored = _shown(version)
+    languages = doc.get("languages") or ["zh"]
+    lang = request.values.get("lang", languages[0])
+    if lang not in languages:
+        lang = languages[0]
+    return render_template("flows/view.html", doc=doc, stored=stored,
+                           rows=_rows(doc, lang) if isinstance(doc.get("nodes"), dict) else [],
+                           lang=lang, node_type_name=node_type_name, status_name=status_name,
+                           versions=versions.versions(store(), FLOW_NAME), **extra)
+
+
 @bp.route("/", endpoint="view")
 def flow_view() -> ResponseReturnValue:
-    doc = json.loads(DEFAULT_FLOW.read_text("utf-8"))
-    lang = request.args.get("lang", doc["languages"][0])
-    if lang not in doc["languages"]:
-        lang = doc["languages"][0]
-    return render_template("flows/view.html", doc=doc, rows=_rows(doc, lang), lang=lang,
-                           node_type_name=node_type_name)
+    version = request.args.get("version", type=int)
+    return _page(version)
+
+
+def _uploaded_document() -> tuple[Any, str | None]:
+    upload = request.files.get("file")
+    data = upload.read(MAX_FLOW_BYTES + 1) if upload else b""
+    if not data:
+        return None, _("Choose a file to import.")
+    if len(data) > MAX_FLOW_BYTES:
+        return None, _("The file is too large: at most %(mb)d MB.", mb=1)
+    try:
+        doc = json.loads(data.decode("utf-8-sig"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return None, _("The file is not a JSON flow document.")
+    if not isinstance(doc, dict):
+        return None, _("The file is not a JSON flow document.")
+    return doc, None
 
 
 @bp.route("/check", methods=["POST"])
 def check() -> ResponseReturnValue:
-    upload = request.files.get("file")
-    data = upload.read(MAX_FLOW_BYTES + 1) if upload else b""
+    doc, problem = _uploaded_document()
     errors: list[FlowError] = []
-    problem = None
-    doc: Any = None
-    if not data:
-        problem = _("Choose a file to import.")
-    elif len(data) > MAX_FLOW_BYTES:
-        problem = _("The file is too large: at most %(mb)d MB.", mb=1)
-    else:
-        try:
-            doc = json.loads(data.decode("utf-8-sig"))
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            problem = _("The file is not a JSON flow document.")
-        else:
-            if not isinstance(doc, dict):
-                problem = _("The file is not a JSON flow document.")
-            else:
-                errors = validate(doc, Path(current_app.config["PROMPTS_DIR"]))
-    current = json.loads(DEFAULT_FLOW.read_text("utf-8"))
-    lang = current["languages"][0]
+    if doc is not None:
+        errors = validate(doc, Path(current_app.config["PROMPTS_DIR"]))
     name = doc.get("name") if isinstance(doc, dict) else None
     nodes = len(doc.get("nodes") or {}) if isinstance(doc, dict) else 0
     checked = {"problem": problem, "errors": errors, "name": name, "nodes": nodes}
-    page = render_template("flows/view.html", doc=current, rows=_rows(current, lang),
-                           lang=lang, node_type_name=node_type_name, checked=checked)
-    return page, 400 if problem or errors else 200
+    return _page(checked=checked), 400 if problem or errors else 200
+
+
+@bp.route("/draft", methods=["POST"])
+def draft() -> ResponseReturnValue:
+    """Store an uploaded document as the next version, a draft (it may still be unfinished;
+    publishing is what must pass the validator)."""
+    doc, problem = _uploaded_document()
+    if doc is not None and doc.get("name") != FLOW_NAME:
+        problem = _("The flow must be named %(name)s.", name=FLOW_NAME)
+    if problem:
+        return _page(checked={"problem": problem, "errors": [], "name": None,
+                              "nodes": 0}), 400
+    assert doc is not None
+    user = audit.current_username()
+    number = versions.save_draft(store(), doc, by=user, now=time.time())
+    audit.log("flow.draft", f"{FLOW_NAME}/{number}")
+    errors = validate(doc, Path(current_app.config["PROMPTS_DIR"]))
+    if errors:
+        flash(_("Saved as draft version %(n)d; it has %(p)d problems to fix before it can be "
+                "published.", n=number, p=len(errors)), "error")
+    else:
+        flash(_("Saved as draft version %(n)d; it is valid and can be published.", n=number))
+    return redirect(url_for("flows.view", version=number)), 303
+
+
+@bp.route("/<int:version>/publish", methods=["POST"])
+def publish(version: int) -> ResponseReturnValue:
+    try:
+        versions.publish(store(), FLOW_NAME, version, by=audit.current_username(),
+                         now=time.time(), prompts_root=Path(current_app.config["PROMPTS_DIR"]))
+    except versions.FlowVersionError:
+        abort(404)
+    except FlowInvalid as exc:
+        checked = {"problem": None, "errors": exc.errors, "name": FLOW_NAME,
+                   "nodes": 0}
+        return _page(version, checked=checked), 400
+    audit.log("flow.publish", f"{FLOW_NAME}/{version}")
+    flash(_("Version %(n)d is published: the next call runs it.", n=version))
+    return redirect(url_for("flows.view")), 303
+
+
+@bp.route("/rollback", methods=["POST"])
+def rollback() -> ResponseReturnValue:
+    try:
+        flow = versions.roll_back(store(), FLOW_NAME, by=audit.current_username(),
+                                  now=time.time(),
+                                  prompts_root=Path(current_app.config["PROMPTS_DIR"]))
+    except versions.FlowVersionError:
+        flash(_("There is no earlier published version to go back to."), "error")
+        return redirect(url_for("flows.view")), 303
+    except FlowInvalid as exc:
+        return _page(checked={"problem": None, "errors": exc.errors, "name": FLOW_NAME,
+                              "nodes": 0}), 400
+    audit.log("flow.rollback", f"{FLOW_NAME}/{flow.version}")
+    flash(_("Version %(n)d is published again: the next call runs it.", n=flow.version))
+    return redirect(url_for("flows.view")), 303
+
+
+def _trials_dir() -> Path:
+    return Path(current_app.config["DATA_DIR"]) / "flow_tests"
+
+
+@bp.route("/<int:version>/test", methods=["POST"])
+def test_call(version: int) -> ResponseReturnValue:
+    """A simulated caller through ``version`` pressing the keys given, on a copy of the
+    database: the path, the prompts heard in order, and the audio."""
+    stored = versions.get_version(store(), FLOW_NAME, version)
+    if stored is None:
+        abort(404)
+    keys_text = request.form.get("keys", "")
+    try:
+        keys = parse_keys(keys_text)
+        flow = load_flow(stored.document, Path(current_app.config["PROMPTS_DIR"]))
+    except TrialError as exc:
+        flash(_("The keys cannot be pressed: %(why)s", why=str(exc)), "error")
+        return redirect(url_for("flows.view", version=version)), 303
+    except FlowInvalid as exc:
+        return _page(version, checked={"problem": None, "errors": exc.errors,
+                                       "name": FLOW_NAME, "nodes": 0}), 400
+    trial_id = uuid.uuid4().hex
+    wav = _trials_dir() / f"{trial_id}.wav"
+    result = run_trial(flow, store().path, keys, wav)
+    audit.log("flow.test_call", f"{FLOW_NAME}/{version}", keys=keys_text)
+    played = [(lang, name, _prompt_texts(lang).get(name, name)) for lang, name in result.played]
+    return _page(version, trial={"id": trial_id, "keys": keys_text, "result": result,
+                                 "played": played})
+
+
+@bp.route("/test/<trial_id>.wav", endpoint="test_audio")
+def test_audio(trial_id: str) -> ResponseReturnValue:
+    if len(trial_id) != 32 or not all(c in "0123456789abcdef" for c in trial_id):
+        abort(404)
+    path = _trials_dir() / f"{trial_id}.wav"
+    if not path.is_file():
+        abort(404)
+    return Response(path.read_bytes(), mimetype="audio/wav")  # small: a few seconds

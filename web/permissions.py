@@ -71,6 +71,11 @@ ENDPOINTS: dict[str, frozenset[str]] = {
     # The IVR flow: read it (the staff who answer the callers), check a document.
     "flows.view": READERS,
     "flows.check": MANAGERS,
+    "flows.draft": MANAGERS,
+    "flows.publish": MANAGERS,
+    "flows.rollback": MANAGERS,
+    "flows.test_call": MANAGERS,
+    "flows.test_audio": MANAGERS,
     # Line usage from the call records (no numbers shown).
     "lines.list": frozenset({"admin", "supervisor", "auditor"}),
     # Reports (figures only, no personal data).

@@ -40,6 +40,9 @@ ARGS: dict[str, dict[str, Any]] = {
     "voicemail.category_retire": {"code": "no_such_category"},
     "faxes.preview": {"fax_id": 1},
     "faxes.resend": {"fax_id": 1},
+    "flows.publish": {"version": 1},
+    "flows.test_call": {"version": 1},
+    "flows.test_audio": {"trial_id": "0" * 32},
 }
 
 
