@@ -218,3 +218,62 @@ def test_a_supervisor_triages_a_message_and_the_salesperson_finds_it(
     mine.get_by_role("link").click()
     expect(page.get_by_role("heading", name=f"留言 {message_id}")).to_be_visible()
     expect(page.locator("audio")).to_have_count(1)
+
+
+def test_a_draft_flow_is_test_called_published_and_run_by_the_engine(
+        page: Page, live: tuple[str, str, Store], tmp_path: Path) -> None:
+    import json
+
+    from appliance.ivr.insurance_lookups import InsuranceLookups
+    from appliance.ivr.interpreter import make_flow_handler
+    from appliance.ivr.versions import PublishedFlow
+    from web.flows import DEFAULT_FLOW
+
+    url, first, store = live
+    page.goto(url + "/")
+    page.get_by_label("用户名").fill("admin")
+    page.get_by_label("密码").fill(first)
+    page.get_by_role("button", name="登录").click()
+    page.get_by_label("当前密码").fill(first)
+    page.get_by_label("新密码", exact=True).fill("Branch-Office-2026")
+    page.get_by_label("再次输入新密码").fill("Branch-Office-2026")
+    page.get_by_role("button", name="修改密码").click()
+    expect(page.get_by_text("密码已修改")).to_be_visible()
+
+    # The box's flow as version 1, then a draft without the welcome greeting as version 2.
+    for greeting in (["welcome", "lang_choice_zh", "lang_choice_yue", "lang_choice_en"],
+                     ["lang_choice_zh", "lang_choice_yue", "lang_choice_en"]):
+        doc = json.loads(DEFAULT_FLOW.read_text("utf-8"))
+        doc["nodes"]["language"]["prompt"] = greeting
+        upload = tmp_path / "flow.json"
+        upload.write_text(json.dumps(doc, ensure_ascii=False), encoding="utf-8")
+        page.goto(url + "/flows/")
+        page.locator("form[action$='/flows/draft'] input[type=file]").set_input_files(
+            str(upload))
+        page.get_by_role("button", name="保存为草稿").click()
+        expect(page.get_by_role("status")).to_contain_text("校验通过，可以发布")
+    page.goto(url + "/flows/")
+    page.get_by_role("row", name="1 草稿").get_by_role("button", name="发布").click()
+    expect(page.get_by_role("status")).to_contain_text("版本 1 已发布")
+
+    # A test call on the draft: an English caller asks for the information menu.
+    page.goto(url + "/flows/?version=2")
+    page.get_by_label("按键（每一步用空格分开）").fill("3 5")
+    page.get_by_role("button", name="呼叫", exact=True).click()
+    prompts = page.locator("#trial-prompts")
+    expect(prompts).to_contain_text("en/info_menu")
+    expect(prompts).not_to_contain_text("zh/welcome")
+    audio = page.locator("audio")
+    expect(audio).to_have_count(1)
+    page.wait_for_function("document.querySelector('audio').readyState >= 1")
+    assert page.evaluate("document.querySelector('audio').duration") > 3
+
+    page.goto(url + "/flows/")
+    page.get_by_role("row", name="2 草稿").get_by_role("button", name="发布").click()
+    expect(page.get_by_role("status")).to_contain_text("版本 2 已发布")
+    # The engine's flow function takes the published version for its next call.
+    lookups = InsuranceLookups(store).functions()
+    live_flow = PublishedFlow(store, "default", lambda f: make_flow_handler(
+        f, lookups, store=store, messages_dir=tmp_path))
+    version, _ = live_flow.current()
+    assert version == 2
