@@ -32,6 +32,7 @@ from appliance.acd import Acd, QueueConfig, SeatConfig, Strategy
 from appliance.calls.call import Call, FlowFn
 from appliance.calls.clock import MonotonicClock
 from appliance.calls.engine import Engine
+from appliance.control import ControlServer
 from appliance.demo.flow import digit_prompts, make_demo_flow
 from appliance.insurance.demo_data import load_demo_data
 from appliance.ivr.service import insurance_ivr
@@ -206,7 +207,8 @@ def stop_web(web: subprocess.Popen[bytes]) -> None:
 
 
 async def run_demo(data: Path, audiosocket_port: int, every: float, concurrent: int,
-                   show_calls: int, flow_name: str = "insurance", web_port: int = 0) -> None:
+                   show_calls: int, flow_name: str = "insurance", web_port: int = 0,
+                   control_port: int = 0) -> None:
     dirs = DataDirs(data).create()
     store = Store(dirs.database)
     prompts = PromptLibrary()
@@ -235,12 +237,22 @@ async def run_demo(data: Path, audiosocket_port: int, every: float, concurrent: 
     else:
         flow = make_demo_flow(dirs.messages)
     audiosocket = AudioSocketDriver("127.0.0.1", audiosocket_port)
+    # The web's way in: seats, queues and live events (the port goes into the data folder).
+    control = ControlServer(acd, dirs.root, store=store, port=control_port) if acd else None
+
+    def on_event(what: str, call: Call, info: dict[str, Any]) -> None:
+        print_event(what, call, info)
+        if control is not None:
+            control.call_event(what, call, info)
+
     # A voicemail a crash cut short is repaired by the engine, then listed in its box.
     engine = Engine(clock=MonotonicClock(), drivers=[exchange, audiosocket],
                     flow=flow, prompts=prompts, store=store,
-                    recordings=dirs.recordings, on_event=print_event,
+                    recordings=dirs.recordings, on_event=on_event,
                     after_recover=[recovery_hook(store)])
     install_stop_signals(engine.stop)
+    if control is not None:
+        await control.start()  # before the web, which reads its address
     # Started after the demo book is in, so its first page has data; it prints its own
     # address and the first-login admin password.
     web = start_web(dirs.root, web_port) if web_port else None
@@ -249,6 +261,8 @@ async def run_demo(data: Path, audiosocket_port: int, every: float, concurrent: 
     if engine_task.done():
         if web is not None:
             stop_web(web)
+        if control is not None:
+            await control.close()
         store.close()
         engine_task.result()  # raises why the engine could not start (e.g. port in use)
     _say(f"engine up: simulated exchange (service number {SERVICE_NUMBER}), AudioSocket on "
@@ -269,6 +283,8 @@ async def run_demo(data: Path, audiosocket_port: int, every: float, concurrent: 
         await asyncio.gather(caller_task, *agents, return_exceptions=True)
         if web is not None:
             stop_web(web)
+        if control is not None:
+            await control.close()
         rows = cdr.recent_calls(store, limit=show_calls)
         store.close()
     _say(f"stopped cleanly; last {len(rows)} CDR rows:")
