@@ -132,7 +132,7 @@ class ControlServer:
                     request = parse_request(line, self.token)
                     if request.op == "follow":
                         writer.write(encode({"ok": True, "result": "following"}))
-                        await self._follow(writer)
+                        await self._follow(reader, writer)
                         return
                     result = await self._handle(request)
                 except (ControlError, AcdError) as exc:
@@ -147,9 +147,21 @@ class ControlServer:
         finally:
             writer.close()
 
-    async def _follow(self, writer: asyncio.StreamWriter) -> None:
+    async def _follow(self, reader: asyncio.StreamReader,
+                      writer: asyncio.StreamWriter) -> None:
         sub = _Subscriber(writer, self.max_backlog)
         self.subscribers.append(sub)
+
+        def gone(_: asyncio.Future[bytes]) -> None:
+            # The client closed its end (a page left): stop now, not at the next event.
+            if sub in self.subscribers:
+                self.subscribers.remove(sub)
+            sub.dropped = True
+            with contextlib.suppress(asyncio.QueueFull):
+                sub.queue.put_nowait(None)
+
+        watch = asyncio.ensure_future(reader.read())  # a follower sends nothing more
+        watch.add_done_callback(gone)
         try:
             while True:
                 line = await sub.queue.get()
@@ -160,6 +172,7 @@ class ControlServer:
         except ConnectionError:
             pass
         finally:
+            watch.cancel()
             if sub in self.subscribers:
                 self.subscribers.remove(sub)
 
