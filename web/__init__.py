@@ -78,6 +78,7 @@ def create_app(data: Path, test_config: dict[str, Any] | None = None,
     from web import (
         auth,
         calls,
+        console,
         customers,
         flows,
         home,
@@ -88,10 +89,11 @@ def create_app(data: Path, test_config: dict[str, Any] | None = None,
         reports,
         salespeople,
         staff,
+        supervisor,
     )
 
     for module in (auth, home, staff, policies, salespeople, customers, products, calls,
-                   prompts, flows, lines, reports):
+                   prompts, flows, lines, reports, console, supervisor):
         app.register_blueprint(module.bp)
     permissions.check_matrix(rule.endpoint for rule in app.url_map.iter_rules())
 

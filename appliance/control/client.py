@@ -43,40 +43,67 @@ class ControlClient:
                 answer = _answer(f.readline())
         return answer
 
-    def follow(self, idle: float = 15.0) -> Iterator[dict[str, Any] | None]:
-        """Events as they come (``{"event": kind, "data": {...}}``), and None after each
-        ``idle`` seconds without one (so a caller can check that its own client is still
-        there). Ends when the engine closes the stream."""
+    def follow(self, idle: float = 15.0) -> EventStream:
+        """Subscribe now (the events from this moment on are kept for the caller) and
+        return the events as they come (``{"event": kind, "data": {...}}``), with None
+        after each ``idle`` seconds without one (so a caller can check that its own client
+        is still there). The iteration ends when the engine closes the stream."""
         sock = self._connect(self.timeout)
-        buf = b""
-        answered = False
         try:
             sock.sendall(encode({"token": self.token, "op": "follow"}))
-            sock.settimeout(idle)
+            buf = b""
+            while b"\n" not in buf:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                buf += chunk
+            line, _, buf = buf.partition(b"\n")
+            _answer(line)
+        except OSError as exc:
+            sock.close()
+            raise ControlUnavailable(f"engine event stream: {exc}") from None
+        except BaseException:
+            sock.close()
+            raise
+        sock.settimeout(idle)
+        return EventStream(sock, buf)
+
+
+class EventStream:
+    """A subscription: iterate for the events; :meth:`close` (or ``with``) ends it, even
+    before the first event was read."""
+
+    def __init__(self, sock: socket.socket, buf: bytes) -> None:
+        self._sock = sock
+        self._buf = buf
+
+    def __iter__(self) -> Iterator[dict[str, Any] | None]:
+        try:
             while True:
-                while b"\n" in buf:
-                    line, buf = buf.split(b"\n", 1)
-                    if not answered:
-                        _answer(line)
-                        answered = True
-                    else:
-                        yield json.loads(line)
+                while b"\n" in self._buf:
+                    line, self._buf = self._buf.split(b"\n", 1)
+                    yield json.loads(line)
                 try:
-                    chunk = sock.recv(65536)
+                    chunk = self._sock.recv(65536)
                 except TimeoutError:
-                    if not answered:
-                        raise
                     yield None
                     continue
                 if not chunk:
-                    if not answered:
-                        _answer(b"")
                     return
-                buf += chunk
+                self._buf += chunk
         except OSError as exc:
             raise ControlUnavailable(f"engine event stream: {exc}") from None
         finally:
-            sock.close()
+            self.close()
+
+    def close(self) -> None:
+        self._sock.close()
+
+    def __enter__(self) -> EventStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def _answer(line: bytes) -> Any:
@@ -88,4 +115,4 @@ def _answer(line: bytes) -> Any:
     return doc.get("result")
 
 
-__all__ = ["ControlClient", "ControlUnavailable"]
+__all__ = ["ControlClient", "ControlUnavailable", "EventStream"]
