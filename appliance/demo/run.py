@@ -95,6 +95,8 @@ async def demo_caller(exchange: SimExchange, prompts: PromptLibrary, number: str
 
 DEMO_SEATS = (SeatConfig("s1", "8001", name="坐席一"), SeatConfig("s2", "8002", name="坐席二"),
               SeatConfig("s3", "8003", name="坐席三"))
+#: the seat left free for a person at the seat console (its phone answers by itself)
+CONSOLE_SEAT = SeatConfig("s4", "8004", name="坐席四")
 
 
 def print_acd_event(kind: str, data: dict[str, Any]) -> None:
@@ -122,6 +124,14 @@ async def demo_agent(exchange: SimExchange, prompts: PromptLibrary, seat: SeatCo
         await bot.send(greeting)
         await bot.wait(4.0)
         await bot.hangup()
+
+
+async def console_phone(exchange: SimExchange, seat: SeatConfig) -> None:
+    """The phone of the seat a person uses from the seat console: it answers when it rings
+    and stays on the line until the agent hangs up on the page (or the caller does)."""
+    bot = CallerBot(exchange, seat.number, name=f"seat {seat.id}")
+    exchange.add_seat(seat.number, bot, answer_after=2.0)
+    await asyncio.Event().wait()
 
 
 LANGUAGE_KEYS = {"zh": "1", "yue": "2", "en": "3"}
@@ -223,7 +233,7 @@ async def run_demo(data: Path, audiosocket_port: int, every: float, concurrent: 
         if loaded.loaded:
             _say(f"loaded the demo book into {dirs.database}")
         policies = sample_policies(store)
-        acd = Acd(DEMO_SEATS, [QueueConfig("service", Strategy.LONGEST_IDLE, wrap_up=5.0,
+        acd = Acd((*DEMO_SEATS, CONSOLE_SEAT), [QueueConfig("service", Strategy.LONGEST_IDLE, wrap_up=5.0,
                                            announce_every=20.0, max_wait=120.0)],
                   store=store, messages_dir=dirs.messages)
         acd.subscribe(print_acd_event)
@@ -273,6 +283,7 @@ async def run_demo(data: Path, audiosocket_port: int, every: float, concurrent: 
         for seat in DEMO_SEATS:
             agents.append(asyncio.create_task(demo_agent(exchange, prompts, seat)))
             acd.login(seat.id, f"A00{seat.id[1:]}")
+        agents.append(asyncio.create_task(console_phone(exchange, CONSOLE_SEAT)))
     caller_task = asyncio.create_task(callers(exchange, prompts, engine, every, concurrent,
                                               policies))
     try:

@@ -17,7 +17,6 @@ from flask.testing import FlaskClient
 
 from appliance.store.db import Store
 from tests.control.live import LiveEngine, live_engine
-from tests.web.conftest import login
 from web.supervisor import figures, today
 
 
@@ -92,7 +91,7 @@ def test_an_agent_takes_a_call_with_its_screen_pop_hangs_up_and_wraps_up(
     live.dial(caller, {"pol_no": customer["number"], "pol_id": "9X7Y"})
     queue = until(events, "queue")["html"]
     assert "139****5678" in queue and caller not in queue  # agents see masked numbers
-    boss, boss_token = as_role("supervisor")
+    boss, _ = as_role("supervisor")
     assert caller in boss.get("/supervisor/").get_data(as_text=True)
     assert post(agent, token, "/console/state", state="ready")["ok"]
     pop = until(events, "pop")
