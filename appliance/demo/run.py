@@ -233,8 +233,9 @@ async def run_demo(data: Path, audiosocket_port: int, every: float, concurrent: 
         if loaded.loaded:
             _say(f"loaded the demo book into {dirs.database}")
         policies = sample_policies(store)
-        acd = Acd((*DEMO_SEATS, CONSOLE_SEAT), [QueueConfig("service", Strategy.LONGEST_IDLE, wrap_up=5.0,
-                                           announce_every=20.0, max_wait=120.0)],
+        acd = Acd((*DEMO_SEATS, CONSOLE_SEAT),
+                  [QueueConfig("service", Strategy.LONGEST_IDLE, wrap_up=5.0,
+                               announce_every=20.0, max_wait=120.0)],
                   store=store, messages_dir=dirs.messages)
         acd.subscribe(print_acd_event)
         if acd.restore_callbacks():
