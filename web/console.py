@@ -9,7 +9,7 @@ so reloading this page (or restarting the web) drops none.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -220,12 +220,17 @@ def sse(kind: str, payload: dict[str, Any]) -> str:
     return f"event: {kind}\ndata: {json.dumps(payload, ensure_ascii=False)}\n\n"
 
 
-@bp.route("/events", endpoint="events")
-def events() -> Response:
-    """This agent's live feed: its seat's state, the queue, and the screen pop of each call
-    offered to its seat, relayed from the engine's event stream."""
-    seat_id = session.get("seat", "")
-    username = g.user.username
+class EndStream(Exception):
+    """Raised by a relay handler: this page's stream ends here."""
+
+
+Handler = Callable[[ControlClient, str, dict[str, Any]], Iterator[str]]
+
+
+def relay(handle: Handler) -> Response:
+    """A server-sent event stream of what ``handle(client, kind, data)`` makes of each
+    engine event; comments keep it alive (and find a closed page out), a stopped engine
+    is said once and the browser reconnects by itself."""
 
     def stream() -> Iterator[str]:
         try:
@@ -237,34 +242,48 @@ def events() -> Response:
         with feed:
             yield "retry: 2000\n\n"
             try:
-                current = ""
                 for event in feed:
                     if event is None:
-                        yield ": still here\n\n"  # finds a closed page out
+                        yield ": still here\n\n"
                         continue
-                    kind, data = event["event"], event["data"]
-                    if kind == "offer" and seat_id in data["seats"]:
-                        current = data["call"]
-                        yield sse("pop", {"call": current, "at": data["at"],
-                                          "html": _pop_html(data)})
-                        audit.log("customer.screen_pop", data["call"], seat=seat_id)
-                    elif kind == "seat" and data["seat"] == seat_id:
-                        if data["agent"] != username and data["state"] != "logged-out":
-                            return  # someone else has the seat now
-                        yield sse("seat", {"state": data["state"], "reason": data["reason"],
-                                           "label": _seat_label(data["state"], data["reason"])})
-                    elif kind == "connected" and data["seat"] == seat_id:
-                        yield sse("connected", {"call": data["call"]})
-                    elif kind == "call-ended" and data["call"] == current:
-                        yield sse("ended", {"call": current})
-                    if kind in QUEUE_EVENTS:
-                        yield sse("queue", {"html": render_template(
-                            "console/queue.html", queues=client.request("queues"))})
+                    yield from handle(client, event["event"], event["data"])
             except ControlUnavailable:
                 yield sse("down", {"message": _("The call engine is not running.")})
+            except EndStream:
+                return
 
     return Response(stream_with_context(stream()), mimetype="text/event-stream",
                     headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+
+
+@bp.route("/events", endpoint="events")
+def events() -> Response:
+    """This agent's live feed: its seat's state, the queue, and the screen pop of each call
+    offered to its seat, relayed from the engine's event stream."""
+    seat_id = session.get("seat", "")
+    username = g.user.username
+    current = {"call": ""}
+
+    def handle(client: ControlClient, kind: str, data: dict[str, Any]) -> Iterator[str]:
+        if kind == "offer" and seat_id in data["seats"]:
+            current["call"] = data["call"]
+            yield sse("pop", {"call": data["call"], "at": data["at"],
+                              "html": _pop_html(data)})
+            audit.log("customer.screen_pop", data["call"], seat=seat_id)
+        elif kind == "seat" and data["seat"] == seat_id:
+            if data["agent"] != username and data["state"] != "logged-out":
+                raise EndStream  # someone else has the seat now
+            yield sse("seat", {"state": data["state"], "reason": data["reason"],
+                               "label": _seat_label(data["state"], data["reason"])})
+        elif kind == "connected" and data["seat"] == seat_id:
+            yield sse("connected", {"call": data["call"]})
+        elif kind == "call-ended" and data["call"] == current["call"]:
+            yield sse("ended", {"call": data["call"]})
+        if kind in QUEUE_EVENTS:
+            yield sse("queue", {"html": render_template(
+                "console/queue.html", queues=client.request("queues"))})
+
+    return relay(handle)
 
 
 def _seat_label(state: str, reason: str) -> str:
@@ -277,4 +296,4 @@ def _pop_html(offer: dict[str, Any]) -> str:
     return render_template("console/pop.html", offer=offer, **found)
 
 
-__all__ = ["bp", "reason_name", "state_name", "wrap_up_name"]
+__all__ = ["bp", "reason_name", "relay", "sse", "state_name", "wrap_up_name"]

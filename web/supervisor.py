@@ -10,11 +10,10 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from flask import Blueprint, Response, current_app, render_template, request, stream_with_context
-from flask_babel import gettext as _
+from flask import Blueprint, Response, current_app, render_template, request
 
-from appliance.control import ControlUnavailable
-from web.console import control, sse
+from appliance.control import ControlClient, ControlUnavailable
+from web.console import control, relay, sse
 from web.db import store
 
 bp = Blueprint("supervisor", __name__, url_prefix="/supervisor")
@@ -87,30 +86,13 @@ def index() -> str:
 def events() -> Response:
     """Seats and queues again after each change the engine reports."""
 
-    def stream() -> Iterator[str]:
-        try:
-            client = control()
-            feed = client.follow()  # subscribed from here on
-        except ControlUnavailable:
-            yield sse("down", {"message": _("The call engine is not running.")})
-            return
-        with feed:
-            yield "retry: 2000\n\n"
-            try:
-                for event in feed:
-                    if event is None:
-                        yield ": still here\n\n"
-                        continue
-                    if event["event"].startswith("call-"):
-                        continue
-                    yield sse("live", {"html": render_template(
-                        "supervisor/live.html", seats=client.request("seats"),
-                        queues=client.request("queues"))})
-            except ControlUnavailable:
-                yield sse("down", {"message": _("The call engine is not running.")})
+    def handle(client: ControlClient, kind: str, data: dict[str, Any]) -> Iterator[str]:
+        if not kind.startswith("call-"):
+            yield sse("live", {"html": render_template(
+                "supervisor/live.html", seats=client.request("seats"),
+                queues=client.request("queues"))})
 
-    return Response(stream_with_context(stream()), mimetype="text/event-stream",
-                    headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+    return relay(handle)
 
 
 __all__ = ["bp", "figures", "today"]
