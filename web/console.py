@@ -80,10 +80,14 @@ def _names() -> dict[str, Any]:
 
 
 def _my_seat(seats: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The seat this user is logged in to, as the engine knows it: after a web restart or
+    in a new browser the agent finds their seat (and its call) again."""
     seat_id = session.get("seat")
-    for seat in seats:
-        if seat["id"] == seat_id and seat["agent"] == g.user.username:
-            return seat
+    mine = [s for s in seats if s["agent"] == g.user.username
+            and s["state"] != "logged-out"]
+    for seat in sorted(mine, key=lambda s: s["id"] != seat_id):
+        session["seat"] = seat["id"]
+        return seat
     return None
 
 

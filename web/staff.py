@@ -146,6 +146,10 @@ def action_name(action: str) -> str:
         "call.list": _("Listed call records"), "call.export": _("Exported call records"),
         "prompt.replace": _("Replaced a voice prompt"),
         "database.backup": _("Downloaded a database backup"),
+        "seat.login": _("Logged in to a seat"), "seat.logout": _("Logged out of a seat"),
+        "customer.screen_pop": _("Saw a caller's screen pop"),
+        "call.hangup": _("Hung up a call at a seat"),
+        "call.wrap_up": _("Wrapped up a call"),
     }.get(action, action)
 
 

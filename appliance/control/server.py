@@ -179,7 +179,10 @@ class ControlServer:
     async def _handle(self, request: Request) -> Any:
         acd, a = self.acd, request.args
         if request.op == "seats":
-            return [v.as_dict() for v in acd_control.seat_states(acd)]
+            # With each seat the call it answered last (the one in progress, if any), so a
+            # page opened mid-call (a new browser, a restarted web) can wrap it up.
+            return [dict(v.as_dict(), call=(self._answered.get(v.id) or [""])[-1])
+                    for v in acd_control.seat_states(acd)]
         if request.op == "queues":
             return [v.as_dict() for v in acd_control.queue_states(acd)]
         if request.op == "login":

@@ -17,6 +17,8 @@ from flask.testing import FlaskClient
 
 from appliance.store.db import Store
 from tests.control.live import LiveEngine, live_engine
+from tests.web.conftest import login
+from web import create_app
 from web.supervisor import figures, today
 
 
@@ -73,7 +75,7 @@ def a_customer(store: Store) -> dict[str, Any]:
 
 
 def test_an_agent_takes_a_call_with_its_screen_pop_hangs_up_and_wraps_up(
-        app: Flask, store: Store, live: LiveEngine, as_role: Any) -> None:
+        app: Flask, store: Store, live: LiveEngine, as_role: Any, data_dir: Path) -> None:
     agent, token = as_role("agent")
     page = agent.get("/console/").get_data(as_text=True)
     assert "登录坐席" in page and "坐席一" in page
@@ -99,11 +101,25 @@ def test_an_agent_takes_a_call_with_its_screen_pop_hangs_up_and_wraps_up(
     assert customer["phone"] not in pop["html"] and "139****5678" in pop["html"]
     assert "按键输入的保单号" in pop["html"]
     assert until(events, "connected")["call"] == pop["call"]
-    assert post(agent, token, "/console/hangup")["ok"]
-    assert until(events, "ended")["call"] == pop["call"]
     events.close()
-    assert 'data-state="wrap-up"' in agent.get("/console/").get_data(as_text=True)
-    done = post(agent, token, "/console/wrap-up", call=pop["call"], code="payment",
+    # The web restarts mid-call (a new app on the same folder, a new browser): the call
+    # goes on in the engine, and the agent finds the seat and the call again.
+    with Store(data_dir / "appliance.db") as web_store:
+        agent = create_app(data_dir, {"TESTING": True}, store=web_store).test_client()
+        token = login(agent, "agent")
+        page = agent.get("/console/").get_data(as_text=True)
+        assert 'data-state="talking"' in page and f'value="{pop["call"]}"' in page
+        assert live.seat_phones["s1"].line is not None and live.seat_phones["s1"].line.connected
+        events = sse(agent, "/console/events")
+        assert post(agent, token, "/console/hangup")["ok"]
+        assert until(events, "seat")["state"] == "wrap-up"
+        events.close()
+        assert 'data-state="wrap-up"' in agent.get("/console/").get_data(as_text=True)
+        _wrap_up_and_log_out(agent, token, store, pop["call"])
+
+
+def _wrap_up_and_log_out(agent: FlaskClient, token: str, store: Store, call: str) -> None:
+    done = post(agent, token, "/console/wrap-up", call=call, code="payment",
                 note="客户问下次缴费日期")
     assert done["ok"] and done["message"] == "话后小结已保存：保费缴纳"
     assert post(agent, token, "/console/wrap-up", call="nope", code="payment")["status"] == 409
@@ -113,7 +129,7 @@ def test_an_agent_takes_a_call_with_its_screen_pop_hangs_up_and_wraps_up(
             break
         time.sleep(0.05)
     assert [(r["call_id"], r["seat_id"], r["agent"], r["code"], r["note"]) for r in rows] == [
-        (pop["call"], "s1", "agent", "payment", "客户问下次缴费日期")]
+        (call, "s1", "agent", "payment", "客户问下次缴费日期")]
     actions = [r["action"] for r in store.query("SELECT action FROM audit_log ORDER BY id")]
     assert {"seat.login", "customer.screen_pop", "call.hangup", "call.wrap_up"} <= set(actions)
     res = agent.post("/console/seat/logout", data={"csrf_token": token})
