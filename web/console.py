@@ -27,6 +27,7 @@ from flask import (
     url_for,
 )
 from flask_babel import gettext as _
+from markupsafe import Markup
 from werkzeug.wrappers import Response as BaseResponse
 
 from appliance.acd.model import AGENT_SETTABLE, REASONS
@@ -39,6 +40,8 @@ bp = Blueprint("console", __name__, url_prefix="/console")
 #: reasons an agent may pick (the ACD sets no-answer and unreachable itself)
 AGENT_REASONS = ("break", "lunch", "meeting", "training", "after-call-work", "other")
 assert set(AGENT_REASONS) <= REASONS and len(AGENT_SETTABLE) == 2
+#: seat states with a call to show (ringing, in it, or wrapping it up)
+BUSY = frozenset({"ringing", "talking", "wrap-up"})
 QUEUE_EVENTS = frozenset({"queue-join", "queue-leave", "offer", "connected",
                           "callback-booked"})
 
@@ -102,8 +105,14 @@ def index() -> str:
     seat = _my_seat(seats)
     if seat is None:
         session.pop("seat", None)  # logged out meanwhile (elsewhere, or by a restart)
+    pop = None
+    if seat is not None and seat["offer"] and seat["state"] in BUSY:
+        # Opened mid-call (reloaded, or the web restarted): the screen pop again.
+        pop = Markup(_pop_html(seat["offer"]))
+        audit.log("customer.screen_pop", seat["offer"]["call"], seat=seat["id"])
     return render_template("console/index.html", down=False, seat=seat, seats=seats,
-                           queues=queues, reasons=AGENT_REASONS, codes=WRAP_UP_CODES)
+                           queues=queues, reasons=AGENT_REASONS, codes=WRAP_UP_CODES,
+                           pop=pop)
 
 
 def _done(message: str, result: Any = None) -> BaseResponse:

@@ -64,6 +64,7 @@ class ControlServer:
         self.subscribers: list[_Subscriber] = []
         self.dropped = 0  # subscribers dropped for falling behind
         self._answered: dict[str, deque[str]] = {}
+        self._offered: dict[str, dict[str, Any]] = {}  # seat -> the last call offered it
         self._server: asyncio.Server | None = None
         self._unfollow = acd_control.follow(acd, self.publish)
 
@@ -88,6 +89,9 @@ class ControlServer:
         if kind == "connected":
             self._answered.setdefault(data["seat"], deque(maxlen=WRAP_UP_MEMORY)).append(
                 data["call"])
+        elif kind == "offer":
+            for seat_id in data["seats"]:
+                self._offered[seat_id] = data
         line = encode({"event": kind, "data": data})
         for sub in list(self.subscribers):
             try:
@@ -179,9 +183,11 @@ class ControlServer:
     async def _handle(self, request: Request) -> Any:
         acd, a = self.acd, request.args
         if request.op == "seats":
-            # With each seat the call it answered last (the one in progress, if any), so a
-            # page opened mid-call (a new browser, a restarted web) can wrap it up.
-            return [dict(v.as_dict(), call=(self._answered.get(v.id) or [""])[-1])
+            # With each seat the call it answered last (the one in progress, if any) and
+            # the last offer it had, so a page opened mid-call (a new browser, a restarted
+            # web) shows the screen pop again and can wrap the call up.
+            return [dict(v.as_dict(), call=(self._answered.get(v.id) or [""])[-1],
+                         offer=self._offered.get(v.id))
                     for v in acd_control.seat_states(acd)]
         if request.op == "queues":
             return [v.as_dict() for v in acd_control.queue_states(acd)]

@@ -168,6 +168,11 @@ def test_a_call_as_the_event_stream_tells_it_with_hangup_and_wrap_up(tmp_path: P
             return [e["event"] for e in events]
 
         assert await until(engine, lambda: "connected" in kinds())
+        # A page opened now gets the seat's call and its offer (for the screen pop).
+        s1, s2 = await off_loop(client.request, "seats")
+        offer = next(e["data"] for e in events if e["event"] == "offer")
+        assert (s1["state"], s1["call"], s1["offer"]) == ("talking", offer["call"], offer)
+        assert (s2["call"], s2["offer"]) == ("", None)
         await off_loop(client.request, "hangup", seat="s1")
         assert await until(engine, lambda: kinds().count("call-ended") == 2)
         assert await caller.wait_hangup(5.0)

@@ -109,6 +109,7 @@ def test_an_agent_takes_a_call_with_its_screen_pop_hangs_up_and_wraps_up(
         token = login(agent, "agent")
         page = agent.get("/console/").get_data(as_text=True)
         assert 'data-state="talking"' in page and f'value="{pop["call"]}"' in page
+        assert f'data-call="{pop["call"]}"' in page and customer["name"] in page  # the pop
         assert live.seat_phones["s1"].line is not None and live.seat_phones["s1"].line.connected
         events = sse(agent, "/console/events")
         assert post(agent, token, "/console/hangup")["ok"]
