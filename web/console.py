@@ -30,16 +30,18 @@ from flask_babel import gettext as _
 from markupsafe import Markup
 from werkzeug.wrappers import Response as BaseResponse
 
-from appliance.acd.model import AGENT_SETTABLE, REASONS
-from appliance.control import WRAP_UP_CODES, ControlClient, ControlError, ControlUnavailable
+from appliance.control import (
+    AGENT_REASONS,
+    WRAP_UP_CODES,
+    ControlClient,
+    ControlError,
+    ControlUnavailable,
+)
 from web import audit, permissions, screenpop
 from web.db import mask_phone, store
 
 bp = Blueprint("console", __name__, url_prefix="/console")
 
-#: reasons an agent may pick (the ACD sets no-answer and unreachable itself)
-AGENT_REASONS = ("break", "lunch", "meeting", "training", "after-call-work", "other")
-assert set(AGENT_REASONS) <= REASONS and len(AGENT_SETTABLE) == 2
 #: seat states with a call to show (ringing, in it, or wrapping it up)
 BUSY = frozenset({"ringing", "talking", "wrap-up"})
 QUEUE_EVENTS = frozenset({"queue-join", "queue-leave", "offer", "connected",

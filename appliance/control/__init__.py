@@ -4,8 +4,13 @@ states, lists seats and queues, hangs up a seat's call, stores wrap-up codes and
 live events. See :mod:`appliance.control.protocol` for the requests and events."""
 
 from appliance.control.client import ControlClient, ControlUnavailable
-from appliance.control.protocol import WRAP_UP_CODES, ControlError, read_address
+from appliance.control.protocol import (
+    AGENT_REASONS,
+    WRAP_UP_CODES,
+    ControlError,
+    read_address,
+)
 from appliance.control.server import ControlServer
 
-__all__ = ["WRAP_UP_CODES", "ControlClient", "ControlError", "ControlServer",
+__all__ = ["AGENT_REASONS", "WRAP_UP_CODES", "ControlClient", "ControlError", "ControlServer",
            "ControlUnavailable", "read_address"]

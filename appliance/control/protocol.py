@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
+from appliance.acd.model import REASONS
+
 TOKEN_FILE: Final = "control_token"
 ADDRESS_FILE: Final = "control.json"
 #: longest request line the server reads
@@ -31,6 +33,9 @@ MAX_LINE: Final = 64 * 1024
 WRAP_UP_CODES: Final = ("enquiry", "payment", "claim", "change", "complaint", "sales",
                         "other")
 MAX_NOTE: Final = 500
+#: the not-ready reasons an agent may give (the ACD itself sets no-answer and unreachable)
+AGENT_REASONS: Final = tuple(r for r in ("break", "lunch", "meeting", "training",
+                                         "after-call-work", "other") if r in REASONS)
 
 Check = Callable[[Any], str | None]  # None when fine, else what was expected
 
@@ -166,6 +171,6 @@ def read_address(data: Path) -> tuple[str, int, str] | None:
     return str(doc["host"]), int(doc["port"]), token
 
 
-__all__ = ["ADDRESS_FILE", "MAX_LINE", "MAX_NOTE", "OPS", "TOKEN_FILE", "WRAP_UP_CODES",
-           "ControlError", "Request", "check_fields", "encode", "ensure_token",
+__all__ = ["ADDRESS_FILE", "AGENT_REASONS", "MAX_LINE", "MAX_NOTE", "OPS", "TOKEN_FILE",
+           "WRAP_UP_CODES", "ControlError", "Request", "check_fields", "encode", "ensure_token",
            "parse_request", "read_address", "write_address"]
