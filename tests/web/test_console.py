@@ -197,3 +197,19 @@ def test_the_figures_of_the_day_from_the_acd_records(app: Flask, store: Store,
     page = boss.get("/supervisor/?sl=60").get_data(as_text=True)
     assert "呼叫引擎没有运行" in page  # no engine here: the figures still show
     assert "75 %" in page and "25 %" in page  # 3 of 4 within 60 s; 1 of 4 abandoned
+
+
+def test_the_supervisor_page_follows_seats_and_queues_live(live: LiveEngine,
+                                                           as_role: Any) -> None:
+    boss, _ = as_role("supervisor")
+    page = boss.get("/supervisor/").get_data(as_text=True)
+    assert "坐席一" in page and "未登录" in page
+    events = sse(boss, "/supervisor/events")
+    agent, token = as_role("agent")
+    agent.post("/console/seat", data={"csrf_token": token, "seat": "s2"})
+    post(agent, token, "/console/state", state="not-ready", reason="training")
+    first = until(events, "live")["html"]
+    assert "<td>坐席二</td><td>agent</td><td>就绪</td><td></td>" in first  # the log-in
+    second = until(events, "live")["html"]
+    assert "<td>坐席二</td><td>agent</td><td>示忙</td><td>培训</td>" in second
+    events.close()
