@@ -207,9 +207,9 @@ def test_the_supervisor_page_follows_seats_and_queues_live(live: LiveEngine,
     events = sse(boss, "/supervisor/events")
     agent, token = as_role("agent")
     agent.post("/console/seat", data={"csrf_token": token, "seat": "s2"})
-    post(agent, token, "/console/state", state="not-ready", reason="training")
     first = until(events, "live")["html"]
     assert "<td>坐席二</td><td>agent</td><td>就绪</td><td></td>" in first  # the log-in
+    post(agent, token, "/console/state", state="not-ready", reason="training")
     second = until(events, "live")["html"]
     assert "<td>坐席二</td><td>agent</td><td>示忙</td><td>培训</td>" in second
     events.close()
