@@ -40,8 +40,10 @@ def main(verbose: bool) -> None:
               help="The insurance IVR on the demo book, or the foundation's small demo flow.")
 @click.option("--web-port", default=8080, show_default=True,
               help="Port of the web admin on 127.0.0.1 (0: no web admin).")
+@click.option("--control-port", default=9093, show_default=True,
+              help="Port of the engine's control API on 127.0.0.1 (0: any free port).")
 def run(data: Path, port: int, every: float, concurrent: int, flow_name: str,
-        web_port: int) -> None:
+        web_port: int, control_port: int) -> None:
     """The appliance on its embedded default: simulated exchange, IVR, demo data, callers,
     and the web admin beside the engine."""
     from appliance.demo.run import run_demo
@@ -49,7 +51,8 @@ def run(data: Path, port: int, every: float, concurrent: int, flow_name: str,
 
     try:
         run_loop(lambda: run_demo(data, port, every, concurrent, show_calls=10,
-                                  flow_name=flow_name, web_port=web_port))
+                                  flow_name=flow_name, web_port=web_port,
+                                  control_port=control_port))
     except OSError as exc:
         raise click.ClickException(f"could not start: {exc} (another engine on port {port}? "
                                    "try --port)") from exc
@@ -63,20 +66,26 @@ def run(data: Path, port: int, every: float, concurrent: int, flow_name: str,
 @click.option("--flow", "flow_name", type=click.Choice(["insurance", "demo"]),
               default="insurance", show_default=True,
               help="The published insurance IVR, or the foundation's small demo flow.")
-def engine(data: Path, audiosocket: str, sim: bool, flow_name: str) -> None:
+@click.option("--control-port", default=9093, show_default=True,
+              help="Port of the control API on 127.0.0.1 when the box has seats and queues "
+                   "(0: any free port).")
+def engine(data: Path, audiosocket: str, sim: bool, flow_name: str, control_port: int) -> None:
     """Run the engine with the configured drivers until SIGINT/SIGTERM."""
     from appliance.runtime import run_loop
 
     try:
-        run_loop(lambda: _engine(data, audiosocket, sim, flow_name))
+        run_loop(lambda: _engine(data, audiosocket, sim, flow_name, control_port))
     except OSError as exc:
         raise click.ClickException(f"could not start: {exc}") from exc
 
 
-async def _engine(data: Path, audiosocket: str, sim: bool, flow_name: str) -> None:
+async def _engine(data: Path, audiosocket: str, sim: bool, flow_name: str,
+                  control_port: int) -> None:
+    from appliance.acd import Acd, records
     from appliance.calls.call import FlowFn
     from appliance.calls.clock import MonotonicClock
     from appliance.calls.engine import Engine
+    from appliance.control import ControlServer
     from appliance.demo.flow import make_demo_flow
     from appliance.media.prompts import PromptLibrary
     from appliance.runtime import DataDirs, install_stop_signals
@@ -105,6 +114,13 @@ async def _engine(data: Path, audiosocket: str, sim: bool, flow_name: str) -> No
     prompts.preload()
     flow: FlowFn
     fax_driver: Driver | None = None
+    # The ACD exists when the box has seats and queues saved (a previous run or the admin).
+    seats, queues = records.load_seats(store), records.load_queues(store)
+    acd = Acd(seats, queues, store=store, messages_dir=dirs.messages) \
+        if seats and queues else None
+    control = ControlServer(acd, dirs.root, store=store, port=control_port) if acd else None
+    if acd is not None:
+        acd.restore_callbacks()
     if flow_name == "insurance":
         from appliance.ivr.service import insurance_ivr
 
@@ -114,7 +130,8 @@ async def _engine(data: Path, audiosocket: str, sim: bool, flow_name: str) -> No
         from appliance.conference import DEFAULT_NUMBER, Conferences
 
         rooms = Conferences(store)
-        flow, live = insurance_ivr(store, dirs, fax_driver=fax_driver, conference=rooms)
+        flow, live = insurance_ivr(store, dirs, fax_driver=fax_driver, conference=rooms,
+                                   acd=acd)
         flow = rooms.route([DEFAULT_NUMBER], flow)
         click.echo(f"IVR flow {live.name!r} version {live.version} is live; conference "
                    f"rooms on {DEFAULT_NUMBER}")
@@ -122,9 +139,14 @@ async def _engine(data: Path, audiosocket: str, sim: bool, flow_name: str) -> No
         flow = make_demo_flow(dirs.messages)
     eng = Engine(clock=MonotonicClock(), drivers=drivers, flow=flow,
                  prompts=prompts, store=store, recordings=dirs.recordings,
-                 after_recover=[recovery_hook(store)])
+                 after_recover=[recovery_hook(store)],
+                 on_event=control.call_event if control is not None else None)
     install_stop_signals(eng.stop)
     try:
+        if acd is not None and control is not None:
+            acd.bind(eng)
+            await control.start()
+            click.echo(f"control API on 127.0.0.1:{control.port}")
         run_task = asyncio.create_task(eng.run())
         await eng.started.wait()
         resends = None
@@ -138,6 +160,8 @@ async def _engine(data: Path, audiosocket: str, sim: bool, flow_name: str) -> No
         if resends is not None:
             await asyncio.gather(resends, return_exceptions=True)
     finally:
+        if control is not None:
+            await control.close()
         store.close()
 
 

@@ -132,7 +132,7 @@ def test_run_starts_the_appliance_and_stops_cleanly_on_ctrl_c(tmp_path: Path) ->
         web_port = s.getsockname()[1]
     proc = subprocess.Popen(
         [sys.executable, "-m", "appliance.cli", "run", "--data", str(tmp_path / "var"),
-         "--port", "0", "--every", "1", "--web-port", str(web_port)],
+         "--port", "0", "--every", "1", "--web-port", str(web_port), "--control-port", "0"],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
     )
     try:
@@ -147,6 +147,13 @@ def test_run_starts_the_appliance_and_stops_cleanly_on_ctrl_c(tmp_path: Path) ->
                 break
         with urllib.request.urlopen(f"http://127.0.0.1:{web_port}/login", timeout=10) as r:
             assert r.status == 200 and "登录" in r.read().decode()
+        # The engine's control API, where the web finds it: three demo agents and a seat
+        # left for the seat console.
+        from appliance.control import ControlClient
+
+        views = ControlClient.for_data(tmp_path / "var").request("seats")
+        assert [(v["id"], v["state"]) for v in views] == [
+            ("s1", "ready"), ("s2", "ready"), ("s3", "ready"), ("s4", "logged-out")]
         proc.send_signal(signal.SIGINT)
         out, _ = proc.communicate(timeout=60)
     finally:
@@ -161,6 +168,48 @@ def test_run_starts_the_appliance_and_stops_cleanly_on_ctrl_c(tmp_path: Path) ->
     assert "web admin stopped" in text
 
 
+def start_engine(data: Path, *args: str, until: str) -> tuple[subprocess.Popen[str], list[str]]:
+    """``appliance engine --data DATA ARGS`` and the lines it printed up to ``until``."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "appliance.cli", "engine", "--data", str(data), *args],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    assert proc.stdout is not None
+    seen = []
+    for line in proc.stdout:
+        seen.append(line)
+        if until in line:
+            break
+    return proc, seen
+
+
+def test_engine_serves_the_control_api_for_the_seats_and_queues_saved(tmp_path: Path) -> None:
+    import signal
+
+    from appliance.acd import QueueConfig, SeatConfig, records
+    from appliance.control import ControlClient
+    from appliance.store.db import Store
+
+    (tmp_path / "var").mkdir()
+    with Store(tmp_path / "var" / "appliance.db") as store:
+        records.save_seat(store, SeatConfig("s1", "8001", name="坐席一"), 0.0)
+        records.save_queue(store, QueueConfig("service"), 0.0).result()
+    proc, seen = start_engine(tmp_path / "var", "--sim", "--audiosocket", "",
+                              "--control-port", "0", until="control API on")
+    try:
+        client = ControlClient.for_data(tmp_path / "var")
+        assert f"control API on 127.0.0.1:{client.port}" in seen[-1]
+        view = client.request("login", seat="s1", agent="A001")
+        assert view["state"] == "ready"
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, "".join(seen) + out
+
+
 def test_engine_runs_the_published_ivr_and_answers_audiosocket(tmp_path: Path) -> None:
     import signal
     import socket
@@ -171,18 +220,9 @@ def test_engine_runs_the_published_ivr_and_answers_audiosocket(tmp_path: Path) -
     with socket.socket() as probe:  # a free port for the AudioSocket listener
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "appliance.cli", "engine", "--data", str(tmp_path / "var"),
-         "--audiosocket", f"127.0.0.1:{port}"],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
+    proc, seen = start_engine(tmp_path / "var", "--audiosocket", f"127.0.0.1:{port}",
+                              until="AudioSocket server listening")
     try:
-        assert proc.stdout is not None
-        seen = []
-        for line in proc.stdout:
-            seen.append(line)
-            if "AudioSocket server listening" in line:
-                break
         assert any("IVR flow 'default' version 1 is live" in line for line in seen), seen
         # Asterisk's side: the UUID, then a second of silence; the IVR's greeting comes back.
         conn = socket.create_connection(("127.0.0.1", port), timeout=5)

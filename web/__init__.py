@@ -78,6 +78,7 @@ def create_app(data: Path, test_config: dict[str, Any] | None = None,
     from web import (
         auth,
         calls,
+        console,
         customers,
         faxes,
         flows,
@@ -89,11 +90,12 @@ def create_app(data: Path, test_config: dict[str, Any] | None = None,
         reports,
         salespeople,
         staff,
+        supervisor,
         voicemail,
     )
 
     for module in (auth, home, staff, policies, salespeople, customers, products, calls,
-                   prompts, flows, lines, reports, voicemail, faxes):
+                   prompts, flows, lines, reports, voicemail, faxes, console, supervisor):
         app.register_blueprint(module.bp)
     permissions.check_matrix(rule.endpoint for rule in app.url_map.iter_rules())
 

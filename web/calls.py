@@ -68,6 +68,7 @@ def cause_name(cause: str | None) -> str:
             "silence": _("Silence"), "shutdown": _("System stopped"),
             "line-dropped": _("Line dropped"), "flow-error": _("IVR error"),
             "flow-loop": _("IVR loop stopped"), "engine-crash": _("System restarted"),
+            "agent": _("Hung up by the agent"),
             }.get(cause, cause)
 
 

@@ -105,6 +105,16 @@ ENDPOINTS: dict[str, frozenset[str]] = {
     "faxes.list": READERS,
     "faxes.preview": READERS,
     "faxes.resend": MANAGERS,
+    # The seat console (agents, and supervisors who take calls) and the supervisor page.
+    "console.index": frozenset({"admin", "supervisor", "agent"}),
+    "console.seat_login": frozenset({"admin", "supervisor", "agent"}),
+    "console.seat_logout": frozenset({"admin", "supervisor", "agent"}),
+    "console.state": frozenset({"admin", "supervisor", "agent"}),
+    "console.hangup": frozenset({"admin", "supervisor", "agent"}),
+    "console.wrap_up": frozenset({"admin", "supervisor", "agent"}),
+    "console.events": frozenset({"admin", "supervisor", "agent"}),
+    "supervisor.index": MANAGERS,
+    "supervisor.events": MANAGERS,
 }
 
 CAPABILITIES: dict[str, frozenset[str]] = {

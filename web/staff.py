@@ -175,6 +175,10 @@ def action_name(action: str) -> str:
         "flow.draft": _("Saved an IVR flow draft"), "flow.publish": _("Published an IVR flow"),
         "flow.rollback": _("Rolled back the IVR flow"),
         "flow.test_call": _("Placed an IVR test call"),
+        "seat.login": _("Logged in to a seat"), "seat.logout": _("Logged out of a seat"),
+        "customer.screen_pop": _("Saw a caller's screen pop"),
+        "call.hangup": _("Hung up a call at a seat"),
+        "call.wrap_up": _("Wrapped up a call"),
     }.get(action, action)
 
 

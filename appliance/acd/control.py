@@ -127,14 +127,21 @@ def queue_states(acd: Acd) -> list[QueueView]:
     return views
 
 
+async def hang_up(acd: Acd, seat_id: str) -> SeatView:
+    """End the conversation the seat is in; the seat goes to wrap-up."""
+    await acd.hang_up(seat_id)
+    return seat_view(acd, seat_id)
+
+
 def follow(acd: Acd, listener: Listener) -> Callable[[], None]:
     """Live updates: ``listener(kind, data)`` for each seat state change (``seat``), caller
     joining or leaving a queue (``queue-join``, ``queue-leave``), offer to seats
-    (``offer``), answer (``connected``, with the rings), booked callback
+    (``offer``, with the caller's number and call id and the policy number keyed in the
+    IVR for the screen pop), answer (``connected``, with the rings), booked callback
     (``callback-booked``), hold (``hold``, ``unhold``, ``hold-reminder``) and the caller's
     survey score (``survey``). Returns the function that stops them."""
     return acd.subscribe(listener)
 
 
-__all__ = ["QueueView", "SeatView", "WaitingView", "follow", "hold", "login", "logout",
-           "queue_states", "seat_states", "seat_view", "set_state", "unhold"]
+__all__ = ["QueueView", "SeatView", "WaitingView", "follow", "hang_up", "hold", "login",
+           "logout", "queue_states", "seat_states", "seat_view", "set_state", "unhold"]

@@ -120,6 +120,8 @@ class _Waiter:
     connected: asyncio.Future[tuple[SeatStatus, Call]]
     gone: asyncio.Future[None]  # the caller left the queue (hung up, overflowed)
     hold: asyncio.Task[None] | None = None
+    #: what the caller keyed in the IVR that a seat's screen pop needs
+    pop: dict[str, str] = field(default_factory=dict)
 
 
 class Acd:
@@ -245,6 +247,16 @@ class Acd:
         if state is AgentState.READY:
             self._dispatch()
 
+    async def hang_up(self, seat_id: str) -> None:
+        """End the conversation ``seat_id`` is in (the agent's hang-up button); both
+        sides are hung up and the seat goes to wrap-up as when either side hangs up."""
+        seat = self.seat(seat_id)
+        talk = self._talks.get(seat_id)
+        if talk is None:
+            raise AcdError(f"seat {seat_id} is {seat.state.value}, not in a call: "
+                           "nothing to hang up")
+        await talk.seat_call.hangup("agent")
+
     # ------------------------------------------------------------------ callers
     def priority_for(self, priority: int, variables: Mapping[str, str]) -> int:
         rules = [p for name, p in self.priority_rules.items() if variables.get(name)]
@@ -266,7 +278,7 @@ class Acd:
                       priority=self.priority_for(priority, variables or {}),
                       joined_at=self.now())
         waiter = _Waiter(entry, call, call.line.driver_name or "", loop.create_future(),
-                         loop.create_future())
+                         loop.create_future(), pop=pop_variables(variables or {}))
         if self.store is not None:
             records.open_entry(self.store, entry.key, queue, call.id, call.caller,
                                call.language, entry.priority, entry.joined_at)
@@ -426,8 +438,13 @@ class Acd:
         for seat in offer.seats:
             seat.offers += 1
             self._set_state(seat, AgentState.RINGING, q.config.name)
+        waiter = self._waiters.get(entry)
         self._emit("offer", queue=q.config.name, entry=entry.key,
-                   seats=[s.id for s in offer.seats])
+                   seats=[s.id for s in offer.seats], caller=entry.caller,
+                   call=waiter.call.id if waiter is not None else "",
+                   language=entry.language, priority=entry.priority,
+                   callback=entry.callback_number or "",
+                   **(waiter.pop if waiter is not None else {}), at=self.now())
         self._spawn(self._run_offer(q, offer), f"offer-{entry.key}")
 
     def _spawn(self, coro: Any, name: str) -> None:
@@ -538,8 +555,8 @@ class Acd:
         if waiter is not None:
             waiter.connected.set_result((seat, seat_call))
         self._emit("connected", queue=q.config.name, entry=entry.key, seat=seat.id,
-                   agent=seat.agent, caller=entry.caller, waited=waited,
-                   ring_seconds=round(ring_seconds, 3), rings=rings(ring_seconds))
+                   agent=seat.agent, caller=entry.caller, waited=waited, call=caller.id,
+                   at=start, ring_seconds=round(ring_seconds, 3), rings=rings(ring_seconds))
         try:
             await asyncio.wait({asyncio.ensure_future(caller.wait_ended()),
                                 asyncio.ensure_future(seat_call.wait_ended())},
@@ -770,8 +787,25 @@ async def _seat_line(call: Call) -> None:
     await call.wait_ended()
 
 
+#: IVR variables a seat's screen pop uses, as the offer event names them: the policy
+#: number keyed for an enquiry (``pol_no``) or a claim report (``cl_no``)
+POP_VARIABLES: Final = {"pol_no": "policy", "cl_no": "policy", "claim.case": "claim"}
+
+
+def pop_variables(variables: Mapping[str, str]) -> dict[str, str]:
+    """What the seat's screen pop needs of the caller's IVR variables (never secrets such
+    as the ID digits): the policy number keyed, and the claim case just reported."""
+    pop: dict[str, str] = {}
+    for name, key in POP_VARIABLES.items():
+        value = str(variables.get(name, "") or "")
+        if value and key not in pop:
+            pop[key] = value
+    return pop
+
+
 def _never() -> asyncio.Future[None]:
     return asyncio.get_running_loop().create_future()
 
 
-__all__ = ["DEFAULT_PRIORITY_RULES", "Acd", "AcdError", "Listener"]
+__all__ = ["DEFAULT_PRIORITY_RULES", "POP_VARIABLES", "Acd", "AcdError", "Listener",
+           "pop_variables"]

@@ -34,6 +34,7 @@ from appliance.calls.clock import MonotonicClock
 from appliance.calls.engine import Engine
 from appliance.conference import DEFAULT_NUMBER as CONFERENCE_NUMBER
 from appliance.conference import Conferences
+from appliance.control import ControlServer
 from appliance.demo.flow import digit_prompts, make_demo_flow
 from appliance.fax.requests import serve_resend_requests
 from appliance.insurance.demo_data import load_demo_data
@@ -97,6 +98,8 @@ async def demo_caller(exchange: SimExchange, prompts: PromptLibrary, number: str
 
 DEMO_SEATS = (SeatConfig("s1", "8001", name="坐席一"), SeatConfig("s2", "8002", name="坐席二"),
               SeatConfig("s3", "8003", name="坐席三"))
+#: the seat left free for a person at the seat console (its phone answers by itself)
+CONSOLE_SEAT = SeatConfig("s4", "8004", name="坐席四")
 
 
 def print_acd_event(kind: str, data: dict[str, Any]) -> None:
@@ -124,6 +127,14 @@ async def demo_agent(exchange: SimExchange, prompts: PromptLibrary, seat: SeatCo
         await bot.send(greeting)
         await bot.wait(4.0)
         await bot.hangup()
+
+
+async def console_phone(exchange: SimExchange, seat: SeatConfig) -> None:
+    """The phone of the seat a person uses from the seat console: it answers when it rings
+    and stays on the line until the agent hangs up on the page (or the caller does)."""
+    bot = CallerBot(exchange, seat.number, name=f"seat {seat.id}")
+    exchange.add_seat(seat.number, bot, answer_after=2.0)
+    await asyncio.Event().wait()
 
 
 LANGUAGE_KEYS = {"zh": "1", "yue": "2", "en": "3"}
@@ -209,7 +220,8 @@ def stop_web(web: subprocess.Popen[bytes]) -> None:
 
 
 async def run_demo(data: Path, audiosocket_port: int, every: float, concurrent: int,
-                   show_calls: int, flow_name: str = "insurance", web_port: int = 0) -> None:
+                   show_calls: int, flow_name: str = "insurance", web_port: int = 0,
+                   control_port: int = 0) -> None:
     dirs = DataDirs(data).create()
     store = Store(dirs.database)
     prompts = PromptLibrary()
@@ -224,8 +236,9 @@ async def run_demo(data: Path, audiosocket_port: int, every: float, concurrent: 
         if loaded.loaded:
             _say(f"loaded the demo book into {dirs.database}")
         policies = sample_policies(store)
-        acd = Acd(DEMO_SEATS, [QueueConfig("service", Strategy.LONGEST_IDLE, wrap_up=5.0,
-                                           announce_every=20.0, max_wait=120.0)],
+        acd = Acd((*DEMO_SEATS, CONSOLE_SEAT),
+                  [QueueConfig("service", Strategy.LONGEST_IDLE, wrap_up=5.0,
+                               announce_every=20.0, max_wait=120.0)],
                   store=store, messages_dir=dirs.messages)
         acd.subscribe(print_acd_event)
         if acd.restore_callbacks():
@@ -243,12 +256,22 @@ async def run_demo(data: Path, audiosocket_port: int, every: float, concurrent: 
     else:
         flow = make_demo_flow(dirs.messages)
     audiosocket = AudioSocketDriver("127.0.0.1", audiosocket_port)
+    # The web's way in: seats, queues and live events (the port goes into the data folder).
+    control = ControlServer(acd, dirs.root, store=store, port=control_port) if acd else None
+
+    def on_event(what: str, call: Call, info: dict[str, Any]) -> None:
+        print_event(what, call, info)
+        if control is not None:
+            control.call_event(what, call, info)
+
     # A voicemail a crash cut short is repaired by the engine, then listed in its box.
     engine = Engine(clock=MonotonicClock(), drivers=[exchange, audiosocket],
                     flow=flow, prompts=prompts, store=store,
-                    recordings=dirs.recordings, on_event=print_event,
+                    recordings=dirs.recordings, on_event=on_event,
                     after_recover=[recovery_hook(store)])
     install_stop_signals(engine.stop)
+    if control is not None:
+        await control.start()  # before the web, which reads its address
     # Started after the demo book is in, so its first page has data; it prints its own
     # address and the first-login admin password.
     web = start_web(dirs.root, web_port) if web_port else None
@@ -257,6 +280,8 @@ async def run_demo(data: Path, audiosocket_port: int, every: float, concurrent: 
     if engine_task.done():
         if web is not None:
             stop_web(web)
+        if control is not None:
+            await control.close()
         store.close()
         engine_task.result()  # raises why the engine could not start (e.g. port in use)
     _say(f"engine up: simulated exchange (service number {SERVICE_NUMBER}), AudioSocket on "
@@ -267,6 +292,7 @@ async def run_demo(data: Path, audiosocket_port: int, every: float, concurrent: 
         for seat in DEMO_SEATS:
             agents.append(asyncio.create_task(demo_agent(exchange, prompts, seat)))
             acd.login(seat.id, f"A00{seat.id[1:]}")
+        agents.append(asyncio.create_task(console_phone(exchange, CONSOLE_SEAT)))
     caller_task = asyncio.create_task(callers(exchange, prompts, engine, every, concurrent,
                                               policies))
     # Faxes the web's fax log asks to send again, dialled on the simulated exchange.
@@ -281,6 +307,8 @@ async def run_demo(data: Path, audiosocket_port: int, every: float, concurrent: 
         await asyncio.gather(resends, return_exceptions=True)  # it ends with the engine
         if web is not None:
             stop_web(web)
+        if control is not None:
+            await control.close()
         rows = cdr.recent_calls(store, limit=show_calls)
         store.close()
     _say(f"stopped cleanly; last {len(rows)} CDR rows:")

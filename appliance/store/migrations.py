@@ -624,6 +624,24 @@ def _fax_resend(db: Database) -> None:
     db.execute("CREATE INDEX fax_resend_requests_fax ON fax_resend_requests (fax_id, id)")
 
 
+def _call_wrapups(db: Database) -> None:
+    # What the agent noted at the end of a call answered at a seat (the seat console's
+    # wrap-up): one row a call, a code from a fixed list and a free note. Written by the
+    # engine on the agent's request through the control API.
+    db.execute(
+        """
+        CREATE TABLE call_wrapups (
+            call_id TEXT PRIMARY KEY NOT NULL,
+            seat_id TEXT NOT NULL,
+            agent TEXT NOT NULL,
+            code TEXT NOT NULL,
+            note TEXT NOT NULL DEFAULT '',
+            at REAL NOT NULL
+        ) STRICT
+        """
+    )
+
+
 MIGRATIONS: list[Step] = [
     ("0001_calls", _calls),
     ("0002_recordings", _recordings),
@@ -636,6 +654,7 @@ MIGRATIONS: list[Step] = [
     ("0010_flow_versions", _flow_versions),
     ("0011_fax_resend", _fax_resend),
     ("0012_acd_survey", _acd_survey),
+    ("0013_call_wrapups", _call_wrapups),
 ]
 
 

@@ -1,0 +1,314 @@
+"""The seat console: an agent logs in to a seat, goes ready or not ready with a reason,
+sees the queue, and when a call rings the seat gets the screen pop (the caller's customer
+record and policies, last calls, open claims); then hangs up and gives the call a wrap-up
+code and note. Every action goes to the engine through its control API; the live parts
+are server-sent events relayed from the engine's event stream. The engine holds the calls,
+so reloading this page (or restarting the web) drops none.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from flask import (
+    Blueprint,
+    Response,
+    current_app,
+    flash,
+    g,
+    redirect,
+    render_template,
+    request,
+    session,
+    stream_with_context,
+    url_for,
+)
+from flask_babel import gettext as _
+from markupsafe import Markup
+from werkzeug.wrappers import Response as BaseResponse
+
+from appliance.control import (
+    AGENT_REASONS,
+    WRAP_UP_CODES,
+    ControlClient,
+    ControlError,
+    ControlUnavailable,
+)
+from web import audit, permissions, screenpop
+from web.db import mask_phone, store
+
+bp = Blueprint("console", __name__, url_prefix="/console")
+
+#: seat states with a call to show (ringing, in it, or wrapping it up)
+BUSY = frozenset({"ringing", "talking", "wrap-up"})
+QUEUE_EVENTS = frozenset({"queue-join", "queue-leave", "offer", "connected",
+                          "callback-booked"})
+
+
+def control() -> ControlClient:
+    return ControlClient.for_data(Path(current_app.config["DATA_DIR"]))
+
+
+def state_name(state: str) -> str:
+    return {"logged-out": _("Not logged in"), "ready": _("Ready"), "not-ready": _("Not ready"),
+            "ringing": _("Ringing"), "talking": _("Talking"), "wrap-up": _("Wrap-up"),
+            }.get(state, state)
+
+
+def reason_name(reason: str) -> str:
+    return {"break": _("Break"), "lunch": _("Lunch"), "meeting": _("Meeting"),
+            "training": _("Training"), "after-call-work": _("After-call work"),
+            "other": _("Other"), "no-answer": _("Did not answer"),
+            "unreachable": _("Phone unreachable")}.get(reason, reason)
+
+
+def wrap_up_name(code: str) -> str:
+    return {"enquiry": _("Enquiry"), "payment": _("Premium payment"), "claim": _("Claim"),
+            "change": _("Policy change"), "complaint": _("Complaint"), "sales": _("Sales"),
+            "other": _("Other")}.get(code, code)
+
+
+def phone(number: str | None) -> str:
+    """A number as this user may see it (in full only with ``see_phone``)."""
+    if g.get("user") is not None and permissions.can(g.user.role, "see_phone"):
+        return number or ""
+    return mask_phone(number)
+
+
+@bp.app_context_processor
+def _names() -> dict[str, Any]:
+    return dict(state_name=state_name, reason_name=reason_name, wrap_up_name=wrap_up_name,
+                phone=phone)
+
+
+def _my_seat(seats: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The seat this user is logged in to, as the engine knows it: after a web restart or
+    in a new browser the agent finds their seat (and its call) again."""
+    seat_id = session.get("seat")
+    mine = [s for s in seats if s["agent"] == g.user.username
+            and s["state"] != "logged-out"]
+    for seat in sorted(mine, key=lambda s: s["id"] != seat_id):
+        session["seat"] = seat["id"]
+        return seat
+    return None
+
+
+@bp.route("/", endpoint="index")
+def index() -> str:
+    try:
+        client = control()
+        seats, queues = client.request("seats"), client.request("queues")
+    except ControlUnavailable:
+        return render_template("console/index.html", down=True, seat=None, seats=[],
+                               queues=[])
+    seat = _my_seat(seats)
+    if seat is None:
+        session.pop("seat", None)  # logged out meanwhile (elsewhere, or by a restart)
+    pop = None
+    if seat is not None and seat["offer"] and seat["state"] in BUSY:
+        # Opened mid-call (reloaded, or the web restarted): the screen pop again.
+        pop = Markup(_pop_html(seat["offer"]))
+        audit.log("customer.screen_pop", seat["offer"]["call"], seat=seat["id"])
+    return render_template("console/index.html", down=False, seat=seat, seats=seats,
+                           queues=queues, reasons=AGENT_REASONS, codes=WRAP_UP_CODES,
+                           pop=pop)
+
+
+def _done(message: str, result: Any = None) -> BaseResponse:
+    """The answer to an action: JSON to the page's script, else back to the page."""
+    if request.accept_mimetypes.best == "application/json":
+        return Response(json.dumps({"ok": True, "message": message, "result": result},
+                                   ensure_ascii=False), mimetype="application/json")
+    flash(message)
+    return redirect(url_for("console.index"))
+
+
+def _refused(message: str, status: int = 409) -> BaseResponse:
+    if request.accept_mimetypes.best == "application/json":
+        return Response(json.dumps({"ok": False, "message": message}, ensure_ascii=False),
+                        status=status, mimetype="application/json")
+    flash(message, "error")
+    return redirect(url_for("console.index"))
+
+
+def _act(op: str, **fields: Any) -> Any:
+    """``op`` for this agent's seat; raises what the engine refused."""
+    return control().request(op, seat=session["seat"], **fields)
+
+
+def _engine_down() -> BaseResponse:
+    return _refused(_("The call engine is not running; ask the administrator."), 503)
+
+
+@bp.route("/seat", methods=["POST"], endpoint="seat_login")
+def seat_login() -> BaseResponse:
+    seat_id = request.form.get("seat", "").strip()
+    try:
+        control().request("login", seat=seat_id, agent=g.user.username)
+    except ControlUnavailable:
+        return _engine_down()
+    except ControlError as exc:
+        return _refused(_("Could not log in to the seat: %(why)s", why=str(exc)))
+    session["seat"] = seat_id
+    audit.log("seat.login", seat_id)
+    return _done(_("You are logged in to seat %(seat)s and ready.", seat=seat_id))
+
+
+def _need_seat() -> BaseResponse | None:
+    if not session.get("seat"):
+        return _refused(_("Log in to a seat first."))
+    return None
+
+
+@bp.route("/seat/logout", methods=["POST"], endpoint="seat_logout")
+def seat_logout() -> BaseResponse:
+    if (refused := _need_seat()) is not None:
+        return refused
+    try:
+        _act("logout")
+    except ControlUnavailable:
+        return _engine_down()
+    except ControlError as exc:
+        return _refused(_("Could not log out: %(why)s", why=str(exc)))
+    audit.log("seat.logout", session.pop("seat"))
+    return _done(_("You are logged out of the seat."))
+
+
+@bp.route("/state", methods=["POST"], endpoint="state")
+def set_state() -> BaseResponse:
+    if (refused := _need_seat()) is not None:
+        return refused
+    state = request.form.get("state", "")
+    reason = request.form.get("reason", "") if state == "not-ready" else ""
+    if state == "not-ready" and reason not in AGENT_REASONS:
+        return _refused(_("Choose a reason for not ready."), 400)
+    try:
+        view = _act("set-state", state=state, reason=reason)
+    except ControlUnavailable:
+        return _engine_down()
+    except ControlError as exc:
+        return _refused(_("Could not change the state: %(why)s", why=str(exc)))
+    return _done(_("Now: %(state)s", state=state_name(view["state"])), view)
+
+
+@bp.route("/hangup", methods=["POST"], endpoint="hangup")
+def hangup() -> BaseResponse:
+    if (refused := _need_seat()) is not None:
+        return refused
+    try:
+        view = _act("hangup")
+    except ControlUnavailable:
+        return _engine_down()
+    except ControlError as exc:
+        return _refused(_("Could not hang up: %(why)s", why=str(exc)))
+    audit.log("call.hangup", session["seat"])
+    return _done(_("Call ended."), view)
+
+
+@bp.route("/wrap-up", methods=["POST"], endpoint="wrap_up")
+def wrap_up() -> BaseResponse:
+    if (refused := _need_seat()) is not None:
+        return refused
+    call = request.form.get("call", "").strip()
+    code = request.form.get("code", "")
+    note = request.form.get("note", "")
+    if not call:
+        return _refused(_("There is no call to wrap up yet."), 400)
+    if code not in WRAP_UP_CODES:
+        return _refused(_("Choose a wrap-up code."), 400)
+    if len(note) > 500:
+        return _refused(_("The note is too long: at most 500 characters."), 400)
+    try:
+        result = _act("wrap-up", call=call, code=code, note=note)
+    except ControlUnavailable:
+        return _engine_down()
+    except ControlError as exc:
+        return _refused(_("Could not save the wrap-up: %(why)s", why=str(exc)))
+    audit.log("call.wrap_up", call, code=code)
+    return _done(_("Wrap-up saved: %(code)s", code=wrap_up_name(code)), result)
+
+
+def sse(kind: str, payload: dict[str, Any]) -> str:
+    return f"event: {kind}\ndata: {json.dumps(payload, ensure_ascii=False)}\n\n"
+
+
+class EndStream(Exception):
+    """Raised by a relay handler: this page's stream ends here."""
+
+
+Handler = Callable[[ControlClient, str, dict[str, Any]], Iterator[str]]
+
+
+def relay(handle: Handler) -> Response:
+    """A server-sent event stream of what ``handle(client, kind, data)`` makes of each
+    engine event; comments keep it alive (and find a closed page out), a stopped engine
+    is said once and the browser reconnects by itself."""
+
+    def stream() -> Iterator[str]:
+        try:
+            client = control()
+            feed = client.follow()  # subscribed from here on
+        except ControlUnavailable:
+            yield sse("down", {"message": _("The call engine is not running.")})
+            return
+        with feed:
+            yield "retry: 2000\n\n"
+            try:
+                for event in feed:
+                    if event is None:
+                        yield ": still here\n\n"
+                        continue
+                    yield from handle(client, event["event"], event["data"])
+            except ControlUnavailable:
+                yield sse("down", {"message": _("The call engine is not running.")})
+            except EndStream:
+                return
+
+    return Response(stream_with_context(stream()), mimetype="text/event-stream",
+                    headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+
+
+@bp.route("/events", endpoint="events")
+def events() -> Response:
+    """This agent's live feed: its seat's state, the queue, and the screen pop of each call
+    offered to its seat, relayed from the engine's event stream."""
+    seat_id = session.get("seat", "")
+    username = g.user.username
+    current = {"call": ""}
+
+    def handle(client: ControlClient, kind: str, data: dict[str, Any]) -> Iterator[str]:
+        if kind == "offer" and seat_id in data["seats"]:
+            current["call"] = data["call"]
+            yield sse("pop", {"call": data["call"], "at": data["at"],
+                              "html": _pop_html(data)})
+            audit.log("customer.screen_pop", data["call"], seat=seat_id)
+        elif kind == "seat" and data["seat"] == seat_id:
+            if data["agent"] != username and data["state"] != "logged-out":
+                raise EndStream  # someone else has the seat now
+            yield sse("seat", {"state": data["state"], "reason": data["reason"],
+                               "label": _seat_label(data["state"], data["reason"])})
+        elif kind == "connected" and data["seat"] == seat_id:
+            yield sse("connected", {"call": data["call"]})
+        elif kind == "call-ended" and data["call"] == current["call"]:
+            yield sse("ended", {"call": data["call"]})
+        if kind in QUEUE_EVENTS:
+            yield sse("queue", {"html": render_template(
+                "console/queue.html", queues=client.request("queues"))})
+
+    return relay(handle)
+
+
+def _seat_label(state: str, reason: str) -> str:
+    label = state_name(state)
+    return f"{label}（{reason_name(reason)}）" if state == "not-ready" and reason else label
+
+
+def _pop_html(offer: dict[str, Any]) -> str:
+    found = screenpop.find(store(), offer.get("caller", ""), offer.get("policy", ""))
+    return render_template("console/pop.html", offer=offer, **found)
+
+
+__all__ = ["bp", "reason_name", "relay", "sse", "state_name", "wrap_up_name"]

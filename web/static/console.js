@@ -1,0 +1,85 @@
+// The seat console and the supervisor page: live parts fed by server-sent events, and the
+// console's buttons sent without leaving the page (the screen pop stays up). The forms also
+// work without this script, one page load each.
+(function () {
+  "use strict";
+
+  // Times in state and waits count up between updates.
+  setInterval(function () {
+    document.querySelectorAll("[data-secs]").forEach(function (el) {
+      var secs = parseFloat(el.dataset.secs) + 1;
+      el.dataset.secs = String(secs);
+      el.textContent = String(Math.round(secs));
+    });
+  }, 1000);
+
+  function now() {
+    return performance.timeOrigin + performance.now();
+  }
+
+  var root = document.getElementById("console");
+  if (root) {
+    var pop = document.getElementById("pop");
+    var state = document.getElementById("seat-state");
+    var queue = document.getElementById("queue");
+    var wrapCall = document.getElementById("wrap-call");
+    var message = document.getElementById("console-message");
+    var show = function (text, error) {
+      message.textContent = text;
+      message.className = error ? "error" : "flash";
+      message.hidden = false;
+    };
+    var events = new EventSource(root.dataset.events);
+    events.addEventListener("pop", function (e) {
+      var d = JSON.parse(e.data);
+      pop.innerHTML = d.html;
+      wrapCall.value = d.call;
+      // How long after the engine offered the call (its event's time) the pop is in the
+      // page, and then on screen (the next frame).
+      pop.dataset.popMs = (now() - d.at * 1000).toFixed(1);
+      requestAnimationFrame(function () {
+        pop.dataset.paintMs = (now() - d.at * 1000).toFixed(1);
+      });
+    });
+    events.addEventListener("seat", function (e) {
+      var d = JSON.parse(e.data);
+      state.textContent = d.label;
+      state.dataset.state = d.state;
+    });
+    events.addEventListener("queue", function (e) {
+      queue.innerHTML = JSON.parse(e.data).html;
+    });
+    events.addEventListener("connected", function (e) {
+      pop.dataset.connected = JSON.parse(e.data).call;
+    });
+    events.addEventListener("ended", function (e) {
+      pop.dataset.ended = JSON.parse(e.data).call;
+    });
+    events.addEventListener("down", function (e) {
+      show(JSON.parse(e.data).message, true);
+    });
+    document.querySelectorAll("form.js-post").forEach(function (form) {
+      form.addEventListener("submit", function (e) {
+        e.preventDefault();
+        fetch(form.action, {
+          method: "POST", body: new FormData(form), credentials: "same-origin",
+          headers: {"Accept": "application/json", "X-CSRF-Token": root.dataset.csrf}
+        }).then(function (res) {
+          return res.json();
+        }).then(function (d) {
+          show(d.message, !d.ok);
+        }).catch(function () {
+          show(root.dataset.failed, true);
+        });
+      });
+    });
+  }
+
+  var live = document.getElementById("live");
+  if (live) {
+    var feed = new EventSource(live.dataset.events);
+    feed.addEventListener("live", function (e) {
+      live.innerHTML = JSON.parse(e.data).html;
+    });
+  }
+}());

@@ -1,0 +1,98 @@
+"""The supervisor page: every seat's state with its time in state and pause reason, the
+queues with their waiting callers, live (server-sent events relayed from the engine); and
+today's figures from the ACD's records (``acd_entries``): calls per seat, service level
+(answered within N seconds), abandon rate, average wait and handle time."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from flask import Blueprint, Response, current_app, render_template, request
+
+from appliance.control import ControlClient, ControlUnavailable
+from web.console import control, relay, sse
+from web.db import store
+
+bp = Blueprint("supervisor", __name__, url_prefix="/supervisor")
+
+DEFAULT_SERVICE_SECONDS = 20
+#: outcomes that count as a call offered to the seats (shutdown is the box's, not theirs)
+ANSWERED = ("answered", "callback-answered")
+
+
+def today(now: float | None = None) -> tuple[float, float]:
+    tz = ZoneInfo(current_app.config["TIMEZONE"])
+    day = datetime.fromtimestamp(now if now is not None else datetime.now(tz).timestamp(),
+                                 tz).date()
+    start = datetime.combine(day, datetime.min.time(), tz)
+    return start.timestamp(), (start + timedelta(days=1)).timestamp()
+
+
+def figures(start: float, end: float, service_seconds: int) -> dict[str, Any]:
+    """The day's figures over the entries that joined a queue in [start, end) and ended
+    (callers still waiting and calls cut by a shutdown are left out)."""
+    (totals,) = store().query(
+        "SELECT count(*) AS offered,"
+        " coalesce(sum(e.outcome IN ('answered', 'callback-answered')), 0) AS answered,"
+        " coalesce(sum(e.outcome IN ('answered', 'callback-answered')"
+        "              AND e.waited_seconds <= :sl), 0) AS within,"
+        " coalesce(sum(e.outcome = 'abandoned'), 0) AS abandoned,"
+        " avg(e.waited_seconds) AS avg_wait,"
+        " avg(e.talk_seconds + coalesce(json_extract(q.config, '$.wrap_up'), 0))"
+        "  AS avg_handle"
+        " FROM acd_entries e LEFT JOIN acd_queues q ON q.name = e.queue"
+        " WHERE e.joined_at >= :start AND e.joined_at < :end AND e.ended_at IS NOT NULL"
+        " AND e.outcome != 'shutdown'",
+        {"start": start, "end": end, "sl": service_seconds})
+    offered = totals["offered"]
+    per_seat = store().query(
+        "SELECT e.answered_by AS seat, s.name, count(*) AS calls,"
+        " avg(e.talk_seconds) AS avg_talk, sum(e.talk_seconds) AS talk,"
+        " sum(e.waited_seconds <= :sl) AS within"
+        " FROM acd_entries e LEFT JOIN acd_seats s ON s.id = e.answered_by"
+        " WHERE e.joined_at >= :start AND e.joined_at < :end AND e.answered_by IS NOT NULL"
+        " GROUP BY e.answered_by ORDER BY e.answered_by",
+        {"start": start, "end": end, "sl": service_seconds})
+    return dict(
+        totals, per_seat=per_seat, service_seconds=service_seconds,
+        service_level=totals["within"] / offered if offered else None,
+        abandon_rate=totals["abandoned"] / offered if offered else None)
+
+
+def _service_seconds() -> int:
+    try:
+        value = int(request.args.get("sl", DEFAULT_SERVICE_SECONDS))
+    except ValueError:
+        return DEFAULT_SERVICE_SECONDS
+    return min(max(value, 1), 600)
+
+
+@bp.route("/", endpoint="index")
+def index() -> str:
+    service_seconds = _service_seconds()
+    try:
+        client = control()
+        seats, queues, down = client.request("seats"), client.request("queues"), False
+    except ControlUnavailable:
+        seats, queues, down = [], [], True
+    return render_template("supervisor/index.html", seats=seats, queues=queues, down=down,
+                           day=figures(*today(), service_seconds))
+
+
+@bp.route("/events", endpoint="events")
+def events() -> Response:
+    """Seats and queues again after each change the engine reports."""
+
+    def handle(client: ControlClient, kind: str, data: dict[str, Any]) -> Iterator[str]:
+        if not kind.startswith("call-"):
+            yield sse("live", {"html": render_template(
+                "supervisor/live.html", seats=client.request("seats"),
+                queues=client.request("queues"))})
+
+    return relay(handle)
+
+
+__all__ = ["bp", "figures", "today"]
