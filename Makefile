@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 # python3-venv, gcc and python3-dev build the venv and PyAudio; the rest is listed in the README.
 DEBS := python3-venv gcc python3-dev libspandsp2 espeak-ng sox asterisk-core-sounds-en-wav \
-  fonts-wqy-zenhei chromium portaudio19-dev libportaudio2 pulseaudio pulseaudio-utils \
+  fonts-wqy-zenhei chromium ffmpeg portaudio19-dev libportaudio2 pulseaudio pulseaudio-utils \
   libasound2-plugins
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 

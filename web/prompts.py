@@ -34,12 +34,14 @@ from flask import (
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 
+from appliance.media.convert import ConversionError, to_prompt_wav
 from appliance.media.frame import SAMPLE_RATE
 from web import audit
 
 bp = Blueprint("prompts", __name__, url_prefix="/prompts")
 
 MAX_PROMPT_SECONDS = 60
+MAX_UPLOAD_BYTES = 20 << 20  # a minute of even a high-rate stereo WAV fits
 LANGUAGES = ("zh", "yue", "en")
 
 
@@ -126,8 +128,20 @@ def check_wav(data: bytes) -> str | None:
 def replace(lang: str, name: str) -> ResponseReturnValue:
     path = _path(lang, name)
     upload = request.files.get("file")
-    data = upload.read() if upload else b""
-    problem = _("Choose a file to import.") if not data else check_wav(data)
+    data = upload.read(MAX_UPLOAD_BYTES + 1) if upload else b""
+    problem = None
+    if not data:
+        problem = _("Choose a file to import.")
+    elif len(data) > MAX_UPLOAD_BYTES:
+        problem = _("The file is too large: at most %(mb)d MB.", mb=MAX_UPLOAD_BYTES >> 20)
+    elif check_wav(data) is not None:
+        # Not already a prompt: a WAV at another rate, an MP3 or an M4A is converted.
+        try:
+            data = to_prompt_wav(data, (upload.filename or "") if upload else "")
+        except ConversionError as exc:
+            problem = _("The recording cannot be used: %(why)s", why=str(exc))
+    if problem is None:
+        problem = check_wav(data)
     if problem:
         flash(problem, "error")
         return redirect(url_for("prompts.list", lang=lang, q=name)), 303

@@ -5,11 +5,13 @@ from __future__ import annotations
 import io
 import json
 import shutil
+import subprocess
 import wave
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
@@ -62,20 +64,21 @@ def test_the_list_shows_each_prompt_with_its_text_and_audio(admin: Any) -> None:
         assert client.get(bad).status_code == 404, bad
 
 
-@pytest.mark.parametrize(("data", "message"), [
-    (b"", "请选择"),
-    (b"ID3\x03\x00 an mp3", "不是 PCM WAV"),
-    (_wav(rate=16000), "16000 Hz"),
-    (_wav(channels=2), "2 声道"),
-    (_wav(seconds=61), "超过 60 秒"),
-    (_wav(seconds=0), "为空"),
+@pytest.mark.parametrize(("data", "filename", "message"), [
+    (b"", "new.wav", "请选择"),
+    (b"ID3\x03\x00 not really an mp3", "new.mp3", "无法使用该录音"),
+    (b"RIFF garbage", "new.wav", "无法使用该录音"),
+    (_wav(rate=16000), "new.ogg", ".ogg"),
+    (_wav(seconds=61), "new.wav", "超过 60 秒"),
+    (_wav(rate=16000, seconds=61), "new.wav", "超过 60 秒"),
 ])
 def test_a_recording_the_engine_cannot_play_is_refused(admin: Any, prompts_dir: Path,
-                                                       data: bytes, message: str) -> None:
+                                                       data: bytes, filename: str,
+                                                       message: str) -> None:
     client, token, _ = admin
     before = (prompts_dir / "zh" / "welcome.wav").read_bytes()
     res = client.post("/prompts/zh/welcome", data={
-        "csrf_token": token, "file": (io.BytesIO(data), "new.wav")},
+        "csrf_token": token, "file": (io.BytesIO(data), filename)},
         content_type="multipart/form-data", follow_redirects=True)
     assert message in res.get_data(as_text=True)
     assert (prompts_dir / "zh" / "welcome.wav").read_bytes() == before
@@ -97,3 +100,30 @@ def test_a_good_recording_replaces_the_prompt_and_the_old_one_is_kept(
     assert PromptLibrary(prompts_dir).get("welcome", "zh").seconds == pytest.approx(1.0)
     entry = store.query("SELECT * FROM audit_log WHERE action = 'prompt.replace'")[0]
     assert entry["target"] == "zh/welcome" and entry["username"] == "admin"
+
+
+def _encoded(tmp_path: Path, suffix: str, seconds: float = 1.5) -> bytes:
+    """A 1 kHz tone at 44.1 kHz stereo, encoded by ffmpeg as a phone or PC would save it."""
+    out = tmp_path / f"tone{suffix}"
+    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-f", "lavfi", "-i",
+                    f"sine=frequency=1000:sample_rate=44100:duration={seconds}", "-ac", "2",
+                    str(out)], check=True)
+    return out.read_bytes()
+
+
+@pytest.mark.parametrize("suffix", [".wav", ".mp3", ".m4a"])
+def test_wav_mp3_and_m4a_recordings_are_converted_to_8khz_mono(
+        admin: Any, prompts_dir: Path, tmp_path: Path, suffix: str) -> None:
+    client, token, _ = admin
+    res = client.post("/prompts/zh/goodbye", data={
+        "csrf_token": token, "file": (io.BytesIO(_encoded(tmp_path, suffix)), f"新{suffix}")},
+        content_type="multipart/form-data", follow_redirects=True)
+    assert "已替换" in res.get_data(as_text=True)
+    with wave.open(str(prompts_dir / "zh" / "goodbye.wav")) as w:
+        assert (w.getframerate(), w.getsampwidth(), w.getnchannels()) == (8000, 2, 1)
+        samples = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2")
+    assert len(samples) / 8000 == pytest.approx(1.5, abs=0.1)  # codecs pad a little
+    # Still the 1 kHz tone: the strongest frequency of the middle half second.
+    middle = samples[4000:8000].astype(float)
+    peak = np.argmax(np.abs(np.fft.rfft(middle))) * 8000 / len(middle)
+    assert peak == pytest.approx(1000, abs=10)
