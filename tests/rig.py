@@ -15,12 +15,11 @@ import signal
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
 from appliance.calls.call import Call, FlowFn
-from appliance.calls.clock import ManualClock
+from appliance.calls.clock import InlineExecutor, ManualClock
 from appliance.calls.engine import Engine
 from appliance.media.prompts import PromptLibrary
 from appliance.store.db import Store
@@ -28,21 +27,6 @@ from drivers.sim import SimExchange
 
 ROOT = Path(__file__).resolve().parents[1]
 T = TypeVar("T")
-
-
-class InlineExecutor(ThreadPoolExecutor):
-    """Runs blocking work (a lookup, rendering a fax page) at once, on the loop. The manual
-    clock does not wait for a thread pool, so on a busy machine pooled work would take
-    many simulated seconds, and a fax machine waiting for the box would give up. A
-    ThreadPoolExecutor only so asyncio takes it as the loop's default; it starts no thread."""
-
-    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
-        future: Future[T] = Future()
-        try:
-            future.set_result(fn(*args, **kwargs))
-        except BaseException as exc:
-            future.set_exception(exc)
-        return future
 
 
 @contextlib.asynccontextmanager

@@ -25,7 +25,7 @@ from typing import Any, Final
 import numpy as np
 
 from appliance.calls.call import Call
-from appliance.calls.clock import ManualClock
+from appliance.calls.clock import InlineExecutor, ManualClock
 from appliance.calls.engine import Engine
 from appliance.ivr.flow import Flow
 from appliance.ivr.insurance_lookups import InsuranceLookups
@@ -87,6 +87,9 @@ def run_trial(flow: Flow, database: Path, keys: list[str], heard_wav: Path,
 
 async def _trial(flow: Flow, database: Path, root: Path, keys: list[str], heard_wav: Path,
                  prompts: PromptLibrary) -> TrialResult:
+    # Lookups and store work run inline: the manual clock must not run on while a thread
+    # pool works, or a busy machine would make the caller's waits time out.
+    asyncio.get_running_loop().set_default_executor(InlineExecutor())
     store = Store(database)
     paths: list[list[Step]] = []
     played: list[tuple[str, str]] = []
