@@ -17,6 +17,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import threading
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from ctypes import CFUNCTYPE, POINTER, Structure, c_char, c_char_p, c_int, c_void_p
 from types import TracebackType
@@ -161,11 +162,12 @@ def _load_library() -> ctypes.CDLL:
     return lib
 
 
-class Closable:
+class Closable(ABC):
     """A context manager that frees the spandsp state on exit (``close`` is idempotent)."""
 
+    @abstractmethod
     def close(self) -> None:
-        raise NotImplementedError
+        """Free the spandsp state; calling it again does nothing."""
 
     def __enter__(self) -> Self:
         return self
