@@ -169,15 +169,19 @@ class PublishedFlow:
         self._handlers: dict[int, FlowFn] = {}
 
     def current(self) -> tuple[int, FlowFn]:
-        rows = self.store.query("SELECT version, document FROM flow_versions"
+        # Only the number at each call; the document (tens of kilobytes) once per version.
+        rows = self.store.query("SELECT version FROM flow_versions"
                                 " WHERE name = ? AND status = ?", [self.name, PUBLISHED])
         if not rows:
             raise FlowVersionError(f"flow {self.name!r} has no published version")
         version = int(rows[0]["version"])
         handler = self._handlers.get(version)
         if handler is None:
+            stored = get_version(self.store, self.name, version)
+            if stored is None:  # replaced between the two reads: the next call sees it
+                raise FlowVersionError(f"flow {self.name!r} version {version} is gone")
             try:
-                flow = load_flow(json.loads(rows[0]["document"]), self.prompts_root)
+                flow = load_flow(stored.document, self.prompts_root)
             except FlowInvalid:
                 # Published means validated; a prompt file deleted since then is the likely
                 # cause. Logged with every error, and the call is refused below.
