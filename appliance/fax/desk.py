@@ -2,7 +2,7 @@
 a fax number the caller keyed, later, on a free line.
 
 Same-call: the desk renders the document while the flow tells the caller to press Start,
-then runs T.30 on the call (:func:`~appliance.fax.send.send_fax_on_call`). Callback: the
+then runs T.30 on the call (:func:`~appliance.fax.send.fax_document`). Callback: the
 desk renders the document and hands it to :func:`~appliance.fax.send.callback_fax` as a
 background job on the engine (three tries five minutes apart by default, each logged), so
 the caller hears "we will fax it" at once and may hang up. Jobs still running when the box
@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from appliance.calls.call import Call
-from appliance.fax.send import CallbackResult, callback_fax, render_document, send_fax_on_call
+from appliance.fax.send import CallbackResult, callback_fax, fax_document, render_document
 from appliance.fax.session import FaxResult
 from appliance.store.db import Store
 from drivers.base import Driver
@@ -42,19 +42,9 @@ class FaxDesk:
 
     async def here(self, call: Call, kind: str, params: dict[str, Any],
                    announce: Awaitable[Any] | None = None) -> FaxResult:
-        """Fax ``kind`` to the machine on ``call``. ``announce`` (telling the caller to press
-        Start) runs while the document is rendered, so T.30 begins as soon as it ends."""
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        path = self.out_dir / f"{call.id}.{kind}.tiff"
-        render = asyncio.get_running_loop().run_in_executor(
-            None, lambda: render_document(self.store, kind, params, path, on=self.today()))
-        try:
-            if announce is not None:
-                await announce
-        finally:
-            tiff = await render
-        return await send_fax_on_call(call, tiff, document=kind, params=params,
-                                      store=self.store)
+        """Fax ``kind`` to the machine on ``call``; ``announce`` plays while it renders."""
+        return await fax_document(call, kind, params, out_dir=self.out_dir, today=self.today,
+                                  store=self.store, announce=announce)
 
     def later(self, call: Call, number: str, kind: str, params: dict[str, Any]) -> bool:
         """Queue ``kind`` for ``number`` on a free line; False when the box cannot dial out

@@ -115,16 +115,25 @@ async def send_fax_on_call(
 async def fax_document(
     call: Call, kind: str, params: dict[str, Any], *, out_dir: Path, poll: bool = False,
     today: Callable[[], date] = date.today, store: Store | None = None,
+    announce: Awaitable[Any] | None = None,
 ) -> FaxResult:
     """Render document ``kind`` (see :func:`appliance.fax.documents.build`) and fax it on
     this call: the step an IVR takes once the caller is ready to press Start. Rendering
-    runs off the loop; the log row keeps the kind and parameters, so it can be resent."""
+    runs off the loop, while ``announce`` (telling the caller to press Start) plays, so
+    T.30 begins as soon as it ends; the log row keeps the kind and parameters, so it can
+    be resent."""
     store = store if store is not None else call.engine.store
     if store is None:
         raise ValueError("fax_document needs the store holding the insurance book")
+    out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{call.id}.{kind}.tiff"
-    tiff = await asyncio.get_running_loop().run_in_executor(
+    render = asyncio.get_running_loop().run_in_executor(
         None, lambda: render_document(store, kind, params, path, on=today()))
+    try:
+        if announce is not None:
+            await announce
+    finally:
+        tiff = await render
     return await send_fax_on_call(call, tiff, poll=poll, document=kind, params=params,
                                   store=store)
 
