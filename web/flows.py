@@ -43,6 +43,7 @@ from appliance.ivr.flow import (
 from appliance.ivr.trial import TrialError, parse_keys, run_trial
 from web import audit
 from web.db import store
+from web.prompts import prompt_texts
 
 bp = Blueprint("flows", __name__, url_prefix="/flows")
 
@@ -91,7 +92,7 @@ def _ordered(doc: dict[str, Any]) -> list[str]:
 
 
 def _rows(doc: dict[str, Any], lang: str) -> list[dict[str, Any]]:
-    texts = _prompt_texts(lang)
+    texts = prompt_texts(lang)
     rows = []
     for node_id in _ordered(doc):
         node = doc["nodes"][node_id]
@@ -110,15 +111,6 @@ def _rows(doc: dict[str, Any], lang: str) -> list[dict[str, Any]]:
 
 
 FLOW_NAME = "default"
-
-
-def _prompt_texts(lang: str) -> dict[str, str]:
-    manifest_path = Path(current_app.config["PROMPTS_DIR"]) / "manifest.json"
-    try:
-        entry = json.loads(manifest_path.read_text("utf-8")).get(lang, {}).get("prompts", {})
-    except FileNotFoundError:
-        return {}
-    return {k: (v["text"] if isinstance(v, dict) else v) for k, v in entry.items()}
 
 
 def _shown(version: int | None) -> tuple[dict[str, Any], versions.FlowVersion | None]:
@@ -262,7 +254,7 @@ def test_call(version: int) -> ResponseReturnValue:
     wav = _trials_dir() / f"{trial_id}.wav"
     result = run_trial(flow, store().path, keys, wav)
     audit.log("flow.test_call", f"{FLOW_NAME}/{version}", keys=keys_text)
-    played = [(lang, name, _prompt_texts(lang).get(name, name)) for lang, name in result.played]
+    played = [(lang, name, prompt_texts(lang).get(name, name)) for lang, name in result.played]
     return _page(version, trial={"id": trial_id, "keys": keys_text, "result": result,
                                  "played": played})
 

@@ -49,12 +49,15 @@ def _root() -> Path:
     return Path(current_app.config["PROMPTS_DIR"])
 
 
-def _manifest() -> dict[str, Any]:
+def prompt_texts(lang: str) -> dict[str, str]:
+    """Each prompt's text in ``lang`` from the manifest (a prompt said in another voice is
+    ``{"text", "voice"}`` there)."""
     try:
         data: dict[str, Any] = json.loads((_root() / "manifest.json").read_text("utf-8"))
-        return data
     except FileNotFoundError:
         return {}
+    entry = data.get(lang, {}).get("prompts", {})
+    return {k: (v["text"] if isinstance(v, dict) else v) for k, v in entry.items()}
 
 
 def _path(lang: str, name: str) -> Path:
@@ -79,7 +82,7 @@ def prompt_list() -> str:
     if lang not in LANGUAGES:
         lang = "zh"
     q = request.args.get("q", "").strip()[:64]
-    texts: dict[str, str] = _manifest().get(lang, {}).get("prompts", {})
+    texts = prompt_texts(lang)
     rows = []
     for wav in sorted((_root() / lang).glob("*.wav")):
         text = texts.get(wav.stem, "")
