@@ -34,11 +34,11 @@ test: install
 bench: install
 	OPENBLAS_NUM_THREADS=1 $(VENV)/bin/appliance bench engine --channels 600 --seconds 20
 
-# After changing a visible string in web/: refresh the catalog, translate the new entries
+# After changing a visible string in web/ (no locations and sorted output, so branches that add strings merge cleanly):
 # in web/translations/zh_Hans_CN/LC_MESSAGES/messages.po, then run this again to compile.
 translations: install
-	$(VENV)/bin/pybabel extract -F web/babel.cfg -k N_ -o $(VENV)/messages.pot web
-	$(VENV)/bin/pybabel update -i $(VENV)/messages.pot -d web/translations -l zh_Hans_CN --no-fuzzy-matching
+	$(VENV)/bin/pybabel extract -F web/babel.cfg -k N_ --no-location --sort-output --no-wrap -o $(VENV)/messages.pot web
+	$(VENV)/bin/pybabel update -i $(VENV)/messages.pot -d web/translations -l zh_Hans_CN --no-fuzzy-matching --no-wrap --ignore-obsolete
 	$(VENV)/bin/pybabel compile -d web/translations -l zh_Hans_CN
 
 clean:
