@@ -23,11 +23,12 @@ from flask import (
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 
-from appliance.insurance.cross_sell import Hint, Holding, hints
+from appliance.insurance.cross_sell import Hint, Holding, PeerCache, hints, peer_counts
 from web import audit, permissions
 from web.db import mask_phone, prefix_range, store
 from web.paging import page_number, read_page
 from web.policy_import import PHONE, CustomerPlan, parse_id
+from web.products import kind_name
 from web.sheets import (
     Column,
     Columns,
@@ -97,9 +98,13 @@ def _hints(customer: dict[str, Any], policies: list[dict[str, Any]]) -> list[Hin
                     date.fromisoformat(p["next_due_date"]) if p["next_due_date"] else None)
             for p in policies if p["part"] == "holder"]
     birthday = date.fromisoformat(customer["birthday"]) if customer["birthday"] else None
-    tz = ZoneInfo(current_app.config["TIMEZONE"])
-    return hints(held, birthday=birthday, today=datetime.now(tz).date(),
-                 products_by_kind=products)
+    today = datetime.now(ZoneInfo(current_app.config["TIMEZONE"])).date()
+    peers = peer_counts(store().query, customer_id=customer["id"], sex=customer["sex"],
+                        birthday=birthday, today=today,
+                        holding={h.kind for h in held if h.status == "in_force"},
+                        cache=current_app.extensions.setdefault("peer_cache", PeerCache()))
+    return hints(held, birthday=birthday, today=today, products_by_kind=products,
+                 peers=peers)
 
 
 def hint_text(hint: Hint) -> str:
@@ -112,7 +117,21 @@ def hint_text(hint: Hint) -> str:
             "add_accident": _("Motor cover but no accident cover: offer %(code)s.",
                               code=hint.product_code),
             "add_term_life": _("No life cover yet: offer %(code)s.", code=hint.product_code),
+            "similar": _similar_text(hint) if hint.peers else "",
             }.get(hint.reason, hint.reason)
+
+
+def _similar_text(hint: Hint) -> str:
+    peers = hint.peers
+    assert peers is not None
+    who = _("%(sex)s aged %(lo)d–%(hi)d", sex=_("men") if peers.sex == "M" else _("women"),
+            lo=peers.age_from, hi=peers.age_to)
+    if peers.holding:
+        who = _("%(who)s holding %(kinds)s", who=who,
+                kinds=_(", ").join(kind_name(k) for k in peers.holding))
+    return _("%(share)d%% of %(n)d similar customers (%(who)s) hold %(kind)s cover, which "
+             "this customer does not: offer %(code)s.", share=round(hint.share * 100),
+             n=peers.count, who=who, kind=kind_name(hint.kind), code=hint.product_code)
 
 
 @bp.route("/export")

@@ -642,6 +642,11 @@ def _call_wrapups(db: Database) -> None:
     )
 
 
+def _customer_peers(db: Database) -> None:
+    # Cross-sell hints count the customers of one sex and ten-year age band (by birthday).
+    db.execute("CREATE INDEX customers_sex_birthday ON customers (sex, birthday)")
+
+
 MIGRATIONS: list[Step] = [
     ("0001_calls", _calls),
     ("0002_recordings", _recordings),
@@ -655,6 +660,7 @@ MIGRATIONS: list[Step] = [
     ("0011_fax_resend", _fax_resend),
     ("0012_acd_survey", _acd_survey),
     ("0013_call_wrapups", _call_wrapups),
+    ("0021_customer_peers", _customer_peers),
 ]
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 import re
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
@@ -266,6 +267,42 @@ def test_a_customer_record_shows_service_and_cross_sell_hints(as_role: Any,
     client, _ = as_role("agent")
     html = client.get(f"/customers/{row['holder_id']}").get_data(as_text=True)
     assert f"保单 {row['number']} 已失效：可建议办理复效。" in html
+
+
+def test_a_customer_record_offers_what_similar_customers_hold(as_role: Any,
+                                                             store: Store) -> None:
+    # A man in his thirties holding motor cover only; give twelve men of his age with
+    # motor cover a critical-illness policy each, so most of his peers hold one.
+    ci = store.query("SELECT code FROM products WHERE kind = 'critical_illness'")[0]["code"]
+    motor = store.query("SELECT code FROM products WHERE kind = 'motor'")[0]["code"]
+
+    def book(db: Any) -> None:
+        for i in range(13):
+            db.execute("INSERT INTO customers (id, name, sex, birthday, id_salt, id_hash,"
+                       " id_masked, id_last4) VALUES (?, ?, 'M', ?, '', '', '', '')",
+                       [900_000 + i, f"同龄客户{i}", f"19{88 + i % 8}-01-15"])
+            kinds = [motor] + ([ci] if i else [])
+            for j, code in enumerate(kinds):
+                db.execute("INSERT INTO policies (number, product_code, holder_id, insured_id,"
+                           " status, sum_insured_fen, premium_fen, payment_mode, issued_on)"
+                           " VALUES (?, ?, ?, ?, 'in_force', 1, 1, 'annual', '2025-01-01')",
+                           [f"SIM{i}-{j}", code, 900_000 + i, 900_000 + i])
+
+    store.write(book)
+    today = date.today()
+    peers = store.query(
+        "SELECT COUNT(*) AS n, SUM(EXISTS (SELECT 1 FROM policies q WHERE q.holder_id = c.id"
+        " AND q.product_code = ? AND q.status = 'in_force')) AS ci FROM customers c"
+        " WHERE c.id != 900000 AND c.sex = 'M' AND c.birthday > ? AND EXISTS"
+        " (SELECT 1 FROM policies p WHERE p.holder_id = c.id AND p.product_code = ?"
+        " AND p.status = 'in_force') AND c.birthday <= ?",
+        [ci, today.replace(year=today.year - 40).isoformat(), motor,
+         today.replace(year=today.year - 30).isoformat()])[0]
+    client, _ = as_role("agent")
+    html = client.get("/customers/900000").get_data(as_text=True)
+    share = round(100 * peers["ci"] / peers["n"])
+    said = f"{peers['n']} 位相似客户（持有机动车保险的30–39 岁男性）中 {share}% 持有重大疾病保险"
+    assert said in html, html
 
 
 def test_products_are_created_and_edited_with_their_fields_checked(as_role: Any,
