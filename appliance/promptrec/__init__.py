@@ -23,6 +23,6 @@ from appliance.promptrec.pins import (
     set_pin,
 )
 
-__all__ = ["DEFAULT_NUMBER", "LANGUAGES", "MAX_PROMPT_SECONDS", "PinCheck", "PinError", "Replaced", "Staff",
-           "check_pin", "pin_state", "prompt_by_number", "prompt_numbers", "replace_prompt",
-           "set_pin"]
+__all__ = ["DEFAULT_NUMBER", "LANGUAGES", "MAX_PROMPT_SECONDS", "PinCheck", "PinError",
+           "Replaced", "Staff", "check_pin", "pin_state", "prompt_by_number", "prompt_numbers",
+           "replace_prompt", "set_pin"]
