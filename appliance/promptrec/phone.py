@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Final, TypeVar
 
 import numpy as np
+from sqlite_utils import Database
 
 from appliance.calls.call import Call, CallEnded, FlowFn, RecordEnd
 from appliance.media.frame import FRAME_BYTES, SAMPLE_RATE
@@ -120,7 +121,7 @@ class PromptRecording:
 
     async def _entry(self, call: Call, max_digits: int, prompt: str, *,
                      secret: bool = False) -> str:
-        call.flush_keys()
+        # Keys typed ahead (during "wrong PIN", say) count for this entry, as in the IVR.
         got = await call.collect(max_digits, first_timeout=ENTRY_TIMEOUT, inter_timeout=5.0,
                                  prompt=[prompt], secret=secret)
         return got.digits.strip(STOP_KEY)
@@ -226,11 +227,16 @@ class PromptRecording:
                                _wav_bytes(pcm))
         prompts.forget(name, lang)  # the next call hears it at once
         caller = call.caller or "-"
-        self.store.submit(lambda db: files.audit(
-            db, at=self.wall(), username=staff.username, role=staff.role,
-            address=f"phone:{caller}", action="prompt.replace", target=f"{lang}/{name}",
-            old_sha256=done.old_sha256, new_sha256=done.new_sha256, kept=str(done.kept),
-            via="phone", call=call.id, seconds=len(pcm) / 2 / SAMPLE_RATE))
+        at = self.wall()
+
+        def record(db: Database) -> None:
+            files.audit(db, at=at, username=staff.username, role=staff.role,
+                        address=f"phone:{caller}", action="prompt.replace",
+                        target=f"{lang}/{name}", old_sha256=done.old_sha256,
+                        new_sha256=done.new_sha256, kept=str(done.kept), via="phone",
+                        call=call.id, seconds=len(pcm) / 2 / SAMPLE_RATE)
+
+        await self._run(self.store.write, record)
         log.info("prompt %s/%s replaced by phone by %s (call %s)", lang, name,
                  staff.username, call.id)
 
