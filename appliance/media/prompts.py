@@ -60,7 +60,8 @@ class Prompt:
 
 
 class _Cached:
-    """A prompt in the library's cache; ``stamp`` is None for one added in memory."""
+    """A prompt in the library's cache; ``path`` is None for one added in memory, ``stamp``
+    None while its file is missing."""
 
     __slots__ = ("checked_at", "path", "prompt", "stamp")
 
@@ -100,17 +101,17 @@ class PromptLibrary:
         key = (lang, name)
         cached = self._cache.get(key)
         if cached is not None:
-            if cached.stamp is None:
+            if cached.path is None:
                 return cached.prompt
             now = self._now()
             if now - cached.checked_at < self.check_every:
                 return cached.prompt
             cached.checked_at = now
-            if _stamp(cached.path or self._file(lang, name)) == cached.stamp:
+            if _stamp(cached.path) == cached.stamp:
                 return cached.prompt
         with self._lock:
             cached = self._cache.get(key)
-            if cached is None or cached.stamp is not None:
+            if cached is None or cached.path is not None:
                 cached = self._refresh(lang, name, cached)
         return cached.prompt
 
