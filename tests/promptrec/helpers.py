@@ -1,7 +1,7 @@
-"""What the prompt-recording tests share: a prompts folder of their own (the repository's
-files linked in, so a replacement renames a new file over the link and the repository's
-prompts stay as they are), a distinctive tone to record, and finding it in what a caller
-heard."""
+"""What the prompt-recording tests share: the default IVR, a prompts folder of their own
+(the repository's files linked in, so a replacement renames a new file over the link and
+the repository's prompts stay as they are), a distinctive tone to record, and finding it
+in what a caller heard."""
 
 from __future__ import annotations
 
@@ -14,6 +14,13 @@ import numpy as np
 import numpy.typing as npt
 from sqlite_utils import Database
 
+from appliance.calls.call import FlowFn
+from appliance.calls.clock import InlineExecutor
+from appliance.ivr.flow import load_flow
+from appliance.ivr.insurance_lookups import InsuranceLookups
+from appliance.ivr.interpreter import make_flow_handler
+from appliance.ivr.names import NameRecordings
+from appliance.ivr.service import DEFAULT_FLOW
 from appliance.media.prompts import DEFAULT_PROMPTS_DIR
 from appliance.promptrec import pins
 from appliance.store.db import Store
@@ -26,6 +33,15 @@ def prompts_copy(tmp_path: Path) -> Path:
     shutil.copytree(DEFAULT_PROMPTS_DIR, root, copy_function=os.symlink,
                     ignore=shutil.ignore_patterns("*.py", "__pycache__"))
     return root
+
+
+def default_ivr(store: Store, tmp_path: Path) -> FlowFn:
+    """The default insurance flow on ``store`` (it greets every caller with ``welcome``)."""
+    lookups = InsuranceLookups(store, executor=InlineExecutor(),
+                               names=NameRecordings(tmp_path / "names"))
+    return make_flow_handler(load_flow(DEFAULT_FLOW), lookups.functions(),
+                             messages_dir=tmp_path / "messages", store=store,
+                             executor=InlineExecutor())
 
 
 def tone(seconds: float = 1.5, hz: float = TONE_HZ) -> npt.NDArray[np.int16]:

@@ -17,21 +17,23 @@ import numpy as np
 import pytest
 
 from appliance.insurance.demo_data import load_demo_data
-from appliance.ivr.flow import load_flow
-from appliance.ivr.insurance_lookups import InsuranceLookups
-from appliance.ivr.interpreter import make_flow_handler
-from appliance.ivr.names import NameRecordings
 from appliance.media.prompts import DEFAULT_PROMPTS_DIR, Prompt, PromptLibrary, concat
 from appliance.media.tones import beep
 from appliance.promptrec import DEFAULT_NUMBER, pins, prompt_numbers
 from appliance.promptrec.phone import PromptRecording
 from appliance.store.db import Store
 from drivers.sim import CallerBot, SimExchange
-from tests.promptrec.helpers import add_admin, has_tone, peak_hz, prompts_copy, tone
+from tests.promptrec.helpers import (
+    add_admin,
+    default_ivr,
+    has_tone,
+    peak_hz,
+    prompts_copy,
+    tone,
+)
 from tests.rig import InlineExecutor, running_engine
 
 T = TypeVar("T")
-FLOW = Path(__file__).parents[2] / "appliance" / "ivr" / "default_flow.json"
 PIN = "4321"
 BEEP = concat([Prompt.from_samples("beep", beep())])
 
@@ -59,11 +61,7 @@ class Box:
 
     def run(self, scenario: Callable[[SimExchange], Awaitable[T]]) -> T:
         recording = PromptRecording(self.store, self.tmp, executor=InlineExecutor())
-        lookups = InsuranceLookups(self.store, executor=InlineExecutor(),
-                                   names=NameRecordings(self.tmp / "names"))
-        ivr = make_flow_handler(load_flow(FLOW), lookups.functions(),
-                                messages_dir=self.tmp / "messages", store=self.store,
-                                executor=InlineExecutor())
+        ivr = default_ivr(self.store, self.tmp)
 
         async def main() -> T:
             async with running_engine(recording.route([DEFAULT_NUMBER], ivr),
