@@ -153,7 +153,8 @@ class PromptRecording:
                 await call.play("no_input", interruptible=False)
                 continue
             silent = 0
-            name = await self._run(files.prompt_by_number, self.store, root, int(keyed))
+            name = (await self._run(files.prompt_by_number, self.store, root, int(keyed))
+                    if keyed.isdigit() else None)  # '*' is no number
             if name is not None:
                 return name
             await call.play("rec_no_such_prompt", interruptible=False)

@@ -54,6 +54,7 @@ class Box:
                          for name in ("welcome", "rec_current", "rec_after_beep",
                                       "rec_your_take", "rec_save_menu", "rec_saved",
                                       "rec_discarded", "rec_pin_wrong", "rec_locked",
+                                      "rec_no_such_prompt",
                                       "rec_enter_number", "goodbye")}
 
     def said(self, name: str) -> bytes:
@@ -98,15 +99,18 @@ async def press_then_hear(bot: CallerBot, keys: str, pattern: bytes,
 
 
 async def record_take(box: Box, bot: CallerBot, prompt: str, lang_key: str = "1",
-                      pin: str = PIN) -> None:
-    """Log in, choose ``prompt`` and its language, and record the tone after the beep; the
-    bot is left hearing the save menu."""
+                      pin: str = PIN, wrong_first: str = "") -> None:
+    """Log in, choose ``prompt`` and its language (after keying ``wrong_first``, which is
+    no prompt's number), and record the tone after the beep; the bot is left hearing the
+    save menu."""
     await bot.dial(DEFAULT_NUMBER)
     await bot.listen(0.5)
     await bot.press(f"{box.staff}#")
     await bot.listen(0.3)
     await bot.press(f"{pin}#")
     await bot.listen(0.3)
+    if wrong_first:
+        assert await press_then_hear(bot, wrong_first, box.said("rec_no_such_prompt"))
     await bot.press(f"{box.numbers[prompt]}#")
     await bot.listen(0.3)
     assert await press_then_hear(bot, lang_key, BEEP)
@@ -146,6 +150,8 @@ def test_a_prompt_recorded_by_phone_is_saved_and_the_next_caller_hears_it(box: B
     assert heard_in_order(heard, box.said("rec_current"), old, box.said("rec_after_beep"),
                           BEEP, box.said("rec_your_take"), box.said("rec_save_menu")[:3200],
                           box.said("rec_saved"))
+    # What was played back after "your recording is" was the tone.
+    assert has_tone(heard[heard.find(box.said("rec_your_take")):])
     # On disk: an 8 kHz 16-bit mono WAV holding the tone, about as long as it was played.
     path = box.root / "zh" / "welcome.wav"
     assert not path.is_symlink()
@@ -176,7 +182,7 @@ def test_record_again_then_discard_leaves_the_old_recording(box: Box) -> None:
 
     async def scenario(ex: SimExchange) -> bytes:
         bot = CallerBot(ex, "13911112222")
-        await record_take(box, bot, "goodbye", lang_key="3")
+        await record_take(box, bot, "goodbye", lang_key="3", wrong_first="*12#")
         # 2: record again, after another beep.
         assert await press_then_hear(bot, "2", BEEP)
         await bot.send(tone(1.0, 600.0))
