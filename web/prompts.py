@@ -110,7 +110,6 @@ def prompt_list() -> str:
                            pin_digits=pins.PIN_DIGITS)
 
 
-
 @bp.route("/<lang>/<name>.wav")
 def audio(lang: str, name: str) -> ResponseReturnValue:
     # Read whole (a prompt is tens of kilobytes): no open file left to whoever consumes

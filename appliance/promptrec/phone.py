@@ -190,7 +190,7 @@ class PromptRecording:
                                                   stop_keys=STOP_KEY)
                 if taken.path is None:
                     raise CallEnded(call.end_cause or "recording-failed")
-                pcm = _take_pcm(taken.path, taken.end)
+                pcm = await self._run(_take_pcm, taken.path, taken.end)
             finally:
                 path.unlink(missing_ok=True)  # saved as the prompt, or not wanted
             if call.ended:

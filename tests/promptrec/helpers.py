@@ -5,10 +5,14 @@ in what a caller heard."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import time
+from collections.abc import Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -26,6 +30,7 @@ from appliance.promptrec import pins
 from appliance.store.db import Store
 
 TONE_HZ = 1000.0
+T = TypeVar("T")
 
 
 def prompts_copy(tmp_path: Path) -> Path:
@@ -33,6 +38,13 @@ def prompts_copy(tmp_path: Path) -> Path:
     shutil.copytree(DEFAULT_PROMPTS_DIR, root, copy_function=os.symlink,
                     ignore=shutil.ignore_patterns("*.py", "__pycache__"))
     return root
+
+
+def run_apart(main: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """``asyncio.run(main())`` on a thread of its own: the browser tests' Playwright leaves
+    an event loop running on the main thread, and asyncio.run refuses to start under it."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(lambda: asyncio.run(main())).result()
 
 
 def default_ivr(store: Store, tmp_path: Path) -> FlowFn:

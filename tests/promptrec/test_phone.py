@@ -29,6 +29,7 @@ from tests.promptrec.helpers import (
     has_tone,
     peak_hz,
     prompts_copy,
+    run_apart,
     tone,
 )
 from tests.rig import InlineExecutor, running_engine
@@ -70,7 +71,7 @@ class Box:
                                       recordings=self.tmp / "recordings", trunks=4) as (_, ex):
                 return await asyncio.wait_for(scenario(ex), timeout=120)
 
-        return asyncio.run(main())
+        return run_apart(main)
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ prompt library's once-a-second look has passed, the next caller hears the tone."
 
 from __future__ import annotations
 
-import asyncio
 import io
 import wave
 from pathlib import Path
@@ -13,7 +12,7 @@ from pathlib import Path
 from appliance.media.prompts import PromptLibrary, concat
 from appliance.store.db import Store
 from drivers.sim import CallerBot, SimExchange
-from tests.promptrec.helpers import default_ivr, has_tone, prompts_copy, tone
+from tests.promptrec.helpers import default_ivr, has_tone, prompts_copy, run_apart, tone
 from tests.rig import running_engine
 from tests.web.conftest import login
 from web import create_app
@@ -63,7 +62,7 @@ def test_a_prompt_uploaded_on_the_web_is_heard_by_the_next_call(data_dir: Path,
             return before, soon, after
 
     try:
-        before, soon, after = asyncio.run(main())
+        before, soon, after = run_apart(main)
     finally:
         store.close()
     assert old[:8000] in before and not has_tone(before)
