@@ -135,6 +135,12 @@ async def _engine(data: Path, audiosocket: str, sim: bool, flow_name: str,
         flow = rooms.route([DEFAULT_NUMBER], flow)
         click.echo(f"IVR flow {live.name!r} version {live.version} is live; conference "
                    f"rooms on {DEFAULT_NUMBER}")
+        # Admins record prompts over the phone on a number of its own.
+        from appliance.promptrec.phone import DEFAULT_NUMBER as RECORDING_NUMBER
+        from appliance.promptrec.phone import PromptRecording
+
+        flow = PromptRecording(store, dirs.root).route([RECORDING_NUMBER], flow)
+        click.echo(f"prompt recording by phone on {RECORDING_NUMBER}")
     else:
         flow = make_demo_flow(dirs.messages)
     eng = Engine(clock=MonotonicClock(), drivers=drivers, flow=flow,

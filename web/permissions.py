@@ -68,6 +68,8 @@ ENDPOINTS: dict[str, frozenset[str]] = {
     "prompts.list": READERS,
     "prompts.audio": READERS,
     "prompts.replace": ADMIN,
+    # An admin's own PIN for recording prompts by phone (the recording line's login).
+    "prompts.phone_pin": ADMIN,
     # The IVR flow: read it (the staff who answer the callers), check a document.
     "flows.view": READERS,
     "flows.check": MANAGERS,

@@ -1,20 +1,19 @@
-"""Voice prompts (语音提示): every prompt of each language with its text, to listen to, and
-to replace with a new recording (admin only).
+"""Voice prompts (语音提示): every prompt of each language with its number and text, to
+listen to, and to replace with a new recording (admin only); an admin's phone PIN for
+recording prompts by phone (``appliance/promptrec``).
 
 A replacement must be what the engine plays: an 8 kHz 16-bit mono PCM WAV of at most
 :data:`MAX_PROMPT_SECONDS`. It is written beside the old one and renamed into place, so the
 engine never reads half a file; the old recording is kept under the data folder
-(``prompt_history/``), and the audit log names both versions by their SHA-256. The
-engine loads prompts when it starts, so a replacement is heard from its next start.
+(``prompt_history/``), and the audit log names both versions by their SHA-256. A recording
+made by phone is saved by the same function. The engine's prompt library notices the
+replaced file, so the next call hears it without a restart.
 """
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
-import os
-import shutil
 import time
 import wave
 from pathlib import Path
@@ -25,6 +24,7 @@ from flask import (
     abort,
     current_app,
     flash,
+    g,
     redirect,
     render_template,
     request,
@@ -33,16 +33,19 @@ from flask import (
 )
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
+from sqlite_utils import Database
 
 from appliance.media.convert import ConversionError, to_prompt_wav
 from appliance.media.frame import SAMPLE_RATE
-from web import audit
+from appliance.promptrec import files, pins
+from web import audit, permissions
+from web.db import store
 
 bp = Blueprint("prompts", __name__, url_prefix="/prompts")
 
-MAX_PROMPT_SECONDS = 60
+MAX_PROMPT_SECONDS = files.MAX_PROMPT_SECONDS
 MAX_UPLOAD_BYTES = 20 << 20  # a minute of even a high-rate stereo WAV fits
-LANGUAGES = ("zh", "yue", "en")
+LANGUAGES = files.LANGUAGES
 
 
 def _root() -> Path:
@@ -83,20 +86,28 @@ def prompt_list() -> str:
         lang = "zh"
     q = request.args.get("q", "").strip()[:64]
     texts = prompt_texts(lang)
+    numbers = files.prompt_numbers(store(), _root())
     rows = []
     for wav in sorted((_root() / lang).glob("*.wav")):
         text = texts.get(wav.stem, "")
-        if q and q.lower() not in wav.stem.lower() and q not in text:
+        number = numbers.get(wav.stem)
+        if q and q.lower() not in wav.stem.lower() and q not in text and q != str(number):
             continue
         try:
             with wave.open(str(wav), "rb") as w:
                 seconds = w.getnframes() / (w.getframerate() or SAMPLE_RATE)
         except (wave.Error, EOFError):
             seconds = None
-        rows.append({"name": wav.stem, "text": text, "seconds": seconds})
+        rows.append({"name": wav.stem, "text": text, "seconds": seconds, "number": number})
+    user = g.get("user")
+    phone = None
+    if user is not None and permissions.allowed("prompts.phone_pin", user.role):
+        phone = {"number": pins.DEFAULT_NUMBER, "staff_no": user.id,
+                 "state": pins.pin_state(store(), user.id)}
     return render_template("prompts/list.html", rows=rows, lang=lang, q=q,
                            languages=LANGUAGES, language_name=language_name,
-                           max_seconds=MAX_PROMPT_SECONDS)
+                           max_seconds=MAX_PROMPT_SECONDS, phone=phone,
+                           pin_digits=pins.PIN_DIGITS)
 
 
 @bp.route("/<lang>/<name>.wav")
@@ -129,7 +140,7 @@ def check_wav(data: bytes) -> str | None:
 
 @bp.route("/<lang>/<name>", methods=["POST"])
 def replace(lang: str, name: str) -> ResponseReturnValue:
-    path = _path(lang, name)
+    _path(lang, name)  # 404 unless it is a prompt of that language
     upload = request.files.get("file")
     data = upload.read(MAX_UPLOAD_BYTES + 1) if upload else b""
     problem = None
@@ -148,18 +159,40 @@ def replace(lang: str, name: str) -> ResponseReturnValue:
     if problem:
         flash(problem, "error")
         return redirect(url_for("prompts.list", lang=lang, q=name)), 303
-    old = path.read_bytes()
-    history = Path(current_app.config["DATA_DIR"]) / "prompt_history" / lang
-    history.mkdir(parents=True, exist_ok=True)
-    kept = history / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}.wav"
-    shutil.copy2(path, kept)
-    part = path.with_suffix(".wav.part")
-    with open(part, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(part, path)
-    audit.log("prompt.replace", f"{lang}/{name}", old_sha256=hashlib.sha256(old).hexdigest(),
-              new_sha256=hashlib.sha256(data).hexdigest(), kept=str(kept))
-    flash(_("Prompt %(name)s replaced; the engine plays it from its next start.", name=name))
+    done = files.replace_prompt(_root(), Path(current_app.config["DATA_DIR"]), lang, name,
+                                data)
+    audit.log("prompt.replace", f"{lang}/{name}", old_sha256=done.old_sha256,
+              new_sha256=done.new_sha256, kept=str(done.kept), via="web")
+    flash(_("Prompt %(name)s replaced; the next call hears it.", name=name))
     return redirect(url_for("prompts.list", lang=lang, q=name))
+
+
+@bp.route("/phone-pin", methods=["POST"])
+def phone_pin() -> ResponseReturnValue:
+    """Set the logged-in admin's own phone PIN for recording prompts by phone (a new PIN
+    also clears a lock). The PIN itself is never logged."""
+    pin = request.form.get("pin", "").strip()
+    again = request.form.get("pin2", "").strip()
+    lo, hi = pins.PIN_DIGITS
+    problem = None
+    if pins.valid_pin(pin) is not None:
+        problem = _("The phone PIN must be %(lo)d to %(hi)d digits (0-9), nothing else.",
+                    lo=lo, hi=hi)
+    elif pin != again:
+        problem = _("The two PINs you typed differ.")
+    if problem:
+        flash(problem, "error")
+        return redirect(url_for("prompts.list")), 303
+    user = g.user
+    was = pins.pin_state(store(), user.id)
+    entry = audit.audit_row("phone_pin.set", user.username, before=was)
+    now = time.time()
+
+    def save(db: Database) -> None:
+        pins.set_pin(db, user.id, pin, now)
+        audit.insert(db, entry)
+
+    store().write(save)
+    flash(_("Your phone PIN is set. Call %(number)s, key your staff number %(staff)d and "
+            "this PIN.", number=pins.DEFAULT_NUMBER, staff=user.id))
+    return redirect(url_for("prompts.list"))

@@ -160,6 +160,7 @@ def action_name(action: str) -> str:
         "rates.import": _("Replaced a rate table"), "rates.export": _("Exported a rate table"),
         "call.list": _("Listed call records"), "call.export": _("Exported call records"),
         "prompt.replace": _("Replaced a voice prompt"),
+        "phone_pin.set": _("Set their phone PIN for recording prompts"),
         "database.backup": _("Downloaded a database backup"),
         "voicemail.list": _("Listed a voicemail box"),
         "voicemail.view": _("Viewed a voicemail"), "voicemail.play": _("Played a voicemail"),

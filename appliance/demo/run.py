@@ -40,6 +40,8 @@ from appliance.fax.requests import serve_resend_requests
 from appliance.insurance.demo_data import load_demo_data
 from appliance.ivr.service import insurance_ivr
 from appliance.media.prompts import PromptLibrary, concat
+from appliance.promptrec.phone import DEFAULT_NUMBER as RECORDING_NUMBER
+from appliance.promptrec.phone import PromptRecording
 from appliance.runtime import DataDirs, install_stop_signals
 from appliance.store import cdr
 from appliance.store.db import Store
@@ -251,8 +253,11 @@ async def run_demo(data: Path, audiosocket_port: int, every: float, concurrent: 
         flow, live = insurance_ivr(store, dirs, fax_driver=exchange, acd=acd,
                                    conference=rooms)
         flow = rooms.route([CONFERENCE_NUMBER], flow)
+        # Admins record prompts over the phone (staff number, phone PIN, prompt number).
+        flow = PromptRecording(store, dirs.root).route([RECORDING_NUMBER], flow)
         _say(f"IVR flow {live.name!r} version {live.version} is live; conference rooms on "
              f"{CONFERENCE_NUMBER}")
+        _say(f"prompts recorded by phone on {RECORDING_NUMBER}")
     else:
         flow = make_demo_flow(dirs.messages)
     audiosocket = AudioSocketDriver("127.0.0.1", audiosocket_port)

@@ -647,6 +647,31 @@ def _customer_peers(db: Database) -> None:
     db.execute("CREATE INDEX customers_sex_birthday ON customers (sex, birthday)")
 
 
+def _prompt_phone(db: Database) -> None:
+    # Recording prompts over the phone: each staff account's phone PIN (hashed like the
+    # salespeople's, with their lockout counter), and a number for each prompt that never
+    # changes once given, so the number an admin keys today is the one the page showed.
+    db.execute(
+        """
+        CREATE TABLE staff_phone_pins (
+            user_id INTEGER PRIMARY KEY NOT NULL REFERENCES users (id),
+            pin_hash TEXT NOT NULL,
+            failed_pins INTEGER NOT NULL DEFAULT 0,
+            locked INTEGER NOT NULL DEFAULT 0 CHECK (locked IN (0, 1)),
+            set_at REAL NOT NULL
+        ) STRICT
+        """
+    )
+    db.execute(
+        """
+        CREATE TABLE prompt_numbers (
+            number INTEGER PRIMARY KEY NOT NULL,
+            name TEXT NOT NULL UNIQUE
+        ) STRICT
+        """
+    )
+
+
 MIGRATIONS: list[Step] = [
     ("0001_calls", _calls),
     ("0002_recordings", _recordings),
@@ -660,6 +685,7 @@ MIGRATIONS: list[Step] = [
     ("0011_fax_resend", _fax_resend),
     ("0012_acd_survey", _acd_survey),
     ("0013_call_wrapups", _call_wrapups),
+    ("0020_prompt_phone", _prompt_phone),
     ("0021_customer_peers", _customer_peers),
 ]
 

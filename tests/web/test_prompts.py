@@ -127,3 +127,86 @@ def test_wav_mp3_and_m4a_recordings_are_converted_to_8khz_mono(
     middle = samples[4000:8000].astype(float)
     peak = np.argmax(np.abs(np.fft.rfft(middle))) * 8000 / len(middle)
     assert peak == pytest.approx(1000, abs=10)
+
+
+def _pin_row(store: Store, username: str) -> dict[str, Any] | None:
+    rows = store.query("SELECT p.* FROM staff_phone_pins p JOIN users u ON u.id = p.user_id "
+                       "WHERE u.username = ?", [username])
+    return rows[0] if rows else None
+
+
+def test_the_list_numbers_each_prompt_and_tells_an_admin_how_to_record_by_phone(
+        admin: Any) -> None:
+    client, _, store = admin
+    html = client.get("/prompts/?lang=zh").get_data(as_text=True)
+    (user,) = store.query("SELECT id FROM users WHERE username = 'admin'")
+    assert "95598" in html and f"员工号 {user['id']}" in html and "您还没有设置电话密码" in html
+    numbers = {r["name"]: r["number"] for r in store.query("SELECT * FROM prompt_numbers")}
+    assert f'<td class="num">{numbers["goodbye"]}</td><td>goodbye</td>' in html
+    # Searching by the number finds the prompt.
+    found = client.get(f"/prompts/?lang=zh&q={numbers['goodbye']}").get_data(as_text=True)
+    assert "<td>goodbye</td>" in found and "<td>welcome</td>" not in found
+
+
+def test_an_admin_sets_a_numeric_phone_pin_kept_only_hashed(admin: Any) -> None:
+    client, token, store = admin
+    res = client.post("/prompts/phone-pin", data={"csrf_token": token, "pin": "20261126",
+                                                  "pin2": "20261126"}, follow_redirects=True)
+    html = res.get_data(as_text=True)
+    assert "电话密码已设置" in html and "您的电话密码已设置。" in html
+    row = _pin_row(store, "admin")
+    assert row is not None and "20261126" not in row["pin_hash"]
+    assert (row["failed_pins"], row["locked"]) == (0, 0)
+    (entry,) = store.query("SELECT * FROM audit_log WHERE action = 'phone_pin.set'")
+    assert entry["username"] == "admin" and "20261126" not in entry["detail"]
+    # A new PIN clears a lock.
+    store.write(lambda db: db.execute("UPDATE staff_phone_pins SET locked = 1, failed_pins = 5"))
+    assert "已锁定" in client.get("/prompts/").get_data(as_text=True)
+    client.post("/prompts/phone-pin", data={"csrf_token": token, "pin": "4455",
+                                            "pin2": "4455"})
+    row = _pin_row(store, "admin")
+    assert row is not None and (row["failed_pins"], row["locked"]) == (0, 0)
+
+
+@pytest.mark.parametrize(("pin", "pin2", "message"), [
+    ("12a4", "12a4", "必须是 4 到 8 位数字"),
+    ("１２３４", "１２３４", "必须是 4 到 8 位数字"),  # full-width digits are not keys
+    ("123", "123", "必须是 4 到 8 位数字"),
+    ("123456789", "123456789", "必须是 4 到 8 位数字"),
+    ("", "", "必须是 4 到 8 位数字"),
+    ("1234", "1235", "两次输入的密码不一致"),
+])
+def test_a_bad_phone_pin_is_refused_and_nothing_is_written(admin: Any, pin: str, pin2: str,
+                                                           message: str) -> None:
+    client, token, store = admin
+    res = client.post("/prompts/phone-pin", data={"csrf_token": token, "pin": pin,
+                                                  "pin2": pin2}, follow_redirects=True)
+    assert message in res.get_data(as_text=True)
+    assert _pin_row(store, "admin") is None
+    assert store.query("SELECT * FROM audit_log WHERE action = 'phone_pin.set'") == []
+
+
+def test_the_phone_pin_form_needs_csrf_and_the_admin_role(
+        data_dir: Path, prompts_dir: Path) -> None:
+    store = Store(data_dir / "appliance.db")
+    try:
+        app = create_app(data_dir, {"TESTING": True, "PROMPTS_DIR": str(prompts_dir)},
+                         store=store)
+        client = app.test_client()
+        login(client, "admin")
+        res = client.post("/prompts/phone-pin", data={"pin": "1234", "pin2": "1234"})
+        assert res.status_code == 400
+        res = client.post("/prompts/phone-pin", data={"csrf_token": "forged", "pin": "1234",
+                                                      "pin2": "1234"})
+        assert res.status_code == 400
+        for role in ("supervisor", "agent", "salesperson", "auditor"):
+            other = app.test_client()
+            token = login(other, role)
+            res = other.post("/prompts/phone-pin", data={"csrf_token": token, "pin": "1234",
+                                                         "pin2": "1234"})
+            assert res.status_code == 403, role
+            page = other.get("/prompts/")
+            assert "95598" not in page.get_data(as_text=True) or page.status_code == 403
+        assert store.query("SELECT * FROM staff_phone_pins") == []
+    finally:
+        store.close()
