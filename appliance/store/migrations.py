@@ -642,6 +642,50 @@ def _call_wrapups(db: Database) -> None:
     )
 
 
+def _acd_listen(db: Database) -> None:
+    # A supervisor's silent listen-in and whisper: one row for each start, change of mode
+    # and end (who, on which seat's call, from which phone), kept as the ACD's own log.
+    db.execute(
+        """
+        CREATE TABLE acd_monitor_log (
+            id INTEGER PRIMARY KEY,
+            monitor TEXT NOT NULL,
+            action TEXT NOT NULL CHECK (action IN ('start', 'joined', 'mode', 'stop')),
+            mode TEXT NOT NULL CHECK (mode IN ('listen', 'whisper')),
+            seat_id TEXT NOT NULL,
+            agent TEXT NOT NULL,
+            entry_key TEXT NOT NULL,
+            phone_seat TEXT NOT NULL,
+            supervisor TEXT NOT NULL,
+            call_id TEXT,
+            why TEXT NOT NULL DEFAULT '',
+            at REAL NOT NULL
+        ) STRICT
+        """
+    )
+    db.execute("CREATE INDEX acd_monitor_log_monitor ON acd_monitor_log (monitor, id)")
+    db.execute("CREATE INDEX acd_monitor_log_at ON acd_monitor_log (at)")
+    # Click-to-dial: the agent's seat is rung first, then the customer; the number is the
+    # customer's (looked up by the web, never sent by the browser) and also in the CDR.
+    db.execute(
+        """
+        CREATE TABLE acd_dials (
+            key TEXT PRIMARY KEY NOT NULL,
+            seat_id TEXT NOT NULL,
+            agent TEXT NOT NULL,
+            customer TEXT NOT NULL DEFAULT '',
+            queue TEXT NOT NULL,
+            requested_at REAL NOT NULL,
+            seat_call_id TEXT,
+            call_id TEXT,
+            outcome TEXT,
+            ended_at REAL
+        ) STRICT
+        """
+    )
+    db.execute("CREATE INDEX acd_dials_requested ON acd_dials (requested_at)")
+
+
 MIGRATIONS: list[Step] = [
     ("0001_calls", _calls),
     ("0002_recordings", _recordings),
@@ -655,6 +699,7 @@ MIGRATIONS: list[Step] = [
     ("0011_fax_resend", _fax_resend),
     ("0012_acd_survey", _acd_survey),
     ("0013_call_wrapups", _call_wrapups),
+    ("0019_acd_listen", _acd_listen),
 ]
 
 
