@@ -12,6 +12,7 @@ database with ``sqlite-utils migrate --list appliance.db appliance/store/migrati
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 
 from sqlite_utils import Database, Migrations
@@ -684,6 +685,33 @@ def _acd_listen(db: Database) -> None:
         """
     )
     db.execute("CREATE INDEX acd_dials_requested ON acd_dials (requested_at)")
+    # A dialled call is a seat's conversation like a queue call (etiquette, survey, hold
+    # rows hang on its acd_entries row), with outcomes of its own.
+    _allow_values(db, "acd_entries", "outcome", ("dialled", "dial-failed"))
+
+
+def _allow_values(db: Database, table: str, column: str, values: tuple[str, ...]) -> None:
+    """Widen ``column``'s ``CHECK (column IN (...))`` list by ``values``. SQLite cannot alter
+    a CHECK constraint, and rebuilding the table would fight the foreign keys that point at
+    it; allowing more values changes no stored row, so the schema text is rewritten in
+    place as sqlite.org/lang_altertable.html ("other kinds of table schema changes")
+    describes, with the schema version bumped so every connection reads it again."""
+    (sql,) = db.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?",
+                        [table]).fetchone()
+    found = re.search(rf"{column} TEXT CHECK \({column} IN \(([^)]*)\)\)", sql)
+    if found is None:
+        raise ValueError(f"{table}.{column}: no CHECK (... IN (...)) list to widen")
+    allowed = [v.strip() for v in found.group(1).split(",")]
+    allowed += [f"'{v}'" for v in values if f"'{v}'" not in allowed]
+    widened = sql[:found.start(1)] + ", ".join(allowed) + sql[found.end(1):]
+    (version,) = db.execute("PRAGMA schema_version").fetchone()
+    db.execute("PRAGMA writable_schema = ON")
+    try:
+        db.execute("UPDATE sqlite_master SET sql = ? WHERE type = 'table' AND name = ?",
+                   [widened, table])
+        db.execute(f"PRAGMA schema_version = {int(version) + 1}")
+    finally:
+        db.execute("PRAGMA writable_schema = OFF")
 
 
 MIGRATIONS: list[Step] = [
