@@ -76,9 +76,12 @@ def test_listen_switch_leave_then_dial_a_customer(tmp_path: Path) -> None:
                                 customer="7")
         assert CUSTOMER not in json.dumps(result)
         assert await until(engine, lambda: customer.connected, 10)
+        assert await until(engine, lambda: "s1" in acd._talks, 2)  # bridged: talking
         await customer.hangup()
+        assert await until(engine, lambda: acd.seats["s1"].state.value == "wrap-up", 5)
+        # The follower reads on its own thread: give it the engine's time to catch up.
         assert await until(engine, lambda: sum(
-            1 for e in events if e["event"] == "queue-leave") == 2, 5)
+            1 for e in events if e["event"] == "queue-leave") == 2)
         stop.set()
         await off_loop(thread.join, 5)
 
