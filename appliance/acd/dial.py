@@ -7,9 +7,9 @@ agent answers they hear ringback while the box dials the customer on a trunk lin
 booked callback does. When the customer answers, the two are bridged by the ACD's usual
 conversation (:meth:`Acd._converse`): recorded, with hold, hang-up, wrap-up and the
 etiquette facts on the call's ``acd_entries`` row (outcome ``dialled``), counted as the
-seat's call. A dial that does not reach the customer puts the seat back in the state it
-was in. Each dial is a row in ``acd_dials`` and ``dial`` events on the control stream,
-which never carry the number.
+seat's call. A dial that does not reach the customer puts the seat back to not ready (with
+its reason) if it was, else to ready. Each dial is a row in ``acd_dials`` and ``dial``
+events on the control stream, which never carry the number.
 """
 
 from __future__ import annotations
