@@ -14,9 +14,11 @@ import numpy as np
 import pytest
 
 from appliance.acd import AcdError, AgentState, QueueConfig, control
-from appliance.acd.listen import monitor_log
+from appliance.acd.listen import MONITOR_RING_SECONDS, monitor_log
 from appliance.calls.engine import Engine
+from appliance.media.wavio import read_slin
 from drivers.sim import CallerBot, SimExchange
+from drivers.sim.exchange import Behaviour
 from tests.acd.helpers import flush, open_acd, queue_flow, run_calls, seat_bot, until
 
 CALLER_HZ, AGENT_HZ, SUPERVISOR_HZ, WHISPER_HZ, LATE_HZ = 700, 1100, 1700, 1300, 500
@@ -110,6 +112,8 @@ def test_listen_whisper_switch_leave_and_the_call_ending_ends_the_leg(tmp_path: 
         key, again = got["keys"]  # type: ignore[misc]
         log = [(r["monitor"], r["action"], r["mode"], r["why"]) for r in monitor_log(store)]
         rows = monitor_log(store)
+        (inbound,) = store.query("SELECT recording FROM calls WHERE direction = 'in'")
+        legs = store.query("SELECT recording FROM calls WHERE callee = '8003'")
     finally:
         store.close()
     listen, whisper, back, after = (got[k] for k in ("listen", "whisper", "back", "after"))
@@ -134,3 +138,72 @@ def test_listen_whisper_switch_leave_and_the_call_ending_ends_the_leg(tmp_path: 
                    (again, "stop", "whisper", "call-ended")]
     assert {(r["seat_id"], r["agent"], r["phone_seat"], r["supervisor"]) for r in rows} == {
         ("s1", "A001", "s3", "boss")}
+    # The caller's recording (right: what the caller heard) has the agent, never the
+    # supervisor; each of the supervisor's legs is recorded like any call.
+    heard_by_caller = read_slin(inbound["recording"], channels=2).reshape(-1, 2)[:, 1]
+    assert hears(heard_by_caller.tobytes(), AGENT_HZ)
+    assert not hears(heard_by_caller.tobytes(), SUPERVISOR_HZ)
+    assert not hears(heard_by_caller.tobytes(), WHISPER_HZ)
+    assert len(legs) == 2 and all(Path(r["recording"]).exists() for r in legs)
+
+
+def test_a_ready_seat_whose_phone_listens_in_is_offered_no_call_until_it_leaves(
+        tmp_path: Path) -> None:
+    store, acd = open_acd(tmp_path, 3, QueueConfig("service", wrap_up=1.0))
+    flow = queue_flow(acd, "service", {})
+
+    async def scenario(engine: Engine, ex: SimExchange) -> None:
+        agent = seat_bot(ex, "8001")
+        boss = seat_bot(ex, "8003")
+        acd.login("s1", "A001")
+        first = CallerBot(ex, "13800000001")
+        await first.dial("95500")
+        assert await until(engine, lambda: agent.connected, 10)
+        acd.login("s3", "S001")  # ready: it would take the next caller
+        key = str(control.listen(acd, "s1", "s3", "listen", "boss")["monitor"])
+        assert await until(engine, lambda: acd.monitors[key].joined, 5)
+        second = CallerBot(ex, "13800000002")
+        await second.dial("95500")
+        await second.wait(5)
+        assert acd.seats["s3"].state is AgentState.READY and acd.seats["s3"].offers == 0
+        assert len(acd.queues["service"].waiting) == 1  # the second caller still waits
+        control.listen_stop(acd, key)
+        assert await boss.wait_hangup(3) is not None
+        # Now free, the supervisor's seat is offered the waiting caller at once.
+        assert await until(engine, lambda: acd.seats["s3"].state is AgentState.TALKING, 3)
+        assert not acd.queues["service"].waiting
+        await first.hangup()
+        await second.hangup()
+
+    try:
+        run_calls(tmp_path, store, acd, flow, scenario)
+    finally:
+        store.close()
+
+
+def test_a_supervisor_phone_that_does_not_answer_gives_the_listen_in_up(
+        tmp_path: Path) -> None:
+    store, acd = open_acd(tmp_path, 2, QueueConfig("service", members={"s1": 0}))
+    flow = queue_flow(acd, "service", {})
+
+    async def scenario(engine: Engine, ex: SimExchange) -> str:
+        agent = seat_bot(ex, "8001")
+        ex.subscribe("8002", CallerBot(ex, "8002"), behaviour=Behaviour.NO_ANSWER,
+                     signal_answer=True)
+        acd.login("s1", "A001")
+        caller = CallerBot(ex, "13800000001")
+        await caller.dial("95500")
+        assert await until(engine, lambda: agent.connected, 10)
+        key = str(control.listen(acd, "s1", "s2", "whisper", "boss")["monitor"])
+        assert await until(engine, lambda: not acd.monitors, MONITOR_RING_SECONDS + 2)
+        assert caller.connected and agent.connected
+        await caller.hangup()
+        flush(store)
+        return key
+
+    try:
+        key = run_calls(tmp_path, store, acd, flow, scenario)
+        log = [(r["action"], r["why"]) for r in monitor_log(store, key)]
+    finally:
+        store.close()
+    assert log == [("start", ""), ("stop", "no-answer")]
