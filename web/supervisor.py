@@ -35,8 +35,6 @@ bp = Blueprint("supervisor", __name__, url_prefix="/supervisor")
 DEFAULT_SERVICE_SECONDS = 20
 #: outcomes that count as a call offered to the seats (shutdown is the box's, not theirs)
 ANSWERED = ("answered", "callback-answered")
-#: outcomes of calls an agent dialled (click-to-dial): the seat's calls, not the queue's
-DIALLED = ("dialled", "dial-failed")
 
 
 def today(now: float | None = None) -> tuple[float, float]:
@@ -61,6 +59,7 @@ def figures(start: float, end: float, service_seconds: int) -> dict[str, Any]:
         "  AS avg_handle"
         " FROM acd_entries e LEFT JOIN acd_queues q ON q.name = e.queue"
         " WHERE e.joined_at >= :start AND e.joined_at < :end AND e.ended_at IS NOT NULL"
+        # Calls an agent dialled (click-to-dial) are the seat's, not the queue's.
         " AND e.outcome NOT IN ('shutdown', 'dialled', 'dial-failed')",
         {"start": start, "end": end, "sl": service_seconds})
     offered = totals["offered"]
