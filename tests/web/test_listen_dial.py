@@ -12,10 +12,13 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from flask import Flask
+
 from appliance.store.db import Store
 from drivers.sim import CallerBot
 from tests.control.live import LiveEngine
 from tests.web.test_console import live, post, sse  # noqa: F401 (live: the fixture)
+from web.supervisor import figures, today
 
 
 def wait(condition: Callable[[], bool], seconds: float = 10.0) -> bool:
@@ -145,3 +148,22 @@ def test_a_supervisor_listens_in_switches_to_whisper_and_leaves(
         ("supervisor.listen", "s1"), ("supervisor.listen_mode", "s1"),
         ("supervisor.listen_stop", "s1")]
     assert all(key in r["detail"] for r in rows)
+
+
+def test_dialled_calls_are_the_seats_not_the_queues_in_the_figures(app: Flask,
+                                                                   store: Store) -> None:
+    now = time.time()
+
+    def write(db: Any) -> None:
+        for key, outcome, seat in (("q", "answered", "s1"), ("d", "dialled", "s1"),
+                                   ("f", "dial-failed", None)):
+            db.execute("INSERT INTO acd_entries (key, queue, call_id, caller, language,"
+                       " priority, joined_at, ended_at, outcome, waited_seconds, answered_by,"
+                       " talk_seconds) VALUES (?, 'service', ?, '139', 'zh', 0, ?, ?, ?, 4,"
+                       " ?, 60)", [key, f"c-{key}", now - 100, now - 10, outcome, seat])
+
+    store.write(write)
+    with app.test_request_context():
+        day = figures(*today(), service_seconds=20)
+    assert (day["offered"], day["answered"], day["abandoned"]) == (1, 1, 0)
+    assert [(r["seat"], r["calls"]) for r in day["per_seat"]] == [("s1", 2)]
