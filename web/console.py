@@ -292,6 +292,8 @@ def events() -> Response:
                                "label": _seat_label(data["state"], data["reason"])})
         elif kind == "connected" and data["seat"] == seat_id:
             yield sse("connected", {"call": data["call"]})
+        elif kind == "dial" and data["seat"] == seat_id:
+            yield sse("dial", dial_event(data))
         elif kind == "call-ended" and data["call"] == current["call"]:
             yield sse("ended", {"call": data["call"]})
         if kind in QUEUE_EVENTS:
@@ -311,4 +313,57 @@ def _pop_html(offer: dict[str, Any]) -> str:
     return render_template("console/pop.html", offer=offer, **found)
 
 
-__all__ = ["bp", "reason_name", "relay", "sse", "state_name", "wrap_up_name"]
+# ---------------------------------------------------------------------- click-to-dial
+#: the columns of a customer's numbers a page may offer to dial; the browser sends the
+#: column's name (and the customer's id), never the number
+PHONE_KINDS = ("phone",)
+
+
+def customer_phones(customer: dict[str, Any]) -> list[dict[str, str]]:
+    """Each number the customer has: its kind and how this user may see it."""
+    return [{"kind": kind, "shown": phone(customer[kind])} for kind in PHONE_KINDS
+            if customer.get(kind)]
+
+
+@bp.app_context_processor
+def _dial_names() -> dict[str, Any]:
+    return {"customer_phones": customer_phones}
+
+
+def dial_event(data: dict[str, Any]) -> dict[str, Any]:
+    """A ``dial`` engine event as this agent's page gets it (the engine's has no number)."""
+    return {"dial": data["dial"], "action": data["action"], "call": data.get("call", "")}
+
+
+@bp.route("/dial", methods=["POST"], endpoint="dial")
+def dial() -> BaseResponse:
+    """Click-to-dial: ring this agent's seat, then the customer's number, which the server
+    looks up and never sends to the page."""
+    if (refused := _need_seat()) is not None:
+        return refused
+    customer_id = request.form.get("customer", "").strip()
+    kind = request.form.get("phone", "")
+    if not customer_id.isdigit():
+        return _refused(_("Which customer? The request named none."), 400)
+    if kind not in PHONE_KINDS:
+        return _refused(_("Which number? Expected one of: %(kinds)s.",
+                          kinds=", ".join(PHONE_KINDS)), 400)
+    rows = store().query(f"SELECT id, name, {kind} AS number FROM customers WHERE id = ?",
+                         [int(customer_id)])
+    if not rows:
+        return _refused(_("There is no customer %(id)s.", id=customer_id), 404)
+    if not rows[0]["number"]:
+        return _refused(_("The customer has no number of this kind."), 409)
+    try:
+        result = _act("dial", number=rows[0]["number"], customer=customer_id)
+    except ControlUnavailable:
+        return _engine_down()
+    except ControlError as exc:
+        return _refused(_("Could not dial: %(why)s", why=str(exc)))
+    audit.log("call.dial", customer_id, seat=session["seat"], phone=kind, dial=result["dial"])
+    return _done(_("Your phone rings first; when you answer, %(name)s is called.",
+                   name=rows[0]["name"]), {"dial": result["dial"]})
+
+
+__all__ = ["PHONE_KINDS", "bp", "customer_phones", "dial_event", "reason_name", "relay",
+           "sse", "state_name", "wrap_up_name"]

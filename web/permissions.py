@@ -117,6 +117,12 @@ ENDPOINTS: dict[str, frozenset[str]] = {
     "console.events": frozenset({"admin", "supervisor", "agent"}),
     "supervisor.index": MANAGERS,
     "supervisor.events": MANAGERS,
+    # A supervisor's silent listen-in and whisper; click-to-dial from a customer's record
+    # or the screen pop (the number stays on the server: agents may dial, never see it).
+    "supervisor.listen": MANAGERS,
+    "supervisor.listen_mode": MANAGERS,
+    "supervisor.listen_stop": MANAGERS,
+    "console.dial": frozenset({"admin", "supervisor", "agent"}),
 }
 
 CAPABILITIES: dict[str, frozenset[str]] = {

@@ -180,6 +180,10 @@ def action_name(action: str) -> str:
         "customer.screen_pop": _("Saw a caller's screen pop"),
         "call.hangup": _("Hung up a call at a seat"),
         "call.wrap_up": _("Wrapped up a call"),
+        "call.dial": _("Dialled a customer from a seat"),
+        "supervisor.listen": _("Listened in on a seat's call"),
+        "supervisor.listen_mode": _("Switched between listening and whispering"),
+        "supervisor.listen_stop": _("Left a seat's call"),
     }.get(action, action)
 
 

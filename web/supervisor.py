@@ -10,9 +10,23 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from flask import Blueprint, Response, current_app, render_template, request
+from flask import (
+    Blueprint,
+    Response,
+    current_app,
+    flash,
+    g,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask_babel import gettext as _
+from werkzeug.wrappers import Response as BaseResponse
 
-from appliance.control import ControlClient, ControlUnavailable
+from appliance.control import ControlClient, ControlError, ControlUnavailable
+from appliance.control.protocol import LISTEN_MODES
+from web import audit
 from web.console import control, relay, sse
 from web.db import store
 
@@ -45,7 +59,8 @@ def figures(start: float, end: float, service_seconds: int) -> dict[str, Any]:
         "  AS avg_handle"
         " FROM acd_entries e LEFT JOIN acd_queues q ON q.name = e.queue"
         " WHERE e.joined_at >= :start AND e.joined_at < :end AND e.ended_at IS NOT NULL"
-        " AND e.outcome != 'shutdown'",
+        # Calls an agent dialled (click-to-dial) are the seat's, not the queue's.
+        " AND e.outcome NOT IN ('shutdown', 'dialled', 'dial-failed')",
         {"start": start, "end": end, "sl": service_seconds})
     offered = totals["offered"]
     per_seat = store().query(
@@ -76,10 +91,11 @@ def index() -> str:
     try:
         client = control()
         seats, queues, down = client.request("seats"), client.request("queues"), False
+        listening = listen_context(client, seats)
     except ControlUnavailable:
-        seats, queues, down = [], [], True
+        seats, queues, down, listening = [], [], True, {}
     return render_template("supervisor/index.html", seats=seats, queues=queues, down=down,
-                           day=figures(*today(), service_seconds))
+                           day=figures(*today(), service_seconds), **listening)
 
 
 @bp.route("/events", endpoint="events")
@@ -88,11 +104,88 @@ def events() -> Response:
 
     def handle(client: ControlClient, kind: str, data: dict[str, Any]) -> Iterator[str]:
         if not kind.startswith("call-"):
+            seats = client.request("seats")
             yield sse("live", {"html": render_template(
-                "supervisor/live.html", seats=client.request("seats"),
-                queues=client.request("queues"))})
+                "supervisor/live.html", seats=seats, queues=client.request("queues"),
+                **listen_context(client, seats))})
 
     return relay(handle)
 
 
-__all__ = ["bp", "figures", "today"]
+# ---------------------------------------------------------------------- listen-in, whisper
+def listen_context(client: ControlClient, seats: list[dict[str, Any]]) -> dict[str, Any]:
+    """What the listen-in controls need: the listen-ins in progress, and the phone to ring
+    by default (the seat this supervisor is logged in to at the console, if any)."""
+    mine = [s["id"] for s in seats if s["agent"] == g.user.username
+            and s["state"] != "logged-out"]
+    return {"monitors": client.request("monitors"), "my_phone": mine[0] if mine else "",
+            "listen_modes": LISTEN_MODES}
+
+
+def _back(message: str, error: bool = False) -> BaseResponse:
+    flash(message, "error" if error else "message")
+    return redirect(url_for("supervisor.index"))
+
+
+def _listen_request(op: str, **fields: str) -> dict[str, Any] | BaseResponse:
+    try:
+        result: dict[str, Any] = control().request(op, **fields)
+    except ControlUnavailable:
+        return _back(_("The call engine is not running; ask the administrator."), True)
+    except ControlError as exc:
+        return _back(_("The engine refused: %(why)s", why=str(exc)), True)
+    return result
+
+
+@bp.route("/listen", methods=["POST"], endpoint="listen")
+def listen() -> BaseResponse:
+    """Ring the supervisor's phone and listen in (or whisper) on a seat's call."""
+    seat, phone = request.form.get("seat", "").strip(), request.form.get("phone", "").strip()
+    mode = request.form.get("mode", "")
+    if mode not in LISTEN_MODES:
+        return _back(_("Choose listen or whisper."), True)
+    if not seat or not phone:
+        return _back(_("Choose the seat to listen to and the phone to ring."), True)
+    result = _listen_request("listen", seat=seat, phone=phone, mode=mode,
+                             supervisor=g.user.username)
+    if isinstance(result, BaseResponse):
+        return result
+    audit.log("supervisor.listen", seat, mode=mode, phone=phone, monitor=result["monitor"])
+    if mode == "whisper":
+        return _back(_("The phone of seat %(phone)s rings: answer it to whisper to the agent.",
+                       phone=phone))
+    return _back(_("The phone of seat %(phone)s rings: answer it to listen in.", phone=phone))
+
+
+@bp.route("/listen/mode", methods=["POST"], endpoint="listen_mode")
+def listen_mode() -> BaseResponse:
+    monitor, mode = request.form.get("monitor", "").strip(), request.form.get("mode", "")
+    if mode not in LISTEN_MODES:
+        return _back(_("Choose listen or whisper."), True)
+    result = _listen_request("listen-mode", monitor=monitor, mode=mode)
+    if isinstance(result, BaseResponse):
+        return result
+    audit.log("supervisor.listen_mode", result["seat"], mode=mode, monitor=monitor)
+    return _back(_("Now: %(mode)s", mode=mode_name(mode)))
+
+
+@bp.route("/listen/stop", methods=["POST"], endpoint="listen_stop")
+def listen_stop() -> BaseResponse:
+    monitor = request.form.get("monitor", "").strip()
+    result = _listen_request("listen-stop", monitor=monitor)
+    if isinstance(result, BaseResponse):
+        return result
+    audit.log("supervisor.listen_stop", result["seat"], monitor=monitor)
+    return _back(_("You left the call; it goes on."))
+
+
+def mode_name(mode: str) -> str:
+    return {"listen": _("Listen silently"), "whisper": _("Whisper to the agent")}.get(mode, mode)
+
+
+@bp.app_context_processor
+def _listen_names() -> dict[str, Any]:
+    return {"mode_name": mode_name}
+
+
+__all__ = ["bp", "figures", "listen_context", "mode_name", "today"]

@@ -16,6 +16,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from appliance.acd import dial as click_to_dial
+from appliance.acd import listen as listen_in
 from appliance.acd.model import AgentState
 from appliance.acd.service import Acd, AcdError, Listener
 
@@ -133,15 +135,46 @@ async def hang_up(acd: Acd, seat_id: str) -> SeatView:
     return seat_view(acd, seat_id)
 
 
+def listen(acd: Acd, seat_id: str, phone_seat: str, mode: str,
+           supervisor: str) -> dict[str, Any]:
+    """A supervisor listens in (``listen``) or whispers to the agent (``whisper``) on
+    ``seat_id``'s conversation from ``phone_seat``'s phone, which is rung now."""
+    return listen_in.start(acd, seat_id, phone_seat, mode, supervisor).view()
+
+
+def listen_mode(acd: Acd, monitor: str, mode: str) -> dict[str, Any]:
+    return listen_in.set_mode(acd, monitor, mode).view()
+
+
+def listen_stop(acd: Acd, monitor: str) -> dict[str, Any]:
+    return listen_in.stop(acd, monitor).view()
+
+
+def monitors(acd: Acd) -> list[dict[str, Any]]:
+    """The listen-ins in progress (ringing the supervisor's phone, or joined)."""
+    return [m.view() for m in acd.monitors.values()]
+
+
+def dial(acd: Acd, seat_id: str, number: str, customer: str = "", queue: str = "",
+         language: str = "zh") -> dict[str, Any]:
+    """Click-to-dial: ring the seat's phone, then ``number``; the answer never repeats the
+    number (the web's roles may not all see it)."""
+    key = click_to_dial.start(acd, seat_id, number, customer=customer, queue=queue,
+                              language=language)
+    return {"dial": key, "seat": seat_id, "customer": customer}
+
+
 def follow(acd: Acd, listener: Listener) -> Callable[[], None]:
     """Live updates: ``listener(kind, data)`` for each seat state change (``seat``), caller
     joining or leaving a queue (``queue-join``, ``queue-leave``), offer to seats
     (``offer``, with the caller's number and call id and the policy number keyed in the
     IVR for the screen pop), answer (``connected``, with the rings), booked callback
-    (``callback-booked``), hold (``hold``, ``unhold``, ``hold-reminder``) and the caller's
-    survey score (``survey``). Returns the function that stops them."""
+    (``callback-booked``), hold (``hold``, ``unhold``, ``hold-reminder``), the caller's
+    survey score (``survey``), a supervisor's listen-in (``listen``: start, joined, mode,
+    stop) and click-to-dial (``dial``, without the number). Returns the function that stops them."""
     return acd.subscribe(listener)
 
 
-__all__ = ["QueueView", "SeatView", "WaitingView", "follow", "hang_up", "hold", "login",
-           "logout", "queue_states", "seat_states", "seat_view", "set_state", "unhold"]
+__all__ = ["QueueView", "SeatView", "WaitingView", "dial", "follow", "hang_up", "hold",
+           "listen", "listen_mode", "listen_stop", "login", "logout", "monitors",
+           "queue_states", "seat_states", "seat_view", "set_state", "unhold"]

@@ -59,6 +59,7 @@ from appliance.voicemail import leave_message, queue_box
 from drivers.base import CAUSE_SHUTDOWN, Driver, LineError
 
 if TYPE_CHECKING:
+    from appliance.acd.listen import Monitor
     from appliance.calls.engine import Engine
 
 log = logging.getLogger("appliance.acd")
@@ -155,6 +156,8 @@ class Acd:
             raise AcdError(f"hold_remind_after {hold_remind_after}: expected seconds > 0")
         self.hold_remind_after = hold_remind_after
         self._talks: dict[str, _Talk] = {}  # by seat id
+        #: supervisors listening in, by key (appliance.acd.listen)
+        self.monitors: dict[str, Monitor] = {}
         self.engine: Engine | None = None
         self.memory = RoundRobinMemory()
         self._wall = wall
@@ -417,7 +420,9 @@ class Acd:
         next caller ranks highest (priority, then arrival) goes first."""
         if self.engine is None:
             return
-        seats = list(self.seats.values())
+        # A seat whose phone a supervisor is listening in on takes no calls meanwhile.
+        phones = {m.phone.id for m in self.monitors.values()}
+        seats = [s for s in self.seats.values() if s.id not in phones]
         while True:
             heads = [(e.order, q) for q in self.queues.values()
                      for e in q.waiting.entries[:1] if not e.engaged]

@@ -37,6 +37,11 @@ MAX_NOTE: Final = 500
 AGENT_REASONS: Final = tuple(r for r in ("break", "lunch", "meeting", "training",
                                          "after-call-work", "other") if r in REASONS)
 
+#: how a supervisor joins a seat's call: hear both sides, or also talk to the agent only
+LISTEN_MODES: Final = ("listen", "whisper")
+#: the languages a dialled customer may be spoken to in (a survey after the call)
+DIAL_LANGUAGES: Final = ("zh", "yue", "en")
+
 Check = Callable[[Any], str | None]  # None when fine, else what was expected
 
 
@@ -86,7 +91,20 @@ OPS: Final[dict[str, dict[str, Field]]] = {
                 "code": Field(_one_of(WRAP_UP_CODES)),
                 "note": Field(_text(MAX_NOTE, empty=True), required=False, default="")},
     "follow": {},
+    # A supervisor's listen-in and whisper (the supervisor page), click-to-dial (console).
+    "listen": {"seat": Field(_text()), "phone": Field(_text()),
+               "mode": Field(_one_of(LISTEN_MODES)), "supervisor": Field(_text())},
+    "listen-mode": {"monitor": Field(_text()), "mode": Field(_one_of(LISTEN_MODES))},
+    "listen-stop": {"monitor": Field(_text())},
+    "monitors": {},
+    "dial": {"seat": Field(_text()), "number": Field(_text(32)),
+             "customer": Field(_text(empty=True), required=False, default=""),
+             "queue": Field(_text(empty=True), required=False, default=""),
+             "language": Field(_one_of(DIAL_LANGUAGES), required=False, default="zh")},
 }
+#: the ops :meth:`ControlServer._listen_or_dial` answers
+LISTEN_DIAL_OPS: Final = frozenset({"listen", "listen-mode", "listen-stop", "monitors",
+                                    "dial"})
 
 
 @dataclass(frozen=True)
@@ -171,6 +189,7 @@ def read_address(data: Path) -> tuple[str, int, str] | None:
     return str(doc["host"]), int(doc["port"]), token
 
 
-__all__ = ["ADDRESS_FILE", "AGENT_REASONS", "MAX_LINE", "MAX_NOTE", "OPS", "TOKEN_FILE",
+__all__ = ["ADDRESS_FILE", "AGENT_REASONS", "DIAL_LANGUAGES", "LISTEN_DIAL_OPS", "LISTEN_MODES",
+           "MAX_LINE", "MAX_NOTE", "OPS", "TOKEN_FILE",
            "WRAP_UP_CODES", "ControlError", "Request", "check_fields", "encode", "ensure_token",
            "parse_request", "read_address", "write_address"]

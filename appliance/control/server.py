@@ -22,6 +22,7 @@ from appliance.acd import Acd, AcdError
 from appliance.acd import control as acd_control
 from appliance.calls.call import Call
 from appliance.control.protocol import (
+    LISTEN_DIAL_OPS,
     MAX_LINE,
     ControlError,
     Request,
@@ -201,7 +202,23 @@ class ControlServer:
             return (await acd_control.hang_up(acd, a["seat"])).as_dict()
         if request.op == "wrap-up":
             return self._wrap_up(a["seat"], a["call"], a["code"], a["note"])
+        if request.op in LISTEN_DIAL_OPS:
+            return self._listen_or_dial(request)
         raise ControlError(f"op {request.op!r} has no handler")  # pragma: no cover
+
+    def _listen_or_dial(self, request: Request) -> Any:
+        """A supervisor's listen-in and whisper, and click-to-dial."""
+        acd, a = self.acd, request.args
+        if request.op == "listen":
+            return acd_control.listen(acd, a["seat"], a["phone"], a["mode"], a["supervisor"])
+        if request.op == "listen-mode":
+            return acd_control.listen_mode(acd, a["monitor"], a["mode"])
+        if request.op == "listen-stop":
+            return acd_control.listen_stop(acd, a["monitor"])
+        if request.op == "monitors":
+            return acd_control.monitors(acd)
+        return acd_control.dial(acd, a["seat"], a["number"], customer=a["customer"],
+                                queue=a["queue"], language=a["language"])
 
     def _wrap_up(self, seat_id: str, call_id: str, code: str, note: str) -> dict[str, Any]:
         acd = self.acd

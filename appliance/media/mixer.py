@@ -35,6 +35,20 @@ def mix_minus(frames: Sequence[bytes], talking: Sequence[bool] | None = None) ->
     return [row.tobytes() for row in out]
 
 
+def mix_heard(frames: Sequence[bytes], hears: npt.NDArray[np.int32]) -> list[bytes]:
+    """Each party's outbound frame when not everyone hears everyone: ``hears[i, j]`` is 1
+    when party ``i`` hears party ``j`` (0 on the diagonal). One matrix product per tick, for
+    bridges with a private rule such as a supervisor who whispers to the agent only."""
+    n = len(frames)
+    if n == 0:
+        return []
+    if hears.shape != (n, n):
+        raise ValueError(f"hears: expected a {n}x{n} matrix, got {hears.shape}")
+    block = np.frombuffer(b"".join(frames), dtype="<i2").reshape(n, SAMPLES_PER_FRAME)
+    out = np.clip(hears @ block.astype(np.int32), _I16_MIN, _I16_MAX).astype("<i2")
+    return [row.tobytes() for row in out]
+
+
 def mix(frames: Sequence[bytes]) -> bytes:
     """All frames summed with saturation (e.g. a recording of a whole conference)."""
     if not frames:

@@ -12,6 +12,7 @@ database with ``sqlite-utils migrate --list appliance.db appliance/store/migrati
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 
 from sqlite_utils import Database, Migrations
@@ -672,6 +673,77 @@ def _prompt_phone(db: Database) -> None:
     )
 
 
+def _acd_listen(db: Database) -> None:
+    # A supervisor's silent listen-in and whisper: one row for each start, change of mode
+    # and end (who, on which seat's call, from which phone), kept as the ACD's own log.
+    db.execute(
+        """
+        CREATE TABLE acd_monitor_log (
+            id INTEGER PRIMARY KEY,
+            monitor TEXT NOT NULL,
+            action TEXT NOT NULL CHECK (action IN ('start', 'joined', 'mode', 'stop')),
+            mode TEXT NOT NULL CHECK (mode IN ('listen', 'whisper')),
+            seat_id TEXT NOT NULL,
+            agent TEXT NOT NULL,
+            entry_key TEXT NOT NULL,
+            phone_seat TEXT NOT NULL,
+            supervisor TEXT NOT NULL,
+            call_id TEXT,
+            why TEXT NOT NULL DEFAULT '',
+            at REAL NOT NULL
+        ) STRICT
+        """
+    )
+    db.execute("CREATE INDEX acd_monitor_log_monitor ON acd_monitor_log (monitor, id)")
+    db.execute("CREATE INDEX acd_monitor_log_at ON acd_monitor_log (at)")
+    # Click-to-dial: the agent's seat is rung first, then the customer; the number is the
+    # customer's (looked up by the web, never sent by the browser) and also in the CDR.
+    db.execute(
+        """
+        CREATE TABLE acd_dials (
+            key TEXT PRIMARY KEY NOT NULL,
+            seat_id TEXT NOT NULL,
+            agent TEXT NOT NULL,
+            customer TEXT NOT NULL DEFAULT '',
+            queue TEXT NOT NULL,
+            requested_at REAL NOT NULL,
+            seat_call_id TEXT,
+            call_id TEXT,
+            outcome TEXT,
+            ended_at REAL
+        ) STRICT
+        """
+    )
+    db.execute("CREATE INDEX acd_dials_requested ON acd_dials (requested_at)")
+    # A dialled call is a seat's conversation like a queue call (etiquette, survey, hold
+    # rows hang on its acd_entries row), with outcomes of its own.
+    _allow_values(db, "acd_entries", "outcome", ("dialled", "dial-failed"))
+
+
+def _allow_values(db: Database, table: str, column: str, values: tuple[str, ...]) -> None:
+    """Widen ``column``'s ``CHECK (column IN (...))`` list by ``values``. SQLite cannot alter
+    a CHECK constraint, and rebuilding the table would fight the foreign keys that point at
+    it; allowing more values changes no stored row, so the schema text is rewritten in
+    place as sqlite.org/lang_altertable.html ("other kinds of table schema changes")
+    describes, with the schema version bumped so every connection reads it again."""
+    (sql,) = db.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?",
+                        [table]).fetchone()
+    found = re.search(rf"{column} TEXT CHECK \({column} IN \(([^)]*)\)\)", sql)
+    if found is None:
+        raise ValueError(f"{table}.{column}: no CHECK (... IN (...)) list to widen")
+    allowed = [v.strip() for v in found.group(1).split(",")]
+    allowed += [f"'{v}'" for v in values if f"'{v}'" not in allowed]
+    widened = sql[:found.start(1)] + ", ".join(allowed) + sql[found.end(1):]
+    (version,) = db.execute("PRAGMA schema_version").fetchone()
+    db.execute("PRAGMA writable_schema = ON")
+    try:
+        db.execute("UPDATE sqlite_master SET sql = ? WHERE type = 'table' AND name = ?",
+                   [widened, table])
+        db.execute(f"PRAGMA schema_version = {int(version) + 1}")
+    finally:
+        db.execute("PRAGMA writable_schema = OFF")
+
+
 MIGRATIONS: list[Step] = [
     ("0001_calls", _calls),
     ("0002_recordings", _recordings),
@@ -685,6 +757,7 @@ MIGRATIONS: list[Step] = [
     ("0011_fax_resend", _fax_resend),
     ("0012_acd_survey", _acd_survey),
     ("0013_call_wrapups", _call_wrapups),
+    ("0019_acd_listen", _acd_listen),
     ("0020_prompt_phone", _prompt_phone),
     ("0021_customer_peers", _customer_peers),
 ]

@@ -55,6 +55,14 @@
     events.addEventListener("ended", function (e) {
       pop.dataset.ended = JSON.parse(e.data).call;
     });
+    // A click-to-dial's progress; the wrap-up is for the customer's call once dialled.
+    events.addEventListener("dial", function (e) {
+      var d = JSON.parse(e.data);
+      pop.dataset.dial = d.action;
+      if (d.call) {
+        wrapCall.value = d.call;
+      }
+    });
     events.addEventListener("down", function (e) {
       show(JSON.parse(e.data).message, true);
     });
@@ -82,4 +90,38 @@
       live.innerHTML = JSON.parse(e.data).html;
     });
   }
+}());
+
+// Click-to-dial from the screen pop: the pop is replaced with each call, so its forms are
+// found by delegation. They send the customer and which of their numbers, never a number;
+// the seat's phone rings first, and the dial's progress comes back as "dial" events.
+(function () {
+  "use strict";
+  var root = document.getElementById("console");
+  if (!root) {
+    return;
+  }
+  var message = document.getElementById("console-message");
+  var show = function (text, error) {
+    message.textContent = text;
+    message.className = error ? "error" : "flash";
+    message.hidden = false;
+  };
+  document.addEventListener("submit", function (e) {
+    var form = e.target;
+    if (!form.classList || !form.classList.contains("js-dial")) {
+      return;
+    }
+    e.preventDefault();
+    fetch(form.action, {
+      method: "POST", body: new FormData(form), credentials: "same-origin",
+      headers: {"Accept": "application/json", "X-CSRF-Token": root.dataset.csrf}
+    }).then(function (res) {
+      return res.json();
+    }).then(function (d) {
+      show(d.message, !d.ok);
+    }).catch(function () {
+      show(root.dataset.failed, true);
+    });
+  });
 }());

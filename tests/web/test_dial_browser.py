@@ -1,0 +1,72 @@
+"""Click-to-dial in headless Chromium: an agent takes a call whose screen pop shows the
+customer found by the policy keyed, ends it, and clicks the customer's number (masked, as
+agents see it) in the pop. The agent's seat phone rings first and answers, then the
+customer's simulated phone rings and answers; the page follows the dial by its events and
+never holds the number."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from appliance.store.db import Store
+from tests.control.live import LiveEngine
+from tests.web.conftest import PASSWORD
+from tests.web.test_browser import (  # noqa: F401 (the Chromium fixtures)
+    CHROMIUM,
+    base_url,
+    browser_type_launch_args,
+)
+from tests.web.test_console_browser import served  # noqa: F401 (the fixture)
+from tests.web.test_listen_dial import customer_phone
+
+pytestmark = pytest.mark.skipif(not CHROMIUM.exists(),
+                                reason="Debian chromium is not installed (make install)")
+
+
+def test_the_agent_dials_the_customer_from_the_screen_pop(
+        page: Page, served: tuple[str, LiveEngine, Store]) -> None:  # noqa: F811
+    url, live, store = served
+    (customer,) = store.query(
+        "SELECT p.number AS policy, c.name, c.phone FROM policies p"
+        " JOIN customers c ON c.id = p.holder_id WHERE c.phone IS NOT NULL"
+        " ORDER BY p.number LIMIT 1")
+    number = customer["phone"]
+    phone = customer_phone(live, number)
+    page.goto(url + "/login")
+    page.get_by_label("用户名").fill("agent")
+    page.get_by_label("密码").fill(PASSWORD)
+    page.get_by_role("button", name="登录").click()
+    page.get_by_role("link", name="坐席工作台").click()
+    page.get_by_label("坐席").select_option("s1")
+    page.get_by_role("button", name="登录坐席").click()
+    expect(page.locator("#seat-state")).to_have_attribute("data-state", "ready")
+    deadline = time.monotonic() + 5
+    while not live.control.subscribers and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+    live.dial("13700003333", {"pol_no": customer["policy"]})
+    pop = page.locator("#pop")
+    expect(pop).to_contain_text(customer["name"])
+    expect(page.locator("#seat-state")).to_have_attribute("data-state", "talking")
+    page.get_by_role("button", name="挂机").click()
+    expect(page.locator("#seat-state")).to_have_attribute("data-state", "wrap-up")
+
+    masked = f"{number[:3]}****{number[-4:]}"
+    assert not phone.connected and live.seat_phones["s1"].line is not None
+    page.get_by_role("button", name=f"拨打 {masked}").click()
+    expect(page.locator("#console-message")).to_contain_text("您的电话先振铃")
+    # The seat's phone answers by itself; then the customer's rings and answers.
+    expect(pop).to_have_attribute("data-dial", "answered", timeout=15_000)
+    expect(page.locator("#seat-state")).to_have_attribute("data-state", "talking")
+    # (The seat phone's bot still holds the first call's hang-up: ask its new line.)
+    seat_line = live.seat_phones["s1"].line
+    assert phone.connected and seat_line is not None and seat_line.connected
+    assert seat_line.state.value != "ended"
+    assert number not in page.content()
+    (dial,) = store.query("SELECT seat_id, agent, outcome FROM acd_dials")
+    assert (dial["seat_id"], dial["agent"]) == ("s1", "agent")
+    page.get_by_role("button", name="挂机").click()
+    expect(page.locator("#seat-state")).to_have_attribute("data-state", "wrap-up")
