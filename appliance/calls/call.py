@@ -271,9 +271,12 @@ class Call:
         max_seconds: float = 180.0,
         silence_seconds: float = 3.0,
         stop_keys: str = "#",
+        index: bool = True,
     ) -> RecordedMessage:
         """Record what the caller says into ``path`` (crash-safe), until a stop key, the end
-        of their speech (VAD + energy gate), the maximum length or hang-up."""
+        of their speech (VAD + energy gate), the maximum length or hang-up. ``index=False``
+        keeps the file out of the recordings index (a scratch take the caller will replace
+        or discard, such as a prompt recorded by phone)."""
         from appliance.media.recorder import Recorder
 
         self._check()
@@ -291,7 +294,7 @@ class Call:
         finally:
             self.message = None
         frames = recorder.frames_written
-        final = await self.engine.close_recorder(recorder, self.id)
+        final = await self.engine.close_recorder(recorder, self.id, index=index)
         return RecordedMessage(final, frames * FRAME_MS / 1000,
                                take.speech_frames * FRAME_MS / 1000, end)
 

@@ -415,14 +415,15 @@ class Engine:
                 cdr.cdr_end(self.store, call.id, ended_at, cause, str(path) if path else None)
             )
 
-    async def close_recorder(self, recorder: Recorder, call_id: str) -> Path | None:
+    async def close_recorder(self, recorder: Recorder, call_id: str, *,
+                             index: bool = True) -> Path | None:
         """Close a recorder off the loop (fsync and rename), then index the file."""
         try:
             path = await self.loop.run_in_executor(None, recorder.close)
         except OSError:
             log.exception("call %s: could not close recording %s", call_id, recorder.part_path)
             return None
-        if self.store is not None:
+        if self.store is not None and index:
             cdr.index_recording(self.store, str(path), call_id, None, recorder.frames_written,
                                 False)
         return path

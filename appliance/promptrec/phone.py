@@ -187,7 +187,7 @@ class PromptRecording:
             try:
                 taken = await call.record_message(path, max_seconds=files.MAX_PROMPT_SECONDS,
                                                   silence_seconds=SILENCE_SECONDS,
-                                                  stop_keys=STOP_KEY)
+                                                  stop_keys=STOP_KEY, index=False)
                 if taken.path is None:
                     raise CallEnded(call.end_cause or "recording-failed")
                 pcm = await self._run(_take_pcm, taken.path, taken.end)

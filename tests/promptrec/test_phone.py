@@ -169,8 +169,10 @@ def test_a_prompt_recorded_by_phone_is_saved_and_the_next_caller_hears_it(box: B
     # The caller who was mid-greeting heard the old one to its end; the next one the new.
     assert old in early and not has_tone(early)
     assert pcm in late and has_tone(late)
-    # The take itself is not left lying about.
+    # The take itself is not left lying about, nor listed among the call recordings.
     assert not list((box.tmp / "prompt_takes").glob("*"))
+    assert box.store.query("SELECT path FROM recordings WHERE path LIKE '%prompt_takes%'"
+                           ) == []
     (row,) = box.store.query("SELECT * FROM audit_log WHERE action = 'prompt.replace'")
     detail = json.loads(row["detail"])
     assert (row["username"], row["role"], row["target"]) == ("boss", "admin", "zh/welcome")
