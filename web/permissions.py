@@ -64,6 +64,7 @@ ENDPOINTS: dict[str, frozenset[str]] = {
     "products.edit": MANAGERS,
     "products.rates_export": frozenset({"admin", "supervisor", "auditor"}),
     "products.rates_import": MANAGERS,
+    "products.rates_grid": MANAGERS,
     # Voice prompts: listen (the staff who answer the callers), replace (admin).
     "prompts.list": READERS,
     "prompts.audio": READERS,

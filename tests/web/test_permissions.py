@@ -23,6 +23,7 @@ ARGS: dict[str, dict[str, Any]] = {
     "products.rates_export": {"code": "TL20", "fmt": "csv"},
     "products.rates_import": {"code": "TL20"},
     "products.edit": {"code": "TL20"},
+    "products.rates_grid": {"code": "TL20"},
     "staff.edit": {"user_id": None},  # the spare account
     "staff.reset_password": {"user_id": None},
     "auth.language": {"code": "zh_CN"},
