@@ -116,6 +116,15 @@ ENDPOINTS: dict[str, frozenset[str]] = {
     "console.events": frozenset({"admin", "supervisor", "agent"}),
     "supervisor.index": MANAGERS,
     "supervisor.events": MANAGERS,
+    # Orders (F9): the seats keep them for customers; the admin defines their fields.
+    "orders.list": READERS,
+    "orders.detail": READERS,
+    "orders.create": frozenset({"admin", "supervisor", "agent"}),
+    "orders.edit": frozenset({"admin", "supervisor", "agent"}),
+    "orders.export": frozenset({"admin", "supervisor", "auditor"}),
+    "orders.import_upload": MANAGERS,
+    "order_fields.list": ADMIN,
+    "order_fields.edit": ADMIN,
 }
 
 CAPABILITIES: dict[str, frozenset[str]] = {

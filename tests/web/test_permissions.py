@@ -44,6 +44,10 @@ ARGS: dict[str, dict[str, Any]] = {
     "flows.publish": {"version": 1},
     "flows.test_call": {"version": 1},
     "flows.test_audio": {"trial_id": "0" * 32},
+    "orders.detail": {"order_id": 1},
+    "orders.edit": {"order_id": 1},
+    "orders.export": {"fmt": "csv"},
+    "order_fields.edit": {"name": "no_such_field"},
 }
 
 
