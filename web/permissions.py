@@ -125,6 +125,15 @@ ENDPOINTS: dict[str, frozenset[str]] = {
     "orders.import_upload": MANAGERS,
     "order_fields.list": ADMIN,
     "order_fields.edit": ADMIN,
+    # The knowledge base (F13): everyone reads it; admins and supervisors write it.
+    "kb.list": EVERYONE,
+    "kb.article": EVERYONE,
+    "kb.panel": frozenset({"admin", "supervisor", "agent"}),
+    "kb.create": MANAGERS,
+    "kb.edit": MANAGERS,
+    "kb.delete": MANAGERS,
+    "kb.export": MANAGERS,
+    "kb.import_upload": MANAGERS,
 }
 
 CAPABILITIES: dict[str, frozenset[str]] = {

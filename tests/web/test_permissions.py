@@ -48,6 +48,10 @@ ARGS: dict[str, dict[str, Any]] = {
     "orders.edit": {"order_id": 1},
     "orders.export": {"fmt": "csv"},
     "order_fields.edit": {"name": "no_such_field"},
+    "kb.article": {"article_id": 1},
+    "kb.edit": {"article_id": 1},
+    "kb.delete": {"article_id": 999},
+    "kb.export": {"fmt": "csv"},
 }
 
 
