@@ -179,6 +179,17 @@ def action_name(action: str) -> str:
         "customer.screen_pop": _("Saw a caller's screen pop"),
         "call.hangup": _("Hung up a call at a seat"),
         "call.wrap_up": _("Wrapped up a call"),
+        "rates.edit": _("Edited rates in the grid"),
+        "order.list": _("Listed orders"), "order.view": _("Viewed an order"),
+        "order.create": _("Created an order"), "order.edit": _("Changed an order"),
+        "order.import": _("Imported orders"), "order.export": _("Exported orders"),
+        "order_field.create": _("Added an order field"),
+        "order_field.edit": _("Changed an order field"),
+        "kb.create": _("Wrote a knowledge-base article"),
+        "kb.edit": _("Changed a knowledge-base article"),
+        "kb.delete": _("Deleted a knowledge-base article"),
+        "kb.import": _("Imported knowledge-base articles"),
+        "kb.export": _("Exported knowledge-base articles"),
     }.get(action, action)
 
 
