@@ -13,15 +13,17 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator, Mapping
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from sqlite_utils import Database
 
 from web import audit
-from web.db import store
+from web.db import prefix_range, store
 from web.order_fields import FieldDef, check_value
 from web.paging import page_number, read_page
 from web.sheets import (
@@ -88,9 +90,10 @@ def _filters(args: Mapping[str, str]) -> tuple[str, list[Any], dict[str, str]]:
     where, params = [], []
     if q:
         like = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        where.append("(o.id = ? OR o.policy_number = ? OR c.name = ?"
+        lo, hi = prefix_range(q)
+        where.append("(o.id = ? OR o.policy_number = ? OR (c.name >= ? AND c.name < ?)"
                      " OR o.field_values LIKE ? ESCAPE '\\')")
-        params += [int(q) if q.isdigit() and len(q) < 12 else -1, q, q,
+        params += [int(q) if q.isdigit() and len(q) < 12 else -1, q, lo, hi,
                    # field values are JSON: non-ASCII text is stored as it is
                    like]
     if kind in KINDS:
@@ -278,6 +281,11 @@ def export(fmt: str) -> ResponseReturnValue:
     header = ["工单号", "客户编号", "客户姓名", "类型", "状态", "保单号",
               *(f.label_zh for f in defined), "创建时间", "更新时间", "更新人"]
     db = store()  # the generator runs after the request context has gone
+    tz = ZoneInfo(current_app.config["TIMEZONE"])
+
+    def when(ts: float) -> str:
+        return datetime.fromtimestamp(ts, tz).strftime("%Y-%m-%d %H:%M")
+
     kinds = {k: z for z, k in KIND_WORDS.items() if not z.isascii()}
     statuses = {k: z for z, k in STATUS_WORDS.items() if not z.isascii()}
 
@@ -292,8 +300,7 @@ def export(fmt: str) -> ResponseReturnValue:
                 yield [r["id"], r["customer_id"], r["customer_name"], kinds[r["kind"]],
                        statuses[r["status"]], r["policy_number"] or "",
                        *(values.get(f.name, "") for f in defined),
-                       time.strftime("%Y-%m-%d %H:%M", time.localtime(r["created_at"])),
-                       time.strftime("%Y-%m-%d %H:%M", time.localtime(r["updated_at"])),
+                       when(r["created_at"]), when(r["updated_at"]),
                        r["updated_by"]]
             if len(chunk) < 2000:
                 return

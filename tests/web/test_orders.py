@@ -157,7 +157,10 @@ def test_the_admin_defines_fields_and_an_agent_keeps_an_order(as_role: Any,
     assert "处理中" in page and "2500" in page
     assert store.query("SELECT 1 FROM audit_log WHERE action = 'order.view'")
 
-    # Search by a field's value (Chinese), filter by status.
+    # Search by the customer's name (its start), a field's value (Chinese), filters.
+    name = store.query("SELECT name FROM customers WHERE id = ?",
+                       [policy["holder_id"]])[0]["name"]
+    assert "共 1 条记录" in agent.get(f"/orders/?q={name[:2]}").get_data(as_text=True)
     assert "变更申请书" in agent.get("/orders/?q=变更申请书").get_data(as_text=True)
     assert "共 0 条记录" in agent.get("/orders/?q=变更申请书&status=done").get_data(
         as_text=True)
@@ -323,3 +326,4 @@ def test_open_orders_show_in_the_screen_pop(as_role: Any, store: Store) -> None:
         html = render_template("console/pop.html", offer={"call": "c1", "caller": ""},
                                **found)
     assert "未完成工单" in html and "理赔资料" in html and "已完成" not in html
+    assert f'/orders/new?customer={policy["holder_id"]}' in html  # a new order for the caller
