@@ -108,10 +108,7 @@ def rates_grid(code: str) -> ResponseReturnValue:
     rates = store().query("SELECT * FROM rates WHERE product_code = ? ORDER BY id", [code])
     layout = rate_grid.build(rates)
     if request.form.get("stamp") != layout.stamp:
-        return _detail_page(p, 409, grid_error=_(
-            "The rate table was changed by someone else since you opened it; nothing was "
-            "saved. Your values are kept below: check them against the new table."),
-            sent=request.form)
+        return _stale(p)
     changes, problems = rate_grid.parse_edits(layout, rates, request.form)
     if problems:
         return _detail_page(p, 400, grid_problems=problems, sent=request.form)
@@ -133,10 +130,7 @@ def rates_grid(code: str) -> ResponseReturnValue:
         return True
 
     if not store().write(save):
-        return _detail_page(p, 409, grid_error=_(
-            "The rate table was changed by someone else since you opened it; nothing was "
-            "saved. Your values are kept below: check them against the new table."),
-            sent=request.form)
+        return _stale(p)
     flash(_("%(n)d rates of %(code)s saved. Quotes use them from now on, on this page and "
             "on the phone.", n=len(changes), code=code))
     return redirect(url_for("products.detail", code=code))
@@ -266,6 +260,14 @@ def quote_view() -> ResponseReturnValue:
         result, error = _quote_from_args(code, table)
     return render_template("products/quote.html", products=products, code=code, table=table,
                            result=result, error=error, args=request.args)
+
+
+def _stale(p: dict[str, Any]) -> ResponseReturnValue:
+    """The grid's answer to a save over a table changed since the page was read."""
+    return _detail_page(p, 409, grid_error=_(
+        "The rate table was changed by someone else since you opened it; nothing was "
+        "saved. Your values are kept below: check them against the new table."),
+        sent=request.form)
 
 
 def _quote_from_args(code: str, table: RateTable | None) -> tuple[Quote | None, str | None]:
