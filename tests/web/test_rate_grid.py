@@ -102,3 +102,19 @@ def test_the_grid_needs_csrf_and_a_manager(as_role: Any, store: Store) -> None:
         f"rate-{cell['id']}": "3.5"}).status_code == 400
     assert store.query("SELECT rate_per_1000 FROM rates WHERE id = ?",
                        [cell["id"]])[0]["rate_per_1000"] == cell["rate_per_1000"]
+
+
+def test_every_demo_product_lays_out_as_grids_of_one_cell_a_row(app: Any, store: Store) -> None:
+    from web.rate_grid import build
+
+    with app.test_request_context():
+        for code in [r["code"] for r in store.query("SELECT code FROM products")]:
+            rows = store.query("SELECT * FROM rates WHERE product_code = ?", [code])
+            layout = build(rows)
+            assert layout.fits, code
+            cells = [c.id for g in layout.grids for r in g.cells.values() for c in r.values()]
+            assert sorted(cells) == sorted(r["id"] for r in rows), code
+            assert len(set(layout.where.values())) == len(rows), code  # each cell named once
+        motor = build(store.query("SELECT * FROM rates WHERE product_code = 'MOT1'"))
+        assert all(label.startswith("车价") for g in motor.grids for _k, label in g.rows)
+        assert all("座位" in g.title for g in motor.grids) and len(motor.grids) == 3
