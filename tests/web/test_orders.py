@@ -294,18 +294,30 @@ def test_an_order_upload_over_the_size_limit_is_refused(data_dir: Any) -> None:
 
 def test_export_has_every_matching_order_not_just_the_page(as_role: Any,
                                                            store: Store) -> None:
+    _define(*as_role("admin"))
     client, token = as_role("supervisor")
-    rows = [["客户编号", "类型", "状态"]] + [[1 + i % 5, "其他", "待处理" if i % 2 else "已完成"]
-                                          for i in range(130)]
+    rows = [["客户编号", "类型", "状态", "所需资料", "涉及金额", "办结期限"]] + [
+        [1 + i % 5, "其他", "待处理" if i % 2 else "已完成", f"资料{i}", str(i * 10.5),
+         "2026-12-31"] for i in range(130)]
     assert _upload(client, token, xlsx(rows, "工单")).status_code == 302
     assert "共 130 条记录" in client.get("/orders/").get_data(as_text=True)
     res = client.get("/orders/export.csv?status=open")
     table = list(csv.reader(io.StringIO(res.get_data(as_text=True).lstrip("\ufeff"))))
     assert table[0][:5] == ["工单号", "客户编号", "客户姓名", "类型", "状态"]
     assert len(table) == 1 + 65 and {r[4] for r in table[1:]} == {"待处理"}
+    # The fields by position, then name (all at 0 here).
+    assert table[0][6:10] == ["涉及金额", "受理渠道", "所需资料", "办结期限"]
+    assert table[1][6:10] == ["1354.5", "", "资料129", "2026-12-31"]
     res = client.get("/orders/export.xlsx")
     assert res.mimetype.endswith("spreadsheetml.sheet")
     assert store.query("SELECT 1 FROM audit_log WHERE action = 'order.export'")
+    # The export imports again as it is: every row updates its own order, none is added.
+    before = store.query("SELECT id, customer_id, kind, status, field_values FROM orders"
+                         " ORDER BY id")
+    again = _upload(client, token, res.get_data(), "orders.xlsx")
+    assert again.status_code == 302, again.get_data(as_text=True)
+    assert store.query("SELECT id, customer_id, kind, status, field_values FROM orders"
+                       " ORDER BY id") == before
 
 
 def test_open_orders_show_in_the_screen_pop(as_role: Any, store: Store) -> None:
