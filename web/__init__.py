@@ -83,7 +83,10 @@ def create_app(data: Path, test_config: dict[str, Any] | None = None,
         faxes,
         flows,
         home,
+        kb,
         lines,
+        order_field_pages,
+        orders,
         policies,
         products,
         prompts,
@@ -96,6 +99,8 @@ def create_app(data: Path, test_config: dict[str, Any] | None = None,
 
     for module in (auth, home, staff, policies, salespeople, customers, products, calls,
                    prompts, flows, lines, reports, voicemail, faxes, console, supervisor):
+        app.register_blueprint(module.bp)
+    for module in (orders, order_field_pages, kb):  # F9 orders, F13 knowledge base
         app.register_blueprint(module.bp)
     permissions.check_matrix(rule.endpoint for rule in app.url_map.iter_rules())
 

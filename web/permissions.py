@@ -64,6 +64,7 @@ ENDPOINTS: dict[str, frozenset[str]] = {
     "products.edit": MANAGERS,
     "products.rates_export": frozenset({"admin", "supervisor", "auditor"}),
     "products.rates_import": MANAGERS,
+    "products.rates_grid": MANAGERS,
     # Voice prompts: listen (the staff who answer the callers), replace (admin).
     "prompts.list": READERS,
     "prompts.audio": READERS,
@@ -123,6 +124,24 @@ ENDPOINTS: dict[str, frozenset[str]] = {
     "supervisor.listen_mode": MANAGERS,
     "supervisor.listen_stop": MANAGERS,
     "console.dial": frozenset({"admin", "supervisor", "agent"}),
+    # Orders (F9): the seats keep them for customers; the admin defines their fields.
+    "orders.list": READERS,
+    "orders.detail": READERS,
+    "orders.create": frozenset({"admin", "supervisor", "agent"}),
+    "orders.edit": frozenset({"admin", "supervisor", "agent"}),
+    "orders.export": frozenset({"admin", "supervisor", "auditor"}),
+    "orders.import_upload": MANAGERS,
+    "order_fields.list": ADMIN,
+    "order_fields.edit": ADMIN,
+    # The knowledge base (F13): everyone reads it; admins and supervisors write it.
+    "kb.list": EVERYONE,
+    "kb.article": EVERYONE,
+    "kb.panel": frozenset({"admin", "supervisor", "agent"}),
+    "kb.create": MANAGERS,
+    "kb.edit": MANAGERS,
+    "kb.delete": MANAGERS,
+    "kb.export": MANAGERS,
+    "kb.import_upload": MANAGERS,
 }
 
 CAPABILITIES: dict[str, frozenset[str]] = {

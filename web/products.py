@@ -30,7 +30,7 @@ from appliance.insurance.quote import (
     round_fen,
     to_fen,
 )
-from web import audit
+from web import audit, rate_grid
 from web.db import store
 from web.sheets import (
     Column,
@@ -79,10 +79,61 @@ def product_list() -> ResponseReturnValue:
 
 @bp.route("/<code>")
 def detail(code: str) -> ResponseReturnValue:
+    return _detail_page(_product(code))
+
+
+def _detail_page(p: dict[str, Any], status: int = 200, **extra: Any) -> ResponseReturnValue:
+    """The product page: clauses, the rate table (as grids to edit, for those who may) and
+    the quote calculator, which quotes here from the ``sum_insured`` etc. in the query."""
+    code = p["code"]
+    rates = store().query("SELECT * FROM rates WHERE product_code = ? ORDER BY id", [code])
+    table: RateTable | None = None
+    if rates:
+        try:
+            table = RateTable(product_from_row(p), [RateRow.from_db(r) for r in rates])
+        except ValueError:
+            table = None
+    result, error = _quote_from_args(code, table)
+    return render_template("products/detail.html", p=p, rates=rates, columns=RATE_COLUMNS,
+                           column_label=column_label, layout=rate_grid.build(rates),
+                           table=table, result=result, quote_error=error, code=code,
+                           args=request.args, **extra), status
+
+
+@bp.route("/<code>/rates/grid", methods=["POST"])
+def rates_grid(code: str) -> ResponseReturnValue:
+    """Save the cells changed in the grid: every cell checked first, then all changes in one
+    transaction with their audit row (old → new), or none."""
     p = _product(code)
     rates = store().query("SELECT * FROM rates WHERE product_code = ? ORDER BY id", [code])
-    return render_template("products/detail.html", p=p, rates=rates, columns=RATE_COLUMNS,
-                           column_label=column_label)
+    layout = rate_grid.build(rates)
+    if request.form.get("stamp") != layout.stamp:
+        return _stale(p)
+    changes, problems = rate_grid.parse_edits(layout, rates, request.form)
+    if problems:
+        return _detail_page(p, 400, grid_problems=problems, sent=request.form)
+    if not changes:
+        flash(_("No rate was changed."))
+        return redirect(url_for("products.detail", code=code))
+    entry = audit.audit_row("rates.edit", code, changes=[
+        {"id": c.id, "cell": c.where, "old": c.old, "new": c.new} for c in changes])
+    seen = layout.stamp
+
+    def save(db: Database) -> bool:
+        now = list(db.query("SELECT id, rate_per_1000 FROM rates WHERE product_code = ?",
+                            [code]))
+        if rate_grid.stamp(now) != seen:
+            return False  # changed between the read above and this write
+        db.conn.executemany("UPDATE rates SET rate_per_1000 = ? WHERE id = ?",
+                            [(c.new, c.id) for c in changes])
+        audit.insert(db, entry)
+        return True
+
+    if not store().write(save):
+        return _stale(p)
+    flash(_("%(n)d rates of %(code)s saved. Quotes use them from now on, on this page and "
+            "on the phone.", n=len(changes), code=code))
+    return redirect(url_for("products.detail", code=code))
 
 
 _CODE = re.compile(r"^[A-Z0-9]{2,16}$")
@@ -205,17 +256,32 @@ def quote_view() -> ResponseReturnValue:
         table = load_rate_table(store(), code) if code else None
     except ValueError:
         error = _("Choose a product that has a rate table.")
-    if table is not None and request.args.get("sum_insured"):
-        try:
-            result = quote(store(), code, request.args.get("sum_insured", "").strip()
-                           .replace(",", ""), age=_int("age"),
-                           sex=request.args.get("sex") or None, term=_int("term"),
-                           payment_mode=request.args.get("payment_mode") or None,
-                           seats=_int("seats"))
-        except ValueError as exc:
-            error = _quote_problem(str(exc))
+    if table is not None:
+        result, error = _quote_from_args(code, table)
     return render_template("products/quote.html", products=products, code=code, table=table,
                            result=result, error=error, args=request.args)
+
+
+def _stale(p: dict[str, Any]) -> ResponseReturnValue:
+    """The grid's answer to a save over a table changed since the page was read."""
+    return _detail_page(p, 409, grid_error=_(
+        "The rate table was changed by someone else since you opened it; nothing was "
+        "saved. Your values are kept below: check them against the new table."),
+        sent=request.form)
+
+
+def _quote_from_args(code: str, table: RateTable | None) -> tuple[Quote | None, str | None]:
+    """The quote the query string asks for (none without a sum insured), through
+    :func:`appliance.insurance.quote.quote`, which reads the table as the IVR does."""
+    if table is None or not request.args.get("sum_insured"):
+        return None, None
+    try:
+        return quote(store(), code, request.args.get("sum_insured", "").strip()
+                     .replace(",", ""), age=_int("age"), sex=request.args.get("sex") or None,
+                     term=_int("term"), payment_mode=request.args.get("payment_mode") or None,
+                     seats=_int("seats")), None
+    except ValueError as exc:
+        return None, _quote_problem(str(exc))
 
 
 def _quote_problem(message: str) -> str:
@@ -323,10 +389,7 @@ def rates_import(code: str) -> ResponseReturnValue:
     except ValueError as exc:  # the table as a whole does not load
         error = str(exc)
     if error or report.problems:
-        rates = store().query("SELECT * FROM rates WHERE product_code = ? ORDER BY id", [code])
-        return render_template("products/detail.html", p=p, rates=rates, columns=RATE_COLUMNS,
-                               column_label=column_label, error=error,
-                               report=report if report.problems else None), 400
+        return _detail_page(p, 400, error=error, report=report if report.problems else None)
     filename = (upload and upload.filename) or ""
     audit_values = audit.audit_row("rates.import", code)
 

@@ -10,12 +10,14 @@ from typing import Any
 from appliance.store.db import Store
 
 OPEN_CLAIMS = ("reported", "investigating", "approved")
+OPEN_ORDERS = ("open", "in_progress")  # orders (F9) the seat should know are pending
 LAST_CALLS = 5
 
 
 def find(store: Store, caller: str, policy: str) -> dict[str, Any]:
     """What the seat sees: ``customer`` (or None), how they were found (``by``: policy,
-    phone or None), their ``policies``, ``calls`` from this number and ``claims`` open."""
+    phone or None), their ``policies``, ``calls`` from this number, ``claims`` and
+    ``orders`` open."""
     customer: dict[str, Any] | None = None
     by = None
     keyed = None
@@ -32,7 +34,12 @@ def find(store: Store, caller: str, policy: str) -> dict[str, Any]:
             customer, by = rows[0], "phone"
     policies: list[dict[str, Any]] = []
     claims: list[dict[str, Any]] = []
+    orders: list[dict[str, Any]] = []
     if customer is not None:
+        orders = store.query(
+            "SELECT id, kind, status, policy_number, updated_at FROM orders"
+            " WHERE customer_id = ? AND status IN (?, ?) ORDER BY id DESC LIMIT 10",
+            [customer["id"], *OPEN_ORDERS])
         policies = store.query(
             "SELECT p.number, pr.name_zh, pr.name_en, p.status, p.sum_insured_fen,"
             " p.premium_fen, p.payment_mode, p.next_due_date, p.next_due_fen,"
@@ -57,7 +64,7 @@ def find(store: Store, caller: str, policy: str) -> dict[str, Any]:
         " WHERE c.caller = ? AND c.ended_at IS NOT NULL"
         " ORDER BY c.started_at DESC LIMIT ?", [caller, LAST_CALLS]) if caller else []
     return {"customer": customer, "by": by, "keyed": policy, "policies": policies,
-            "claims": claims, "calls": calls}
+            "claims": claims, "orders": orders, "calls": calls}
 
 
 __all__ = ["find"]

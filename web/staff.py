@@ -184,6 +184,17 @@ def action_name(action: str) -> str:
         "supervisor.listen": _("Listened in on a seat's call"),
         "supervisor.listen_mode": _("Switched between listening and whispering"),
         "supervisor.listen_stop": _("Left a seat's call"),
+        "rates.edit": _("Edited rates in the grid"),
+        "order.list": _("Listed orders"), "order.view": _("Viewed an order"),
+        "order.create": _("Created an order"), "order.edit": _("Changed an order"),
+        "order.import": _("Imported orders"), "order.export": _("Exported orders"),
+        "order_field.create": _("Added an order field"),
+        "order_field.edit": _("Changed an order field"),
+        "kb.create": _("Wrote a knowledge-base article"),
+        "kb.edit": _("Changed a knowledge-base article"),
+        "kb.delete": _("Deleted a knowledge-base article"),
+        "kb.import": _("Imported knowledge-base articles"),
+        "kb.export": _("Exported knowledge-base articles"),
     }.get(action, action)
 
 

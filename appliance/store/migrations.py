@@ -13,6 +13,7 @@ database with ``sqlite-utils migrate --list appliance.db appliance/store/migrati
 from __future__ import annotations
 
 import re
+import sqlite3
 from collections.abc import Callable, Sequence
 
 from sqlite_utils import Database, Migrations
@@ -744,6 +745,86 @@ def _allow_values(db: Database, table: str, column: str, values: tuple[str, ...]
         db.execute("PRAGMA writable_schema = OFF")
 
 
+def _orders_kb(db: Database) -> None:
+    # Orders (F9): business records a seat keeps for a customer (a policy application, an
+    # endorsement, a claim-document request...) with a status, and the fields the admin
+    # defines for them. A field's values live in the order's ``field_values`` JSON by the
+    # field's name, so adding a field needs no schema change; a retired field keeps its
+    # values on the orders that have them.
+    db.execute(
+        """
+        CREATE TABLE order_fields (
+            name TEXT PRIMARY KEY NOT NULL,
+            label_zh TEXT NOT NULL,
+            label_en TEXT NOT NULL,
+            type TEXT NOT NULL CHECK (type IN ('text', 'number', 'date', 'choice')),
+            options TEXT NOT NULL DEFAULT '[]',
+            required INTEGER NOT NULL DEFAULT 0 CHECK (required IN (0, 1)),
+            position INTEGER NOT NULL DEFAULT 0,
+            active INTEGER NOT NULL DEFAULT 1 CHECK (active IN (0, 1))
+        ) STRICT
+        """
+    )
+    db.execute(
+        """
+        CREATE TABLE orders (
+            id INTEGER PRIMARY KEY,
+            customer_id INTEGER NOT NULL REFERENCES customers (id),
+            kind TEXT NOT NULL
+                CHECK (kind IN ('application', 'endorsement', 'claim_documents', 'other')),
+            status TEXT NOT NULL
+                CHECK (status IN ('open', 'in_progress', 'done', 'cancelled')),
+            policy_number TEXT,
+            field_values TEXT NOT NULL DEFAULT '{}',
+            created_at REAL NOT NULL,
+            created_by TEXT NOT NULL,
+            updated_at REAL NOT NULL,
+            updated_by TEXT NOT NULL
+        ) STRICT
+        """
+    )
+    db.execute("CREATE INDEX orders_customer ON orders (customer_id, status)")
+    db.execute("CREATE INDEX orders_status ON orders (status, id)")
+    # The knowledge base (F13): articles the seats read beside a call.
+    db.execute(
+        """
+        CREATE TABLE kb_articles (
+            id INTEGER PRIMARY KEY,
+            title TEXT NOT NULL,
+            body TEXT NOT NULL,
+            category TEXT NOT NULL,
+            lang TEXT NOT NULL CHECK (lang IN ('zh', 'en', 'yue')),
+            tags TEXT NOT NULL DEFAULT '',
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL,
+            updated_by TEXT NOT NULL
+        ) STRICT
+        """
+    )
+    # Full-text search that works for Chinese, which has no spaces between words: FTS5's
+    # trigram tokenizer (SQLite 3.34+) indexes every three characters, so any substring of
+    # three or more is found through the index; shorter queries (理赔 is two characters)
+    # are a LIKE on the same table. A SQLite without the tokenizer gets no index and the
+    # search uses LIKE throughout (web/kb_search.py checks which).
+    try:
+        db.execute(
+            "CREATE VIRTUAL TABLE kb_fts USING fts5(title, body, tags, content='kb_articles',"
+            " content_rowid='id', tokenize='trigram')")
+    except sqlite3.OperationalError:  # no such tokenizer: trigram
+        return
+    db.execute("CREATE TRIGGER kb_fts_insert AFTER INSERT ON kb_articles BEGIN"
+               " INSERT INTO kb_fts (rowid, title, body, tags)"
+               " VALUES (new.id, new.title, new.body, new.tags); END")
+    db.execute("CREATE TRIGGER kb_fts_delete AFTER DELETE ON kb_articles BEGIN"
+               " INSERT INTO kb_fts (kb_fts, rowid, title, body, tags)"
+               " VALUES ('delete', old.id, old.title, old.body, old.tags); END")
+    db.execute("CREATE TRIGGER kb_fts_update AFTER UPDATE ON kb_articles BEGIN"
+               " INSERT INTO kb_fts (kb_fts, rowid, title, body, tags)"
+               " VALUES ('delete', old.id, old.title, old.body, old.tags);"
+               " INSERT INTO kb_fts (rowid, title, body, tags)"
+               " VALUES (new.id, new.title, new.body, new.tags); END")
+
+
 MIGRATIONS: list[Step] = [
     ("0001_calls", _calls),
     ("0002_recordings", _recordings),
@@ -757,6 +838,7 @@ MIGRATIONS: list[Step] = [
     ("0011_fax_resend", _fax_resend),
     ("0012_acd_survey", _acd_survey),
     ("0013_call_wrapups", _call_wrapups),
+    ("0018_orders_kb", _orders_kb),
     ("0019_acd_listen", _acd_listen),
     ("0020_prompt_phone", _prompt_phone),
     ("0021_customer_peers", _customer_peers),

@@ -1,7 +1,8 @@
 """End to end in headless Chromium (Debian's, through Playwright) against the web admin
 served by waitress: the first login and its forced password change, a policy sheet
 imported through the file picker and found in the list, the quote calculator (its product
-switch is the page's one script), and the policy list on a phone-sized screen."""
+switch is the page's one script), a rate edited in a product's grid and quoted at once, and
+the policy list on a phone-sized screen."""
 
 from __future__ import annotations
 
@@ -121,6 +122,30 @@ def test_first_login_import_list_and_quote(page: Page, live: tuple[str, str, Sto
     expect(page.locator(".premium")).to_have_text(f"¥{expected:,.2f}")
     page.get_by_role("button", name="中文").click()
     expect(page.get_by_role("heading", name="保费试算")).to_be_visible()
+
+    # Edit a rate: the cell for a 35-year-old man, 30 years, annual, in CI30's grid; then
+    # the calculator on the product's page quotes from the new rate.
+    (cell,) = store.query("SELECT id, age_min, age_max FROM rates WHERE product_code = 'CI30'"
+                          " AND sex = 'M' AND term = 30 AND payment_mode = 'annual'"
+                          " AND age_min <= 35 AND age_max >= 35")
+    page.goto(url + "/products/CI30")
+    grid_cell = page.get_by_label(
+        f"男 · 年缴 · 年龄 {cell['age_min']}–{cell['age_max']} × 30年", exact=True)
+    grid_cell.fill("4.321")
+    page.get_by_role("button", name="保存费率").click()
+    expect(page.get_by_role("status")).to_contain_text("1 个费率已保存")
+    expect(grid_cell).to_have_value("4.3210")
+    quote_form = page.locator("#quote-form")
+    quote_form.get_by_label("保额（元）").fill("500000")
+    quote_form.get_by_label("年龄").fill("35")
+    quote_form.get_by_label("性别").select_option("M")
+    quote_form.get_by_label("保险期间（年）").select_option("30")
+    quote_form.get_by_label("缴费方式").select_option("annual")
+    quote_form.get_by_role("button", name="试算").click()
+    # 500 000 / 1000 × 4.321, and the IVR's code says the same.
+    expect(page.locator(".premium")).to_have_text("¥2,160.50")
+    assert quote(store, "CI30", Decimal(500_000), age=35, sex="M", term=30,
+                 payment_mode="annual").premium == Decimal("2160.50")
 
 
 def test_the_policy_list_fits_a_phone_screen(page: Page, live: tuple[str, str, Store]) -> None:

@@ -23,6 +23,7 @@ ARGS: dict[str, dict[str, Any]] = {
     "products.rates_export": {"code": "TL20", "fmt": "csv"},
     "products.rates_import": {"code": "TL20"},
     "products.edit": {"code": "TL20"},
+    "products.rates_grid": {"code": "TL20"},
     "staff.edit": {"user_id": None},  # the spare account
     "staff.reset_password": {"user_id": None},
     "auth.language": {"code": "zh_CN"},
@@ -43,6 +44,14 @@ ARGS: dict[str, dict[str, Any]] = {
     "flows.publish": {"version": 1},
     "flows.test_call": {"version": 1},
     "flows.test_audio": {"trial_id": "0" * 32},
+    "orders.detail": {"order_id": 1},
+    "orders.edit": {"order_id": 1},
+    "orders.export": {"fmt": "csv"},
+    "order_fields.edit": {"name": "no_such_field"},
+    "kb.article": {"article_id": 1},
+    "kb.edit": {"article_id": 1},
+    "kb.delete": {"article_id": 999},
+    "kb.export": {"fmt": "csv"},
 }
 
 
