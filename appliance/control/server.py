@@ -201,7 +201,17 @@ class ControlServer:
             return (await acd_control.hang_up(acd, a["seat"])).as_dict()
         if request.op == "wrap-up":
             return self._wrap_up(a["seat"], a["call"], a["code"], a["note"])
+        if request.op == "lines":
+            return self._lines()
         raise ControlError(f"op {request.op!r} has no handler")  # pragma: no cover
+
+    def _lines(self) -> list[dict[str, Any]]:
+        """Each physical line of each of the engine's drivers, with what it is doing."""
+        engine = self.acd.engine
+        if engine is None:
+            raise ControlError("lines: the engine has not started yet")
+        return [dict(status.as_dict(), driver=driver.name)
+                for driver in engine.drivers for status in driver.port_states()]
 
     def _wrap_up(self, seat_id: str, call_id: str, code: str, note: str) -> dict[str, Any]:
         acd = self.acd
