@@ -58,7 +58,6 @@ PROBLEMS: Final = {
     "too-long": "must be at most {max} characters",
     "taken": "channel {value} is already port {other!r}",
     "dchan": "channel {value} is timeslot 16 of span {span}, which carries the signalling",
-    "not-in-span": "channel {value} is not on E1 span {span} (channels {lo}-{hi})",
     "in-span": "channel {value} belongs to E1 span {span} (channels {lo}-{hi})",
     "span-mixed": "span {span} already uses {other}: every channel of a span has the same",
     "e1-caller-id": "an E1 line brings the caller's number in its signalling: choose none",
