@@ -45,7 +45,7 @@ bp = Blueprint("lines", __name__, url_prefix="/lines")
 STALE_AFTER_S = 12 * 3600
 #: how often the live table asks the engine (the engine has no event for a line's state)
 POLL_SECONDS = 1.0
-KEEPALIVE_SECONDS = 15.0
+KEEPALIVE_SECONDS = 5.0  # a comment now and then finds a closed page out
 
 
 def kind_name(kind: str) -> str:
