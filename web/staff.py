@@ -179,6 +179,8 @@ def action_name(action: str) -> str:
         "customer.screen_pop": _("Saw a caller's screen pop"),
         "call.hangup": _("Hung up a call at a seat"),
         "call.wrap_up": _("Wrapped up a call"),
+        "port.save": _("Saved a telephone port"), "port.delete": _("Deleted a telephone port"),
+        "modem.save": _("Saved the SMS modem settings"), "modem.test": _("Tested the SMS modem"),
     }.get(action, action)
 
 
