@@ -7,16 +7,14 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from appliance.store.db import Store
-from tests.control.live import LiveEngine, live_engine
+from tests.control.live import LiveEngine
 from tests.drivers.gsm.fake_modem import fake_modem, garbage, gsm_modem
-from tests.web.test_console import sse, until
+from tests.web.test_console import live, sse, until  # noqa: F401 (the engine fixture)
 
 
 def test_each_line_with_its_calls_now_and_today(as_role: Any, store: Store) -> None:
@@ -203,21 +201,11 @@ def test_the_modem_test_shows_the_sim_and_signal_or_what_went_wrong(as_role: Any
 
 # ---------------------------------------------------------------------------- live state
 
-@pytest.fixture
-def live(data_dir: Path) -> Iterator[LiveEngine]:
-    store = Store(data_dir / "appliance.db")
-    try:
-        with live_engine(data_dir, store, answer_after=0.5) as engine:
-            yield engine
-    finally:
-        store.close()
-
-
 def live_row(html: str, port: str) -> str:
     return html[html.index(f'<tr data-port="{port}"'):].split("</tr>")[0]
 
 
-def test_the_live_table_follows_each_line(live: LiveEngine, as_role: Any) -> None:
+def test_the_live_table_follows_each_line(live: LiveEngine, as_role: Any) -> None:  # noqa: F811
     admin, token = as_role("admin")
     admin.post("/lines/ports/save", data={"csrf_token": token, **PORT, "channel": "1"})
     live.dial("13800000001")  # answered by the box, waiting in the queue: trunk 1

@@ -6,48 +6,25 @@ the simulated exchange; the web is served by waitress; they talk over the contro
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 from playwright.sync_api import Page, expect
-from waitress import create_server
 
 from appliance.store.db import Store
-from tests.control.live import LiveEngine, live_engine
+from tests.control.live import LiveEngine
 from tests.web.conftest import PASSWORD
 from tests.web.test_browser import (  # noqa: F401 (the Chromium fixtures)
     CHROMIUM,
     base_url,
     browser_type_launch_args,
 )
-from web import create_app
+from tests.web.test_console_browser import served  # noqa: F401 (engine and web served)
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(),
                                 reason="Debian chromium is not installed (make install)")
 
 
-@pytest.fixture
-def served(data_dir: Path) -> Iterator[tuple[str, LiveEngine, Store]]:
-    engine_store = Store(data_dir / "appliance.db")
-    web_store = Store(data_dir / "appliance.db")
-    app = create_app(data_dir, store=web_store)
-    server = create_server(app, host="127.0.0.1", port=0, threads=4)
-    thread = threading.Thread(target=server.run, daemon=True)
-    try:
-        with live_engine(data_dir, engine_store) as live:
-            thread.start()
-            yield f"http://127.0.0.1:{server.effective_port}", live, web_store  # type: ignore[union-attr]
-    finally:
-        server.close()
-        thread.join(5)
-        web_store.close()
-        engine_store.close()
-
-
 def test_admin_adds_a_port_and_watches_the_line_live(
-        page: Page, served: tuple[str, LiveEngine, Store]) -> None:
+        page: Page, served: tuple[str, LiveEngine, Store]) -> None:  # noqa: F811
     url, live, store = served
     page.set_viewport_size({"width": 1366, "height": 768})
     page.goto(url + "/login")
