@@ -175,6 +175,12 @@ class Driver(ABC):
         driver whose calls do not ride numbered lines, such as a headset)."""
         return []
 
+    def reserve_inbound(self, ports: frozenset[str]) -> None:
+        """Keep ``ports`` (as :class:`PortStatus` names them) for inbound calls: an outbound
+        call never takes one. Nothing by default: a driver that does not pick the line
+        for an outbound call (Asterisk dials a DAHDI group the port is left out of)."""
+        return None
+
     def track_arrivals(self) -> None:
         """Start keeping arrival times for :meth:`take_arrivals` (a far-end clocked driver;
         until asked, none are kept, so nothing grows when no one takes them)."""

@@ -8,6 +8,7 @@ the SMS modem's serial settings and its test; and each line's usage from the cal
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Iterator, Mapping
 from datetime import datetime
@@ -245,6 +246,14 @@ def port_edit() -> ResponseReturnValue:
     return _port_page(found[0].as_row(), old=found[0].channel)
 
 
+def _tell_engine() -> None:
+    """Hand the running engine every port now kept for inbound calls, so that no outbound
+    call takes one from now on (an engine not running reads them at its start)."""
+    reserved = sorted(str(c) for c in box.reserved_inbound_channels(store()))
+    with contextlib.suppress(ControlUnavailable, ControlError):
+        control().request("reserve-inbound", ports=reserved)
+
+
 def _old_channel() -> int | None:
     raw = request.form.get("old_channel", "")
     return int(raw) if raw.isdigit() else None
@@ -268,6 +277,7 @@ def port_save() -> ResponseReturnValue:
                           if before else None, after=port.as_row())
     box.save_port(store(), port, old_channel=old, by=audit.current_username(),
                   extra=lambda db: audit.insert(db, row))
+    _tell_engine()
     flash(_("Port %(channel)s saved. The box writes the DAHDI configuration and applies it"
             " at its next restart.", channel=port.channel))
     return redirect(url_for("lines.list"), 303)
@@ -282,6 +292,7 @@ def port_delete() -> ResponseReturnValue:
         return redirect(url_for("lines.list"), 303)
     row = audit.audit_row("port.delete", str(old), before=before.as_row())
     box.delete_port(store(), old, extra=lambda db: audit.insert(db, row))
+    _tell_engine()
     flash(_("Port %(channel)s deleted.", channel=old))
     return redirect(url_for("lines.list"), 303)
 

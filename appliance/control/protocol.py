@@ -33,6 +33,8 @@ MAX_LINE: Final = 64 * 1024
 WRAP_UP_CODES: Final = ("enquiry", "payment", "claim", "change", "complaint", "sales",
                         "other")
 MAX_NOTE: Final = 500
+#: most ports one request may name (8 E1 spans and the analog ports)
+MAX_PORTS: Final = 400
 #: the not-ready reasons an agent may give (the ACD itself sets no-answer and unreachable)
 AGENT_REASONS: Final = tuple(r for r in ("break", "lunch", "meeting", "training",
                                          "after-call-work", "other") if r in REASONS)
@@ -55,6 +57,14 @@ def _text(max_len: int = 64, empty: bool = False) -> Check:
         return None
 
     return check
+
+
+def _ports(value: Any) -> str | None:
+    if not isinstance(value, list) or len(value) > MAX_PORTS:
+        return f"a list of at most {MAX_PORTS} port numbers"
+    if not all(isinstance(p, str) and p.isdigit() and len(p) <= 4 for p in value):
+        return f"a list of port numbers as strings, got {value[:5]!r}"
+    return None
 
 
 def _one_of(choices: tuple[str, ...]) -> Check:
@@ -87,6 +97,7 @@ OPS: Final[dict[str, dict[str, Field]]] = {
                 "note": Field(_text(MAX_NOTE, empty=True), required=False, default="")},
     "follow": {},
     "lines": {},
+    "reserve-inbound": {"ports": Field(_ports)},
 }
 
 

@@ -244,6 +244,9 @@ class SimExchange(Driver):
     def trunk_up(self, trunk: int) -> None:
         self.alarms.pop(trunk, None)
 
+    def reserve_inbound(self, ports: frozenset[str]) -> None:
+        self.reserved_inbound = {int(p) for p in ports if p.isdigit()}
+
     def port_states(self) -> list[PortStatus]:
         on_trunk = {line.trunk: line for line in self.lines.values()
                     if line.trunk and line.state is not LineState.ENDED}

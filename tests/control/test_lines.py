@@ -13,7 +13,7 @@ import pytest
 
 from appliance.acd import Acd, QueueConfig
 from appliance.calls.call import Call
-from appliance.control import ControlClient, ControlServer
+from appliance.control import ControlClient, ControlError, ControlServer
 from appliance.control.protocol import read_address
 from drivers.base import LineError
 from drivers.sim import CallerBot
@@ -53,7 +53,11 @@ def test_each_trunk_with_its_state_and_outbound_calls_avoid_alarm_and_reserved(
             try:
                 host, port, token = read_address(tmp_path)  # type: ignore[misc]
                 client = ControlClient(host, port, token)
-                exchange.reserved_inbound = {4}
+                with pytest.raises(ControlError, match="field 'ports' must be a list of port"
+                                                       " numbers as strings, got \\[4\\]"):
+                    await off_loop(client.request, "reserve-inbound", ports=[4])
+                lines = await off_loop(client.request, "reserve-inbound", ports=["4"])
+                assert exchange.reserved_inbound == {4} and lines[3]["reserved_inbound"]
                 exchange.subscribe("66001234", None, behaviour=Behaviour.NO_ANSWER)
                 talker = CallerBot(exchange, TALKER)
                 await talker.dial("95500")

@@ -212,9 +212,9 @@ def test_the_live_table_follows_each_line(live: LiveEngine, as_role: Any) -> Non
     page = admin.get("/lines/").get_data(as_text=True)
     first = live_row(page, "1")
     assert 'data-state="in-call"' in first and "通话中" in first and "外线1" in first
-    # Reserved for inbound as the admin set it, which the running engine takes at its next
-    # start (the trunk in use here was taken before the setting existed).
-    assert "呼入" in first and "<td>是 <small>(引擎下次启动时生效)</small></td>" in first
+    # Reserved for inbound: the running engine took the setting at once.
+    assert "呼入" in first and "<td>是</td>" in first
+    assert live.exchange.reserved_inbound == {1}
     assert "空闲" in live_row(page, "2") and "呼叫引擎未运行" not in page
     events = sse(admin, "/lines/events")
     assert 'data-state="in-call"' in live_row(until(events, "live")["html"], "1")
@@ -231,3 +231,20 @@ def test_without_the_engine_the_ports_show_and_the_state_is_unknown(as_role: Any
     page = admin.get("/lines/").get_data(as_text=True)
     assert "呼叫引擎未运行：线路实时状态未知。" in page
     assert "未知" in live_row(page, "32") and "外线1" in live_row(page, "32")
+
+
+def test_a_port_saved_while_the_engine_runs_is_reserved_for_inbound_at_once(
+        live: LiveEngine, as_role: Any) -> None:  # noqa: F811
+    admin, token = as_role("admin")
+    for channel in ("2", "3"):
+        admin.post("/lines/ports/save", data={"csrf_token": token, **PORT, "channel": channel})
+    assert live.exchange.reserved_inbound == {2, 3}
+    admin.post("/lines/ports/save", data={"csrf_token": token, **PORT, "channel": "2",
+                                          "old_channel": "2", "reserved_inbound": ""})
+    assert live.exchange.reserved_inbound == {3}
+    admin.post("/lines/ports/delete", data={"csrf_token": token, "old_channel": "3"})
+    assert live.exchange.reserved_inbound == set()
+    # A change the engine did not hear of (made while it was down) is shown as pending.
+    live.exchange.reserved_inbound = {2}
+    row = live_row(admin.get("/lines/").get_data(as_text=True), "2")
+    assert "<td>否 <small>(引擎下次启动时生效)</small></td>" in row
