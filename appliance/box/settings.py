@@ -19,7 +19,9 @@ Extra = Callable[[Database], None]
 
 #: the rates a GSM modem's serial port is commonly set to
 BAUDS: Final = (9600, 19200, 38400, 57600, 115200)
-DEVICE_RE: Final = re.compile(r"/dev/[A-Za-z0-9_./-]{1,100}")
+#: serial devices only (a USB stick's ttyUSB/ttyACM, a udev link under serial/ or named
+#: for the modem, a pseudo-terminal): never a disk or anything else under /dev
+DEVICE_RE: Final = re.compile(r"/dev/(tty|serial/|pts/|gsm|modem)[A-Za-z0-9_./:-]{0,100}")
 SMSC_RE: Final = re.compile(r"\+?[0-9]{3,20}")
 
 

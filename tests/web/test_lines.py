@@ -152,6 +152,8 @@ def test_port_and_modem_forms_need_the_csrf_token_and_the_admin(as_role: Any,
 def test_modem_settings_are_checked_saved_and_audited(as_role: Any, store: Store) -> None:
     admin, token = as_role("admin")
     bad = [({"device": "ttyUSB0", "baud": "115200"}, "串口设备: 须为 /dev 下的串口设备"),
+           ({"device": "/dev/sda", "baud": "115200"}, "不能是“/dev/sda”"),
+           ({"device": "/dev/ttyUSB0/../sda", "baud": "115200"}, "串口设备: 须为"),
            ({"device": "/dev/ttyUSB0", "baud": "2400"},
             "波特率: 须为 9600, 19200, 38400, 57600, 115200 之一，不能是“2400”"),
            ({"device": "/dev/ttyUSB0", "baud": "9600", "smsc": "1380010050x"},
