@@ -46,7 +46,8 @@ def field_name(name: str) -> str:
     return {"channel": _("Channel"), "kind": _("Port kind"), "signalling": _("Signalling"),
             "caller_id": _("Caller ID"), "route_kind": _("Inbound route"),
             "route_target": _("Route to"), "reserved_inbound": _("Reserved for inbound"),
-            "label": _("Port name"), "device": _("Serial device"), "baud": _("Baud rate"),
+            "label": _("Port name"), "span": _("E1 span"), "device": _("Serial device"),
+            "baud": _("Baud rate"),
             "smsc": _("SMS centre number"), "enabled": _("Enabled")}.get(name, name)
 
 

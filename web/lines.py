@@ -12,7 +12,7 @@ import contextlib
 import time
 from collections.abc import Iterator, Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 from zoneinfo import ZoneInfo
 
 from flask import (
@@ -145,12 +145,19 @@ def config() -> ResponseReturnValue:
 
 # ---------------------------------------------------------------------------- ports
 
+_NEW_PORT: Final = {"kind": "fxo", "signalling": "fxs_ks", "caller_id": "bell",
+                     "route_kind": "none"}
+
+
 def _port_page(form: Mapping[str, Any], *, old: int | None, error: PortError | None = None,
-               status: int = 200) -> ResponseReturnValue:
+               span_form: Mapping[str, Any] | None = None,
+               span_error: PortError | None = None, status: int = 200) -> ResponseReturnValue:
     flows, queues = box.route_names(store())
     return render_template(
         "lines/port.html", form=form, old=old, flows=flows, queues=queues,
         error=problem_text(error) if error else "", error_field=error.field if error else "",
+        span_form=span_form or {"signalling": "mfcr2", "route_kind": "none"},
+        span_error=problem_text(span_error) if span_error else "",
         kinds=box_ports.KINDS, signalling=box_ports.SIGNALLING,
         caller_ids=tuple(box_ports.CALLER_ID), route_kinds=box_ports.ROUTE_KINDS), status
 
@@ -160,8 +167,7 @@ def port_edit() -> ResponseReturnValue:
     """The form for a new port, or for the port on ``?channel=``."""
     raw = request.args.get("channel", "")
     if not raw:
-        return _port_page({"kind": "fxo", "signalling": "fxs_ks", "caller_id": "bell",
-                           "route_kind": "none"}, old=None)
+        return _port_page(_NEW_PORT, old=None)
     if not raw.isdigit():
         abort(404)
     found = [p for p in box.load_ports(store()) if p.channel == int(raw)]
@@ -204,6 +210,29 @@ def port_save() -> ResponseReturnValue:
     _tell_engine()
     flash(_("Port %(channel)s saved. The box writes the DAHDI configuration and applies it"
             " at its next restart.", channel=port.channel))
+    return redirect(url_for("lines.list"), 303)
+
+
+@bp.route("/ports/span", methods=["POST"], endpoint="span_add")
+def span_add() -> ResponseReturnValue:
+    """Every voice channel of one E1 span at once, checked as one: all or none."""
+    ports = box.load_ports(store())
+    flows, queues = box.route_names(store())
+    new: list[Port] = []
+    try:
+        for form in box_ports.span_forms(request.form):
+            new.append(box_ports.check_port(form, ports + new, flows=flows, queues=queues))
+    except PortError as exc:
+        return _port_page(_NEW_PORT, old=None, span_form=request.form, span_error=exc,
+                          status=400)
+    span = new[0].span
+    row = audit.audit_row("port.span_add", f"E1 {span}", channels=box_ports.channel_list(
+        p.channel for p in new), after=new[0].as_row())
+    box.add_ports(store(), new, by=audit.current_username(),
+                  extra=lambda db: audit.insert(db, row))
+    _tell_engine()
+    flash(_("E1 span %(span)s added: channels %(channels)s.", span=span,
+            channels=box_ports.channel_list(p.channel for p in new)))
     return redirect(url_for("lines.list"), 303)
 
 

@@ -84,6 +84,7 @@ ENDPOINTS: dict[str, frozenset[str]] = {
     "lines.config": frozenset({"admin", "supervisor", "auditor"}),
     "lines.port_edit": ADMIN,
     "lines.port_save": ADMIN,
+    "lines.span_add": ADMIN,
     "lines.port_delete": ADMIN,
     "lines.modem_save": ADMIN,
     "lines.modem_test": ADMIN,

@@ -180,6 +180,7 @@ def action_name(action: str) -> str:
         "call.hangup": _("Hung up a call at a seat"),
         "call.wrap_up": _("Wrapped up a call"),
         "port.save": _("Saved a telephone port"), "port.delete": _("Deleted a telephone port"),
+        "port.span_add": _("Added an E1 span's ports"),
         "modem.save": _("Saved the SMS modem settings"), "modem.test": _("Tested the SMS modem"),
     }.get(action, action)
 

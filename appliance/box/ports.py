@@ -133,6 +133,22 @@ def _choice(field: str, value: str, choices: Sequence[str]) -> str:
     return value
 
 
+def span_forms(form: Mapping[str, str]) -> list[dict[str, str]]:
+    """The form of each voice channel of the E1 span ``form["span"]`` (all 30 timeslots
+    but 16), with the span form's signalling, route and reservation; raises
+    :class:`PortError` for a span number out of range."""
+    raw = str(form.get("span", "")).strip()
+    if not raw:
+        raise PortError("span", "required")
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_SPANS:
+        raise PortError("span", "integer", lo=1, hi=MAX_SPANS, value=raw)
+    span = int(raw)
+    lo, hi = span_channels(span)
+    return [dict(form, channel=str(ch), kind="e1", caller_id="none",
+                 label=f"E1-{span}/{ch - lo + 1}")
+            for ch in range(lo, hi + 1) if ch != dchan_of(span)]
+
+
 def check_port(form: Mapping[str, str], others: Iterable[Port], *,
                flows: Iterable[str] = (), queues: Iterable[str] = ()) -> Port:
     """The port the form describes, checked against the other ports (its old row left
@@ -314,5 +330,5 @@ def outbound_trunks(ports: Iterable[Port]) -> list[int]:
 
 
 __all__ = ["CALLER_ID", "KINDS", "PROBLEMS", "ROUTE_KINDS", "SIGNALLING", "Port", "PortError",
-           "chan_dahdi_conf", "channel_list", "check_port",
-           "outbound_trunks", "span_of", "system_conf"]
+           "chan_dahdi_conf", "channel_list", "check_port", "outbound_trunks", "span_forms",
+           "span_of", "system_conf"]

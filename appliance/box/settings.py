@@ -43,17 +43,34 @@ def route_names(store: Store) -> tuple[list[str], list[str]]:
     return flows, queues
 
 
+def _insert(db: Database, port: Port, at: float, by: str) -> None:
+    row = dict(port.as_row(), updated_at=at, updated_by=by)
+    db.execute(f"INSERT INTO line_ports ({', '.join(row)}) VALUES"
+               f" ({', '.join('?' * len(row))})", list(row.values()))
+
+
 def save_port(store: Store, port: Port, *, old_channel: int | None, by: str,
               extra: Extra | None = None) -> None:
     """Write ``port`` (replacing the row at ``old_channel`` when it is an edit)."""
-    row = dict(port.as_row(), updated_at=time.time(), updated_by=by)
+    at = time.time()
 
     def write(db: Database) -> None:
         if old_channel is not None:
             db.execute("DELETE FROM line_ports WHERE channel = ?", [old_channel])
-        cols = ", ".join(row)
-        db.execute(f"INSERT INTO line_ports ({cols}) VALUES ({', '.join('?' * len(row))})",
-                   list(row.values()))
+        _insert(db, port, at, by)
+        if extra is not None:
+            extra(db)
+
+    store.write(write)
+
+
+def add_ports(store: Store, ports: list[Port], *, by: str, extra: Extra | None = None) -> None:
+    """Write several new ports in one transaction (an E1 span's channels): all or none."""
+    at = time.time()
+
+    def write(db: Database) -> None:
+        for port in ports:
+            _insert(db, port, at, by)
         if extra is not None:
             extra(db)
 
@@ -120,5 +137,5 @@ def save_modem(store: Store, modem: ModemSettings, *, by: str,
     store.write(write)
 
 
-__all__ = ["BAUDS", "ModemSettings", "check_modem", "delete_port", "load_modem", "load_ports",
-           "reserved_inbound_channels", "route_names", "save_modem", "save_port"]
+__all__ = ["BAUDS", "ModemSettings", "add_ports", "check_modem", "delete_port", "load_modem",
+           "load_ports", "reserved_inbound_channels", "route_names", "save_modem", "save_port"]

@@ -12,6 +12,7 @@ from appliance.box.ports import (
     channel_list,
     check_port,
     outbound_trunks,
+    span_forms,
     system_conf,
 )
 
@@ -149,3 +150,18 @@ def test_an_edit_may_keep_its_own_channel() -> None:
     # A route of "none" drops a target left in the form.
     assert port(others, channel="32", kind="fxo", signalling="fxs_ks",
                 route_target="service").route_target == ""
+
+
+def test_a_whole_span_is_its_30_voice_channels_and_goes_through_the_same_checks() -> None:
+    forms = span_forms({"span": "2", "signalling": "pri_cpe", "route_kind": "queue",
+                        "route_target": "service"})
+    assert [f["channel"] for f in forms] == [str(c) for c in range(32, 63) if c != 47]
+    assert forms[0]["label"] == "E1-2/1" and forms[-1]["label"] == "E1-2/31"
+    ports: list[Port] = []
+    for form in forms:
+        ports.append(check_port(form, ports, flows=FLOWS, queues=QUEUES))
+    assert "span=2,2,0,ccs,hdb3,crc4\nbchan=32-46,48-62\ndchan=47\n" in system_conf(ports)
+    for bad, words in (({"span": "9"}, "from 1 to 8, got '9'"), ({"span": ""}, "required")):
+        with pytest.raises(PortError, match=words) as err:
+            span_forms(bad)
+        assert err.value.field == "span"

@@ -250,3 +250,26 @@ def test_a_port_saved_while_the_engine_runs_is_reserved_for_inbound_at_once(
     live.exchange.reserved_inbound = {2}
     row = live_row(admin.get("/lines/").get_data(as_text=True), "2")
     assert "<td>否 <small>(引擎下次启动时生效)</small></td>" in row
+
+
+def test_a_whole_e1_span_is_added_at_once_or_not_at_all(as_role: Any, store: Store) -> None:
+    admin, token = as_role("admin")
+    # Channel 40 (span 2) is an analog port already: the span is refused, nothing added.
+    admin.post("/lines/ports/save", data={"csrf_token": token, **PORT, "channel": "40"})
+    span = {"csrf_token": token, "span": "2", "signalling": "mfcr2", "route_kind": "none"}
+    res = admin.post("/lines/ports/span", data=span)
+    assert res.status_code == 400
+    assert "通道: 通道 40 属于 E1 第 2 路（通道 32–62）" in res.get_data(as_text=True)
+    assert [r["channel"] for r in ports(store)] == [40]
+    res = admin.post("/lines/ports/span", data={**span, "span": "1",
+                                                "reserved_inbound": "1"})
+    assert res.status_code == 303
+    rows = [r for r in ports(store) if r["kind"] == "e1"]
+    assert [r["channel"] for r in rows] == [c for c in range(1, 32) if c != 16]
+    assert {(r["signalling"], r["reserved_inbound"]) for r in rows} == {("mfcr2", 1)}
+    assert "已添加 E1 第 1 路：通道 1-15,17-31。" in admin.get("/lines/").get_data(as_text=True)
+    (entry,) = actions(store, "port.span_add")
+    assert entry["target"] == "E1 1" and json.loads(entry["detail"])["channels"] == \
+        "1-15,17-31"
+    conf = admin.get("/lines/config").get_data(as_text=True)
+    assert "cas=1-15:1101\ncas=17-31:1101\n" in conf
