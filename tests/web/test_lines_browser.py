@@ -37,20 +37,21 @@ def test_admin_adds_a_port_and_watches_the_line_live(
     expect(states.locator('tr[data-port="1"]')).to_have_attribute("data-state", "idle")
 
     page.get_by_role("link", name="添加端口").click()
-    page.get_by_label("通道", exact=True).fill("1")
-    page.get_by_label("端口名称").fill("营业部外线")
-    page.get_by_label("端口类型").select_option("fxo")
-    page.get_by_label("信令").select_option("fxs_ks")
-    page.get_by_label("来电显示").select_option("bell")
-    page.get_by_label("呼入路由").select_option("queue")
-    page.get_by_label("路由目标").fill("sales")  # no such queue
-    page.get_by_role("button", name="保存").click()
+    form = page.locator("#port-form")  # the page also has the form for a whole E1 span
+    form.get_by_label("通道", exact=True).fill("1")
+    form.get_by_label("端口名称").fill("营业部外线")
+    form.get_by_label("端口类型").select_option("fxo")
+    form.get_by_label("信令").select_option("fxs_ks")
+    form.get_by_label("来电显示").select_option("bell")
+    form.get_by_label("呼入路由").select_option("queue")
+    form.get_by_label("路由目标").fill("sales")  # no such queue
+    form.get_by_role("button", name="保存").click()
     expect(page.get_by_role("alert")).to_have_text("路由目标: 没有队列“sales”")
     assert store.query("SELECT * FROM line_ports") == []
-    page.get_by_label("呼入路由").select_option("number")
-    page.get_by_label("路由目标").fill("8001")
-    page.get_by_label("仅限呼入：从不用于呼出").check()
-    page.get_by_role("button", name="保存").click()
+    form.get_by_label("呼入路由").select_option("number")
+    form.get_by_label("路由目标").fill("8001")
+    form.get_by_label("仅限呼入：从不用于呼出").check()
+    form.get_by_role("button", name="保存").click()
     expect(page.get_by_role("status")).to_contain_text("端口 1 已保存")
     expect(page.locator('#port-table tr[data-channel="1"]')).to_contain_text("号码: 8001")
     row = states.locator('tr[data-port="1"]')
