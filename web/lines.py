@@ -81,7 +81,8 @@ def live_rows(lines: list[dict[str, Any]], ports: list[Port]) -> list[dict[str, 
         row = dict(line, label=port.label if port else "", kind=port.kind if port else "",
                    pending=False)
         if port is not None and port.reserved_inbound != bool(line["reserved_inbound"]):
-            # Saved since the engine started: the admin's setting, applied at its next start.
+            # A change the engine did not hear of (saved while it was not answering): the
+            # admin's setting, which it reads at its next start.
             row.update(reserved_inbound=port.reserved_inbound, pending=True)
         rows.append(row)
     for p in ports:
