@@ -103,13 +103,16 @@ async def _engine(data: Path, audiosocket: str, sim: bool, flow_name: str,
             raise click.BadParameter(f"expected HOST:PORT, got {audiosocket!r}",
                                      param_hint="--audiosocket")
         drivers.append(AudioSocketDriver(host, int(port)))
-    if sim:
-        from drivers.sim import SimExchange
-
-        drivers.append(SimExchange())
-    if not drivers:
+    if not drivers and not sim:
         raise click.UsageError("no driver configured: give --audiosocket or --sim")
     store = Store(dirs.database)
+    if sim:
+        from appliance.box.settings import reserved_inbound_channels
+        from drivers.sim import SimExchange
+
+        exchange = SimExchange()
+        exchange.reserved_inbound = reserved_inbound_channels(store)
+        drivers.append(exchange)
     prompts = PromptLibrary()
     prompts.preload()
     flow: FlowFn

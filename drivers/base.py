@@ -54,6 +54,32 @@ CAUSE_NO_ANSWER = "no-answer"
 CAUSE_CONGESTION = "congestion"
 
 
+class PortState(enum.Enum):
+    """What a physical line (a trunk, a DAHDI channel) is doing, for the admin's live view."""
+
+    IDLE = "idle"
+    RINGING = "ringing"  # a call offered to the box, or one the box is dialling
+    IN_CALL = "in-call"
+    ALARM = "alarm"  # the line is down (no loop current, E1 red/blue alarm): no calls
+
+
+@dataclass(frozen=True, slots=True)
+class PortStatus:
+    """One physical line as its driver sees it now."""
+
+    port: str  # the driver's name for it: a trunk or DAHDI channel number
+    state: PortState
+    call: str = ""  # the id of the Line on it, if any
+    direction: str = ""  # "in" / "out" when a call is on it
+    reserved_inbound: bool = False  # never taken for an outbound call
+    detail: str = ""  # why it is in alarm
+
+    def as_dict(self) -> dict[str, object]:
+        return {"port": self.port, "state": self.state.value, "call": self.call,
+                "direction": self.direction, "reserved_inbound": self.reserved_inbound,
+                "detail": self.detail}
+
+
 class LineError(Exception):
     """A driver could not do what was asked (the message names the line and the reason)."""
 
@@ -143,6 +169,17 @@ class Driver(ABC):
     async def originate(self, number: str, caller: str = "") -> Line:
         """Place an outbound call; the line reports ANSWERED or HANGUP (busy, no answer...)."""
         raise LineError(f"driver {self.name!r} cannot place outbound calls")
+
+    def port_states(self) -> list[PortStatus]:
+        """Each physical line this driver has and what it is doing (none by default: a
+        driver whose calls do not ride numbered lines, such as a headset)."""
+        return []
+
+    def reserve_inbound(self, ports: frozenset[str]) -> None:
+        """Keep ``ports`` (as :class:`PortStatus` names them) for inbound calls: an outbound
+        call never takes one. Nothing by default: a driver that does not pick the line
+        for an outbound call (Asterisk dials a DAHDI group the port is left out of)."""
+        return None
 
     def track_arrivals(self) -> None:
         """Start keeping arrival times for :meth:`take_arrivals` (a far-end clocked driver;

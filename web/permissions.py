@@ -81,6 +81,16 @@ ENDPOINTS: dict[str, frozenset[str]] = {
     "flows.test_audio": MANAGERS,
     # Line usage from the call records (no numbers shown).
     "lines.list": frozenset({"admin", "supervisor", "auditor"}),
+    # The box's ports and SMS modem: the live state and the DAHDI text are read by those
+    # who read the lines; only the admin changes the box's settings or tests the modem.
+    "lines.events": frozenset({"admin", "supervisor", "auditor"}),
+    "lines.config": frozenset({"admin", "supervisor", "auditor"}),
+    "lines.port_edit": ADMIN,
+    "lines.port_save": ADMIN,
+    "lines.span_add": ADMIN,
+    "lines.port_delete": ADMIN,
+    "lines.modem_save": ADMIN,
+    "lines.modem_test": ADMIN,
     # Reports (figures only, no personal data).
     "reports.index": frozenset({"admin", "supervisor", "auditor"}),
     # Call records.

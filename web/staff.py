@@ -195,6 +195,9 @@ def action_name(action: str) -> str:
         "kb.delete": _("Deleted a knowledge-base article"),
         "kb.import": _("Imported knowledge-base articles"),
         "kb.export": _("Exported knowledge-base articles"),
+        "port.save": _("Saved a telephone port"), "port.delete": _("Deleted a telephone port"),
+        "port.span_add": _("Added an E1 span's ports"),
+        "modem.save": _("Saved the SMS modem settings"), "modem.test": _("Tested the SMS modem"),
     }.get(action, action)
 
 

@@ -33,6 +33,8 @@ MAX_LINE: Final = 64 * 1024
 WRAP_UP_CODES: Final = ("enquiry", "payment", "claim", "change", "complaint", "sales",
                         "other")
 MAX_NOTE: Final = 500
+#: most ports one request may name (8 E1 spans and the analog ports)
+MAX_PORTS: Final = 400
 #: the not-ready reasons an agent may give (the ACD itself sets no-answer and unreachable)
 AGENT_REASONS: Final = tuple(r for r in ("break", "lunch", "meeting", "training",
                                          "after-call-work", "other") if r in REASONS)
@@ -60,6 +62,14 @@ def _text(max_len: int = 64, empty: bool = False) -> Check:
         return None
 
     return check
+
+
+def _ports(value: Any) -> str | None:
+    if not isinstance(value, list) or len(value) > MAX_PORTS:
+        return f"a list of at most {MAX_PORTS} port numbers"
+    if not all(isinstance(p, str) and p.isdigit() and len(p) <= 4 for p in value):
+        return f"a list of port numbers as strings, got {value[:5]!r}"
+    return None
 
 
 def _one_of(choices: tuple[str, ...]) -> Check:
@@ -101,6 +111,8 @@ OPS: Final[dict[str, dict[str, Field]]] = {
              "customer": Field(_text(empty=True), required=False, default=""),
              "queue": Field(_text(empty=True), required=False, default=""),
              "language": Field(_one_of(DIAL_LANGUAGES), required=False, default="zh")},
+    "lines": {},
+    "reserve-inbound": {"ports": Field(_ports)},
 }
 #: the ops :meth:`ControlServer._listen_or_dial` answers
 LISTEN_DIAL_OPS: Final = frozenset({"listen", "listen-mode", "listen-stop", "monitors",

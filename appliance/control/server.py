@@ -202,6 +202,10 @@ class ControlServer:
             return (await acd_control.hang_up(acd, a["seat"])).as_dict()
         if request.op == "wrap-up":
             return self._wrap_up(a["seat"], a["call"], a["code"], a["note"])
+        if request.op == "lines":
+            return self._lines()
+        if request.op == "reserve-inbound":
+            return self._reserve_inbound(a["ports"])
         if request.op in LISTEN_DIAL_OPS:
             return self._listen_or_dial(request)
         raise ControlError(f"op {request.op!r} has no handler")  # pragma: no cover
@@ -219,6 +223,24 @@ class ControlServer:
             return acd_control.monitors(acd)
         return acd_control.dial(acd, a["seat"], a["number"], customer=a["customer"],
                                 queue=a["queue"], language=a["language"])
+
+    def _lines(self) -> list[dict[str, Any]]:
+        """Each physical line of each of the engine's drivers, with what it is doing."""
+        engine = self.acd.engine
+        if engine is None:
+            raise ControlError("lines: the engine has not started yet")
+        return [dict(status.as_dict(), driver=driver.name)
+                for driver in engine.drivers for status in driver.port_states()]
+
+    def _reserve_inbound(self, ports: list[str]) -> list[dict[str, Any]]:
+        """The admin's "reserved for inbound" ports, from now on (the web sends them all
+        after each change); then the lines as :meth:`_lines` gives them."""
+        engine = self.acd.engine
+        if engine is None:
+            raise ControlError("reserve-inbound: the engine has not started yet")
+        for driver in engine.drivers:
+            driver.reserve_inbound(frozenset(ports))
+        return self._lines()
 
     def _wrap_up(self, seat_id: str, call_id: str, code: str, note: str) -> dict[str, Any]:
         acd = self.acd

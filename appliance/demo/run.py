@@ -29,6 +29,7 @@ from typing import Any
 import click
 
 from appliance.acd import Acd, QueueConfig, SeatConfig, Strategy
+from appliance.box.settings import reserved_inbound_channels
 from appliance.calls.call import Call, FlowFn
 from appliance.calls.clock import MonotonicClock
 from appliance.calls.engine import Engine
@@ -232,6 +233,8 @@ async def run_demo(data: Path, audiosocket_port: int, every: float, concurrent: 
     policies: list[tuple[str, str]] | None = None
     flow: FlowFn
     exchange = SimExchange(trunks=30)
+    # The trunks the admin reserved for inbound calls (the lines page), as at each start.
+    exchange.reserved_inbound = reserved_inbound_channels(store)
     acd: Acd | None = None
     if flow_name == "insurance":
         loaded = load_demo_data(store)

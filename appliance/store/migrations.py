@@ -825,6 +825,40 @@ def _orders_kb(db: Database) -> None:
                " VALUES (new.id, new.title, new.body, new.tags); END")
 
 
+def _line_ports(db: Database) -> None:
+    # The box's telephone ports as the admin set them (appliance/box/ports.py checks a row
+    # before it is written), and the SMS modem's serial settings (one row).
+    db.execute(
+        """
+        CREATE TABLE line_ports (
+            channel INTEGER PRIMARY KEY NOT NULL CHECK (channel > 0),
+            kind TEXT NOT NULL CHECK (kind IN ('fxo', 'fxs', 'e1')),
+            signalling TEXT NOT NULL,
+            caller_id TEXT NOT NULL DEFAULT 'none',
+            route_kind TEXT NOT NULL DEFAULT 'none',
+            route_target TEXT NOT NULL DEFAULT '',
+            reserved_inbound INTEGER NOT NULL DEFAULT 0 CHECK (reserved_inbound IN (0, 1)),
+            label TEXT NOT NULL DEFAULT '',
+            updated_at REAL NOT NULL,
+            updated_by TEXT NOT NULL
+        ) STRICT
+        """
+    )
+    db.execute(
+        """
+        CREATE TABLE sms_modem (
+            id INTEGER PRIMARY KEY NOT NULL CHECK (id = 1),
+            device TEXT NOT NULL,
+            baud INTEGER NOT NULL,
+            smsc TEXT NOT NULL DEFAULT '',
+            enabled INTEGER NOT NULL DEFAULT 0 CHECK (enabled IN (0, 1)),
+            updated_at REAL NOT NULL,
+            updated_by TEXT NOT NULL
+        ) STRICT
+        """
+    )
+
+
 MIGRATIONS: list[Step] = [
     ("0001_calls", _calls),
     ("0002_recordings", _recordings),
@@ -838,6 +872,7 @@ MIGRATIONS: list[Step] = [
     ("0011_fax_resend", _fax_resend),
     ("0012_acd_survey", _acd_survey),
     ("0013_call_wrapups", _call_wrapups),
+    ("0016_line_ports", _line_ports),
     ("0018_orders_kb", _orders_kb),
     ("0019_acd_listen", _acd_listen),
     ("0020_prompt_phone", _prompt_phone),

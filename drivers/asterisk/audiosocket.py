@@ -49,6 +49,8 @@ from drivers.base import (
     LineError,
     LineEvent,
     LineState,
+    PortState,
+    PortStatus,
 )
 
 log = logging.getLogger("drivers.asterisk")
@@ -312,6 +314,13 @@ class AudioSocketDriver(Driver):
     def lines(self) -> Mapping[str, AudioSocketLine]:
         """Live calls by UUID (the AMI client finds a channel's line here)."""
         return MappingProxyType(self._lines)
+
+    def port_states(self) -> list[PortStatus]:
+        """The calls Asterisk has handed over, each in call (AudioSocket() runs only on an
+        answered channel). AudioSocket does not say which DAHDI channel a call came in on,
+        so ``port`` is empty: naming it, and idle or alarmed channels, needs the AMI."""
+        return [PortStatus("", PortState.IN_CALL, call=line.id, direction="in")
+                for line in self._lines.values() if not line.ended]
 
     async def start(self, accept: AcceptLine) -> None:
         if self._server is not None:

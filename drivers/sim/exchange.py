@@ -4,8 +4,12 @@ It behaves like the lines the box really has: a fixed number of trunk lines (cal
 congestion when all are taken), inbound calls that ring until the engine answers, and
 outbound calls that go to subscribers who answer, are busy or never pick up, with the China
 call-progress tones heard on the line meanwhile (so the engine's call-progress analysis runs
-on real audio, as on an analog FXO port). Seat phones are subscribers that signal their
-answer, as an FXS phone going off-hook does. Audio moves once per engine tick: the exchange's
+on real audio, as on an analog FXO port). Trunks are numbered from 1, as DAHDI numbers its
+channels: a call takes the lowest free one, an outbound call never one reserved for inbound
+or one in alarm (:meth:`SimExchange.trunk_down`, which drops the call on it), and
+:meth:`SimExchange.port_states` says what each trunk is doing. Seat phones are subscribers
+that signal their answer, as an FXS phone going off-hook does; they hang on the box's seat
+ports, not on trunks. Audio moves once per engine tick: the exchange's
 ``before_tick`` hook carries every far end's frame to the engine, and each frame the engine
 writes is handed straight to the far end.
 """
@@ -21,6 +25,7 @@ from typing import TYPE_CHECKING
 from appliance.media.frame import SILENCE
 from appliance.media.tones import ToneSource
 from drivers.base import (
+    CAUSE_LINE_DROPPED,
     CAUSE_NORMAL,
     CAUSE_REMOTE,
     CAUSE_SHUTDOWN,
@@ -32,6 +37,8 @@ from drivers.base import (
     LineError,
     LineEvent,
     LineState,
+    PortState,
+    PortStatus,
 )
 
 if TYPE_CHECKING:
@@ -77,6 +84,7 @@ class SimLine(Line):
         self.ring_ticks_left = -1
         self.subscriber: Subscriber | None = None
         self.frames_sent = 0
+        self.trunk = 0  # the trunk line it rides (0: a seat phone's line, no trunk)
 
     def write_frame(self, frame: bytes) -> None:
         if self.state is LineState.ENDED:
@@ -110,6 +118,10 @@ class SimExchange(Driver):
 
     def __init__(self, trunks: int = 30) -> None:
         self.trunks = trunks
+        #: trunks in alarm, with why (no calls in or out while down)
+        self.alarms: dict[int, str] = {}
+        #: trunks that only take inbound calls (the admin's "reserved for inbound")
+        self.reserved_inbound: set[int] = set()
         self.lines: dict[str, SimLine] = {}
         self.subscribers: dict[str, Subscriber] = {}
         self._accept: AcceptLine | None = None
@@ -128,10 +140,12 @@ class SimExchange(Driver):
         self._accept = None
 
     async def originate(self, number: str, caller: str = "") -> Line:
-        if len(self.lines) >= self.trunks:
-            raise LineError(f"sim: all {self.trunks} trunk lines are busy")
-        line = SimLine(self, f"sim-{next(self._ids)}", Direction.OUTBOUND, caller, number)
         sub = self.subscribers.get(number)
+        trunk = 0
+        if sub is None or not sub.is_seat:
+            trunk = self._free_trunk(outbound=True)
+        line = SimLine(self, f"sim-{next(self._ids)}", Direction.OUTBOUND, caller, number)
+        line.trunk = trunk
         self.lines[line.id] = line
         line.subscriber = sub
         if sub is None or sub.behaviour is Behaviour.CONGESTION:
@@ -179,9 +193,9 @@ class SimExchange(Driver):
         """A bot calls the box: offer a new inbound line to the engine."""
         if self._accept is None:
             raise LineError("sim: the exchange is not started (no engine attached)")
-        if len(self.lines) >= self.trunks:
-            raise TrunksBusy(f"sim: all {self.trunks} trunk lines are busy")
+        trunk = self._free_trunk(outbound=False)
         line = SimLine(self, f"sim-{next(self._ids)}", Direction.INBOUND, bot.number, callee)
+        line.trunk = trunk
         line.bot = bot
         self.lines[line.id] = line
         self._accept(line)
@@ -196,6 +210,62 @@ class SimExchange(Driver):
 
     def release(self, line: SimLine) -> None:
         self.lines.pop(line.id, None)
+
+    # ------------------------------------------------------------------ trunks
+    def _free_trunk(self, *, outbound: bool) -> int:
+        """The lowest trunk a new call may take; TrunksBusy (the caller hears congestion)
+        when there is none, saying why."""
+        taken = {line.trunk for line in self.lines.values() if line.trunk}
+        usable = [n for n in range(1, self.trunks + 1)
+                  if n not in self.alarms and not (outbound and n in self.reserved_inbound)]
+        for n in usable:
+            if n not in taken:
+                return n
+        if not self.alarms and not (outbound and self.reserved_inbound):
+            raise TrunksBusy(f"sim: all {self.trunks} trunk lines are busy")
+        down = len([n for n in self.alarms if n <= self.trunks])
+        kept = len([n for n in self.reserved_inbound if n <= self.trunks and n not in
+                    self.alarms]) if outbound else 0
+        raise TrunksBusy(f"sim: no free trunk line for an {'out' if outbound else 'in'}bound"
+                         f" call: of {self.trunks}, {down} in alarm, {kept} reserved for"
+                         f" inbound, the rest busy")
+
+    def trunk_down(self, trunk: int, reason: str = "no loop current") -> None:
+        """Trunk ``trunk`` loses its line (a cut cable, an E1 alarm): the call on it drops
+        and no call takes it until :meth:`trunk_up`."""
+        self.alarms[trunk] = reason
+        for line in list(self.lines.values()):
+            if line.trunk == trunk and line.state is not LineState.ENDED:
+                line.push_event(LineEvent(EventKind.HANGUP, cause=CAUSE_LINE_DROPPED))
+                self.release(line)
+                if line.bot is not None:
+                    line.bot.on_remote_hangup(CAUSE_LINE_DROPPED)
+
+    def trunk_up(self, trunk: int) -> None:
+        self.alarms.pop(trunk, None)
+
+    def reserve_inbound(self, ports: frozenset[str]) -> None:
+        self.reserved_inbound = {int(p) for p in ports if p.isdigit()}
+
+    def port_states(self) -> list[PortStatus]:
+        on_trunk = {line.trunk: line for line in self.lines.values()
+                    if line.trunk and line.state is not LineState.ENDED}
+        out = []
+        for n in range(1, self.trunks + 1):
+            reserved = n in self.reserved_inbound
+            if n in self.alarms:
+                out.append(PortStatus(str(n), PortState.ALARM, reserved_inbound=reserved,
+                                      detail=self.alarms[n]))
+                continue
+            line = on_trunk.get(n)
+            if line is None:
+                out.append(PortStatus(str(n), PortState.IDLE, reserved_inbound=reserved))
+                continue
+            talking = line.connected or line.state is LineState.ANSWERED
+            out.append(PortStatus(str(n), PortState.IN_CALL if talking else PortState.RINGING,
+                                  call=line.id, direction=line.direction.value,
+                                  reserved_inbound=reserved))
+        return out
 
     def listen_ticks(self, bot: CallerBot) -> None:
         if bot not in self._tick_listeners:
