@@ -83,6 +83,7 @@ def create_app(data: Path, test_config: dict[str, Any] | None = None,
         faxes,
         flows,
         home,
+        hours,
         lines,
         policies,
         products,
@@ -96,6 +97,9 @@ def create_app(data: Path, test_config: dict[str, Any] | None = None,
 
     for module in (auth, home, staff, policies, salespeople, customers, products, calls,
                    prompts, flows, lines, reports, voicemail, faxes, console, supervisor):
+        app.register_blueprint(module.bp)
+    # The box's settings: business hours, queues and seats, restore of a backup.
+    for module in (hours,):
         app.register_blueprint(module.bp)
     permissions.check_matrix(rule.endpoint for rule in app.url_map.iter_rules())
 

@@ -115,6 +115,12 @@ ENDPOINTS: dict[str, frozenset[str]] = {
     "console.events": frozenset({"admin", "supervisor", "agent"}),
     "supervisor.index": MANAGERS,
     "supervisor.events": MANAGERS,
+    # The box's settings: business hours and holidays (read by the IVR at each call).
+    "hours.view": frozenset({"admin", "supervisor", "auditor"}),
+    "hours.save_week": ADMIN,
+    "hours.add_day": ADMIN,
+    "hours.delete_day": ADMIN,
+    "hours.import_days": ADMIN,
 }
 
 CAPABILITIES: dict[str, frozenset[str]] = {

@@ -43,6 +43,7 @@ ARGS: dict[str, dict[str, Any]] = {
     "flows.publish": {"version": 1},
     "flows.test_call": {"version": 1},
     "flows.test_audio": {"trial_id": "0" * 32},
+    "hours.delete_day": {"day": "2026-10-01"},
 }
 
 
