@@ -17,21 +17,60 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from appliance.acd.model import Overflow, QueueConfig, SeatConfig, Strategy
+from appliance.acd.model import (
+    Overflow,
+    QueueConfig,
+    SeatConfig,
+    Strategy,
+    check_queues,
+    check_seats,
+)
 from appliance.store.db import Store
 
 
 def save_seat(store: Store, seat: SeatConfig, now: float) -> Future[None]:
-    def write(db: Database) -> None:
-        db.execute(
-            "INSERT INTO acd_seats (id, number, driver, name, skills, updated_at) "
-            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET number = excluded.number,"
-            " driver = excluded.driver, name = excluded.name, skills = excluded.skills,"
-            " updated_at = excluded.updated_at",
-            [seat.id, seat.number, seat.driver, seat.name,
-             json.dumps(dict(seat.skills), sort_keys=True), now])
+    return store.submit(lambda db: _seat_row(db, seat, now))
 
-    return store.submit(write)
+
+def _seat_row(db: Database, seat: SeatConfig, now: float) -> None:
+    db.execute(
+        "INSERT INTO acd_seats (id, number, driver, name, skills, updated_at) "
+        "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET number = excluded.number,"
+        " driver = excluded.driver, name = excluded.name, skills = excluded.skills,"
+        " updated_at = excluded.updated_at",
+        [seat.id, seat.number, seat.driver, seat.name,
+         json.dumps(dict(seat.skills), sort_keys=True), now])
+
+
+def _queue_rows(db: Database, queue: QueueConfig, now: float) -> None:
+    db.execute(
+        "INSERT INTO acd_queues (name, strategy, config, updated_at) VALUES (?, ?, ?, ?) "
+        "ON CONFLICT (name) DO UPDATE SET strategy = excluded.strategy,"
+        " config = excluded.config, updated_at = excluded.updated_at",
+        [queue.name, queue.strategy.value, json.dumps(queue_document(queue), sort_keys=True),
+         now])
+    db.execute("DELETE FROM acd_queue_members WHERE queue = ?", [queue.name])
+    for seat_id, penalty in sorted(queue.members.items()):
+        db.execute("INSERT INTO acd_queue_members (queue, seat_id, penalty) "
+                   "VALUES (?, ?, ?)", [queue.name, seat_id, penalty])
+
+
+def replace_config(db: Database, seats: list[SeatConfig], queues: list[QueueConfig],
+                   now: float) -> None:
+    """Inside a write: the box's whole seat and queue configuration becomes exactly this
+    (checked first with the model's own checks; ConfigError and nothing written)."""
+    check_seats(seats)
+    check_queues(queues, [s.id for s in seats])
+    for seat in seats:
+        _seat_row(db, seat, now)
+    for queue in queues:
+        _queue_rows(db, queue, now)
+    keep_seats, keep_queues = [s.id for s in seats], [q.name for q in queues]
+    db.execute(f"DELETE FROM acd_seats WHERE id NOT IN ({', '.join('?' * len(seats))})",
+               keep_seats)
+    marks = ", ".join("?" * len(queues))
+    db.execute(f"DELETE FROM acd_queue_members WHERE queue NOT IN ({marks})", keep_queues)
+    db.execute(f"DELETE FROM acd_queues WHERE name NOT IN ({marks})", keep_queues)
 
 
 def queue_document(queue: QueueConfig) -> dict[str, Any]:
@@ -45,20 +84,7 @@ def queue_document(queue: QueueConfig) -> dict[str, Any]:
 
 
 def save_queue(store: Store, queue: QueueConfig, now: float) -> Future[None]:
-    doc = queue_document(queue)
-
-    def write(db: Database) -> None:
-        db.execute(
-            "INSERT INTO acd_queues (name, strategy, config, updated_at) VALUES (?, ?, ?, ?) "
-            "ON CONFLICT (name) DO UPDATE SET strategy = excluded.strategy,"
-            " config = excluded.config, updated_at = excluded.updated_at",
-            [queue.name, queue.strategy.value, json.dumps(doc, sort_keys=True), now])
-        db.execute("DELETE FROM acd_queue_members WHERE queue = ?", [queue.name])
-        for seat_id, penalty in sorted(queue.members.items()):
-            db.execute("INSERT INTO acd_queue_members (queue, seat_id, penalty) "
-                       "VALUES (?, ?, ?)", [queue.name, seat_id, penalty])
-
-    return store.submit(write)
+    return store.submit(lambda db: _queue_rows(db, queue, now))
 
 
 def load_seats(store: Store) -> list[SeatConfig]:

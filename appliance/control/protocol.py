@@ -86,6 +86,8 @@ OPS: Final[dict[str, dict[str, Field]]] = {
                 "code": Field(_one_of(WRAP_UP_CODES)),
                 "note": Field(_text(MAX_NOTE, empty=True), required=False, default="")},
     "follow": {},
+    # Seats and queues as saved in the store, taken by the running ACD between calls.
+    "reload-acd": {},
 }
 
 

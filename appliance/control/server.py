@@ -18,7 +18,7 @@ from typing import Any, Final
 
 from sqlite_utils import Database
 
-from appliance.acd import Acd, AcdError
+from appliance.acd import Acd, AcdError, ConfigError, QueueConfig, SeatConfig, records
 from appliance.acd import control as acd_control
 from appliance.calls.call import Call
 from appliance.control.protocol import (
@@ -201,7 +201,24 @@ class ControlServer:
             return (await acd_control.hang_up(acd, a["seat"])).as_dict()
         if request.op == "wrap-up":
             return self._wrap_up(a["seat"], a["call"], a["code"], a["note"])
+        if request.op == "reload-acd":
+            return await self._reload_acd()
         raise ControlError(f"op {request.op!r} has no handler")  # pragma: no cover
+
+    async def _reload_acd(self) -> dict[str, Any]:
+        store = self.store
+        if store is None:
+            raise ControlError("reload-acd: this engine has no database to load from")
+
+        def load() -> tuple[list[SeatConfig], list[QueueConfig]]:
+            return records.load_seats(store), records.load_queues(store)
+
+        try:
+            seats, queues = await asyncio.get_running_loop().run_in_executor(None, load)
+        except ConfigError as exc:
+            raise ControlError(f"reload-acd: the saved settings are wrong: {exc}") from None
+        self.acd.reconfigure(seats, queues)  # AcdError (nothing changed) goes back as is
+        return {"seats": [s.id for s in seats], "queues": [q.name for q in queues]}
 
     def _wrap_up(self, seat_id: str, call_id: str, code: str, note: str) -> dict[str, Any]:
         acd = self.acd
