@@ -121,6 +121,12 @@ ENDPOINTS: dict[str, frozenset[str]] = {
     "hours.add_day": ADMIN,
     "hours.delete_day": ADMIN,
     "hours.import_days": ADMIN,
+    # Queues and seats (what the engine loads; a save is offered to the running engine).
+    "acd_settings.view": frozenset({"admin", "supervisor", "auditor"}),
+    "acd_settings.queue_save": ADMIN,
+    "acd_settings.queue_delete": ADMIN,
+    "acd_settings.seat_save": ADMIN,
+    "acd_settings.seat_delete": ADMIN,
 }
 
 CAPABILITIES: dict[str, frozenset[str]] = {

@@ -58,19 +58,24 @@ def _queue_rows(db: Database, queue: QueueConfig, now: float) -> None:
 def replace_config(db: Database, seats: list[SeatConfig], queues: list[QueueConfig],
                    now: float) -> None:
     """Inside a write: the box's whole seat and queue configuration becomes exactly this
-    (checked first with the model's own checks; ConfigError and nothing written)."""
+    (checked first with the model's own checks; ConfigError and nothing written). Seats
+    may come before any queue: the engine starts its ACD once the box has both."""
     check_seats(seats)
-    check_queues(queues, [s.id for s in seats])
+    if queues:
+        check_queues(queues, [s.id for s in seats])
     for seat in seats:
         _seat_row(db, seat, now)
     for queue in queues:
         _queue_rows(db, queue, now)
     keep_seats, keep_queues = [s.id for s in seats], [q.name for q in queues]
-    db.execute(f"DELETE FROM acd_seats WHERE id NOT IN ({', '.join('?' * len(seats))})",
-               keep_seats)
-    marks = ", ".join("?" * len(queues))
-    db.execute(f"DELETE FROM acd_queue_members WHERE queue NOT IN ({marks})", keep_queues)
-    db.execute(f"DELETE FROM acd_queues WHERE name NOT IN ({marks})", keep_queues)
+    db.execute("DELETE FROM acd_seats WHERE id NOT IN (SELECT value FROM json_each(?))",
+               [json.dumps(keep_seats)])
+    # json_each: one parameter however many queues (none at all included).
+    names = json.dumps(keep_queues)
+    db.execute("DELETE FROM acd_queue_members WHERE queue NOT IN"
+               " (SELECT value FROM json_each(?))", [names])
+    db.execute("DELETE FROM acd_queues WHERE name NOT IN (SELECT value FROM json_each(?))",
+               [names])
 
 
 def queue_document(queue: QueueConfig) -> dict[str, Any]:

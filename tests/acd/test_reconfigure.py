@@ -27,7 +27,7 @@ def test_replace_config_refuses_what_the_model_refuses(tmp_path: Path) -> None:
         for bad_seats, bad_queues, said in (
                 (seats(9), good, "1 to 8 seats"),
                 (seats(1), [QueueConfig("service", members={"s2": 0})], "s2 are not seats"),
-                (seats(2), [], "one or more")):
+                (seats(2), [QueueConfig("a"), QueueConfig("a")], "unique names")):
             with pytest.raises(ConfigError, match=said):
                 store.write(lambda db, s=bad_seats, q=bad_queues:  # type: ignore[misc]
                             records.replace_config(db, s, q, 2.0))

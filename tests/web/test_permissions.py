@@ -44,6 +44,8 @@ ARGS: dict[str, dict[str, Any]] = {
     "flows.test_call": {"version": 1},
     "flows.test_audio": {"trial_id": "0" * 32},
     "hours.delete_day": {"day": "2026-10-01"},
+    "acd_settings.queue_delete": {"name": "no_such_queue"},
+    "acd_settings.seat_delete": {"seat_id": "s9"},
 }
 
 
