@@ -90,6 +90,7 @@ def create_app(data: Path, test_config: dict[str, Any] | None = None,
         prompts,
         queues,
         reports,
+        restore,
         salespeople,
         staff,
         supervisor,
@@ -100,7 +101,7 @@ def create_app(data: Path, test_config: dict[str, Any] | None = None,
                    prompts, flows, lines, reports, voicemail, faxes, console, supervisor):
         app.register_blueprint(module.bp)
     # The box's settings: business hours, queues and seats, restore of a backup.
-    for module in (hours, queues):
+    for module in (hours, queues, restore):
         app.register_blueprint(module.bp)
     permissions.check_matrix(rule.endpoint for rule in app.url_map.iter_rules())
 

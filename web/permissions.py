@@ -127,6 +127,11 @@ ENDPOINTS: dict[str, frozenset[str]] = {
     "acd_settings.queue_delete": ADMIN,
     "acd_settings.seat_save": ADMIN,
     "acd_settings.seat_delete": ADMIN,
+    # Restore of a backup archive: replaces the database and the recordings.
+    "restore.form": ADMIN,
+    "restore.check": ADMIN,
+    "restore.apply": ADMIN,
+    "restore.cancel": ADMIN,
 }
 
 CAPABILITIES: dict[str, frozenset[str]] = {
