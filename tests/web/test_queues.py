@@ -107,7 +107,7 @@ def test_seats_added_edited_and_removed_within_the_model_limits(as_role: Any,
     assert dict(records.load_queues(saved)[0].members) == {"s1": 0}
     # The last member of a queue cannot go: the queue would ring every seat instead.
     res = client.post("/settings/acd/seats/s1/delete", data={"csrf_token": token})
-    assert res.status_code == 400 and "only member" in res.get_data(as_text=True)
+    assert res.status_code == 400 and "唯一成员" in res.get_data(as_text=True)
 
 
 def test_a_queue_the_ivr_transfers_to_is_not_removed(as_role: Any, saved: Store) -> None:
