@@ -168,6 +168,10 @@ def view() -> ResponseReturnValue:
 
 
 def _save(seats: list[SeatConfig], queues: list[QueueConfig], entry: list[Any]) -> None:
+    # Checked here first, so a refusal never reaches the writer thread (which would log it
+    # as a failed write); replace_config checks again inside the transaction.
+    records.check_config(seats, queues)
+
     def write(db: Database) -> None:
         records.replace_config(db, seats, queues, time.time())
         audit.insert(db, entry)

@@ -55,14 +55,20 @@ def _queue_rows(db: Database, queue: QueueConfig, now: float) -> None:
                    "VALUES (?, ?, ?)", [queue.name, seat_id, penalty])
 
 
+def check_config(seats: list[SeatConfig], queues: list[QueueConfig]) -> None:
+    """The model's checks of a whole configuration (ConfigError); seats may come before any
+    queue."""
+    check_seats(seats)
+    if queues:
+        check_queues(queues, [s.id for s in seats])
+
+
 def replace_config(db: Database, seats: list[SeatConfig], queues: list[QueueConfig],
                    now: float) -> None:
     """Inside a write: the box's whole seat and queue configuration becomes exactly this
     (checked first with the model's own checks; ConfigError and nothing written). Seats
     may come before any queue: the engine starts its ACD once the box has both."""
-    check_seats(seats)
-    if queues:
-        check_queues(queues, [s.id for s in seats])
+    check_config(seats, queues)
     for seat in seats:
         _seat_row(db, seat, now)
     for queue in queues:
@@ -221,7 +227,7 @@ def callbacks(store: Store) -> list[dict[str, Any]]:
     return store.query("SELECT * FROM acd_callbacks ORDER BY id")
 
 
-__all__ = ["book_callback", "callbacks", "close_callback", "close_entry", "entries",
-           "etiquette", "holds", "load_queues", "load_seats", "log_hold", "log_state",
-           "mark_entry", "open_entry", "queue_document", "save_queue", "save_seat",
-           "save_survey", "state_log"]
+__all__ = ["book_callback", "callbacks", "check_config", "close_callback", "close_entry",
+           "entries", "etiquette", "holds", "load_queues", "load_seats", "log_hold",
+           "log_state", "mark_entry", "open_entry", "queue_document", "replace_config",
+           "save_queue", "save_seat", "save_survey", "state_log"]
