@@ -131,7 +131,7 @@ def add_day() -> ResponseReturnValue:
 
 
 def _day_error(exc: bh.HoursError) -> str:
-    field = {"date": _("Date"), "name": _("Name"), "kind": _("Kind"),
+    field = {"date": _("Date"), "name": _("Holiday name"), "kind": _("Kind"),
              "works_as": _("Works as")}.get(exc.field, exc.field)
     return _("Not saved: %(field)s: %(reason)s", field=field,
              reason=str(exc).split(": ", 1)[1])

@@ -81,7 +81,7 @@ def test_a_bad_day_names_the_field(as_role: Any, store: Store) -> None:
     with client.session_transaction() as sess:
         sess["lang"] = "en"
     for form, said in (({"date": "2026-02-30", "name": "x", "kind": "holiday"}, "Date"),
-                       ({"date": "2026-10-01", "name": "", "kind": "holiday"}, "Name"),
+                       ({"date": "2026-10-01", "name": "", "kind": "holiday"}, "Holiday name"),
                        ({"date": "2026-10-01", "name": "x", "kind": "holiday",
                          "works_as": "mon"}, "Works as")):
         res = client.post("/settings/hours/days", data={**form, "csrf_token": token})
