@@ -136,9 +136,10 @@ def engine_running(saved: Store, data_dir: Path) -> Iterator[Acd]:
     acd = Acd(SEATS, [SERVICE])
     loop = asyncio.new_event_loop()
     server = ControlServer(acd, data_dir, store=saved)
-    loop.run_until_complete(server.start())
+    # The loop lives only in its thread (Playwright's tests leave one marked running here).
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
+    asyncio.run_coroutine_threadsafe(server.start(), loop).result(5)
     yield acd
     asyncio.run_coroutine_threadsafe(server.close(), loop).result(5)
     loop.call_soon_threadsafe(loop.stop)
