@@ -83,6 +83,7 @@ def create_app(data: Path, test_config: dict[str, Any] | None = None,
         faxes,
         flows,
         home,
+        hours,
         kb,
         lines,
         order_field_pages,
@@ -90,7 +91,9 @@ def create_app(data: Path, test_config: dict[str, Any] | None = None,
         policies,
         products,
         prompts,
+        queues,
         reports,
+        restore,
         salespeople,
         staff,
         supervisor,
@@ -101,6 +104,9 @@ def create_app(data: Path, test_config: dict[str, Any] | None = None,
                    prompts, flows, lines, reports, voicemail, faxes, console, supervisor):
         app.register_blueprint(module.bp)
     for module in (orders, order_field_pages, kb):  # F9 orders, F13 knowledge base
+        app.register_blueprint(module.bp)
+    # The box's settings: business hours, queues and seats, restore of a backup.
+    for module in (hours, queues, restore):
         app.register_blueprint(module.bp)
     permissions.check_matrix(rule.endpoint for rule in app.url_map.iter_rules())
 

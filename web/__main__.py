@@ -18,6 +18,7 @@ from waitress import create_server
 from web import create_app
 from web.accounts import ensure_first_admin
 from web.db import store
+from web.restore import MAX_ARCHIVE_BYTES
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -31,8 +32,10 @@ def main(argv: list[str] | None = None) -> None:
 
     app = create_app(args.data)
     try:
+        # The body limit is the restore page's (a backup archive with the recordings);
+        # every other form is held to the app's own MAX_CONTENT_LENGTH.
         server = create_server(app, host=args.host, port=args.port, threads=args.threads,
-                               ident="appliance-web")
+                               ident="appliance-web", max_request_body_size=MAX_ARCHIVE_BYTES)
     except OSError as exc:
         with app.app_context():
             store().close()

@@ -152,6 +152,23 @@ ENDPOINTS: dict[str, frozenset[str]] = {
     "kb.delete": MANAGERS,
     "kb.export": MANAGERS,
     "kb.import_upload": MANAGERS,
+    # The box's settings: business hours and holidays (read by the IVR at each call).
+    "hours.view": frozenset({"admin", "supervisor", "auditor"}),
+    "hours.save_week": ADMIN,
+    "hours.add_day": ADMIN,
+    "hours.delete_day": ADMIN,
+    "hours.import_days": ADMIN,
+    # Queues and seats (what the engine loads; a save is offered to the running engine).
+    "acd_settings.view": frozenset({"admin", "supervisor", "auditor"}),
+    "acd_settings.queue_save": ADMIN,
+    "acd_settings.queue_delete": ADMIN,
+    "acd_settings.seat_save": ADMIN,
+    "acd_settings.seat_delete": ADMIN,
+    # Restore of a backup archive: replaces the database and the recordings.
+    "restore.form": ADMIN,
+    "restore.check": ADMIN,
+    "restore.apply": ADMIN,
+    "restore.cancel": ADMIN,
 }
 
 CAPABILITIES: dict[str, frozenset[str]] = {

@@ -23,6 +23,8 @@ from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from sqlite_utils import Database
 
+from appliance.runtime import DataDirs
+from appliance.store.backup import write_archive
 from web import audit
 from web.accounts import create_user, generate_password, hash_password, set_password
 from web.db import store
@@ -198,6 +200,14 @@ def action_name(action: str) -> str:
         "port.save": _("Saved a telephone port"), "port.delete": _("Deleted a telephone port"),
         "port.span_add": _("Added an E1 span's ports"),
         "modem.save": _("Saved the SMS modem settings"), "modem.test": _("Tested the SMS modem"),
+        "hours.week": _("Changed the business hours"),
+        "hours.day_save": _("Saved a holiday or make-up working day"),
+        "hours.day_delete": _("Removed a holiday or make-up working day"),
+        "hours.import": _("Imported holidays"),
+        "acd.queue_save": _("Saved a queue"), "acd.queue_delete": _("Removed a queue"),
+        "acd.seat_save": _("Saved a seat"), "acd.seat_delete": _("Removed a seat"),
+        "backup.restore_refused": _("Uploaded a backup that was refused"),
+        "backup.restore": _("Restored a backup"),
     }.get(action, action)
 
 
@@ -223,26 +233,19 @@ def audit_view() -> ResponseReturnValue:
 
 @bp.route("/backup")
 def backup() -> ResponseReturnValue:
-    """A consistent copy of the whole database (SQLite's online backup, so the engine keeps
-    writing meanwhile), to download. It holds personal data: admin only, and audited."""
+    """An archive of the database (a consistent copy made with SQLite's online backup, so
+    the engine keeps writing meanwhile) and the call recordings, to download; the restore
+    page takes it back. It holds personal data: admin only, and audited."""
     source = store().path
-    fd, name = tempfile.mkstemp(prefix="backup-", suffix=".db", dir=source.parent)
-    os.close(fd)
+    fd, name = tempfile.mkstemp(prefix="backup-", suffix=".tar.gz", dir=source.parent)
     try:
-        src = sqlite3.connect(source.resolve().as_uri() + "?mode=ro", uri=True)
-        dst = sqlite3.connect(name)
-        try:
-            with dst:
-                src.backup(dst)
-        finally:
-            src.close()
-            dst.close()
-        size = os.path.getsize(name)
-        audit.log("database.backup", source.name, bytes=size)
+        with os.fdopen(fd, "wb") as out:
+            made = write_archive(source, DataDirs(source.parent).recordings, out)
+        audit.log("database.backup", source.name, bytes=os.path.getsize(name), **made)
         # Open, then unlink: the download reads the open file and nothing is left behind,
         # however the response ends.
         copy = open(name, "rb")  # noqa: SIM115 - closed by the response
     finally:
         os.unlink(name)
-    return send_file(copy, mimetype="application/vnd.sqlite3", as_attachment=True,
-                     download_name=f"appliance-{time.strftime('%Y%m%d-%H%M%S')}.db")
+    return send_file(copy, mimetype="application/gzip", as_attachment=True,
+                     download_name=f"appliance-{time.strftime('%Y%m%d-%H%M%S')}.tar.gz")

@@ -169,6 +169,18 @@ def check_seats(seats: list[SeatConfig]) -> None:
         raise ConfigError(f"seat ids must be unique; repeated: {', '.join(dupes)}")
 
 
+def check_queues(queues: list[QueueConfig], seat_ids: list[str]) -> None:
+    """One or more queues with unique names, each member one of the box's seats."""
+    names = [q.name for q in queues]
+    if not queues or len(set(names)) != len(names):
+        raise ConfigError(f"queues must be one or more with unique names, got {names}")
+    for q in queues:
+        unknown = sorted(set(q.members) - set(seat_ids))
+        if unknown:
+            raise ConfigError(f"queue {q.name}: members {', '.join(unknown)} are not seats "
+                              f"(seats: {', '.join(seat_ids)})")
+
+
 __all__ = ["AGENT_SETTABLE", "MAX_SEATS", "PRIORITY_CLAIM", "PRIORITY_NORMAL", "PRIORITY_VIP",
            "REASONS", "AgentState", "ConfigError", "Overflow", "QueueConfig", "SeatConfig",
-           "SeatStatus", "Strategy", "check_seats"]
+           "SeatStatus", "Strategy", "check_queues", "check_seats"]

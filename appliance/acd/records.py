@@ -17,21 +17,71 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from appliance.acd.model import Overflow, QueueConfig, SeatConfig, Strategy
+from appliance.acd.model import (
+    Overflow,
+    QueueConfig,
+    SeatConfig,
+    Strategy,
+    check_queues,
+    check_seats,
+)
 from appliance.store.db import Store
 
 
 def save_seat(store: Store, seat: SeatConfig, now: float) -> Future[None]:
-    def write(db: Database) -> None:
-        db.execute(
-            "INSERT INTO acd_seats (id, number, driver, name, skills, updated_at) "
-            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET number = excluded.number,"
-            " driver = excluded.driver, name = excluded.name, skills = excluded.skills,"
-            " updated_at = excluded.updated_at",
-            [seat.id, seat.number, seat.driver, seat.name,
-             json.dumps(dict(seat.skills), sort_keys=True), now])
+    return store.submit(lambda db: _seat_row(db, seat, now))
 
-    return store.submit(write)
+
+def _seat_row(db: Database, seat: SeatConfig, now: float) -> None:
+    db.execute(
+        "INSERT INTO acd_seats (id, number, driver, name, skills, updated_at) "
+        "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET number = excluded.number,"
+        " driver = excluded.driver, name = excluded.name, skills = excluded.skills,"
+        " updated_at = excluded.updated_at",
+        [seat.id, seat.number, seat.driver, seat.name,
+         json.dumps(dict(seat.skills), sort_keys=True), now])
+
+
+def _queue_rows(db: Database, queue: QueueConfig, now: float) -> None:
+    db.execute(
+        "INSERT INTO acd_queues (name, strategy, config, updated_at) VALUES (?, ?, ?, ?) "
+        "ON CONFLICT (name) DO UPDATE SET strategy = excluded.strategy,"
+        " config = excluded.config, updated_at = excluded.updated_at",
+        [queue.name, queue.strategy.value, json.dumps(queue_document(queue), sort_keys=True),
+         now])
+    db.execute("DELETE FROM acd_queue_members WHERE queue = ?", [queue.name])
+    for seat_id, penalty in sorted(queue.members.items()):
+        db.execute("INSERT INTO acd_queue_members (queue, seat_id, penalty) "
+                   "VALUES (?, ?, ?)", [queue.name, seat_id, penalty])
+
+
+def check_config(seats: list[SeatConfig], queues: list[QueueConfig]) -> None:
+    """The model's checks of a whole configuration (ConfigError); seats may come before any
+    queue."""
+    check_seats(seats)
+    if queues:
+        check_queues(queues, [s.id for s in seats])
+
+
+def replace_config(db: Database, seats: list[SeatConfig], queues: list[QueueConfig],
+                   now: float) -> None:
+    """Inside a write: the box's whole seat and queue configuration becomes exactly this
+    (checked first with the model's own checks; ConfigError and nothing written). Seats
+    may come before any queue: the engine starts its ACD once the box has both."""
+    check_config(seats, queues)
+    for seat in seats:
+        _seat_row(db, seat, now)
+    for queue in queues:
+        _queue_rows(db, queue, now)
+    keep_seats, keep_queues = [s.id for s in seats], [q.name for q in queues]
+    db.execute("DELETE FROM acd_seats WHERE id NOT IN (SELECT value FROM json_each(?))",
+               [json.dumps(keep_seats)])
+    # json_each: one parameter however many queues (none at all included).
+    names = json.dumps(keep_queues)
+    db.execute("DELETE FROM acd_queue_members WHERE queue NOT IN"
+               " (SELECT value FROM json_each(?))", [names])
+    db.execute("DELETE FROM acd_queues WHERE name NOT IN (SELECT value FROM json_each(?))",
+               [names])
 
 
 def queue_document(queue: QueueConfig) -> dict[str, Any]:
@@ -45,20 +95,7 @@ def queue_document(queue: QueueConfig) -> dict[str, Any]:
 
 
 def save_queue(store: Store, queue: QueueConfig, now: float) -> Future[None]:
-    doc = queue_document(queue)
-
-    def write(db: Database) -> None:
-        db.execute(
-            "INSERT INTO acd_queues (name, strategy, config, updated_at) VALUES (?, ?, ?, ?) "
-            "ON CONFLICT (name) DO UPDATE SET strategy = excluded.strategy,"
-            " config = excluded.config, updated_at = excluded.updated_at",
-            [queue.name, queue.strategy.value, json.dumps(doc, sort_keys=True), now])
-        db.execute("DELETE FROM acd_queue_members WHERE queue = ?", [queue.name])
-        for seat_id, penalty in sorted(queue.members.items()):
-            db.execute("INSERT INTO acd_queue_members (queue, seat_id, penalty) "
-                       "VALUES (?, ?, ?)", [queue.name, seat_id, penalty])
-
-    return store.submit(write)
+    return store.submit(lambda db: _queue_rows(db, queue, now))
 
 
 def load_seats(store: Store) -> list[SeatConfig]:
@@ -190,7 +227,7 @@ def callbacks(store: Store) -> list[dict[str, Any]]:
     return store.query("SELECT * FROM acd_callbacks ORDER BY id")
 
 
-__all__ = ["book_callback", "callbacks", "close_callback", "close_entry", "entries",
-           "etiquette", "holds", "load_queues", "load_seats", "log_hold", "log_state",
-           "mark_entry", "open_entry", "queue_document", "save_queue", "save_seat",
-           "save_survey", "state_log"]
+__all__ = ["book_callback", "callbacks", "check_config", "close_callback", "close_entry",
+           "entries", "etiquette", "holds", "load_queues", "load_seats", "log_hold",
+           "log_state", "mark_entry", "open_entry", "queue_document", "replace_config",
+           "save_queue", "save_seat", "save_survey", "state_log"]

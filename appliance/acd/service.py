@@ -42,10 +42,12 @@ from appliance.acd.model import (
     PRIORITY_VIP,
     REASONS,
     AgentState,
+    ConfigError,
     Overflow,
     QueueConfig,
     SeatConfig,
     SeatStatus,
+    check_queues,
     check_seats,
 )
 from appliance.acd.routing import Entry, Offer, RoundRobinMemory, WaitingList, decide
@@ -138,14 +140,10 @@ class Acd:
         check_seats(list(seats))
         self.seats: dict[str, SeatStatus] = {
             cfg.id: SeatStatus(cfg, i) for i, cfg in enumerate(seats)}
-        names = [q.name for q in queues]
-        if not queues or len(set(names)) != len(names):
-            raise AcdError(f"queues must be one or more with unique names, got {names}")
-        for q in queues:
-            unknown = sorted(set(q.members) - set(self.seats))
-            if unknown:
-                raise AcdError(f"queue {q.name}: members {', '.join(unknown)} are not seats "
-                               f"(seats: {', '.join(self.seats)})")
+        try:
+            check_queues(list(queues), list(self.seats))
+        except ConfigError as exc:
+            raise AcdError(str(exc)) from None
         self.queues: dict[str, _Queue] = {q.name: _Queue(q) for q in queues}
         self.store = store
         self.executor = executor
@@ -182,6 +180,52 @@ class Acd:
 
     def has_queue(self, name: str) -> bool:
         return name in self.queues
+
+    def reconfigure(self, seats: Sequence[SeatConfig], queues: Sequence[QueueConfig]) -> None:
+        """Take new seat and queue settings between calls, dropping none in progress.
+
+        A queue keeps its waiting callers and takes the new settings from its next offer
+        (a caller already waiting keeps the maximum wait they joined with); a seat keeps its
+        agent and state and is rung on its new number from its next offer. A seat can go
+        only when logged out and a queue only when nobody waits in it; otherwise nothing
+        changes and :class:`AcdError` says why."""
+        seats, queues = list(seats), list(queues)
+        try:
+            check_seats(seats)
+            check_queues(queues, [s.id for s in seats])
+        except ConfigError as exc:
+            raise AcdError(str(exc)) from None
+        wanted = {s.id for s in seats}
+        for gone in [s for s in self.seats.values() if s.id not in wanted]:
+            if gone.state is not AgentState.LOGGED_OUT or gone.id in self._talks:
+                raise AcdError(f"seat {gone.id} is {gone.state.value} ({gone.agent}): log it "
+                               "out before removing it")
+            if any(m.phone.id == gone.id for m in self.monitors.values()):
+                raise AcdError(f"seat {gone.id}: a supervisor is listening in from its phone; "
+                               "remove it when they have left the call")
+        names = {q.name for q in queues}
+        for name, q in self.queues.items():
+            if name not in names and len(q.waiting):
+                raise AcdError(f"queue {name} has {len(q.waiting)} callers waiting: it can "
+                               "be removed when it is empty")
+        now = self._wall()
+        for cfg in seats:
+            status = self.seats.get(cfg.id)
+            if status is None:
+                index = max((s.index for s in self.seats.values()), default=-1) + 1
+                self.seats[cfg.id] = SeatStatus(cfg, index, since=now, idle_since=now)
+            else:
+                status.config = cfg
+        for seat_id in [i for i in self.seats if i not in wanted]:
+            del self.seats[seat_id]
+        for qc in queues:
+            if qc.name in self.queues:
+                self.queues[qc.name].config = qc
+            else:
+                self.queues[qc.name] = _Queue(qc)
+        for name in [n for n in self.queues if n not in names]:
+            del self.queues[name]
+        self._emit("config", seats=[s.id for s in seats], queues=[q.name for q in queues])
 
     def subscribe(self, listener: Listener) -> Callable[[], None]:
         """Call ``listener(kind, data)`` on every change; returns the unsubscribe function."""

@@ -113,6 +113,8 @@ OPS: Final[dict[str, dict[str, Field]]] = {
              "language": Field(_one_of(DIAL_LANGUAGES), required=False, default="zh")},
     "lines": {},
     "reserve-inbound": {"ports": Field(_ports)},
+    # Seats and queues as saved in the store, taken by the running ACD between calls.
+    "reload-acd": {},
 }
 #: the ops :meth:`ControlServer._listen_or_dial` answers
 LISTEN_DIAL_OPS: Final = frozenset({"listen", "listen-mode", "listen-stop", "monitors",

@@ -18,7 +18,7 @@ from typing import Any, Final
 
 from sqlite_utils import Database
 
-from appliance.acd import Acd, AcdError
+from appliance.acd import Acd, AcdError, ConfigError, QueueConfig, SeatConfig, records
 from appliance.acd import control as acd_control
 from appliance.calls.call import Call
 from appliance.control.protocol import (
@@ -208,6 +208,8 @@ class ControlServer:
             return self._reserve_inbound(a["ports"])
         if request.op in LISTEN_DIAL_OPS:
             return self._listen_or_dial(request)
+        if request.op == "reload-acd":
+            return await self._reload_acd()
         raise ControlError(f"op {request.op!r} has no handler")  # pragma: no cover
 
     def _listen_or_dial(self, request: Request) -> Any:
@@ -241,6 +243,21 @@ class ControlServer:
         for driver in engine.drivers:
             driver.reserve_inbound(frozenset(ports))
         return self._lines()
+
+    async def _reload_acd(self) -> dict[str, Any]:
+        store = self.store
+        if store is None:
+            raise ControlError("reload-acd: this engine has no database to load from")
+
+        def load() -> tuple[list[SeatConfig], list[QueueConfig]]:
+            return records.load_seats(store), records.load_queues(store)
+
+        try:
+            seats, queues = await asyncio.get_running_loop().run_in_executor(None, load)
+        except ConfigError as exc:
+            raise ControlError(f"reload-acd: the saved settings are wrong: {exc}") from None
+        self.acd.reconfigure(seats, queues)  # AcdError (nothing changed) goes back as is
+        return {"seats": [s.id for s in seats], "queues": [q.name for q in queues]}
 
     def _wrap_up(self, seat_id: str, call_id: str, code: str, note: str) -> dict[str, Any]:
         acd = self.acd

@@ -28,7 +28,7 @@ from typing import Any
 
 import click
 
-from appliance.acd import Acd, QueueConfig, SeatConfig, Strategy
+from appliance.acd import Acd, QueueConfig, SeatConfig, Strategy, records
 from appliance.box.settings import reserved_inbound_channels
 from appliance.calls.call import Call, FlowFn
 from appliance.calls.clock import MonotonicClock
@@ -241,7 +241,11 @@ async def run_demo(data: Path, audiosocket_port: int, every: float, concurrent: 
         if loaded.loaded:
             _say(f"loaded the demo book into {dirs.database}")
         policies = sample_policies(store)
-        acd = Acd((*DEMO_SEATS, CONSOLE_SEAT),
+        # The seats and queues saved on the box (the admin's page edits them); the demo's
+        # own the first time.
+        saved_seats, saved_queues = records.load_seats(store), records.load_queues(store)
+        acd = Acd(saved_seats or (*DEMO_SEATS, CONSOLE_SEAT),
+                  saved_queues if saved_seats and saved_queues else
                   [QueueConfig("service", Strategy.LONGEST_IDLE, wrap_up=5.0,
                                announce_every=20.0, max_wait=120.0)],
                   store=store, messages_dir=dirs.messages)
@@ -297,10 +301,15 @@ async def run_demo(data: Path, audiosocket_port: int, every: float, concurrent: 
     agents: list[asyncio.Task[None]] = []
     if acd is not None:
         acd.bind(engine)
-        for seat in DEMO_SEATS:
-            agents.append(asyncio.create_task(demo_agent(exchange, prompts, seat)))
-            acd.login(seat.id, f"A00{seat.id[1:]}")
-        agents.append(asyncio.create_task(console_phone(exchange, CONSOLE_SEAT)))
+        # The demo's agents sit at the demo's seats, on the numbers the box has for them.
+        demo_ids = {seat.id for seat in DEMO_SEATS}
+        for status in acd.seats.values():
+            if status.id in demo_ids and status.config.driver == "sim":
+                agents.append(asyncio.create_task(demo_agent(exchange, prompts,
+                                                             status.config)))
+                acd.login(status.id, f"A00{status.id[1:]}")
+            elif status.id == CONSOLE_SEAT.id and status.config.driver == "sim":
+                agents.append(asyncio.create_task(console_phone(exchange, status.config)))
     caller_task = asyncio.create_task(callers(exchange, prompts, engine, every, concurrent,
                                               policies))
     # Faxes the web's fax log asks to send again, dialled on the simulated exchange.

@@ -27,7 +27,8 @@ from pathlib import Path
 from typing import Any, Final, Protocol
 
 from appliance.calls.call import MASKED_KEY, Call, CallEnded, FlowFn
-from appliance.ivr.flow import DEFAULT_PROMPTS, WEEKDAYS, Flow
+from appliance.ivr.flow import DEFAULT_PROMPTS, Flow
+from appliance.ivr.hours import from_node, load_hours
 from appliance.ivr.speech import say
 from appliance.media.prompts import Prompt
 from appliance.media.wavio import WavFormatError, read_slin
@@ -221,14 +222,18 @@ class _Run:
 
     async def _hours(self, node_id: str, node: Mapping[str, Any]) -> str:
         now = self.clock_now()
-        day = WEEKDAYS[now.weekday()]
-        hhmm = now.strftime("%H:%M")
-        # A public holiday closes the office whatever weekday it falls on.
-        holiday = now.date().isoformat() in node.get("holidays", ())
-        is_open = not holiday and any(day in s["days"] and s["from"] <= hhmm < s["to"]
-                                      for s in node["schedule"])
+        # The box's hours as the admin saved them, read now so an edit reaches the next
+        # caller; a box that never saved any keeps the hours written in the flow.
+        saved = load_hours(self.store) if self.store is not None else None
+        hours = saved if saved is not None else from_node(node)
+        is_open, special = hours.state(now)
+        details: dict[str, Any] = {"source": "box" if saved is not None else "flow"}
+        if special is not None:
+            details[special.kind] = True
+            if special.name:
+                details["day"] = special.name
         self.step(node_id, node, now=now.isoformat(timespec="minutes"), open=is_open,
-                  **({"holiday": True} if holiday else {}))
+                  **details)
         return str(node["open" if is_open else "closed"])
 
     async def _lookup(self, node_id: str, node: Mapping[str, Any]) -> str:

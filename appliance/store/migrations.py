@@ -859,6 +859,46 @@ def _line_ports(db: Database) -> None:
     )
 
 
+def _box_settings(db: Database) -> None:
+    # The box's business hours, edited in the web admin and read by the IVR's hours node at
+    # each call: one row a weekday range (several a day allowed, half-open [opens, closes)).
+    db.execute(
+        """
+        CREATE TABLE business_hours (
+            weekday TEXT NOT NULL
+                CHECK (weekday IN ('mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun')),
+            opens TEXT NOT NULL,
+            closes TEXT NOT NULL,
+            PRIMARY KEY (weekday, opens)
+        ) STRICT
+        """
+    )
+    # Public holidays (closed all day) and make-up working days (调休: a weekend day worked
+    # with the hours of the weekday in works_as).
+    db.execute(
+        """
+        CREATE TABLE holidays (
+            date TEXT PRIMARY KEY NOT NULL,
+            name TEXT NOT NULL,
+            kind TEXT NOT NULL CHECK (kind IN ('holiday', 'workday')),
+            works_as TEXT
+                CHECK (works_as IS NULL OR works_as IN ('mon', 'tue', 'wed', 'thu', 'fri'))
+        ) STRICT
+        """
+    )
+    # Small box-wide settings by key; 'hours' is set once the admin has saved the hours, so
+    # until then the IVR keeps the hours written in its flow.
+    db.execute(
+        """
+        CREATE TABLE box_settings (
+            key TEXT PRIMARY KEY NOT NULL,
+            value TEXT NOT NULL,
+            updated_at REAL NOT NULL
+        ) STRICT
+        """
+    )
+
+
 MIGRATIONS: list[Step] = [
     ("0001_calls", _calls),
     ("0002_recordings", _recordings),
@@ -873,6 +913,7 @@ MIGRATIONS: list[Step] = [
     ("0012_acd_survey", _acd_survey),
     ("0013_call_wrapups", _call_wrapups),
     ("0016_line_ports", _line_ports),
+    ("0017_box_settings", _box_settings),
     ("0018_orders_kb", _orders_kb),
     ("0019_acd_listen", _acd_listen),
     ("0020_prompt_phone", _prompt_phone),

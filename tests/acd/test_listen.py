@@ -181,6 +181,38 @@ def test_a_ready_seat_whose_phone_listens_in_is_offered_no_call_until_it_leaves(
         store.close()
 
 
+def test_a_seat_whose_phone_listens_in_cannot_be_removed_meanwhile(tmp_path: Path) -> None:
+    store, acd = open_acd(tmp_path, 3, QueueConfig("service", members={"s1": 0}))
+    flow = queue_flow(acd, "service", {})
+
+    async def scenario(engine: Engine, ex: SimExchange) -> None:
+        agent = seat_bot(ex, "8001")
+        boss = seat_bot(ex, "8002")
+        acd.login("s1", "A001")
+        caller = CallerBot(ex, "13800000001")
+        await caller.dial("95500")
+        assert await until(engine, lambda: agent.connected, 10)
+        # The supervisor rings a free seat's phone (s2, logged out) to listen from.
+        key = str(control.listen(acd, "s1", "s2", "listen", "boss")["monitor"])
+        assert await until(engine, lambda: acd.monitors[key].joined, 5)
+        queues = [q.config for q in acd.queues.values()]
+        without_s2 = [s.config for s in acd.seats.values() if s.id != "s2"]
+        with pytest.raises(AcdError, match="listening in from its phone"):
+            acd.reconfigure(without_s2, queues)
+        assert "s2" in acd.seats and boss.connected
+        control.listen_stop(acd, key)
+        assert await boss.wait_hangup(3) is not None
+        assert await until(engine, lambda: not acd.monitors, 3)
+        acd.reconfigure(without_s2, queues)
+        assert "s2" not in acd.seats
+        await caller.hangup()
+
+    try:
+        run_calls(tmp_path, store, acd, flow, scenario)
+    finally:
+        store.close()
+
+
 def test_a_supervisor_phone_that_does_not_answer_gives_the_listen_in_up(
         tmp_path: Path) -> None:
     store, acd = open_acd(tmp_path, 2, QueueConfig("service", members={"s1": 0}))

@@ -135,18 +135,26 @@ def test_pages_are_chinese_by_default_and_english_on_request(app: Flask, as_role
 
 def test_an_admin_downloads_a_consistent_backup_and_it_is_audited(as_role: Any,
                                                                   data_dir: Any) -> None:
+    import io
     import sqlite3
+    import tarfile
 
     client, _ = as_role("admin")
     res = client.get("/staff/backup")
-    assert res.status_code == 200 and res.data[:16] == b"SQLite format 3\x00"
+    assert res.status_code == 200
+    archive = res.data
     res.close()
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        member = tar.extractfile("appliance.db")
+        assert member is not None
+        db_bytes = member.read()
+    assert db_bytes[:16] == b"SQLite format 3\x00"
     copy = data_dir / "copy.db"
-    copy.write_bytes(res.data)
+    copy.write_bytes(db_bytes)
     with sqlite3.connect(copy) as db:
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         assert db.execute("SELECT count(*) FROM policies").fetchone()[0] == 300
-    assert not list(data_dir.glob("backup-*.db"))  # the temporary copy is gone
+    assert not list(data_dir.glob("backup-*"))  # the temporary copies are gone
     store = client.application.extensions["appliance_store"]
     assert store.query("SELECT action FROM audit_log WHERE action = 'database.backup'")
 

@@ -52,6 +52,11 @@ ARGS: dict[str, dict[str, Any]] = {
     "kb.edit": {"article_id": 1},
     "kb.delete": {"article_id": 999},
     "kb.export": {"fmt": "csv"},
+    "hours.delete_day": {"day": "2026-10-01"},
+    "acd_settings.queue_delete": {"name": "no_such_queue"},
+    "acd_settings.seat_delete": {"seat_id": "s9"},
+    "restore.apply": {"token": "0" * 32},  # no such upload: 404
+    "restore.cancel": {"token": "0" * 32},
 }
 
 
