@@ -87,6 +87,7 @@ def create_app(data: Path, test_config: dict[str, Any] | None = None,
         policies,
         products,
         prompts,
+        recordings,
         reports,
         salespeople,
         staff,
@@ -95,7 +96,8 @@ def create_app(data: Path, test_config: dict[str, Any] | None = None,
     )
 
     for module in (auth, home, staff, policies, salespeople, customers, products, calls,
-                   prompts, flows, lines, reports, voicemail, faxes, console, supervisor):
+                   prompts, flows, lines, reports, voicemail, faxes, console, supervisor,
+                   recordings):
         app.register_blueprint(module.bp)
     permissions.check_matrix(rule.endpoint for rule in app.url_map.iter_rules())
 

@@ -113,6 +113,15 @@ ENDPOINTS: dict[str, frozenset[str]] = {
     "console.hangup": frozenset({"admin", "supervisor", "agent"}),
     "console.wrap_up": frozenset({"admin", "supervisor", "agent"}),
     "console.events": frozenset({"admin", "supervisor", "agent"}),
+    # Call recordings. Admin, supervisors and auditors (quality checks, complaints) list
+    # and play every recording; a seat agent lists and plays only the calls they answered
+    # (the page checks each recording); only admin and supervisors take a copy away. Every
+    # playback and download is a row of the recording access log, which admin and
+    # auditors read.
+    "recordings.list": READERS,
+    "recordings.play": READERS,
+    "recordings.download": MANAGERS,
+    "recordings.access": frozenset({"admin", "auditor"}),
     "supervisor.index": MANAGERS,
     "supervisor.events": MANAGERS,
 }

@@ -37,6 +37,8 @@ ARGS: dict[str, dict[str, Any]] = {
     "voicemail.assign": {"message_id": 1},
     "voicemail.done": {"message_id": 1},
     "voicemail.reopen": {"message_id": 1},
+    "recordings.play": {"recording_id": 1},
+    "recordings.download": {"recording_id": 1},
     "voicemail.category_retire": {"code": "no_such_category"},
     "faxes.preview": {"fax_id": 1},
     "faxes.resend": {"fax_id": 1},
