@@ -1,17 +1,21 @@
 """The supervisor page: every seat's state with its time in state and pause reason, the
-queues with their waiting callers, live (server-sent events relayed from the engine); and
-today's figures from the ACD's records (``acd_entries``): calls per seat, service level
-(answered within N seconds), abandon rate, average wait and handle time."""
+queues with their waiting callers, live (server-sent events relayed from the engine); the
+figures of a date range (today unless chosen) from the ACD's records (``acd_entries``):
+calls per seat, service level (answered within N seconds), abandon rate, average wait and
+handle time; and the Erlang C staffing estimate per half hour of the week from the four
+weeks up to the range's last day (:mod:`appliance.acd.staffing`)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from flask import Blueprint, Response, current_app, render_template, request
+from flask_babel import gettext as _
 
+from appliance.acd import staffing
 from appliance.control import ControlClient, ControlUnavailable
 from web.console import control, relay, sse
 from web.db import store
@@ -70,16 +74,64 @@ def _service_seconds() -> int:
     return min(max(value, 1), 600)
 
 
+# ---------------------------------------------- date range and staffing estimate (O1)
+
+DEFAULT_TARGET_PERCENT = 80
+MAX_RANGE_DAYS = 366
+
+
+def _period() -> tuple[date, date, str | None]:
+    """The figures' days (``from``, ``to``; today without them) and the error for a date
+    that is not one or a range too long."""
+    tz = ZoneInfo(current_app.config["TIMEZONE"])
+    today_ = datetime.now(tz).date()
+    days: dict[str, date | None] = {}
+    error = None
+    for name in ("from", "to"):
+        raw = request.args.get(name, "").strip()[:10]
+        try:
+            days[name] = date.fromisoformat(raw) if raw else None
+        except ValueError:
+            days[name], error = None, _("Dates are written like 2026-11-26.")
+    end = days["to"] or (days["from"] if days["from"] and days["from"] > today_ else today_)
+    start = days["from"] or end
+    if start > end:
+        start, end = end, start
+    if (end - start).days >= MAX_RANGE_DAYS:
+        error = _("At most %(n)d days at once; the range was shortened.", n=MAX_RANGE_DAYS)
+        start = end - timedelta(days=MAX_RANGE_DAYS - 1)
+    return start, end, error
+
+
+def _target_level() -> float:
+    try:
+        value = int(request.args.get("target", DEFAULT_TARGET_PERCENT))
+    except ValueError:
+        return DEFAULT_TARGET_PERCENT / 100
+    return min(max(value, 1), 99) / 100
+
+
+def _day_bounds(start: date, end: date) -> tuple[datetime, datetime]:
+    tz = ZoneInfo(current_app.config["TIMEZONE"])
+    return (datetime.combine(start, datetime.min.time(), tz),
+            datetime.combine(end + timedelta(days=1), datetime.min.time(), tz))
+
+
 @bp.route("/", endpoint="index")
 def index() -> str:
     service_seconds = _service_seconds()
+    start, end, error = _period()
+    t0, t1 = _day_bounds(start, end)
+    est = staffing.estimate(store(), t1, service_seconds, _target_level())
     try:
         client = control()
         seats, queues, down = client.request("seats"), client.request("queues"), False
     except ControlUnavailable:
         seats, queues, down = [], [], True
     return render_template("supervisor/index.html", seats=seats, queues=queues, down=down,
-                           day=figures(*today(), service_seconds))
+                           day=figures(t0.timestamp(), t1.timestamp(), service_seconds),
+                           period={"from": start.isoformat(), "to": end.isoformat()},
+                           period_error=error, staffing=est, staffing_chart=staffing.chart(est))
 
 
 @bp.route("/events", endpoint="events")
