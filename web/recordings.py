@@ -47,6 +47,8 @@ PLAYBACK_SECONDS = 30 * 60.0
 ALL_RECORDINGS = frozenset({"admin", "supervisor", "auditor"})
 
 KINDS = ("play", "download")
+SEAT_LEG = ("NOT EXISTS (SELECT 1 FROM calls s WHERE s.call_id = r.call_id"
+            " AND s.direction = 'out' AND s.callee IN (SELECT number FROM acd_seats))")
 
 
 def _day(name: str) -> tuple[date | None, str | None]:
@@ -82,7 +84,9 @@ def _own_only() -> bool:
 def _filters() -> tuple[str, list[Any], dict[str, str], str | None]:
     """The search as SQL over ``recordings r`` (every condition an indexed lookup), the
     form's values to show again, and the error for a value that cannot be one."""
-    where: list[str] = []
+    # A seat's own leg (the box dialling the seat's phone) is recorded too, but the
+    # customer's call already holds both sides: the list leaves seat legs out.
+    where: list[str] = [SEAT_LEG]
     params: list[Any] = []
     error = _date_range("r.started_at", where, params)
     number = "".join(c for c in request.args.get("number", "") if c not in " -")[:32]
@@ -113,7 +117,7 @@ def _filters() -> tuple[str, list[Any], dict[str, str], str | None]:
     form = {"from": request.args.get("from", "").strip()[:10],
             "to": request.args.get("to", "").strip()[:10],
             "number": number, "policy": policy, "agent": agent}
-    return ("WHERE " + " AND ".join(where)) if where else "", params, form, error
+    return "WHERE " + " AND ".join(where), params, form, error
 
 
 def _with_entries(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -7,6 +7,7 @@ the queue and the agent, and plays the engine's file byte for byte, logging the 
 from __future__ import annotations
 
 import datetime as dt
+import threading
 import wave
 from pathlib import Path
 from typing import Any
@@ -27,8 +28,11 @@ FLOW = Path(__file__).parents[2] / "appliance" / "ivr" / "default_flow.json"
 NOW = dt.datetime(2026, 11, 25, 12, 0)  # a Wednesday at noon: the office is open
 
 
-def test_a_real_call_is_found_by_the_policy_keyed_and_played(
-        store: Store, data_dir: Path, as_role: Any) -> None:
+def real_call(store: Store, data_dir: Path, caller: str, agent: str = "agent"
+              ) -> dict[str, Any]:
+    """One whole call on the engine: ``caller`` keys the first policy of the book and its
+    holder's ID digits in the default IVR, asks for a person, and talks with ``agent`` at
+    seat s1. Returns the call's CDR row, the policy keyed and what each side said."""
     (policy,) = store.query("SELECT p.number, c.id_last4 FROM policies p JOIN customers c"
                             " ON c.id = p.holder_id ORDER BY p.number LIMIT 1")
     acd = Acd(seats(1), [QueueConfig("service", Strategy.LONGEST_IDLE)], store=store,
@@ -41,8 +45,8 @@ def test_a_real_call_is_found_by_the_policy_keyed_and_played(
 
     async def scenario(engine: Engine, ex: SimExchange) -> None:
         s1 = seat_bot(ex, "8001")
-        acd.login("s1", "agent")
-        bot = CallerBot(ex, "13912340000")
+        acd.login("s1", agent)
+        bot = CallerBot(ex, caller)
         await bot.dial("95500")
         await bot.listen(0.5)
         await bot.press("1")  # 普通话
@@ -61,10 +65,32 @@ def test_a_real_call_is_found_by_the_policy_keyed_and_played(
         await bot.hangup()
         assert await s1.wait_hangup(5) is not None
 
-    run_calls(data_dir, store, acd, flow, scenario, timeout=120)
+    # On a thread of its own: Playwright's sync API may keep an event loop on this one.
+    failed: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            run_calls(data_dir, store, acd, flow, scenario, timeout=120)
+        except BaseException as exc:  # handed to the test's thread
+            failed.append(exc)
+
+    worker = threading.Thread(target=run, name="engine")
+    worker.start()
+    worker.join(150)
+    if failed:
+        raise failed[0]
     flush(store)
     (call,) = store.query("SELECT call_id, recording, policy_number FROM calls"
-                          " WHERE caller = '13912340000' AND direction = 'in'")
+                          " WHERE caller = ? AND direction = 'in'", [caller])
+    return dict(call, policy=policy["number"], caller_says=caller_says,
+                agent_says=agent_says)
+
+
+def test_a_real_call_is_found_by_the_policy_keyed_and_played(
+        store: Store, data_dir: Path, as_role: Any) -> None:
+    call = real_call(store, data_dir, "13912340000")
+    policy = {"number": call["policy"]}
+    caller_says, agent_says = call["caller_says"], call["agent_says"]
     assert call["policy_number"] == policy["number"]
     wav = Path(call["recording"])
     assert wav.is_relative_to(data_dir / "recordings")
@@ -78,6 +104,9 @@ def test_a_real_call_is_found_by_the_policy_keyed_and_played(
                    ).get_data(as_text=True)
     assert f'data-call="{call["call_id"]}"' in html
     assert "13912340000" in html and "service" in html and "agent (Seat 1)" in html
+    # The seat's own leg is recorded too, but the customer's call holds both sides.
+    assert len(store.query("SELECT 1 FROM recordings")) == 2
+    assert sup.get("/recordings/").get_data(as_text=True).count('data-call="') == 1
     (rec,) = store.query("SELECT rowid AS id FROM recordings WHERE call_id = ?",
                          [call["call_id"]])
     res = fetch(sup, f"/recordings/{rec['id']}/play.wav", headers={"Range": "bytes=0-"})
