@@ -22,6 +22,7 @@ leaves the box without a row naming who took it.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -61,37 +62,77 @@ def _day(name: str) -> tuple[date | None, str | None]:
         return None, _("Dates are written like 2026-11-26.")
 
 
-def _date_range(column: str, where: list[str], params: list[Any]) -> str | None:
-    """``from`` / ``to`` (whole days, in the box's time zone) as conditions on ``column``;
-    the error for a date that is not one."""
+def _date_range() -> tuple[float | None, float | None, str | None]:
+    """``from`` / ``to`` as the start of the first day and the end of the last (in the
+    box's time zone), and the error for a date that is not one."""
     tz = ZoneInfo(current_app.config["TIMEZONE"])
+    bounds: list[float | None] = []
     errors = []
-    for name, op, shift in (("from", ">=", 0), ("to", "<", 1)):
+    for name, shift in (("from", 0), ("to", 1)):
         day, error = _day(name)
         if error:
             errors.append(error)
-        if day is not None:
-            where.append(f"{column} {op} ?")
-            params.append(datetime.combine(day + timedelta(days=shift), datetime.min.time(),
-                                           tz).timestamp())
-    return errors[0] if errors else None
+        bounds.append(None if day is None else datetime.combine(
+            day + timedelta(days=shift), datetime.min.time(), tz).timestamp())
+    return bounds[0], bounds[1], errors[0] if errors else None
 
 
 def _own_only() -> bool:
     return g.user.role not in ALL_RECORDINGS
 
 
-def _filters() -> tuple[str, list[Any], dict[str, str], str | None]:
-    """The search as SQL over ``recordings r`` (every condition an indexed lookup), the
-    form's values to show again, and the error for a value that cannot be one."""
-    # A seat's own leg (the box dialling the seat's phone) is recorded too, but the
-    # customer's call already holds both sides: the list leaves seat legs out.
-    where: list[str] = [SEAT_LEG]
+@dataclass
+class Search:
+    """A search of the list as SQL: rows of ``source`` that pass ``where``, in ``order``."""
+
+    source: str
+    where: list[str]
+    params: list[Any]
+    order: str
+    form: dict[str, str]
+    error: str | None
+
+    @property
+    def clause(self) -> str:
+        return "WHERE " + " AND ".join(self.where)
+
+
+def _search() -> Search:
+    """The list's search, every condition an indexed lookup. By agent (or for an agent,
+    who sees only their own calls) the rows are read off that agent's queue entries in
+    the order they reached the queue, so a busy agent's calls are not picked out of every
+    recording; otherwise off the recordings index, newest first."""
+    start, end, error = _date_range()
+    agent = request.args.get("agent", "").strip()[:64]
+    agents = {a for a in (agent, g.user.username if _own_only() else "") if a}
+    where: list[str] = []
     params: list[Any] = []
-    error = _date_range("r.started_at", where, params)
+    if agents:  # queue entries are the customers' calls, never a seat's leg
+        search = Search("acd_entries e JOIN recordings r ON r.call_id = e.call_id",
+                        where, params, "e.joined_at DESC", {}, error)
+        where.append("e.agent = ?")
+        params.append(agents.pop() if len(agents) == 1 else "")  # two agents: nobody
+        if start is not None:  # a call joins a queue after it starts
+            where.append("e.joined_at >= ?")
+            params.append(start)
+        if end is not None:  # and no call is in the IVR and the queue for a whole day
+            where.append("e.joined_at < ?")
+            params.append(end + 86400)
+    else:
+        # A seat's own leg (the box dialling the seat's phone) is recorded too, but the
+        # customer's call already holds both sides: the list leaves seat legs out.
+        where.append(SEAT_LEG)
+        search = Search("recordings r", where, params, "r.started_at DESC, r.rowid DESC", {},
+                        error)
+    if start is not None:
+        where.append("r.started_at >= ?")
+        params.append(start)
+    if end is not None:
+        where.append("r.started_at < ?")
+        params.append(end)
     number = "".join(c for c in request.args.get("number", "") if c not in " -")[:32]
     if number and not all(c.isdigit() or c in "+*#" for c in number):
-        error = _("A number has only digits, * and #.")
+        search.error = _("A number has only digits, * and #.")
         where.append("0")  # nothing matches a number that cannot be one
     elif number:
         lo, hi = prefix_range(number)
@@ -100,24 +141,17 @@ def _filters() -> tuple[str, list[Any], dict[str, str], str | None]:
         params += [lo, hi, lo, hi]
     policy = request.args.get("policy", "").strip()[:32]
     if policy and not policy.isdigit():
-        error = _("A policy number has only digits.")
+        search.error = _("A policy number has only digits.")
         where.append("0")
     elif policy:
         lo, hi = prefix_range(policy)
         where.append("r.call_id IN (SELECT call_id FROM calls WHERE policy_number >= ?"
                      " AND policy_number < ?)")
         params += [lo, hi]
-    agent = request.args.get("agent", "").strip()[:64]
-    if agent:
-        where.append("r.call_id IN (SELECT call_id FROM acd_entries WHERE agent = ?)")
-        params.append(agent)
-    if _own_only():
-        where.append("r.call_id IN (SELECT call_id FROM acd_entries WHERE agent = ?)")
-        params.append(g.user.username)
-    form = {"from": request.args.get("from", "").strip()[:10],
-            "to": request.args.get("to", "").strip()[:10],
-            "number": number, "policy": policy, "agent": agent}
-    return "WHERE " + " AND ".join(where), params, form, error
+    search.form = {"from": request.args.get("from", "").strip()[:10],
+                   "to": request.args.get("to", "").strip()[:10],
+                   "number": number, "policy": policy, "agent": agent}
+    return search
 
 
 def _with_entries(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -139,20 +173,22 @@ def _with_entries(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 LIST_SQL = (
     "SELECT r.rowid AS id, r.path, r.call_id, r.started_at, r.seconds, r.recovered,"
     " c.direction, c.caller, c.callee, c.line, c.policy_number, w.code AS wrap_code"
-    " FROM recordings r LEFT JOIN calls c ON c.call_id = r.call_id"
+    " FROM {source} LEFT JOIN calls c ON c.call_id = r.call_id"
     " LEFT JOIN call_wrapups w ON w.call_id = r.call_id"
-    " {where} ORDER BY r.started_at DESC, r.rowid DESC LIMIT ? OFFSET ?")
+    " {where} ORDER BY {order} LIMIT ? OFFSET ?")
 
 
 @bp.route("/", endpoint="list")
 def recording_list() -> str:
-    clause, params, form, error = _filters()
+    search = _search()
     number = page_number()
-    page, rows = read_page(store(), f"SELECT 1 FROM recordings r {clause}",
-                           LIST_SQL.format(where=clause), params, number)
-    audit.log("recording.list", "", **form, page=number, shown=len(rows))
-    return render_template("recordings/list.html", rows=_with_entries(rows), form=form,
-                           error=error, page=page,
+    page, rows = read_page(
+        store(), f"SELECT 1 FROM {search.source} {search.clause}",
+        LIST_SQL.format(source=search.source, where=search.clause, order=search.order),
+        search.params, number)
+    audit.log("recording.list", "", **search.form, page=number, shown=len(rows))
+    return render_template("recordings/list.html", rows=_with_entries(rows),
+                           form=search.form, error=search.error, page=page,
                            see_phone=permissions.can(g.user.role, "see_phone"),
                            mask_phone=mask_phone)
 
@@ -230,7 +266,11 @@ def access_log() -> str:
     """Every playback and download, newest first; by date range, user and call."""
     where: list[str] = []
     params: list[Any] = []
-    error = _date_range("a.at", where, params)
+    start, end, error = _date_range()
+    for bound, op in ((start, ">="), (end, "<")):
+        if bound is not None:
+            where.append(f"a.at {op} ?")
+            params.append(bound)
     who = request.args.get("user", "").strip()[:64]
     if who:
         where.append("a.username = ?")

@@ -101,6 +101,11 @@ def test_the_list_shows_each_call_s_record_and_masks_numbers_by_role(
     agent, _ = as_role("agent")
     html = agent.get("/recordings/").get_data(as_text=True)
     assert "139****5678" in html and "136****5432" not in html
+    # Searching for another agent's calls finds none of them.
+    html = agent.get("/recordings/?agent=spare").get_data(as_text=True)
+    assert 'data-call="rec-' not in html
+    html = agent.get("/recordings/?agent=agent&from=2025-11-26").get_data(as_text=True)
+    assert 'data-call="rec-mine"' in html
     assert fetch(agent, f"/recordings/{seeded['ids']['rec-other']}/play.wav").status_code == 404
     assert fetch(agent, f"/recordings/{seeded['ids']['rec-mine']}/play.wav").status_code == 200
     sales, _ = as_role("salesperson")
