@@ -80,6 +80,7 @@ ENDPOINTS: dict[str, frozenset[str]] = {
     "lines.list": frozenset({"admin", "supervisor", "auditor"}),
     # Reports (figures only, no personal data).
     "reports.index": frozenset({"admin", "supervisor", "auditor"}),
+    "reports.export": frozenset({"admin", "supervisor", "auditor"}),
     # Call records.
     "calls.list": frozenset({"admin", "supervisor", "agent", "auditor"}),
     "calls.export": frozenset({"admin", "supervisor", "auditor"}),
