@@ -10,44 +10,18 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from flask import Blueprint, Response, abort, current_app, render_template, request
-from flask_babel import gettext as _
+from flask import Blueprint, Response, abort, current_app, render_template
 
+from web.dates import date_range, day_bounds
 from web.db import store
 from web.sheets import download
 
 bp = Blueprint("reports", __name__, url_prefix="/reports")
 
-MAX_DAYS = 366
-
-
-def _day(name: str, default: date) -> date:
-    try:
-        return date.fromisoformat(request.args.get(name, "").strip())
-    except ValueError:
-        return default
-
-
-def _range() -> tuple[date, date, str | None]:
-    """The report's days (the last two weeks unless chosen), at most :data:`MAX_DAYS`."""
-    tz = ZoneInfo(current_app.config["TIMEZONE"])
-    today = datetime.now(tz).date()
-    end = _day("to", today)
-    start = _day("from", end - timedelta(days=13))
-    error = None
-    if start > end:
-        start, end = end, start
-    if (end - start).days >= MAX_DAYS:
-        error = _("At most %(n)d days at once; the range was shortened.", n=MAX_DAYS)
-        start = end - timedelta(days=MAX_DAYS - 1)
-    return start, end, error
-
 
 def _calls(start: date, end: date) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Calls by day (every day of the range, empty ones too) and by hour of the day."""
-    tz = ZoneInfo(current_app.config["TIMEZONE"])
-    t0 = datetime.combine(start, datetime.min.time(), tz)
-    t1 = datetime.combine(end + timedelta(days=1), datetime.min.time(), tz)
+    t0, t1 = day_bounds(start, end)
     offset = int(t0.utcoffset().total_seconds()) if t0.utcoffset() else 0  # type: ignore[union-attr]
     params = [offset, t0.timestamp(), t1.timestamp()]
     by_day = {r["day"]: r for r in store().query(
@@ -76,7 +50,7 @@ def _calls(start: date, end: date) -> tuple[list[dict[str, Any]], list[dict[str,
 def reports_index() -> str:
     tz = ZoneInfo(current_app.config["TIMEZONE"])
     today = datetime.now(tz).date()
-    start, end, error = _range()
+    start, end, error = date_range(14)
     days, by_hour = _calls(start, end)
     total = sum(x["calls"] for x in days)
     answered = sum(x["answered"] for x in days)
@@ -112,7 +86,7 @@ def export(table: str, fmt: str) -> Response:
     """A table of the report for its whole range: calls by day or by hour of the day."""
     if table not in EXPORTS or fmt not in ("csv", "xlsx"):
         abort(404)
-    start, end, _error = _range()
+    start, end, _error = date_range(14)
     days, by_hour = _calls(start, end)
     rows: list[tuple[Any, ...]]
     if table == "days":

@@ -8,16 +8,16 @@ weeks up to the range's last day (:mod:`appliance.acd.staffing`)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from flask import Blueprint, Response, current_app, render_template, request
-from flask_babel import gettext as _
 
 from appliance.acd import staffing
 from appliance.control import ControlClient, ControlUnavailable
 from web.console import control, relay, sse
+from web.dates import date_range, day_bounds
 from web.db import store
 
 bp = Blueprint("supervisor", __name__, url_prefix="/supervisor")
@@ -77,30 +77,6 @@ def _service_seconds() -> int:
 # ---------------------------------------------- date range and staffing estimate (O1)
 
 DEFAULT_TARGET_PERCENT = 80
-MAX_RANGE_DAYS = 366
-
-
-def _period() -> tuple[date, date, str | None]:
-    """The figures' days (``from``, ``to``; today without them) and the error for a date
-    that is not one or a range too long."""
-    tz = ZoneInfo(current_app.config["TIMEZONE"])
-    today_ = datetime.now(tz).date()
-    days: dict[str, date | None] = {}
-    error = None
-    for name in ("from", "to"):
-        raw = request.args.get(name, "").strip()[:10]
-        try:
-            days[name] = date.fromisoformat(raw) if raw else None
-        except ValueError:
-            days[name], error = None, _("Dates are written like 2026-11-26.")
-    end = days["to"] or (days["from"] if days["from"] and days["from"] > today_ else today_)
-    start = days["from"] or end
-    if start > end:
-        start, end = end, start
-    if (end - start).days >= MAX_RANGE_DAYS:
-        error = _("At most %(n)d days at once; the range was shortened.", n=MAX_RANGE_DAYS)
-        start = end - timedelta(days=MAX_RANGE_DAYS - 1)
-    return start, end, error
 
 
 def _target_level() -> float:
@@ -111,17 +87,11 @@ def _target_level() -> float:
     return min(max(value, 1), 99) / 100
 
 
-def _day_bounds(start: date, end: date) -> tuple[datetime, datetime]:
-    tz = ZoneInfo(current_app.config["TIMEZONE"])
-    return (datetime.combine(start, datetime.min.time(), tz),
-            datetime.combine(end + timedelta(days=1), datetime.min.time(), tz))
-
-
 @bp.route("/", endpoint="index")
 def index() -> str:
     service_seconds = _service_seconds()
-    start, end, error = _period()
-    t0, t1 = _day_bounds(start, end)
+    start, end, error = date_range(1)
+    t0, t1 = day_bounds(start, end)
     est = staffing.estimate(store(), t1, service_seconds, _target_level())
     try:
         client = control()

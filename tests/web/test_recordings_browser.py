@@ -15,12 +15,12 @@ from playwright.sync_api import Browser, Page, expect
 from waitress import create_server
 
 from appliance.store.db import Store
-from tests.web.conftest import PASSWORD
 from tests.web.test_browser import (  # noqa: F401 (the Chromium fixtures)
     CHROMIUM,
     base_url,
     browser_type_launch_args,
 )
+from tests.web.test_browser import _log_in as log_in
 from tests.web.test_recordings_call import real_call
 from web import create_app
 
@@ -44,10 +44,7 @@ def served(data_dir: Path) -> Iterator[tuple[str, Store]]:
 
 
 def _log_in(page: Page, url: str, username: str) -> None:
-    page.goto(url + "/login")
-    page.get_by_label("用户名").fill(username)
-    page.get_by_label("密码").fill(PASSWORD)
-    page.get_by_role("button", name="登录").click()
+    log_in(page, url, username)
     expect(page.get_by_role("link", name="通话录音")).to_be_visible()
 
 
