@@ -34,6 +34,7 @@ from flask_babel import gettext as _
 from sqlite_utils import Database
 
 from web import audit, permissions
+from web.console import wrap_up_name
 from web.db import mask_phone, prefix_range, store
 from web.paging import page_number, read_page
 from web.voicemail import _inside_root
@@ -88,6 +89,7 @@ class Search:
     source: str
     where: list[str]
     params: list[Any]
+    key: str  # what the rows are ordered by, newest first
     order: str
     form: dict[str, str]
     error: str | None
@@ -109,7 +111,7 @@ def _search() -> Search:
     params: list[Any] = []
     if agents:  # queue entries are the customers' calls, never a seat's leg
         search = Search("acd_entries e JOIN recordings r ON r.call_id = e.call_id",
-                        where, params, "e.joined_at DESC", {}, error)
+                        where, params, "e.joined_at", "e.joined_at DESC", {}, error)
         where.append("e.agent = ?")
         params.append(agents.pop() if len(agents) == 1 else "")  # two agents: nobody
         if start is not None:  # a call joins a queue after it starts
@@ -122,8 +124,8 @@ def _search() -> Search:
         # A seat's own leg (the box dialling the seat's phone) is recorded too, but the
         # customer's call already holds both sides: the list leaves seat legs out.
         where.append(SEAT_LEG)
-        search = Search("recordings r", where, params, "r.started_at DESC, r.rowid DESC", {},
-                        error)
+        search = Search("recordings r", where, params, "r.started_at",
+                        "r.started_at DESC, r.rowid DESC", {}, error)
     if start is not None:
         where.append("r.started_at >= ?")
         params.append(start)
@@ -170,12 +172,15 @@ def _with_entries(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [dict(r, entry=entries.get(r["call_id"] or "")) for r in rows]
 
 
+# The page's rows are chosen first with the search alone, then joined to their call and
+# wrap-up: a deep page skips thousands of rows without looking each one up.
 LIST_SQL = (
     "SELECT r.rowid AS id, r.path, r.call_id, r.started_at, r.seconds, r.recovered,"
     " c.direction, c.caller, c.callee, c.line, c.policy_number, w.code AS wrap_code"
-    " FROM {source} LEFT JOIN calls c ON c.call_id = r.call_id"
-    " LEFT JOIN call_wrapups w ON w.call_id = r.call_id"
-    " {where} ORDER BY {order} LIMIT ? OFFSET ?")
+    " FROM (SELECT r.rowid AS id, {key} AS k FROM {source} {where}"
+    "  ORDER BY {order} LIMIT ? OFFSET ?) AS p"
+    " JOIN recordings r ON r.rowid = p.id LEFT JOIN calls c ON c.call_id = r.call_id"
+    " LEFT JOIN call_wrapups w ON w.call_id = r.call_id ORDER BY p.k DESC, p.id DESC")
 
 
 @bp.route("/", endpoint="list")
@@ -184,10 +189,13 @@ def recording_list() -> str:
     number = page_number()
     page, rows = read_page(
         store(), f"SELECT 1 FROM {search.source} {search.clause}",
-        LIST_SQL.format(source=search.source, where=search.clause, order=search.order),
+        LIST_SQL.format(source=search.source, where=search.clause, key=search.key,
+                        order=search.order),
         search.params, number)
     audit.log("recording.list", "", **search.form, page=number, shown=len(rows))
+    wrap_names = {r["wrap_code"]: wrap_up_name(r["wrap_code"]) for r in rows if r["wrap_code"]}
     return render_template("recordings/list.html", rows=_with_entries(rows),
+                           wrap_names=wrap_names,
                            form=search.form, error=search.error, page=page,
                            see_phone=permissions.can(g.user.role, "see_phone"),
                            mask_phone=mask_phone)

@@ -207,3 +207,25 @@ def test_a_stored_path_outside_the_recordings_folder_is_a_404(
     assert admin.get("/recordings/9999/play.wav").status_code == 404
     assert admin.get("/recordings/..%2F..%2Fetc%2Fpasswd/play.wav").status_code == 404
     assert access_rows(store) == []
+
+
+def test_pages_run_newest_first_for_everyone_and_for_an_agent(
+        as_role: Any, seeded: dict[str, Any], store: Store) -> None:
+    import re
+
+    for i in range(55):  # one a minute after the seeded two, all answered by "agent"
+        add_call(store, f"many-{i:02d}", f"1370000{i:04d}", DAY + 7200 + 60 * i,
+                 str(seeded["dir"] / f"many-{i:02d}.wav"), agent="agent")
+    newest = [f"many-{i:02d}" for i in reversed(range(55))]
+
+    def calls(client: Any, url: str) -> list[str]:
+        return re.findall(r'<tr data-call="([^"]+)"', client.get(url).get_data(as_text=True))
+
+    sup, _ = as_role("supervisor")
+    assert calls(sup, "/recordings/") == newest[:50]
+    assert calls(sup, "/recordings/?page=2") == [*newest[50:], "rec-other", "rec-mine"]
+    assert calls(sup, "/recordings/?agent=agent&page=2") == [*newest[50:], "rec-mine"]
+    agent, _ = as_role("agent")
+    assert calls(agent, "/recordings/") == newest[:50]
+    assert calls(agent, "/recordings/?page=2") == [*newest[50:], "rec-mine"]
+    assert "56 条记录" in agent.get("/recordings/").get_data(as_text=True)
