@@ -50,6 +50,8 @@ def test_a_date_that_is_not_one_says_so(as_role: Any) -> None:
     boss, _ = as_role("supervisor")
     for bad in ("2026-13-01", "'; DROP TABLE acd_entries; --", "yesterday"):
         res = boss.get("/supervisor/", query_string={"from": bad})
-        assert res.status_code == 200
-        assert "日期的格式" in res.get_data(as_text=True) or "2026-11-26" in res.get_data(
-            as_text=True)
+        html = res.get_data(as_text=True)
+        assert res.status_code == 200 and '<p class="error" role="alert">日期格式应为' in html
+        assert 'id="today"' in html  # today's figures, as without a date
+    html = boss.get("/supervisor/?from=2020-01-01&to=2026-11-26").get_data(as_text=True)
+    assert "已缩短查询范围" in html and 'name="from" value="2025-11-26"' in html
