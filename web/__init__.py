@@ -92,6 +92,7 @@ def create_app(data: Path, test_config: dict[str, Any] | None = None,
         products,
         prompts,
         queues,
+        recordings,
         reports,
         restore,
         salespeople,
@@ -101,7 +102,8 @@ def create_app(data: Path, test_config: dict[str, Any] | None = None,
     )
 
     for module in (auth, home, staff, policies, salespeople, customers, products, calls,
-                   prompts, flows, lines, reports, voicemail, faxes, console, supervisor):
+                   prompts, flows, lines, reports, voicemail, faxes, console, supervisor,
+                   recordings):
         app.register_blueprint(module.bp)
     for module in (orders, order_field_pages, kb):  # F9 orders, F13 knowledge base
         app.register_blueprint(module.bp)

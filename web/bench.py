@@ -7,7 +7,9 @@ through Flask's test client: the time is the server's (routing, the guard, the q
 the audit-log write, the template), without a network or a browser. List pages are the
 first and deep pages of the policy, customer and call lists; searches are by policy
 number, holder name, status and product, salesperson, customer name, phone and ID digits,
-call number and date range. Then a CSV of ``import_rows`` new policies (new holders,
+call number and date range, and the recordings by policy number, number, agent and dates.
+Every call is recorded (a row of the recordings index), most inbound ones reached a seat
+and a third keyed a policy number. Then a CSV of ``import_rows`` new policies (new holders,
 every row valid) goes through the import form as a browser would post it, timed from the
 upload to the answer (``import_seconds``); then another as .xlsx (``import_xlsx_seconds``;
 making the workbook is not timed).
@@ -38,21 +40,47 @@ from web.sheets import xlsx_bytes
 PASSWORD = "Bench-Password-1"
 
 
+AGENTS = 8
+
+
 def _calls(db: Database, n: int, rng: random.Random, end: float) -> None:
+    """``n`` calls over half a year, each recorded; a third of the inbound ones keyed a
+    policy number in the IVR, and most reached one of the seats."""
     start = end - 183 * 86400
-    rows = []
+    policies = [r[0] for r in db.execute("SELECT number FROM policies")]
+    rows, recordings, entries = [], [], []
     for i in range(n):
         t = start + (end - start) * i / n
         inbound = rng.random() < 0.8
         number = rng.choice(PHONE_PREFIXES) + f"{rng.randrange(10**8):08d}"
-        rows.append((f"bench-{i:07d}", f"dahdi-{rng.randrange(1, 31)}", "asterisk",
+        call_id = f"bench-{i:07d}"
+        ended = t + rng.uniform(20, 400)
+        path = f"/var/lib/appliance/recordings/bench/{call_id}.wav"
+        rows.append((call_id, f"dahdi-{rng.randrange(1, 31)}", "asterisk",
                      "in" if inbound else "out", number if inbound else "95500",
-                     "95500" if inbound else number, t, t + 3, t + rng.uniform(20, 400),
-                     "caller", "1" if inbound else ""))
+                     "95500" if inbound else number, t, t + 3, ended,
+                     "caller", "1" if inbound else "", path,
+                     rng.choice(policies) if inbound and policies and rng.random() < 0.3
+                     else None))
+        recordings.append((path, call_id, t, int((ended - t) * 50), ended - t, ended))
+        if inbound and rng.random() < 0.7:
+            seat = rng.randrange(1, AGENTS + 1)
+            entries.append((f"e-{call_id}", call_id, number, t + 30, ended,
+                            f"s{seat}", ended - t - 40, f"A{seat:03d}"))
     db.conn.executemany(
         "INSERT INTO calls (call_id, line, driver, direction, caller, callee, started_at,"
-        " answered_at, ended_at, end_cause, keys) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        rows)
+        " answered_at, ended_at, end_cause, keys, recording, policy_number)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+    db.conn.executemany(
+        "INSERT INTO recordings (path, call_id, started_at, frames, seconds, indexed_at)"
+        " VALUES (?, ?, ?, ?, ?, ?)", recordings)
+    db.conn.executemany(
+        "INSERT INTO acd_seats (id, number, driver, name, updated_at) VALUES (?, ?, 'sim', ?, 0)",
+        [(f"s{k}", f"80{k:02d}", f"坐席{k}") for k in range(1, AGENTS + 1)])
+    db.conn.executemany(
+        "INSERT INTO acd_entries (key, queue, call_id, caller, language, priority, joined_at,"
+        " ended_at, outcome, waited_seconds, answered_by, talk_seconds, agent)"
+        " VALUES (?, 'service', ?, ?, 'zh', 0, ?, ?, 'answered', 8, ?, ?, ?)", entries)
 
 
 def _import_rows(n: int, rng: random.Random, prefix: str) -> list[list[Any]]:
@@ -107,7 +135,8 @@ def run_web_bench(policies: int = 100_000, calls: int = 500_000, rounds: int = 2
             sample = store.query("SELECT p.number, c.name, c.phone, c.id_last4"
                                  " FROM policies p JOIN customers c ON c.id = p.holder_id"
                                  " ORDER BY random() LIMIT ?", [rounds])
-            callers = store.query("SELECT caller FROM calls WHERE direction = 'in'"
+            callers = store.query("SELECT caller, policy_number FROM calls"
+                                  " WHERE direction = 'in' AND policy_number IS NOT NULL"
                                   " ORDER BY random() LIMIT ?", [rounds])
             deep = max(1, policies // 50 // 2)
             lists = [("policies_first", "/policies/"),
@@ -115,6 +144,8 @@ def run_web_bench(policies: int = 100_000, calls: int = 500_000, rounds: int = 2
                      ("customers_first", "/customers/"),
                      ("customers_deep", "/customers/?page=500"),
                      ("calls_first", "/calls/"), ("calls_deep", "/calls/?page=200"),
+                     ("recordings_first", "/recordings/"),
+                     ("recordings_deep", "/recordings/?page=200"),
                      ("salespeople", "/salespeople/")]
             times: dict[str, list[float]] = {}
 
@@ -142,6 +173,12 @@ def run_web_bench(policies: int = 100_000, calls: int = 500_000, rounds: int = 2
                         ("call_number", f"/calls/?number={c['caller']}"),
                         ("call_dates", f"/calls/?from={day}&to={day + timedelta(days=7)}"),
                         ("call_number_dates", f"/calls/?number={c['caller'][:7]}&from={day}"),
+                        ("recording_policy", f"/recordings/?policy={c['policy_number']}"),
+                        ("recording_number", f"/recordings/?number={c['caller']}"),
+                        ("recording_agent",
+                         f"/recordings/?agent=A{i % AGENTS + 1:03d}&from={day}"),
+                        ("recording_dates",
+                         f"/recordings/?from={day}&to={day + timedelta(days=7)}"),
                 ):
                     get(kind, url)
                     times.setdefault("search", []).append(times[kind][-1])

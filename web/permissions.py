@@ -93,6 +93,7 @@ ENDPOINTS: dict[str, frozenset[str]] = {
     "lines.modem_test": ADMIN,
     # Reports (figures only, no personal data).
     "reports.index": frozenset({"admin", "supervisor", "auditor"}),
+    "reports.export": frozenset({"admin", "supervisor", "auditor"}),
     # Call records.
     "calls.list": frozenset({"admin", "supervisor", "agent", "auditor"}),
     "calls.export": frozenset({"admin", "supervisor", "auditor"}),
@@ -126,6 +127,15 @@ ENDPOINTS: dict[str, frozenset[str]] = {
     "console.hangup": frozenset({"admin", "supervisor", "agent"}),
     "console.wrap_up": frozenset({"admin", "supervisor", "agent"}),
     "console.events": frozenset({"admin", "supervisor", "agent"}),
+    # Call recordings. Admin, supervisors and auditors (quality checks, complaints) list
+    # and play every recording; a seat agent lists and plays only the calls they answered
+    # (the page checks each recording); only admin and supervisors take a copy away. Every
+    # playback and download is a row of the recording access log, which admin and
+    # auditors read.
+    "recordings.list": READERS,
+    "recordings.play": READERS,
+    "recordings.download": MANAGERS,
+    "recordings.access": frozenset({"admin", "auditor"}),
     "supervisor.index": MANAGERS,
     "supervisor.events": MANAGERS,
     # A supervisor's silent listen-in and whisper; click-to-dial from a customer's record

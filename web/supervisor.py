@@ -1,7 +1,9 @@
 """The supervisor page: every seat's state with its time in state and pause reason, the
-queues with their waiting callers, live (server-sent events relayed from the engine); and
-today's figures from the ACD's records (``acd_entries``): calls per seat, service level
-(answered within N seconds), abandon rate, average wait and handle time."""
+queues with their waiting callers, live (server-sent events relayed from the engine); the
+figures of a date range (today unless chosen) from the ACD's records (``acd_entries``):
+calls per seat, service level (answered within N seconds), abandon rate, average wait and
+handle time; and the Erlang C staffing estimate per half hour of the week from the four
+weeks up to the range's last day (:mod:`appliance.acd.staffing`)."""
 
 from __future__ import annotations
 
@@ -24,10 +26,12 @@ from flask import (
 from flask_babel import gettext as _
 from werkzeug.wrappers import Response as BaseResponse
 
+from appliance.acd import staffing
 from appliance.control import ControlClient, ControlError, ControlUnavailable
 from appliance.control.protocol import LISTEN_MODES
 from web import audit
 from web.console import control, relay, sse
+from web.dates import date_range, day_bounds
 from web.db import store
 
 bp = Blueprint("supervisor", __name__, url_prefix="/supervisor")
@@ -85,9 +89,25 @@ def _service_seconds() -> int:
     return min(max(value, 1), 600)
 
 
+# ---------------------------------------------- date range and staffing estimate (O1)
+
+DEFAULT_TARGET_PERCENT = 80
+
+
+def _target_level() -> float:
+    try:
+        value = int(request.args.get("target", DEFAULT_TARGET_PERCENT))
+    except ValueError:
+        return DEFAULT_TARGET_PERCENT / 100
+    return min(max(value, 1), 99) / 100
+
+
 @bp.route("/", endpoint="index")
 def index() -> str:
     service_seconds = _service_seconds()
+    start, end, error = date_range(1)
+    t0, t1 = day_bounds(start, end)
+    est = staffing.estimate(store(), t1, service_seconds, _target_level())
     try:
         client = control()
         seats, queues, down = client.request("seats"), client.request("queues"), False
@@ -95,7 +115,10 @@ def index() -> str:
     except ControlUnavailable:
         seats, queues, down, listening = [], [], True, {}
     return render_template("supervisor/index.html", seats=seats, queues=queues, down=down,
-                           day=figures(*today(), service_seconds), **listening)
+                           day=figures(t0.timestamp(), t1.timestamp(), service_seconds),
+                           period={"from": start.isoformat(), "to": end.isoformat()},
+                           period_error=error, staffing=est, staffing_chart=staffing.chart(est),
+                           **listening)
 
 
 @bp.route("/events", endpoint="events")

@@ -199,7 +199,7 @@ class _Run:
         # A secret (PIN, ID digits) is used, never written down: the path log, like the
         # CDR, shows one x per key.
         shown = MASKED_KEY * len(got.digits) if secret else got.digits
-        self.step(node_id, node, digits=shown, end=got.end.value)
+        self.step(node_id, node, digits=shown, end=got.end.value, into=node["into"])
         if not got.digits:
             return str(node["on_timeout"])
         if secret:
@@ -445,6 +445,21 @@ async def run_flow(
                       executor, fax, acd, conference).run()
 
 
+#: the variables the flows key a policy number into: a policy enquiry and a claim report
+POLICY_VARIABLES: Final = ("pol_no", "cl_no")
+
+
+def keyed_policy(path: Sequence[Step]) -> str | None:
+    """The policy number the caller keyed last on this path, if any (for the CDR, where the
+    recordings page finds calls by it)."""
+    for step in reversed(path):
+        digits = str(step.get("digits") or "")
+        if (step.get("type") == "collect" and step.get("into") in POLICY_VARIABLES
+                and digits.isdigit()):
+            return digits
+    return None
+
+
 def make_flow_handler(
     flow: Flow,
     lookups: Mapping[str, Lookup],
@@ -485,11 +500,13 @@ def make_flow_handler(
                               messages_dir=messages_dir, on_step=on_step, store=store,
                               executor=executor, fax=fax, acd=acd, conference=conference)
         if store is not None:
-            cdr.cdr_ivr_path(store, call.id, path)  # on the writer thread, not waited for
+            # on the writer thread, not waited for
+            cdr.cdr_ivr_path(store, call.id, path, policy_number=keyed_policy(path))
         if on_done is not None:
             on_done(call, path)
 
     return flow_handler
 
 
-__all__ = ["MAX_STEPS", "QueueTransfer", "Step", "make_flow_handler", "run_flow"]
+__all__ = ["MAX_STEPS", "POLICY_VARIABLES", "QueueTransfer", "Step", "keyed_policy",
+           "make_flow_handler", "run_flow"]

@@ -130,14 +130,19 @@ def index_recording(
     return store.submit(upsert)
 
 
-def cdr_ivr_path(store: Store, call_id: str, steps: list[dict[str, Any]]) -> Future[bool]:
-    """Keep the call's IVR path (the steps its flow took) with its row, as JSON.
+def cdr_ivr_path(store: Store, call_id: str, steps: list[dict[str, Any]],
+                 policy_number: str | None = None) -> Future[bool]:
+    """Keep the call's IVR path (the steps its flow took) with its row, as JSON, and the
+    policy number the caller keyed on it (if any; a column, so calls are found by it).
 
     Written when the flow is over, which may be after :func:`cdr_end`: the path completes
     the record, it does not reopen it.
     """
+    if policy_number is not None and not policy_number.isdigit():
+        raise ValueError(f"call {call_id}: a policy number is digits, got {policy_number!r}")
     text = json.dumps(steps, ensure_ascii=False, default=str)
-    return _update(store, "UPDATE calls SET ivr_path = ? WHERE call_id = ?", (text, call_id))
+    return _update(store, "UPDATE calls SET ivr_path = ?, policy_number = ? WHERE call_id = ?",
+                   (text, policy_number, call_id))
 
 
 def close_unfinished(store: Store, at: float, cause: str = "engine-crash") -> Future[int]:

@@ -899,6 +899,58 @@ def _box_settings(db: Database) -> None:
     )
 
 
+def _recording_access(db: Database) -> None:
+    # The recordings page: each call's policy number keyed in the IVR (searchable, so a
+    # column with an index rather than a look inside the IVR path's JSON), recordings
+    # newest first and by call, queue entries by call and by time for every queue (the
+    # supervisor's date ranges and staffing estimate), and the recording access log: every
+    # playback and download, append-only like the audit log.
+    db.execute("ALTER TABLE calls ADD COLUMN policy_number TEXT")
+    # Calls from before this step: the policy number is the last one keyed into the
+    # default flow's policy and claim questions, as its IVR path recorded it.
+    db.execute(
+        """
+        UPDATE calls SET policy_number = (
+            SELECT json_extract(s.value, '$.digits') FROM json_each(calls.ivr_path) AS s
+            WHERE json_extract(s.value, '$.type') = 'collect'
+              AND (json_extract(s.value, '$.into') IN ('pol_no', 'cl_no')
+                   OR json_extract(s.value, '$.node') IN ('pol_number', 'cl_number'))
+              AND json_extract(s.value, '$.digits') GLOB '[0-9]*'
+            ORDER BY s.key DESC LIMIT 1)
+        WHERE ivr_path IS NOT NULL AND json_valid(ivr_path)
+        """
+    )
+    db.execute("CREATE INDEX calls_policy_number ON calls (policy_number, started_at)"
+               " WHERE policy_number IS NOT NULL")
+    db.execute("CREATE INDEX recordings_started_at ON recordings (started_at)")
+    # An agent's recordings are read off their queue entries: both indexes cover what that
+    # search reads (entry → call → recording's time), so it never opens a table row.
+    db.execute("CREATE INDEX recordings_call_started ON recordings (call_id, started_at)")
+    db.execute("CREATE INDEX acd_entries_agent_call ON acd_entries (agent, joined_at, call_id)")
+    db.execute("CREATE INDEX acd_entries_call ON acd_entries (call_id)")
+    db.execute("CREATE INDEX acd_entries_joined_at ON acd_entries (joined_at)")
+    db.execute(
+        """
+        CREATE TABLE recording_access (
+            id INTEGER PRIMARY KEY,
+            at REAL NOT NULL,
+            username TEXT NOT NULL,
+            role TEXT NOT NULL,
+            address TEXT NOT NULL,
+            kind TEXT NOT NULL CHECK (kind IN ('play', 'download')),
+            path TEXT NOT NULL,
+            call_id TEXT
+        ) STRICT
+        """
+    )
+    db.execute("CREATE INDEX recording_access_at ON recording_access (at)")
+    db.execute("CREATE INDEX recording_access_path ON recording_access (path, username, at)")
+    db.execute("CREATE TRIGGER recording_access_no_update BEFORE UPDATE ON recording_access "
+               "BEGIN SELECT RAISE(ABORT, 'recording_access is append-only'); END")
+    db.execute("CREATE TRIGGER recording_access_no_delete BEFORE DELETE ON recording_access "
+               "BEGIN SELECT RAISE(ABORT, 'recording_access is append-only'); END")
+
+
 MIGRATIONS: list[Step] = [
     ("0001_calls", _calls),
     ("0002_recordings", _recordings),
@@ -912,6 +964,7 @@ MIGRATIONS: list[Step] = [
     ("0011_fax_resend", _fax_resend),
     ("0012_acd_survey", _acd_survey),
     ("0013_call_wrapups", _call_wrapups),
+    ("0015_recording_access", _recording_access),
     ("0016_line_ports", _line_ports),
     ("0017_box_settings", _box_settings),
     ("0018_orders_kb", _orders_kb),

@@ -143,7 +143,8 @@ def test_submit_does_not_wait_for_a_busy_writer(store: Store) -> None:
     def slow(db: Database) -> str:
         running.set()
         db.execute(
-            "INSERT INTO calls VALUES ('slow','l','d','in','1','2',0,NULL,NULL,NULL,NULL,'',NULL)"
+            "INSERT INTO calls (call_id, line, driver, direction, caller, callee, started_at)"
+            " VALUES ('slow','l','d','in','1','2',0)"
         )
         time.sleep(1.0)  # a long transaction, holding the write lock
         return "slow done"
@@ -196,7 +197,8 @@ def test_exception_rolls_back_and_writer_keeps_going(
 ) -> None:
     def fails(db: Database) -> None:
         db.execute(
-            "INSERT INTO calls VALUES ('x','l','d','in','1','2',0,NULL,NULL,NULL,NULL,'',NULL)"
+            "INSERT INTO calls (call_id, line, driver, direction, caller, callee, started_at)"
+            " VALUES ('x','l','d','in','1','2',0)"
         )
         raise ValueError("bad thing")
 
@@ -244,7 +246,8 @@ def test_concurrent_readers_while_writing(store: Store) -> None:
 
     def long_write(db: Database) -> None:
         db.execute(
-            "INSERT INTO calls VALUES ('during','l','d','in','1','2',2,NULL,NULL,NULL,NULL,'',NULL)"
+            "INSERT INTO calls (call_id, line, driver, direction, caller, callee, started_at)"
+            " VALUES ('during','l','d','in','1','2',2)"
         )
         inside.set()
         assert release.wait(10)
@@ -331,6 +334,7 @@ def test_cdr_lifecycle_and_end_is_final(store: Store) -> None:
         "recording": "/rec/c1.wav",
         "keys": "123#",
         "ivr_path": None,
+        "policy_number": None,
     }
     # Every later event is ignored: the row is final.
     assert cdr_end(store, "c1", 140.0, "engine shutdown", None).result(timeout=5) is False

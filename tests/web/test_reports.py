@@ -36,3 +36,28 @@ def test_a_range_over_a_year_is_shortened_with_a_notice(as_role: Any) -> None:
     html = client.get("/reports/?from=2020-01-01&to=2026-11-26").get_data(as_text=True)
     assert "已缩短查询范围" in html
     assert html.count("<rect") == 366 + 24
+
+
+def test_an_export_holds_every_day_of_the_range(as_role: Any) -> None:
+    import csv
+    import io
+
+    from openpyxl import load_workbook
+
+    client, _ = as_role("auditor")
+    page = client.get("/reports/?from=2025-11-20&to=2025-11-26").get_data(as_text=True)
+    assert "/reports/export/days.csv?from=2025-11-20&amp;to=2025-11-26" in page
+    res = client.get("/reports/export/days.csv?from=2025-11-20&to=2025-11-26")
+    rows = list(csv.reader(io.StringIO(res.get_data(as_text=True).lstrip("\ufeff"))))
+    assert rows[0][:2] == ["日期", "通话量"] and len(rows) == 1 + 7
+    assert rows[1][:2] == ["2025-11-20", "0"] and rows[-1][:3] == ["2025-11-26", "30", "30"]
+    # A year of days, more than any page shows, all in the workbook.
+    res = client.get("/reports/export/days.xlsx?from=2025-01-01&to=2025-12-31")
+    sheet = load_workbook(io.BytesIO(res.data)).active
+    assert sheet is not None and sheet.max_row == 1 + 365
+    res = client.get("/reports/export/hours.csv?from=2025-11-26&to=2025-11-26")
+    hours = list(csv.reader(io.StringIO(res.get_data(as_text=True).lstrip("\ufeff"))))
+    assert len(hours) == 25 and hours[9] == ["08:00", "30"]
+    assert client.get("/reports/export/policies.csv").status_code == 404
+    agent, _ = as_role("agent")
+    assert agent.get("/reports/export/days.csv").status_code == 403
