@@ -1,20 +1,25 @@
 """Reports: calls by day and by hour over a date range (with bar charts drawn as SVG on the
-server: no script, nothing from the internet), the book by status and by product, and the
-premiums falling due; each table of calls exported whole for its range (.csv / .xlsx),
-every day of it, not only what the page shows. Figures only: no personal data, so nothing
-here is audited."""
+server: no script, nothing from the internet); for the same range the IVR path funnel, the
+queues' service level and abandon rate, each agent's figures, the satisfaction scores and
+voicemail response times (:mod:`web.report_figures`); the book by status and by product,
+and the premiums falling due. Each table of the range is exported whole (.csv / .xlsx),
+every row of it, not only what the page shows. Figures only: no personal data (agents are
+named by their code), so nothing here is audited."""
 
 from __future__ import annotations
 
+import time
 from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from flask import Blueprint, Response, abort, current_app, render_template
 
+from web import report_figures as rf
 from web.dates import date_range, day_bounds
 from web.db import store
 from web.sheets import download
+from web.supervisor import asked_service_seconds, figures
 
 bp = Blueprint("reports", __name__, url_prefix="/reports")
 
@@ -69,16 +74,32 @@ def reports_index() -> str:
         " WHERE status = 'in_force' AND next_due_date IS NOT NULL",
         [today.isoformat(), today.isoformat(), (today + timedelta(days=30)).isoformat(),
          today.isoformat(), (today + timedelta(days=30)).isoformat()])[0]
+    t0, t1 = (t.timestamp() for t in day_bounds(start, end))
+    sl = asked_service_seconds()
     return render_template("reports/index.html", days=days, by_hour=by_hour, total=total,
                            answered=answered, book=book, products=products, due=due,
                            form={"from": start.isoformat(), "to": end.isoformat()},
-                           error=error, chart=_chart)
+                           error=error, chart=_chart, funnel=rf.ivr_funnel(t0, t1),
+                           queue=figures(t0, t1, sl), agents=rf.agents(t0, t1),
+                           surveys=rf.surveys(t0, t1),
+                           voicemail=rf.voicemail_times(t0, t1, time.time()))
+
 
 
 EXPORTS = {
     "days": ("日期", "通话量", "接通", "平均通话时长（秒）"),
     "hours": ("时段", "通话量"),
+    "ivr": ("节点", "类型", "到达通话", "占进入语音导航通话", "在此结束"),
+    "agents": ("坐席员", "接听", "平均通话（秒）", "通话合计（秒）", "平均振铃（秒）",
+               "平均振铃次数", "保持次数", "平均保持（秒）", "坐席先挂机", "评分数", "平均评分"),
+    "surveys": ("评分", "次数"),
+    "voicemail": ("分类", "响应目标（小时）", "收到", "已办结", "平均办结（小时）",
+                  "目标内办结", "逾期未办结"),
 }
+
+
+def _num(value: Any, digits: int = 0) -> Any:
+    return "" if value is None else round(value, digits) if digits else round(value)
 
 
 @bp.route("/export/<table>.<fmt>", endpoint="export")
@@ -87,15 +108,33 @@ def export(table: str, fmt: str) -> Response:
     if table not in EXPORTS or fmt not in ("csv", "xlsx"):
         abort(404)
     start, end, _error = date_range(14)
-    days, by_hour = _calls(start, end)
+    t0, t1 = (t.timestamp() for t in day_bounds(start, end))
     rows: list[tuple[Any, ...]]
-    if table == "days":
-        rows = [(d["day"], d["calls"], d["answered"],
-                 "" if d["talk"] is None else round(d["talk"])) for d in days]
+    if table in ("days", "hours"):
+        days, by_hour = _calls(start, end)
+        if table == "days":
+            rows = [(d["day"], d["calls"], d["answered"], _num(d["talk"])) for d in days]
+        else:
+            rows = [(f"{h['label']}:00", h["calls"]) for h in by_hour]
+        return download(fmt, f"calls-by-{table[:-1]}-{start}-{end}", "通话量",
+                        EXPORTS[table], rows)
+    if table == "ivr":
+        rows = [(n["node"], n["type"], n["calls"], _num(n["share"], 4), n["ended"])
+                for n in rf.ivr_funnel(t0, t1)["nodes"]]
+    elif table == "agents":
+        rows = [(a["agent"], a["calls"], _num(a["avg_talk"]), _num(a["talk"]),
+                 _num(a["avg_ring"], 1), _num(a["avg_rings"], 1), a["holds"],
+                 _num(a["avg_hold"]), a["agent_first"], a["scored"], _num(a["avg_score"], 2))
+                for a in rf.agents(t0, t1)]
+    elif table == "surveys":
+        got = rf.surveys(t0, t1)
+        rows = [(s["score"], s["n"]) for s in got["scores"]]
+        rows += [("未评分", got["no_score"]), ("挂机", got["hung_up"])]
     else:
-        rows = [(f"{h['label']}:00", h["calls"]) for h in by_hour]
-    return download(fmt, f"calls-by-{table[:-1]}-{start}-{end}", "通话量", EXPORTS[table],
-                    rows)
+        rows = [(v["name_zh"] or "未分类", v["target_hours"], v["received"], v["done"],
+                 _num(v["avg_hours"], 1), v["within_target"], v["overdue"])
+                for v in rf.voicemail_times(t0, t1, time.time())]
+    return download(fmt, f"report-{table}-{start}-{end}", "报表", EXPORTS[table], rows)
 
 
 def _chart(items: list[dict[str, Any]], key: str, height: int = 140) -> dict[str, Any]:

@@ -81,7 +81,7 @@ def figures(start: float, end: float, service_seconds: int) -> dict[str, Any]:
         abandon_rate=totals["abandoned"] / offered if offered else None)
 
 
-def _service_seconds() -> int:
+def asked_service_seconds() -> int:
     try:
         value = int(request.args.get("sl", DEFAULT_SERVICE_SECONDS))
     except ValueError:
@@ -104,7 +104,7 @@ def _target_level() -> float:
 
 @bp.route("/", endpoint="index")
 def index() -> str:
-    service_seconds = _service_seconds()
+    service_seconds = asked_service_seconds()
     start, end, error = date_range(1)
     t0, t1 = day_bounds(start, end)
     est = staffing.estimate(store(), t1, service_seconds, _target_level())
