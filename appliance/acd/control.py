@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from appliance.acd import transfer
 from appliance.acd.model import AgentState
 from appliance.acd.service import Acd, AcdError, Listener
 
@@ -92,6 +93,10 @@ def hold(acd: Acd, seat_id: str) -> int:
 
 def unhold(acd: Acd, seat_id: str) -> float:
     """Back to the caller; returns the hold's length in seconds."""
+    if transfer.of(acd).consulting(seat_id):
+        # Taking the caller off hold now would put them through to the consulted party.
+        raise AcdError(f"seat {seat_id}: a consult is in progress: return to the caller, "
+                       "complete the transfer or make it a conference")
     return acd.unhold(seat_id)
 
 
@@ -133,15 +138,44 @@ async def hang_up(acd: Acd, seat_id: str) -> SeatView:
     return seat_view(acd, seat_id)
 
 
+# ---------------------------------------------------------------------- transfers
+def blind_transfer(acd: Acd, seat_id: str, to: str, target: str) -> dict[str, Any]:
+    """Hand the seat's caller on to a seat, a queue or an outside number (``to``); the
+    agent is released to wrap-up at once. Steps follow as ``transfer`` events."""
+    return transfer.of(acd).blind(seat_id, to, target)
+
+
+def consult(acd: Acd, seat_id: str, to: str, target: str) -> dict[str, Any]:
+    """The caller on hold, the agent rings a seat or an outside number to talk first."""
+    return transfer.of(acd).consult(seat_id, to, target)
+
+
+def consult_complete(acd: Acd, seat_id: str) -> dict[str, Any]:
+    """The consulted target takes the caller; the agent leaves to wrap-up."""
+    return transfer.of(acd).complete(seat_id)
+
+
+async def consult_return(acd: Acd, seat_id: str) -> dict[str, Any]:
+    """The consulted target is hung up; the agent has the caller back."""
+    return await transfer.of(acd).back(seat_id)
+
+
+def conference(acd: Acd, seat_id: str) -> dict[str, Any]:
+    """The consult becomes a 3-way conference: caller, agent and target together."""
+    return transfer.of(acd).conference(seat_id)
+
+
 def follow(acd: Acd, listener: Listener) -> Callable[[], None]:
     """Live updates: ``listener(kind, data)`` for each seat state change (``seat``), caller
     joining or leaving a queue (``queue-join``, ``queue-leave``), offer to seats
     (``offer``, with the caller's number and call id and the policy number keyed in the
     IVR for the screen pop), answer (``connected``, with the rings), booked callback
-    (``callback-booked``), hold (``hold``, ``unhold``, ``hold-reminder``) and the caller's
-    survey score (``survey``). Returns the function that stops them."""
+    (``callback-booked``), hold (``hold``, ``unhold``, ``hold-reminder``), each step of a
+    transfer (``transfer``, with ``step``) and the caller's survey score (``survey``).
+    Returns the function that stops them."""
     return acd.subscribe(listener)
 
 
-__all__ = ["QueueView", "SeatView", "WaitingView", "follow", "hang_up", "hold", "login",
+__all__ = ["QueueView", "SeatView", "WaitingView", "blind_transfer", "conference", "consult",
+           "consult_complete", "consult_return", "follow", "hang_up", "hold", "login",
            "logout", "queue_states", "seat_states", "seat_view", "set_state", "unhold"]

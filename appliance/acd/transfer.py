@@ -148,32 +148,35 @@ class Transfers:
     # ------------------------------------------------------------------ blind
     async def _blind(self, t: _Transfer) -> None:
         acd, caller = self.acd, t.talk.caller
-        tune = asyncio.ensure_future(_transfer_music(caller))
-        try:
-            if t.target_kind == "queue":
-                await _finish_prompt(tune, caller)
-                self._finish(t, "completed")
-                outcome = await acd.transfer(caller, t.target, priority=t.talk.entry.priority)
-            else:
+        queue, front = t.target, False
+        if t.target_kind == "queue":
+            try:
+                await caller.play("transfer_please_hold", interruptible=False)
+            except CallEnded:
+                self._finish(t, "caller-hung-up")
+                return
+            self._finish(t, "completed")
+        else:
+            tune = asyncio.ensure_future(_transfer_music(caller))
+            try:
                 leg = await self._ring(t)
+            finally:
                 tune.cancel()
                 if not caller.ended:
                     caller.stop_playing()
-                if leg is None:
-                    if caller.ended:
-                        return
-                    self._event(t, "requeued")
-                    outcome = await acd.transfer(caller, t.queue.config.name,
-                                                 priority=t.talk.entry.priority, front=True)
-                else:
-                    self._finish(t, "answered")
-                    await self._connect(t, leg)
-                    return
-        finally:
-            tune.cancel()
+            if leg is not None:
+                self._finish(t, "answered")
+                await self._connect(t, leg)
+                return
+            if caller.ended:
+                return
+            # Nobody answered: back to the front of the queue the caller came from.
+            self._event(t, "requeued")
+            queue, front = t.queue.config.name, True
+        outcome = await acd.transfer(caller, queue, priority=t.talk.entry.priority,
+                                     front=front)
         if outcome != "answered" and not caller.ended:
-            # Voicemail or a callback ended the caller's second stay: nothing more to say.
-            await caller.hangup()
+            await caller.hangup()  # voicemail or a callback ended the caller's stay
 
     # ------------------------------------------------------------------ consult
     async def _consult(self, t: _Transfer) -> None:
@@ -357,6 +360,15 @@ class Transfers:
     def consulting(self, seat_id: str) -> bool:
         return seat_id in self._consults
 
+    def step(self, seat_id: str) -> str | None:
+        """Where the seat's consult is: ringing, answered or conference (None: none)."""
+        t = self._consults.get(seat_id)
+        if t is None:
+            return None
+        if t.kind == "conference":
+            return "conference"
+        return "ringing" if t.answered_at is None else "answered"
+
     def _talk(self, seat_id: str) -> _Talk:
         self.acd.seat(seat_id)
         talk = self.acd._talks.get(seat_id)
@@ -410,7 +422,8 @@ class Transfers:
             return
         t.over = True
         self._write(t, outcome=outcome, ended_at=self.acd.now())
-        self._event(t, outcome)
+        if outcome != "answered":  # the answer itself was the event
+            self._event(t, outcome)
 
     def _write(self, t: _Transfer, **values: Any) -> None:
         if self.acd.store is not None:
@@ -421,7 +434,7 @@ class Transfers:
 
     def _view(self, t: _Transfer, step: str) -> dict[str, Any]:
         return {"seat": t.talk.seat.id, "agent": t.talk.seat.agent, "call": t.talk.caller.id,
-                "entry": t.talk.entry.key, "transfer": t.key, "kind": t.kind,
+                "entry": t.talk.entry.key, "transfer": t.key, "mode": t.kind,
                 "to": t.target_kind, "target": t.target, "step": step}
 
 
@@ -451,15 +464,6 @@ async def _ringback(call: Call, seconds: float) -> None:
     """What the agent hears while the consulted target rings."""
     with contextlib.suppress(CallEnded, asyncio.CancelledError):
         await call.play_tone("ringback", seconds)
-
-
-async def _finish_prompt(tune: asyncio.Future[None], call: Call) -> None:
-    """Let the "transferring" prompt end (not the music) before the queue takes over."""
-    prompt = call.engine.prompts.get("transfer_please_hold", call.language)
-    await call.engine.wait_ticks(call, len(prompt.frames))
-    tune.cancel()
-    if not call.ended:
-        call.stop_playing()
 
 
 __all__ = ["CONSULT_TARGET_KINDS", "TARGET_KINDS", "Transfers", "of"]
