@@ -279,6 +279,7 @@ class Transfers:
         try:
             if seat is not None:
                 acd._set_state(seat, AgentState.RINGING, cfg.name)
+                self._offer(t, seat)
                 driver, number = seat.config.driver, seat.config.number
             else:
                 driver = caller.line.driver_name or t.talk.seat.config.driver
@@ -348,6 +349,16 @@ class Transfers:
         self._write(t, to_entry=entry.key)
         ring = (t.answered_at or now) - t.started_at
         await acd._converse(t.queue, entry, t.seat, leg, caller, None, ring_seconds=ring)
+
+    def _offer(self, t: _Transfer, seat: SeatStatus) -> None:
+        """The target seat rings: an offer like a queue's, so its console shows the screen
+        pop (with what the caller keyed in the IVR)."""
+        acd, caller = self.acd, t.talk.caller
+        pop = next((w.pop for w in acd._waiters.values() if w.call is caller), {})
+        acd._emit("offer", queue=t.queue.config.name, entry=t.talk.entry.key,
+                  seats=[seat.id], caller=caller.caller, call=caller.id,
+                  language=caller.language, priority=t.talk.entry.priority, callback="",
+                  transfer=t.key, **pop, at=acd.now())
 
     def _release_target_seat(self, t: _Transfer) -> None:
         """A target seat whose part is over (not handed the caller) goes to wrap-up."""

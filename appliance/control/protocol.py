@@ -37,6 +37,10 @@ MAX_NOTE: Final = 500
 AGENT_REASONS: Final = tuple(r for r in ("break", "lunch", "meeting", "training",
                                          "after-call-work", "other") if r in REASONS)
 
+#: what an agent may transfer a call to, and how
+TRANSFER_TARGETS: Final = ("seat", "queue", "number")
+TRANSFER_MODES: Final = ("blind", "consult")
+
 Check = Callable[[Any], str | None]  # None when fine, else what was expected
 
 
@@ -86,6 +90,15 @@ OPS: Final[dict[str, dict[str, Field]]] = {
                 "code": Field(_one_of(WRAP_UP_CODES)),
                 "note": Field(_text(MAX_NOTE, empty=True), required=False, default="")},
     "follow": {},
+    # The agent's call controls beyond answer and hang-up (appliance.acd.transfer).
+    "hold": {"seat": Field(_text())},
+    "unhold": {"seat": Field(_text())},
+    "transfer": {"seat": Field(_text()), "to": Field(_one_of(TRANSFER_TARGETS)),
+                 "target": Field(_text(32)),
+                 "mode": Field(_one_of(TRANSFER_MODES), required=False, default="blind")},
+    "consult-complete": {"seat": Field(_text())},
+    "consult-return": {"seat": Field(_text())},
+    "conference": {"seat": Field(_text())},
 }
 
 
@@ -172,5 +185,6 @@ def read_address(data: Path) -> tuple[str, int, str] | None:
 
 
 __all__ = ["ADDRESS_FILE", "AGENT_REASONS", "MAX_LINE", "MAX_NOTE", "OPS", "TOKEN_FILE",
-           "WRAP_UP_CODES", "ControlError", "Request", "check_fields", "encode", "ensure_token",
-           "parse_request", "read_address", "write_address"]
+           "TRANSFER_MODES", "TRANSFER_TARGETS", "WRAP_UP_CODES", "ControlError", "Request",
+           "check_fields", "encode", "ensure_token", "parse_request", "read_address",
+           "write_address"]

@@ -36,6 +36,9 @@ log = logging.getLogger("appliance.control")
 
 #: events a subscriber may have waiting before it is dropped
 MAX_BACKLOG: Final = 1000
+#: the requests :meth:`ControlServer._call_control` answers
+CALL_CONTROL_OPS: Final = frozenset({"hold", "unhold", "transfer", "consult-complete",
+                                     "consult-return", "conference"})
 #: calls each seat answered that can still get a wrap-up code
 WRAP_UP_MEMORY: Final = 20
 
@@ -201,7 +204,26 @@ class ControlServer:
             return (await acd_control.hang_up(acd, a["seat"])).as_dict()
         if request.op == "wrap-up":
             return self._wrap_up(a["seat"], a["call"], a["code"], a["note"])
+        if request.op in CALL_CONTROL_OPS:
+            return await self._call_control(request)
         raise ControlError(f"op {request.op!r} has no handler")  # pragma: no cover
+
+    async def _call_control(self, request: Request) -> Any:
+        """Hold, transfers and the conference: the caller stays on the line throughout."""
+        acd, a, op = self.acd, request.args, request.op
+        if op == "hold":
+            return {"seat": a["seat"], "hold": acd_control.hold(acd, a["seat"])}
+        if op == "unhold":
+            return {"seat": a["seat"], "seconds": round(acd_control.unhold(acd, a["seat"]), 3)}
+        if op == "transfer":
+            start = acd_control.consult if a["mode"] == "consult" else \
+                acd_control.blind_transfer
+            return start(acd, a["seat"], a["to"], a["target"])
+        if op == "consult-complete":
+            return acd_control.consult_complete(acd, a["seat"])
+        if op == "consult-return":
+            return await acd_control.consult_return(acd, a["seat"])
+        return acd_control.conference(acd, a["seat"])
 
     def _wrap_up(self, seat_id: str, call_id: str, code: str, note: str) -> dict[str, Any]:
         acd = self.acd

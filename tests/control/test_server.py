@@ -101,7 +101,8 @@ def test_requests_and_refusals_name_what_was_wrong(tmp_path: Path) -> None:
 
         assert await refused("dance") == (
             "op: expected one of seats, queues, login, logout, set-state, hangup, wrap-up,"
-            " follow, got 'dance'")
+            " follow, hold, unhold, transfer, consult-complete, consult-return, conference,"
+            " got 'dance'")
         assert await refused("login", seat="s2") == "login: missing field 'agent'"
         assert await refused("login", seat="s2", agent="A2", pin="1") == (
             "login: unknown field pin (fields: seat, agent)")
