@@ -259,7 +259,7 @@ def _call_control(op: str, action: str, done: str, failed: str,
         return _engine_down()
     except ControlError as exc:
         return _refused(_("%(what)s: %(why)s", what=failed, why=str(exc)))
-    audit.log(action, session["seat"], **fields)
+    audit.log(action, session["seat"], **{f"transfer_{k}": v for k, v in fields.items()})
     return _done(done, result)
 
 
