@@ -213,3 +213,32 @@ def test_the_supervisor_page_follows_seats_and_queues_live(live: LiveEngine,
     second = until(events, "live")["html"]
     assert "<td>坐席二</td><td>agent</td><td>示忙</td><td>培训</td>" in second
     events.close()
+
+
+def test_a_calls_transfers_are_shown_with_it_and_outside_numbers_masked(
+        as_role: Any, store: Store) -> None:
+    def write(db: Any) -> None:
+        db.execute("INSERT INTO calls (call_id, line, driver, direction, caller, callee,"
+                   " started_at) VALUES ('c-t1', 'sim-1', 'sim', 'in', '13800138000',"
+                   " '95500', 1780000000.0)")
+        db.execute("INSERT INTO acd_entries (key, queue, call_id, caller, language, priority,"
+                   " joined_at) VALUES ('e-t1', 'service', 'c-t1', '13800138000', 'zh', 0,"
+                   " 1780000000.0)")
+        for key, kind, to, target, answered, before in (
+                ("t1", "consult", "seat", "s2", 1780000010.0, 1),
+                ("t2", "blind", "number", "02088880000", None, 0)):
+            db.execute("INSERT INTO acd_transfers (key, entry_key, call_id, seat_id, agent,"
+                       " kind, target_kind, target, started_at, answered_at,"
+                       " answered_before_agent_left) VALUES (?, 'e-t1', 'c-t1', 's1', 'A001',"
+                       " ?, ?, ?, ?, ?, ?)",
+                       [key, kind, to, target, 1780000005.0 + len(key), answered, before])
+
+    store.write(write)
+    agent, _ = as_role("agent")
+    html = agent.get("/calls/").get_data(as_text=True)
+    assert "咨询转接到坐席 s2（坐席离开前已接听）" in html
+    assert "直接转接到号码" in html and "（未接听）" in html
+    assert "02088880000" not in html  # an agent lacks see_phone
+    supervisor, _ = as_role("supervisor")
+    assert "直接转接到号码 02088880000（未接听）" in supervisor.get("/calls/").get_data(
+        as_text=True)
