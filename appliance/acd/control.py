@@ -139,6 +139,14 @@ async def hang_up(acd: Acd, seat_id: str) -> SeatView:
 
 
 # ---------------------------------------------------------------------- transfers
+def call_state(acd: Acd, seat_id: str) -> dict[str, Any]:
+    """What the seat's call is doing beyond talking: ``held`` (the caller on hold) and
+    ``consult`` (ringing, answered or conference; None when there is none)."""
+    talk = acd._talks.get(seat_id)
+    return {"held": talk is not None and talk.held_since is not None,
+            "consult": transfer.of(acd).step(seat_id)}
+
+
 def blind_transfer(acd: Acd, seat_id: str, to: str, target: str) -> dict[str, Any]:
     """Hand the seat's caller on to a seat, a queue or an outside number (``to``); the
     agent is released to wrap-up at once. Steps follow as ``transfer`` events."""
@@ -176,6 +184,7 @@ def follow(acd: Acd, listener: Listener) -> Callable[[], None]:
     return acd.subscribe(listener)
 
 
-__all__ = ["QueueView", "SeatView", "WaitingView", "blind_transfer", "conference", "consult",
-           "consult_complete", "consult_return", "follow", "hang_up", "hold", "login",
-           "logout", "queue_states", "seat_states", "seat_view", "set_state", "unhold"]
+__all__ = ["QueueView", "SeatView", "WaitingView", "blind_transfer", "call_state", "conference",
+           "consult", "consult_complete", "consult_return", "follow", "hang_up", "hold",
+           "login", "logout", "queue_states", "seat_states", "seat_view", "set_state",
+           "unhold"]

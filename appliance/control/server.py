@@ -190,7 +190,7 @@ class ControlServer:
             # the last offer it had, so a page opened mid-call (a new browser, a restarted
             # web) shows the screen pop again and can wrap the call up.
             return [dict(v.as_dict(), call=(self._answered.get(v.id) or [""])[-1],
-                         offer=self._offered.get(v.id))
+                         offer=self._offered.get(v.id), **acd_control.call_state(acd, v.id))
                     for v in acd_control.seat_states(acd)]
         if request.op == "queues":
             return [v.as_dict() for v in acd_control.queue_states(acd)]

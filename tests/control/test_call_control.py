@@ -40,6 +40,8 @@ def test_hold_and_unhold_through_the_api_with_events_and_the_reminder(tmp_path: 
         assert await off_loop(client.request, "hold", seat="s1") == {"seat": "s1", "hold": 1}
         with pytest.raises(ControlError, match="already on hold"):
             await off_loop(client.request, "hold", seat="s1")
+        s1_view, _ = await off_loop(client.request, "seats")
+        assert (s1_view["state"], s1_view["held"], s1_view["consult"]) == ("talking", True, None)
         await caller.wait(12)
         mark = len(s1.heard)
         held = await off_loop(client.request, "unhold", seat="s1")
