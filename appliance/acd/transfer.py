@@ -47,6 +47,8 @@ from drivers.base import LineError
 TARGET_KINDS: Final = ("seat", "queue", "number")
 CONSULT_TARGET_KINDS: Final = ("seat", "number")
 _OUTSIDE: Final = re.compile(r"[0-9]{3,20}")
+#: screen-pop field -> the IVR variable it came from (the inverse of POP_VARIABLES)
+POP_SOURCES: Final = {"policy": "pol_no", "claim": "claim.case"}
 
 
 @dataclass(eq=False)
@@ -173,8 +175,10 @@ class Transfers:
             # Nobody answered: back to the front of the queue the caller came from.
             self._event(t, "requeued")
             queue, front = t.queue.config.name, True
+        # What the caller keyed in the IVR goes with them, for the next seat's screen pop.
+        keyed = {POP_SOURCES[k]: v for k, v in self._pop(caller).items() if k in POP_SOURCES}
         outcome = await acd.transfer(caller, queue, priority=t.talk.entry.priority,
-                                     front=front)
+                                     variables=keyed, front=front)
         if outcome != "answered" and not caller.ended:
             await caller.hangup()  # voicemail or a callback ended the caller's stay
 
@@ -354,11 +358,15 @@ class Transfers:
         """The target seat rings: an offer like a queue's, so its console shows the screen
         pop (with what the caller keyed in the IVR)."""
         acd, caller = self.acd, t.talk.caller
-        pop = next((w.pop for w in acd._waiters.values() if w.call is caller), {})
+        pop = self._pop(caller)
         acd._emit("offer", queue=t.queue.config.name, entry=t.talk.entry.key,
                   seats=[seat.id], caller=caller.caller, call=caller.id,
                   language=caller.language, priority=t.talk.entry.priority, callback="",
                   transfer=t.key, **pop, at=acd.now())
+
+    def _pop(self, caller: Call) -> dict[str, str]:
+        """The screen-pop fields of the caller's first stay in a queue (what they keyed)."""
+        return next((w.pop for w in self.acd._waiters.values() if w.call is caller), {})
 
     def _release_target_seat(self, t: _Transfer) -> None:
         """A target seat whose part is over (not handed the caller) goes to wrap-up."""

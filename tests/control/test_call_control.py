@@ -109,7 +109,9 @@ def test_a_blind_transfer_through_the_api_reaches_the_other_seat(tmp_path: Path)
         store.close()
     steps = [e["data"]["step"] for e in events if e["event"] == "transfer"]
     assert steps == ["started", "answered"]
-    offers = [e["data"]["seats"] for e in events if e["event"] == "offer"]
-    assert offers == [["s1"], ["s2"]]  # the target seat gets its screen pop too
+    offers = [(e["data"]["seats"], e["data"]["policy"]) for e in events
+              if e["event"] == "offer"]
+    # The target seat gets its screen pop too, with the policy keyed in the IVR.
+    assert offers == [(["s1"], "880001234567"), (["s2"], "880001234567")]
     assert row == {"kind": "blind", "target": "s2", "outcome": "answered"}
     assert len(wrapups) == 1  # one row a call: the last agent's code
