@@ -447,6 +447,41 @@ def test_in_a_conference_the_agent_and_target_talk_on_when_the_caller_leaves(
     assert entry["hung_up_first"] == "caller"
 
 
+def test_in_a_conference_the_caller_and_agent_talk_on_when_the_target_leaves(
+        tmp_path: Path) -> None:
+    store, acd = open_two_queues(tmp_path, wrap_up=3.0)
+    flow = queue_flow(acd, "service", {})
+    said = voice("auth-thankyou.wav", seed=17)
+
+    async def scenario(engine: Engine, ex: SimExchange) -> bytes:
+        caller, s1 = await answered_at_s1(engine, ex, acd)
+        s2 = seat_bot(ex, "8002", answer_after=1.0)
+        acd.login("s2", "A002")
+        control.consult(acd, "s1", "seat", "s2")
+        assert await until(engine, lambda: transfers.of(acd).step("s1") == "answered", 5)
+        control.conference(acd, "s1")
+        assert control.call_state(acd, "s1") == {"held": False, "consult": "conference"}
+        await caller.wait(1.0)
+        await s2.hangup()
+        assert await until(engine, lambda: transfers.of(acd).step("s1") is None, 2)
+        assert acd.seats["s2"].state is AgentState.WRAP_UP
+        assert acd.seats["s1"].state is AgentState.TALKING and caller.connected
+        mark = len(s1.heard)
+        await caller.send(said)
+        await caller.wait(0.5)
+        await caller.hangup()
+        return bytes(s1.heard[mark:])
+
+    try:
+        heard = run_calls(tmp_path, store, acd, flow, scenario)
+        flush(store)
+        (row,) = store.query("SELECT * FROM acd_transfers")
+    finally:
+        store.close()
+    assert said in heard
+    assert (row["kind"], row["outcome"]) == ("conference", "target-hung-up")
+
+
 def test_transfers_refused_say_why(tmp_path: Path) -> None:
     store, acd = open_two_queues(tmp_path)
     flow = queue_flow(acd, "service", {})
