@@ -40,12 +40,23 @@ def served(data_dir: Path) -> Iterator[tuple[str, LiveEngine, Store]]:
     web_store = Store(data_dir / "appliance.db")
     app = create_app(data_dir, store=web_store)
     server = create_server(app, host="127.0.0.1", port=0, threads=4)
-    thread = threading.Thread(target=server.run, daemon=True)
+    closing = threading.Event()
+
+    def serve() -> None:
+        try:
+            server.run()
+        except OSError:
+            # Closed under its select loop while the page's event stream was still open.
+            if not closing.is_set():
+                raise
+
+    thread = threading.Thread(target=serve, daemon=True)
     try:
         with live_engine(data_dir, engine_store, answer_after=1.5) as live:
             thread.start()
             yield f"http://127.0.0.1:{server.effective_port}", live, web_store  # type: ignore[union-attr]
     finally:
+        closing.set()
         server.close()
         thread.join(5)
         web_store.close()
