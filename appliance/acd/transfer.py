@@ -193,7 +193,8 @@ class Transfers:
         if not seat_call.ended:
             seat_call.stop_playing()
         if leg is None:
-            if not t.over:
+            if self._consults.get(t.talk.seat.id) is t:
+                # Nobody answered (nor did the agent give up): the caller is theirs again.
                 self._finish(t, "no-answer")
                 self._caller_back(t)
             return

@@ -20,6 +20,7 @@ from appliance.calls.engine import Engine
 from appliance.media.wavio import read_slin
 from appliance.store.db import Store
 from drivers.sim import CallerBot, SimExchange
+from drivers.sim.exchange import Behaviour
 from tests.acd.helpers import (
     audio,
     flush,
@@ -325,6 +326,34 @@ def test_consult_return_gives_the_caller_back(tmp_path: Path) -> None:
         store.close()
     assert cause is not None and back in s1_heard
     assert (row["kind"], row["outcome"], row["agent_left_at"]) == ("consult", "returned", None)
+
+
+def test_a_consult_nobody_answers_gives_the_agent_the_caller_back(tmp_path: Path) -> None:
+    store, acd = open_two_queues(tmp_path, ring_timeout=3.0)
+    flow = queue_flow(acd, "service", {})
+    back = voice("auth-thankyou.wav", seed=18)
+
+    async def scenario(engine: Engine, ex: SimExchange) -> bytes:
+        caller, s1 = await answered_at_s1(engine, ex, acd)
+        ex.subscribe(OUTSIDE, None, behaviour=Behaviour.NO_ANSWER)
+        control.consult(acd, "s1", "number", OUTSIDE)
+        assert control.call_state(acd, "s1") == {"held": True, "consult": "ringing"}
+        assert await until(engine, lambda: transfers.of(acd).step("s1") is None, 5)
+        assert control.call_state(acd, "s1") == {"held": False, "consult": None}
+        mark = len(s1.heard)
+        await caller.send(back)
+        await caller.wait(0.5)
+        await caller.hangup()
+        return bytes(s1.heard[mark:])
+
+    try:
+        s1_heard = run_calls(tmp_path, store, acd, flow, scenario)
+        flush(store)
+        (row,) = store.query("SELECT * FROM acd_transfers")
+    finally:
+        store.close()
+    assert back in s1_heard
+    assert (row["outcome"], row["answered_at"]) == ("no-answer", None)
 
 
 def test_the_target_hanging_up_during_a_consult_gives_the_agent_the_caller_back(
