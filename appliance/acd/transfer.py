@@ -230,6 +230,7 @@ class Transfers:
                 and not talk.caller.ended):
             self._hand_off(t)  # the target is there: they take the caller
             return
+        self._left(t)  # before anyone answered: the caller is surveyed and let go
         self._finish(t, "no-answer")
         if t.abort is not None and not t.abort.done():
             t.abort.set_result(None)
