@@ -13,9 +13,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from appliance.acd import Acd, AgentState, QueueConfig, control, records
+from appliance.acd import PRIORITY_CLAIM, Acd, AgentState, QueueConfig, control, records
 from appliance.acd import transfer as transfers
 from appliance.acd.hold import hold_tune
+from appliance.calls.call import Call
 from appliance.calls.engine import Engine
 from appliance.media.wavio import read_slin
 from appliance.store.db import Store
@@ -201,10 +202,13 @@ def test_blind_transfer_to_an_outside_number_dials_it_on_a_trunk(tmp_path: Path)
 def test_blind_transfer_nobody_answers_puts_the_caller_back_at_the_front(
         tmp_path: Path) -> None:
     store, acd = open_two_queues(tmp_path, ring_timeout=4.0, wrap_up=8.0)
-    flow = queue_flow(acd, "service", {})
     back_says = voice("agent-pass.wav", seed=6)
 
-    async def scenario(engine: Engine, ex: SimExchange) -> tuple[list[str], bytes, float]:
+    async def flow(call: Call) -> None:
+        await call.answer()
+        await acd.transfer(call, "service", priority=PRIORITY_CLAIM)  # both just reported
+
+    async def scenario(engine: Engine, ex: SimExchange) -> tuple[list[tuple[str, int]], bytes]:
         first, s1 = await answered_at_s1(engine, ex, acd, "13900000001")
         unanswered_seat(ex, "8002")
         acd.login("s2", "A002")
@@ -213,7 +217,7 @@ def test_blind_transfer_nobody_answers_puts_the_caller_back_at_the_front(
         await second.wait(1.0)
         control.blind_transfer(acd, "s1", "seat", "s2")
         assert await until(engine, lambda: len(acd.queues["service"].waiting) == 2, 8)
-        order = [e.caller for e in acd.queues["service"].waiting]
+        order = [(e.caller, e.priority) for e in acd.queues["service"].waiting]
         # s2 let it ring out: paused, as for a queue's offer.
         assert acd.seats["s2"].state is AgentState.NOT_READY
         assert acd.seats["s2"].reason == "no-answer"
@@ -225,19 +229,19 @@ def test_blind_transfer_nobody_answers_puts_the_caller_back_at_the_front(
         await first.send(back_says)
         await first.wait(0.5)
         heard = bytes(s1.heard[mark:])
-        waited = acd.now()
         await first.hangup()
         await second.hangup()
-        return order, heard, waited
+        return order, heard
 
     try:
-        order, s1_heard, _ = run_calls(tmp_path, store, acd, flow, scenario)
+        order, s1_heard = run_calls(tmp_path, store, acd, flow, scenario)
         flush(store)
         (row,) = store.query("SELECT * FROM acd_transfers")
         entries = records.entries(store)
     finally:
         store.close()
-    assert order == ["13900000001", "13900000002"]
+    # Back ahead of the caller who was waiting already, with the claim priority kept.
+    assert order == [("13900000001", PRIORITY_CLAIM), ("13900000002", PRIORITY_CLAIM)]
     assert back_says in s1_heard
     assert (row["outcome"], row["answered_at"]) == ("no-answer", None)
     first_entries = [e for e in entries if e["caller"] == "13900000001"]
