@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 from flask import Blueprint, Response, current_app, g, render_template, request
 from flask_babel import gettext as _
 
+from appliance.acd.etiquette import TransferFact, transfer_facts
 from web import audit, permissions
 from web.db import mask_phone, prefix_range, store
 from web.paging import page_number, read_page
@@ -74,7 +75,7 @@ def cause_name(cause: str | None) -> str:
 
 @bp.app_context_processor
 def _names() -> dict[str, Any]:
-    return dict(cause_name=cause_name)
+    return dict(cause_name=cause_name, transfer_name=transfer_name)
 
 
 @bp.route("/", endpoint="list")
@@ -88,7 +89,35 @@ def call_list() -> str:
     return render_template("calls/list.html", rows=rows, form=form, error=error,
                            page=page,
                            see_phone=permissions.can(g.user.role, "see_phone"),
-                           mask_phone=mask_phone)
+                           mask_phone=mask_phone,
+                           transfers=_transfers([r["call_id"] for r in rows]))
+
+
+def _transfers(call_ids: list[str]) -> dict[str, list[TransferFact]]:
+    """Each listed call's transfers (an etiquette fact shown with the call)."""
+    by_call: dict[str, list[TransferFact]] = {}
+    for fact in transfer_facts(store(), call_ids):
+        by_call.setdefault(fact.call_id, []).append(fact)
+    return by_call
+
+
+def transfer_name(fact: TransferFact, see_phone: bool) -> str:
+    """"Consult transfer to seat s2, answered before the agent left", in words."""
+    kind = {"blind": _("Blind transfer"), "consult": _("Consult transfer"),
+            "conference": _("3-way conference")}.get(fact.kind, fact.kind)
+    target = fact.target if fact.target_kind != "number" or see_phone else \
+        mask_phone(fact.target)
+    where = {"seat": _("seat %(target)s", target=target),
+             "queue": _("queue %(target)s", target=target),
+             "number": _("number %(target)s", target=target)}.get(fact.target_kind, target)
+    if fact.answered_before_agent_left:
+        answered = _("answered before the agent left")
+    elif fact.answered:
+        answered = _("answered after the agent left")
+    else:
+        answered = _("not answered")
+    return _("%(kind)s to %(where)s (%(answered)s)", kind=kind, where=where,
+             answered=answered)
 
 
 HEADER = ("通话编号", "线路", "方向", "主叫号码", "被叫号码", "开始时间", "应答时间", "结束时间",

@@ -37,6 +37,7 @@ from appliance.control import (
     ControlError,
     ControlUnavailable,
 )
+from appliance.control.protocol import TRANSFER_MODES, TRANSFER_TARGETS
 from web import audit, permissions, screenpop
 from web.db import mask_phone, store
 
@@ -46,6 +47,8 @@ bp = Blueprint("console", __name__, url_prefix="/console")
 BUSY = frozenset({"ringing", "talking", "wrap-up"})
 QUEUE_EVENTS = frozenset({"queue-join", "queue-leave", "offer", "connected",
                           "callback-booked"})
+#: a seat's hold and transfer steps, shown on its own page
+CALL_EVENTS = frozenset({"hold", "unhold", "hold-reminder", "transfer"})
 
 
 def control() -> ControlClient:
@@ -81,7 +84,7 @@ def phone(number: str | None) -> str:
 @bp.app_context_processor
 def _names() -> dict[str, Any]:
     return dict(state_name=state_name, reason_name=reason_name, wrap_up_name=wrap_up_name,
-                phone=phone)
+                phone=phone, transfer_target_name=transfer_target_name)
 
 
 def _my_seat(seats: list[dict[str, Any]]) -> dict[str, Any] | None:
@@ -114,7 +117,7 @@ def index() -> str:
         audit.log("customer.screen_pop", seat["offer"]["call"], seat=seat["id"])
     return render_template("console/index.html", down=False, seat=seat, seats=seats,
                            queues=queues, reasons=AGENT_REASONS, codes=WRAP_UP_CODES,
-                           pop=pop)
+                           pop=pop, transfer_targets=TRANSFER_TARGETS)
 
 
 def _done(message: str, result: Any = None) -> BaseResponse:
@@ -231,6 +234,102 @@ def wrap_up() -> BaseResponse:
     return _done(_("Wrap-up saved: %(code)s", code=wrap_up_name(code)), result)
 
 
+# ---------------------------------------------------------------------- hold and transfers
+def transfer_target_name(to: str) -> str:
+    return {"seat": _("Seat"), "queue": _("Queue"), "number": _("Outside number")}.get(to, to)
+
+
+def transfer_step_name(step: str) -> str:
+    return {"started": _("ringing the target"), "answered": _("the target answered"),
+            "no-answer": _("no answer"), "requeued": _("back at the front of the queue"),
+            "completed": _("transferred"), "returned": _("back to the caller"),
+            "target-hung-up": _("the target hung up: back to the caller"),
+            "caller-hung-up": _("the caller hung up"), "conference": _("3-way conference"),
+            }.get(step, step)
+
+
+def _call_control(op: str, action: str, done: str, failed: str,
+                  **fields: Any) -> BaseResponse:
+    """One of the agent's call controls for this seat, audited when the engine did it."""
+    if (refused := _need_seat()) is not None:
+        return refused
+    try:
+        result = _act(op, **fields)
+    except ControlUnavailable:
+        return _engine_down()
+    except ControlError as exc:
+        return _refused(_("%(what)s: %(why)s", what=failed, why=str(exc)))
+    audit.log(action, session["seat"], **{f"transfer_{k}": v for k, v in fields.items()})
+    return _done(done, result)
+
+
+@bp.route("/hold", methods=["POST"], endpoint="hold")
+def hold() -> BaseResponse:
+    return _call_control("hold", "call.hold", _("The caller is on hold."),
+                         _("Could not hold the call"))
+
+
+@bp.route("/unhold", methods=["POST"], endpoint="unhold")
+def unhold() -> BaseResponse:
+    return _call_control("unhold", "call.unhold", _("Back to the caller."),
+                         _("Could not take the call off hold"))
+
+
+@bp.route("/transfer", methods=["POST"], endpoint="transfer")
+def transfer() -> BaseResponse:
+    to = request.form.get("to", "")
+    target = request.form.get("target", "").strip()
+    mode = request.form.get("mode", "blind")
+    if to not in TRANSFER_TARGETS:
+        return _refused(_("Choose what to transfer to: a seat, a queue or an outside "
+                          "number."), 400)
+    if not target:
+        return _refused(_("Enter the seat, queue or number to transfer to."), 400)
+    if mode not in TRANSFER_MODES:
+        return _refused(_("Choose a blind or a consult transfer."), 400)
+    done = (_("Consulting %(target)s; the caller is on hold.", target=target)
+            if mode == "consult" else _("Transferring to %(target)s.", target=target))
+    return _call_control("transfer", "call.transfer", done, _("Could not transfer"),
+                         to=to, target=target, mode=mode)
+
+
+@bp.route("/consult/complete", methods=["POST"], endpoint="consult_complete")
+def consult_complete() -> BaseResponse:
+    return _call_control("consult-complete", "call.transfer_complete",
+                         _("Transferred: the caller is with the target."),
+                         _("Could not complete the transfer"))
+
+
+@bp.route("/consult/return", methods=["POST"], endpoint="consult_return")
+def consult_return() -> BaseResponse:
+    return _call_control("consult-return", "call.transfer_return", _("Back to the caller."),
+                         _("Could not return to the caller"))
+
+
+@bp.route("/conference", methods=["POST"], endpoint="conference")
+def conference() -> BaseResponse:
+    return _call_control("conference", "call.conference",
+                         _("3-way conference: the caller, you and the target."),
+                         _("Could not start the conference"))
+
+
+def _call_event(kind: str, data: dict[str, Any]) -> Iterator[str]:
+    """What this seat's page shows of a hold or transfer step (a reminder stands out)."""
+    if kind == "hold":
+        yield sse("call", {"state": "held", "text": _("The caller is on hold.")})
+    elif kind == "unhold":
+        yield sse("call", {"state": "talking", "text": _("Back to the caller.")})
+    elif kind == "hold-reminder":
+        yield sse("call", {"state": "held", "reminder": True, "text": _(
+            "The caller has been on hold for %(seconds)d s.",
+            seconds=round(data["held_seconds"]))})
+    elif kind == "transfer":
+        target = phone(data["target"]) if data["to"] == "number" else data["target"]
+        yield sse("call", {"state": "transfer", "step": data["step"], "text": _(
+            "Transfer to %(to)s %(target)s: %(step)s", to=transfer_target_name(data["to"]),
+            target=target, step=transfer_step_name(data["step"]))})
+
+
 def sse(kind: str, payload: dict[str, Any]) -> str:
     return f"event: {kind}\ndata: {json.dumps(payload, ensure_ascii=False)}\n\n"
 
@@ -296,6 +395,8 @@ def events() -> Response:
             yield sse("dial", dial_event(data))
         elif kind == "call-ended" and data["call"] == current["call"]:
             yield sse("ended", {"call": data["call"]})
+        elif kind in CALL_EVENTS and data["seat"] == seat_id:
+            yield from _call_event(kind, data)
         if kind in QUEUE_EVENTS:
             yield sse("queue", {"html": render_template(
                 "console/queue.html", queues=client.request("queues"))})

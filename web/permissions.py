@@ -126,6 +126,12 @@ ENDPOINTS: dict[str, frozenset[str]] = {
     "console.state": frozenset({"admin", "supervisor", "agent"}),
     "console.hangup": frozenset({"admin", "supervisor", "agent"}),
     "console.wrap_up": frozenset({"admin", "supervisor", "agent"}),
+    "console.hold": frozenset({"admin", "supervisor", "agent"}),
+    "console.unhold": frozenset({"admin", "supervisor", "agent"}),
+    "console.transfer": frozenset({"admin", "supervisor", "agent"}),
+    "console.consult_complete": frozenset({"admin", "supervisor", "agent"}),
+    "console.consult_return": frozenset({"admin", "supervisor", "agent"}),
+    "console.conference": frozenset({"admin", "supervisor", "agent"}),
     "console.events": frozenset({"admin", "supervisor", "agent"}),
     # Call recordings. Admin, supervisors and auditors (quality checks, complaints) list
     # and play every recording; a seat agent lists and plays only the calls they answered

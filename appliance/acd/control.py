@@ -18,6 +18,7 @@ from typing import Any
 
 from appliance.acd import dial as click_to_dial
 from appliance.acd import listen as listen_in
+from appliance.acd import transfer
 from appliance.acd.model import AgentState
 from appliance.acd.service import Acd, AcdError, Listener
 
@@ -94,6 +95,10 @@ def hold(acd: Acd, seat_id: str) -> int:
 
 def unhold(acd: Acd, seat_id: str) -> float:
     """Back to the caller; returns the hold's length in seconds."""
+    if transfer.of(acd).consulting(seat_id):
+        # Taking the caller off hold now would put them through to the consulted party.
+        raise AcdError(f"seat {seat_id}: a consult is in progress: return to the caller, "
+                       "complete the transfer or make it a conference")
     return acd.unhold(seat_id)
 
 
@@ -164,17 +169,54 @@ def dial(acd: Acd, seat_id: str, number: str, customer: str = "", queue: str = "
     return {"dial": key, "seat": seat_id, "customer": customer}
 
 
+# ---------------------------------------------------------------------- transfers
+def call_state(acd: Acd, seat_id: str) -> dict[str, Any]:
+    """What the seat's call is doing beyond talking: ``held`` (the caller on hold) and
+    ``consult`` (ringing, answered or conference; None when there is none)."""
+    talk = acd._talks.get(seat_id)
+    return {"held": talk is not None and talk.held_since is not None,
+            "consult": transfer.of(acd).step(seat_id)}
+
+
+def blind_transfer(acd: Acd, seat_id: str, to: str, target: str) -> dict[str, Any]:
+    """Hand the seat's caller on to a seat, a queue or an outside number (``to``); the
+    agent is released to wrap-up at once. Steps follow as ``transfer`` events."""
+    return transfer.of(acd).blind(seat_id, to, target)
+
+
+def consult(acd: Acd, seat_id: str, to: str, target: str) -> dict[str, Any]:
+    """The caller on hold, the agent rings a seat or an outside number to talk first."""
+    return transfer.of(acd).consult(seat_id, to, target)
+
+
+def consult_complete(acd: Acd, seat_id: str) -> dict[str, Any]:
+    """The consulted target takes the caller; the agent leaves to wrap-up."""
+    return transfer.of(acd).complete(seat_id)
+
+
+async def consult_return(acd: Acd, seat_id: str) -> dict[str, Any]:
+    """The consulted target is hung up; the agent has the caller back."""
+    return await transfer.of(acd).back(seat_id)
+
+
+def conference(acd: Acd, seat_id: str) -> dict[str, Any]:
+    """The consult becomes a 3-way conference: caller, agent and target together."""
+    return transfer.of(acd).conference(seat_id)
+
+
 def follow(acd: Acd, listener: Listener) -> Callable[[], None]:
     """Live updates: ``listener(kind, data)`` for each seat state change (``seat``), caller
     joining or leaving a queue (``queue-join``, ``queue-leave``), offer to seats
     (``offer``, with the caller's number and call id and the policy number keyed in the
     IVR for the screen pop), answer (``connected``, with the rings), booked callback
-    (``callback-booked``), hold (``hold``, ``unhold``, ``hold-reminder``), the caller's
-    survey score (``survey``), a supervisor's listen-in (``listen``: start, joined, mode,
-    stop) and click-to-dial (``dial``, without the number). Returns the function that stops them."""
+    (``callback-booked``), hold (``hold``, ``unhold``, ``hold-reminder``), each step of a
+    transfer (``transfer``, with ``step``), the caller's survey score (``survey``), a
+    supervisor's listen-in (``listen``: start, joined, mode, stop) and click-to-dial
+    (``dial``, without the number). Returns the function that stops them."""
     return acd.subscribe(listener)
 
 
-__all__ = ["QueueView", "SeatView", "WaitingView", "dial", "follow", "hang_up", "hold",
-           "listen", "listen_mode", "listen_stop", "login", "logout", "monitors",
-           "queue_states", "seat_states", "seat_view", "set_state", "unhold"]
+__all__ = ["QueueView", "SeatView", "WaitingView", "blind_transfer", "call_state", "conference",
+           "consult", "consult_complete", "consult_return", "dial", "follow", "hang_up", "hold",
+           "listen", "listen_mode", "listen_stop", "login", "logout", "monitors", "queue_states",
+           "seat_states", "seat_view", "set_state", "unhold"]

@@ -4,9 +4,10 @@ supervisor page.
 Nothing here is asked of the agent: the ACD writes the facts as the call happens (how
 long the seat rang and so how many rings, each hold and its length, who hung up first,
 the caller's survey score). O5's "answer within three rings" is ``rings <= 3`` of China's
-5-second cadence; "the customer hangs up first" is ``hung_up_first = 'caller'``. Agents
-cannot transfer a call yet (the ACD has no blind or consult transfer), so whether a
-transfer was answered before the agent left is not measured.
+5-second cadence; "the customer hangs up first" is ``hung_up_first = 'caller'``. Each
+transfer an agent makes (:mod:`appliance.acd.transfer`) is a fact of the call too: its
+kind, its target, and whether the target answered before the agent left (a consult or
+conference that the agent completed, not a blind hand-over).
 """
 
 from __future__ import annotations
@@ -39,6 +40,43 @@ class CallEtiquette:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class TransferFact:
+    """One transfer of a call: ``kind`` blind, consult or conference; ``target_kind``
+    seat, queue or number; ``answered_before_agent_left`` None while the agent stayed
+    (returned to the caller, or the target hung up first)."""
+
+    call_id: str
+    seat: str
+    agent: str
+    kind: str
+    target_kind: str
+    target: str
+    started_at: float
+    answered: bool
+    answered_before_agent_left: bool | None
+    outcome: str | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def transfer_facts(store: Store, call_ids: list[str]) -> list[TransferFact]:
+    """The transfers of the calls ``call_ids`` (a page of them), oldest first."""
+    if not call_ids:
+        return []
+    marks = ", ".join("?" * len(call_ids))
+    rows = store.query(f"SELECT * FROM acd_transfers WHERE call_id IN ({marks})"
+                       " ORDER BY started_at, rowid", list(call_ids))
+    return [TransferFact(
+        call_id=r["call_id"], seat=r["seat_id"], agent=r["agent"], kind=r["kind"],
+        target_kind=r["target_kind"], target=r["target"], started_at=r["started_at"],
+        answered=r["answered_at"] is not None,
+        answered_before_agent_left=(None if r["answered_before_agent_left"] is None
+                                    else bool(r["answered_before_agent_left"])),
+        outcome=r["outcome"]) for r in rows]
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,5 +183,5 @@ def _window(sql: str, args: list[Any], since: float | None, until: float | None,
     return sql, args
 
 
-__all__ = ["GOOD_RINGS", "AgentEtiquette", "CallEtiquette", "agent_etiquette",
-           "call_etiquette", "calls_etiquette"]
+__all__ = ["GOOD_RINGS", "AgentEtiquette", "CallEtiquette", "TransferFact", "agent_etiquette",
+           "call_etiquette", "calls_etiquette", "transfer_facts"]

@@ -24,11 +24,12 @@ caller stays on the line for the satisfaction survey (:mod:`appliance.acd.survey
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -74,6 +75,8 @@ CALLBACK_RING_SECONDS: Final = 30.0
 HANDLE_SAMPLES: Final = 20
 #: a hold longer than this reminds the agent (and again after each further period)
 HOLD_REMIND_SECONDS: Final = 60.0
+#: ever lower sequence numbers for callers put back at the front of a queue
+_FRONT: Final = itertools.count(1)
 
 Listener = Callable[[str, dict[str, Any]], None]
 
@@ -111,6 +114,15 @@ class _Talk:
     music: asyncio.Task[None] | None = None
     reminder: asyncio.Task[None] | None = None
     reminders: int = 0
+    # Transfers (appliance.acd.transfer): the agent's part ends without the caller's when
+    # ``released`` is done (handed on); a consult or conference target is the ``partner``.
+    released: asyncio.Future[None] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future())
+    partner: Call | None = None
+    #: called when the agent's leg ends first (may hand the caller on to the partner)
+    on_agent_left: Callable[[], None] | None = None
+    #: awaited when the caller leaves first (a conference: the agent talks on)
+    after_caller_left: Callable[[], Awaitable[None]] | None = None
 
 
 @dataclass(eq=False)
@@ -311,10 +323,12 @@ class Acd:
 
     async def transfer(self, call: Call, queue: str, *, priority: int = 0,
                        variables: Mapping[str, str] | None = None,
-                       ivr_path: Sequence[Any] = ()) -> str:
+                       ivr_path: Sequence[Any] = (), front: bool = False) -> str:
         """Put ``call`` into ``queue`` until it reaches a seat (and the conversation ends),
         the caller hangs up, or the maximum wait sends it to voicemail or a callback.
-        Returns the outcome: answered, abandoned, voicemail, callback or shutdown."""
+        With ``front`` the caller goes ahead of everyone of their priority (a transfer that
+        was not answered brings them back). Returns the outcome: answered, abandoned,
+        voicemail, callback or shutdown."""
         q = self._queue(queue)
         if self.engine is None:
             self.bind(call.engine)
@@ -324,6 +338,8 @@ class Acd:
                       language=call.language,
                       priority=self.priority_for(priority, variables or {}),
                       joined_at=self.now())
+        if front:
+            entry.seq = -next(_FRONT)
         waiter = _Waiter(entry, call, call.line.driver_name or "", loop.create_future(),
                          loop.create_future(), pop=pop_variables(variables or {}))
         if self.store is not None:
@@ -607,9 +623,7 @@ class Acd:
                    agent=seat.agent, caller=entry.caller, waited=waited, call=caller.id,
                    at=start, ring_seconds=round(ring_seconds, 3), rings=rings(ring_seconds))
         try:
-            await asyncio.wait({asyncio.ensure_future(caller.wait_ended()),
-                                asyncio.ensure_future(seat_call.wait_ended())},
-                               return_when=asyncio.FIRST_COMPLETED)
+            await _talk_over(talk)
         finally:
             self._talks.pop(seat.id, None)
             if talk.held_since is not None:
@@ -631,6 +645,10 @@ class Acd:
         # Wrap-up starts now; the hang-ups below wait for the recordings to close.
         wrap = self._start_wrap_up(seat, q.config)
         await seat_call.hangup()
+        if talk.released.done():
+            # Handed on (a transfer, or the agent left a conference): the caller stays.
+            await wrap
+            return
         if first == "agent" and self.survey and not caller.ended:
             # The caller is not dropped: out of the bridge, they are asked for a score.
             bridge.remove(caller)
@@ -815,6 +833,26 @@ async def _hold_music(call: Call) -> None:
             await call.play(*music(tune, 60.0), interruptible=False)
     except (CallEnded, asyncio.CancelledError):
         pass
+
+
+async def _talk_over(talk: _Talk) -> None:
+    """Until the agent's part of a conversation ends: either side hangs up, or a transfer
+    releases the agent. The hooks a transfer sets decide what a hang-up means meanwhile."""
+    caller_end = asyncio.ensure_future(talk.caller.wait_ended())
+    seat_end = asyncio.ensure_future(talk.seat_call.wait_ended())
+    try:
+        waits: set[asyncio.Future[Any]] = {caller_end, seat_end, talk.released}
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        if talk.released.done():
+            return
+        if seat_end.done():
+            if talk.on_agent_left is not None:
+                talk.on_agent_left()
+        elif talk.after_caller_left is not None:
+            await talk.after_caller_left()
+    finally:
+        for fut in (caller_end, seat_end):
+            fut.cancel()
 
 
 def _first_to_hang_up(caller: Call, seat_call: Call) -> str:

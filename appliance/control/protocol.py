@@ -43,6 +43,9 @@ AGENT_REASONS: Final = tuple(r for r in ("break", "lunch", "meeting", "training"
 LISTEN_MODES: Final = ("listen", "whisper")
 #: the languages a dialled customer may be spoken to in (a survey after the call)
 DIAL_LANGUAGES: Final = ("zh", "yue", "en")
+#: what an agent may transfer a call to, and how
+TRANSFER_TARGETS: Final = ("seat", "queue", "number")
+TRANSFER_MODES: Final = ("blind", "consult")
 
 Check = Callable[[Any], str | None]  # None when fine, else what was expected
 
@@ -115,6 +118,15 @@ OPS: Final[dict[str, dict[str, Field]]] = {
     "reserve-inbound": {"ports": Field(_ports)},
     # Seats and queues as saved in the store, taken by the running ACD between calls.
     "reload-acd": {},
+    # The agent's call controls beyond answer and hang-up (appliance.acd.transfer).
+    "hold": {"seat": Field(_text())},
+    "unhold": {"seat": Field(_text())},
+    "transfer": {"seat": Field(_text()), "to": Field(_one_of(TRANSFER_TARGETS)),
+                 "target": Field(_text(32)),
+                 "mode": Field(_one_of(TRANSFER_MODES), required=False, default="blind")},
+    "consult-complete": {"seat": Field(_text())},
+    "consult-return": {"seat": Field(_text())},
+    "conference": {"seat": Field(_text())},
 }
 #: the ops :meth:`ControlServer._listen_or_dial` answers
 LISTEN_DIAL_OPS: Final = frozenset({"listen", "listen-mode", "listen-stop", "monitors",
@@ -203,7 +215,25 @@ def read_address(data: Path) -> tuple[str, int, str] | None:
     return str(doc["host"]), int(doc["port"]), token
 
 
-__all__ = ["ADDRESS_FILE", "AGENT_REASONS", "DIAL_LANGUAGES", "LISTEN_DIAL_OPS", "LISTEN_MODES",
-           "MAX_LINE", "MAX_NOTE", "OPS", "TOKEN_FILE",
-           "WRAP_UP_CODES", "ControlError", "Request", "check_fields", "encode", "ensure_token",
-           "parse_request", "read_address", "write_address"]
+__all__ = [
+    "ADDRESS_FILE",
+    "AGENT_REASONS",
+    "DIAL_LANGUAGES",
+    "LISTEN_DIAL_OPS",
+    "LISTEN_MODES",
+    "MAX_LINE",
+    "MAX_NOTE",
+    "OPS",
+    "TOKEN_FILE",
+    "TRANSFER_MODES",
+    "TRANSFER_TARGETS",
+    "WRAP_UP_CODES",
+    "ControlError",
+    "Request",
+    "check_fields",
+    "encode",
+    "ensure_token",
+    "parse_request",
+    "read_address",
+    "write_address",
+]

@@ -37,6 +37,9 @@ log = logging.getLogger("appliance.control")
 
 #: events a subscriber may have waiting before it is dropped
 MAX_BACKLOG: Final = 1000
+#: the requests :meth:`ControlServer._call_control` answers
+CALL_CONTROL_OPS: Final = frozenset({"hold", "unhold", "transfer", "consult-complete",
+                                     "consult-return", "conference"})
 #: calls each seat answered that can still get a wrap-up code
 WRAP_UP_MEMORY: Final = 20
 
@@ -188,7 +191,7 @@ class ControlServer:
             # the last offer it had, so a page opened mid-call (a new browser, a restarted
             # web) shows the screen pop again and can wrap the call up.
             return [dict(v.as_dict(), call=(self._answered.get(v.id) or [""])[-1],
-                         offer=self._offered.get(v.id))
+                         offer=self._offered.get(v.id), **acd_control.call_state(acd, v.id))
                     for v in acd_control.seat_states(acd)]
         if request.op == "queues":
             return [v.as_dict() for v in acd_control.queue_states(acd)]
@@ -210,6 +213,8 @@ class ControlServer:
             return self._listen_or_dial(request)
         if request.op == "reload-acd":
             return await self._reload_acd()
+        if request.op in CALL_CONTROL_OPS:
+            return await self._call_control(request)
         raise ControlError(f"op {request.op!r} has no handler")  # pragma: no cover
 
     def _listen_or_dial(self, request: Request) -> Any:
@@ -258,6 +263,23 @@ class ControlServer:
             raise ControlError(f"reload-acd: the saved settings are wrong: {exc}") from None
         self.acd.reconfigure(seats, queues)  # AcdError (nothing changed) goes back as is
         return {"seats": [s.id for s in seats], "queues": [q.name for q in queues]}
+
+    async def _call_control(self, request: Request) -> Any:
+        """Hold, transfers and the conference: the caller stays on the line throughout."""
+        acd, a, op = self.acd, request.args, request.op
+        if op == "hold":
+            return {"seat": a["seat"], "hold": acd_control.hold(acd, a["seat"])}
+        if op == "unhold":
+            return {"seat": a["seat"], "seconds": round(acd_control.unhold(acd, a["seat"]), 3)}
+        if op == "transfer":
+            start = acd_control.consult if a["mode"] == "consult" else \
+                acd_control.blind_transfer
+            return start(acd, a["seat"], a["to"], a["target"])
+        if op == "consult-complete":
+            return acd_control.consult_complete(acd, a["seat"])
+        if op == "consult-return":
+            return await acd_control.consult_return(acd, a["seat"])
+        return acd_control.conference(acd, a["seat"])
 
     def _wrap_up(self, seat_id: str, call_id: str, code: str, note: str) -> dict[str, Any]:
         acd = self.acd

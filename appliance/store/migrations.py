@@ -951,6 +951,38 @@ def _recording_access(db: Database) -> None:
                "BEGIN SELECT RAISE(ABORT, 'recording_access is append-only'); END")
 
 
+def _acd_transfers(db: Database) -> None:
+    # Each transfer an agent made (blind, consult, 3-way conference): to what (a seat, a
+    # queue, an outside number), whether the target answered and whether it did so before
+    # the agent left (etiquette, O5), and how it ended. ``entry_key`` is the conversation
+    # the agent transferred from; ``to_entry`` the one the caller had at the target seat or
+    # queue, when there was one.
+    db.execute(
+        """
+        CREATE TABLE acd_transfers (
+            key TEXT PRIMARY KEY NOT NULL,
+            entry_key TEXT NOT NULL REFERENCES acd_entries (key),
+            call_id TEXT NOT NULL,
+            seat_id TEXT NOT NULL,
+            agent TEXT NOT NULL DEFAULT '',
+            kind TEXT NOT NULL CHECK (kind IN ('blind', 'consult', 'conference')),
+            target_kind TEXT NOT NULL CHECK (target_kind IN ('seat', 'queue', 'number')),
+            target TEXT NOT NULL,
+            started_at REAL NOT NULL,
+            answered_at REAL,
+            agent_left_at REAL,
+            answered_before_agent_left INTEGER CHECK (answered_before_agent_left IN (0, 1)),
+            outcome TEXT CHECK (outcome IN ('answered', 'no-answer', 'completed', 'returned',
+                                            'target-hung-up', 'caller-hung-up', 'failed')),
+            ended_at REAL,
+            to_entry TEXT
+        ) STRICT
+        """
+    )
+    db.execute("CREATE INDEX acd_transfers_call ON acd_transfers (call_id, started_at)")
+    db.execute("CREATE INDEX acd_transfers_agent ON acd_transfers (agent, started_at)")
+
+
 MIGRATIONS: list[Step] = [
     ("0001_calls", _calls),
     ("0002_recordings", _recordings),
@@ -964,6 +996,7 @@ MIGRATIONS: list[Step] = [
     ("0011_fax_resend", _fax_resend),
     ("0012_acd_survey", _acd_survey),
     ("0013_call_wrapups", _call_wrapups),
+    ("0014_acd_transfers", _acd_transfers),
     ("0015_recording_access", _recording_access),
     ("0016_line_ports", _line_ports),
     ("0017_box_settings", _box_settings),

@@ -213,3 +213,75 @@ def test_the_supervisor_page_follows_seats_and_queues_live(live: LiveEngine,
     second = until(events, "live")["html"]
     assert "<td>坐席二</td><td>agent</td><td>示忙</td><td>培训</td>" in second
     events.close()
+
+
+def test_a_calls_transfers_are_shown_with_it_and_outside_numbers_masked(
+        as_role: Any, store: Store) -> None:
+    def write(db: Any) -> None:
+        db.execute("INSERT INTO calls (call_id, line, driver, direction, caller, callee,"
+                   " started_at) VALUES ('c-t1', 'sim-1', 'sim', 'in', '13800138000',"
+                   " '95500', 1780000000.0)")
+        db.execute("INSERT INTO acd_entries (key, queue, call_id, caller, language, priority,"
+                   " joined_at) VALUES ('e-t1', 'service', 'c-t1', '13800138000', 'zh', 0,"
+                   " 1780000000.0)")
+        for key, kind, to, target, answered, before in (
+                ("t1", "consult", "seat", "s2", 1780000010.0, 1),
+                ("t2", "blind", "number", "02088880000", None, 0)):
+            db.execute("INSERT INTO acd_transfers (key, entry_key, call_id, seat_id, agent,"
+                       " kind, target_kind, target, started_at, answered_at,"
+                       " answered_before_agent_left) VALUES (?, 'e-t1', 'c-t1', 's1', 'A001',"
+                       " ?, ?, ?, ?, ?, ?)",
+                       [key, kind, to, target, 1780000005.0 + len(key), answered, before])
+
+    store.write(write)
+    agent, _ = as_role("agent")
+    html = agent.get("/calls/").get_data(as_text=True)
+    assert "咨询转接到坐席 s2（坐席离开前已接听）" in html
+    assert "直接转接到号码" in html and "（未接听）" in html
+    assert "02088880000" not in html  # an agent lacks see_phone
+    supervisor, _ = as_role("supervisor")
+    assert "直接转接到号码 02088880000（未接听）" in supervisor.get("/calls/").get_data(
+        as_text=True)
+
+
+def test_the_agent_holds_is_reminded_then_consults_and_completes_from_the_console(
+        live: LiveEngine, as_role: Any, store: Store) -> None:
+    live.acd.hold_remind_after = 1.0
+    agent, token = as_role("agent")
+    agent.post("/console/seat", data={"csrf_token": token, "seat": "s1"})
+    events = sse(agent, "/console/events")
+    live.dial("13912345678")
+    until(events, "connected")
+    assert post(agent, token, "/console/unhold")["status"] == 409  # not on hold yet
+    done = post(agent, token, "/console/hold")
+    assert done["ok"] and done["message"] == "来电保持中。" and done["result"]["hold"] == 1
+    assert until(events, "call")["state"] == "held"
+    reminder = until(events, "call")
+    assert reminder["reminder"] and reminder["text"] == "来电已保持 1 秒。"
+    assert post(agent, token, "/console/unhold")["ok"]
+    assert until(events, "call")["state"] == "talking"
+    # Bad forms are refused before the engine is asked.
+    refused = post(agent, token, "/console/transfer", to="desk", target="s2")
+    assert refused["status"] == 400 and "坐席、队列或外部号码" in refused["message"]
+    refused = post(agent, token, "/console/transfer", to="seat", target="s2")
+    assert refused["status"] == 409 and "s2 is logged-out" in refused["message"]
+
+    async def second_agent() -> None:
+        live.acd.login("s2", "A002")
+
+    live.run(second_agent())
+    done = post(agent, token, "/console/transfer", to="seat", target="s2", mode="consult")
+    assert done["ok"] and done["message"] == "正在咨询 s2，来电保持中。"
+    steps = [until(events, "call") for _ in range(3)]
+    assert [s.get("step") for s in steps] == [None, "started", "answered"]  # hold first
+    assert steps[2]["text"] == "转接到坐席 s2：转接对象已接听"
+    done = post(agent, token, "/console/consult/complete")
+    assert done["ok"] and done["message"] == "已转接：来电已接通转接对象。"
+    assert until(events, "seat")["state"] == "wrap-up"
+    events.close()
+    actions = [r["action"] for r in store.query("SELECT action FROM audit_log ORDER BY id")]
+    assert [a for a in actions if a.startswith("call.")] == [
+        "call.hold", "call.unhold", "call.transfer", "call.transfer_complete"]
+    (row,) = store.query("SELECT detail FROM audit_log WHERE action = 'call.transfer'")
+    assert json.loads(row["detail"]) == {"transfer_to": "seat", "transfer_target": "s2",
+                                         "transfer_mode": "consult"}

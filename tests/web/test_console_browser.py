@@ -10,14 +10,16 @@ from __future__ import annotations
 import re
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect
 from waitress import create_server
 
+from appliance.media.prompts import PromptLibrary
 from appliance.store.db import Store
+from tests.acd.helpers import voice
 from tests.control.live import LiveEngine, live_engine
 from tests.web.conftest import PASSWORD
 from tests.web.test_browser import (  # noqa: F401 (the Chromium fixtures)
@@ -38,12 +40,23 @@ def served(data_dir: Path) -> Iterator[tuple[str, LiveEngine, Store]]:
     web_store = Store(data_dir / "appliance.db")
     app = create_app(data_dir, store=web_store)
     server = create_server(app, host="127.0.0.1", port=0, threads=4)
-    thread = threading.Thread(target=server.run, daemon=True)
+    closing = threading.Event()
+
+    def serve() -> None:
+        try:
+            server.run()
+        except OSError:
+            # Closed under its select loop while the page's event stream was still open.
+            if not closing.is_set():
+                raise
+
+    thread = threading.Thread(target=serve, daemon=True)
     try:
         with live_engine(data_dir, engine_store, answer_after=1.5) as live:
             thread.start()
             yield f"http://127.0.0.1:{server.effective_port}", live, web_store  # type: ignore[union-attr]
     finally:
+        closing.set()
         server.close()
         thread.join(5)
         web_store.close()
@@ -98,3 +111,69 @@ def test_agent_gets_the_screen_pop_answers_hangs_up_and_wraps_up(
         time.sleep(0.05)
     assert rows == [{"call_id": call, "seat_id": "s1", "agent": "agent", "code": "payment",
                      "note": "客户询问下次缴费金额"}]
+
+
+def _until(condition: Callable[[], bool], seconds: float = 10.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return condition()
+
+
+def test_agent_holds_the_call_then_transfers_it_to_another_seat_and_wraps_up(
+        page: Page, served: tuple[str, LiveEngine, Store]) -> None:
+    url, live, store = served
+    page.goto(url + "/login")
+    page.get_by_label("用户名").fill("agent")
+    page.get_by_label("密码").fill(PASSWORD)
+    page.get_by_role("button", name="登录").click()
+    page.get_by_role("link", name="坐席工作台").click()
+    page.get_by_label("坐席").select_option("s1")
+    page.get_by_role("button", name="登录坐席").click()
+    expect(page.locator("#seat-state")).to_have_attribute("data-state", "ready")
+    assert _until(lambda: bool(live.control.subscribers), 5)
+
+    caller = live.dial("13700002222")
+    expect(page.locator("#seat-state")).to_have_attribute("data-state", "talking")
+    status = page.locator("#call-status")
+    # Hold: the caller hears "please hold" and the music; then back to the caller.
+    page.get_by_role("button", name="保持", exact=True).click()
+    expect(status).to_have_attribute("data-state", "held")
+    expect(page.locator("#console-message")).to_have_text("来电保持中。")
+    please_hold = b"".join(PromptLibrary().get("hold_please", "zh").frames[:25])
+    assert _until(lambda: please_hold in bytes(caller.heard))
+    page.get_by_role("button", name="取消保持").click()
+    expect(status).to_have_attribute("data-state", "talking")
+
+    # Another agent is ready at s2; this agent hands the caller over to them.
+    async def second_agent() -> None:
+        live.acd.login("s2", "A002")
+
+    live.run(second_agent())
+    s2_phone = live.seat_phones["s2"]
+    page.get_by_label("转接到").select_option(label="坐席")
+    page.get_by_label("转接对象").fill("s2")
+    page.get_by_role("button", name="直接转接").click()
+    expect(page.locator("#seat-state")).to_have_attribute("data-state", "wrap-up")
+    expect(status).to_have_attribute("data-step", "answered")
+    expect(status).to_contain_text("转接对象已接听")
+    assert _until(lambda: s2_phone.connected)
+    # The caller really is with the agent at s2: what they say reaches that phone.
+    said = voice("agent-pass.wav", seed=31)
+    mark = len(s2_phone.heard)
+    live.run(caller.send(said))
+    assert _until(lambda: said in bytes(s2_phone.heard[mark:]), 5)
+    assert live.acd.seats["s2"].state.value == "talking"
+
+    page.get_by_label("小结代码").select_option(label="理赔")
+    page.get_by_label("备注").fill("转理赔专席")
+    page.get_by_role("button", name="保存话后小结").click()
+    expect(page.locator("#console-message")).to_have_text("话后小结已保存：理赔")
+    assert _until(lambda: bool(store.query("SELECT 1 FROM call_wrapups")), 5)
+    rows = store.query("SELECT seat_id, code, note FROM call_wrapups")
+    assert rows == [{"seat_id": "s1", "code": "claim", "note": "转理赔专席"}]
+    transfers = store.query("SELECT seat_id, kind, target_kind, target, outcome,"
+                            " answered_before_agent_left FROM acd_transfers")
+    assert transfers == [{"seat_id": "s1", "kind": "blind", "target_kind": "seat",
+                          "target": "s2", "outcome": "answered",
+                          "answered_before_agent_left": 0}]

@@ -63,14 +63,28 @@
         wrapCall.value = d.call;
       }
     });
+    // Hold and transfer steps of this seat's call; a hold reminder stands out.
+    var callStatus = document.getElementById("call-status");
+    events.addEventListener("call", function (e) {
+      var d = JSON.parse(e.data);
+      callStatus.textContent = d.text;
+      callStatus.dataset.state = d.state;
+      callStatus.dataset.step = d.step || "";
+      callStatus.className = d.reminder ? "error" : "";
+    });
     events.addEventListener("down", function (e) {
       show(JSON.parse(e.data).message, true);
     });
     document.querySelectorAll("form.js-post").forEach(function (form) {
       form.addEventListener("submit", function (e) {
         e.preventDefault();
+        var body = new FormData(form);
+        // A form with several submit buttons (blind or consult) says which was pressed.
+        if (e.submitter && e.submitter.name) {
+          body.set(e.submitter.name, e.submitter.value);
+        }
         fetch(form.action, {
-          method: "POST", body: new FormData(form), credentials: "same-origin",
+          method: "POST", body: body, credentials: "same-origin",
           headers: {"Accept": "application/json", "X-CSRF-Token": root.dataset.csrf}
         }).then(function (res) {
           return res.json();
