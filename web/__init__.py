@@ -84,6 +84,7 @@ def create_app(data: Path, test_config: dict[str, Any] | None = None,
         flows,
         home,
         hours,
+        import_progress,
         kb,
         lines,
         order_field_pages,
@@ -110,10 +111,12 @@ def create_app(data: Path, test_config: dict[str, Any] | None = None,
     # The box's settings: business hours, queues and seats, restore of a backup.
     for module in (hours, queues, restore):
         app.register_blueprint(module.bp)
+    app.register_blueprint(import_progress.bp)  # the progress bar of every import form
     permissions.check_matrix(rule.endpoint for rule in app.url_map.iter_rules())
 
     app.before_request(_guard)
     app.after_request(_headers)
+    app.after_request(import_progress.finish)
     app.register_error_handler(HTTPException, _error_page)
     from web.prompts import language_name
 

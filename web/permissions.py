@@ -43,6 +43,8 @@ ENDPOINTS: dict[str, frozenset[str]] = {
     "policies.import_form": MANAGERS,
     "policies.import_upload": MANAGERS,
     "policies.template": MANAGERS,
+    # The progress of an import the user is uploading (every import is a manager's).
+    "imports.progress": MANAGERS,
     # Salespeople.
     "salespeople.list": READERS,
     "salespeople.edit": MANAGERS,

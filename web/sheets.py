@@ -25,6 +25,8 @@ from flask_babel import get_locale
 from flask_babel import gettext as _
 from werkzeug.datastructures import FileStorage
 
+from web import import_progress
+
 MAX_ROWS = 200_000
 MAX_ERRORS_SHOWN = 200
 
@@ -110,6 +112,7 @@ def _read_xlsx(data: bytes, sheet_names: Sequence[str]) -> tuple[list[str], Iter
         sheet = wb.get_sheet_by_name(name) if name else wb.get_sheet_by_index(0)
         rows = iter(sheet.iter_rows())
         first = next(rows, None)
+        import_progress.sheet_rows(sheet.height - 1)
     except CalamineError:
         raise SheetError(_("The file is not a readable .xlsx workbook.")) from None
     if first is None:
@@ -137,6 +140,8 @@ def _read_csv(data: bytes) -> tuple[list[str], Iterator[list[str]]]:
             continue
     else:  # pragma: no cover - gb18030 decodes any byte string without NULs
         raise SheetError(_("The file is not a text .csv file."))
+    # Lines, not records (a quoted cell may hold a line break): near enough for the bar.
+    import_progress.sheet_rows(text.rstrip("\r\n").count("\n"))
     reader = csv.reader(io.StringIO(text, newline=""))
     try:
         header = [c.strip() for c in next(reader)]
@@ -197,6 +202,7 @@ def each_row(body: Iterable[list[str]], cols: Columns,
     """``(row number, values by field)`` for each non-blank row, counted in ``report``;
     refuses a sheet of more than MAX_ROWS rows, or one with no rows at all."""
     for n, raw in enumerate(body, start=2):
+        import_progress.checked(n - 1)
         if blank(raw):
             continue
         report.rows += 1
@@ -205,6 +211,8 @@ def each_row(body: Iterable[list[str]], cols: Columns,
         yield n, cols.values(raw)
     if report.rows == 0 and not report.problems:
         raise SheetError(_("The sheet has no rows under its header."))
+    if not report.problems:
+        import_progress.writing(report.rows)
 
 
 def csv_stream(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> Iterator[str]:

@@ -6,6 +6,7 @@ the policy list on a phone-sized screen."""
 
 from __future__ import annotations
 
+import re
 import threading
 import wave
 from collections.abc import Iterator
@@ -86,6 +87,19 @@ def test_first_login_import_list_and_quote(page: Page, live: tuple[str, str, Sto
     page.get_by_label("电子表格").set_input_files(str(sheet))
     page.get_by_role("button", name="导入", exact=True).click()
     expect(page.get_by_role("status")).to_contain_text("新增保单 1 张")
+    # A big sheet takes the server a while: the bar shows the upload, then how far the
+    # server has checked (asked of it while the import runs), then the result.
+    big = tmp_path / "big.csv"
+    big.write_text("\n".join([",".join(HEADER)] + [
+        ",".join(policy_row(f"E2F{i:07d}")) for i in range(20_000)]) + "\n",
+        encoding="utf-8")
+    page.get_by_label("电子表格").set_input_files(str(big))
+    page.get_by_role("button", name="导入", exact=True).click()
+    progress = page.locator(".import-progress")
+    expect(progress.locator("progress")).to_be_visible()
+    expect(progress.get_by_role("status")).to_have_text(
+        re.compile(r"已检查 [\d,]+ / 20,000 行|所有行检查无误，正在写入 20,000 行"))
+    expect(page.locator("p.flash")).to_contain_text("新增保单 20000 张", timeout=60_000)
     # A sheet with a bad row: the report names its row and column, nothing goes in.
     bad = tmp_path / "bad.xlsx"
     bad.write_bytes(xlsx([HEADER, policy_row("E2E0000002"),

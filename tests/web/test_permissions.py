@@ -47,6 +47,7 @@ ARGS: dict[str, dict[str, Any]] = {
     "flows.publish": {"version": 1},
     "flows.test_call": {"version": 1},
     "flows.test_audio": {"trial_id": "0" * 32},
+    "imports.progress": {"token": "0" * 32},  # no such import: 404
     "orders.detail": {"order_id": 1},
     "orders.edit": {"order_id": 1},
     "orders.export": {"fmt": "csv"},
