@@ -11,7 +11,13 @@ from zoneinfo import ZoneInfo
 from flask import Blueprint, Response, current_app, g, render_template, request
 from flask_babel import gettext as _
 
-from appliance.acd.etiquette import TransferFact, transfer_facts
+from appliance.acd.etiquette import (
+    GOOD_RINGS,
+    CallEtiquette,
+    TransferFact,
+    etiquette_of_calls,
+    transfer_facts,
+)
 from web import audit, permissions
 from web.db import mask_phone, prefix_range, store
 from web.paging import page_number, read_page
@@ -75,7 +81,8 @@ def cause_name(cause: str | None) -> str:
 
 @bp.app_context_processor
 def _names() -> dict[str, Any]:
-    return dict(cause_name=cause_name, transfer_name=transfer_name)
+    return dict(cause_name=cause_name, transfer_name=transfer_name,
+                etiquette_text=etiquette_text)
 
 
 @bp.route("/", endpoint="list")
@@ -90,7 +97,8 @@ def call_list() -> str:
                            page=page,
                            see_phone=permissions.can(g.user.role, "see_phone"),
                            mask_phone=mask_phone,
-                           transfers=_transfers([r["call_id"] for r in rows]))
+                           transfers=_transfers([r["call_id"] for r in rows]),
+                           etiquette=etiquette_of_calls(store(), [r["call_id"] for r in rows]))
 
 
 def _transfers(call_ids: list[str]) -> dict[str, list[TransferFact]]:
@@ -99,6 +107,25 @@ def _transfers(call_ids: list[str]) -> dict[str, list[TransferFact]]:
     for fact in transfer_facts(store(), call_ids):
         by_call.setdefault(fact.call_id, []).append(fact)
     return by_call
+
+
+def etiquette_text(e: CallEtiquette) -> str:
+    """"Agent A001: answered after 2 rings · 1 hold, 30 s · the caller hung up first ·
+    score 5", the O5 facts of one answered queue stay of a call."""
+    parts = []
+    if e.rings is not None:
+        parts.append(_("answered after %(n)d rings", n=e.rings) if e.rings <= GOOD_RINGS
+                     else _("answered after %(n)d rings (more than %(good)d)", n=e.rings,
+                            good=GOOD_RINGS))
+    if e.hold_count:
+        parts.append(_("%(n)d holds, %(s)d s", n=e.hold_count, s=round(e.hold_seconds)))
+    first = {"caller": _("the caller hung up first"), "agent": _("the agent hung up first"),
+             "box": _("the line dropped")}.get(e.hung_up_first or "")
+    if first:
+        parts.append(first)
+    if e.survey_score is not None:
+        parts.append(_("score %(n)d", n=e.survey_score))
+    return _("Agent %(agent)s: %(facts)s", agent=e.agent, facts=" · ".join(parts))
 
 
 def transfer_name(fact: TransferFact, see_phone: bool) -> str:

@@ -1,9 +1,9 @@
 """The reports page's figures beyond the call counts, each over the calls of a date range:
-how far callers go in the IVR (each node reached, and where their IVR part ended), each
-agent's handling (calls, talk, rings before answer, holds, who hung up first, survey),
-the satisfaction scores, and how fast voicemail is answered against each category's target.
+how far callers go in the IVR (each node reached, and where their IVR part ended), the
+satisfaction scores, and how fast voicemail is answered against each category's target.
 Plain queries over what the engine and the triage pages already store; each returns rows
-the page shows and the export writes whole."""
+the page shows and the export writes whole. Each agent's figures are the etiquette facts
+summed per agent (:func:`appliance.acd.etiquette.agent_etiquette`)."""
 
 from __future__ import annotations
 
@@ -41,21 +41,6 @@ def ivr_funnel(start: float, end: float) -> dict[str, Any]:
     rows = [dict(r, share=r["calls"] / n if n else None, ended=last.get(r["node"], 0))
             for r in reached]
     return {"calls": n, "nodes": rows}
-
-
-def agents(start: float, end: float) -> list[dict[str, Any]]:
-    """Per agent (by their code, whichever seat they sat at), over the queue calls they
-    answered that joined in [start, end)."""
-    return store().query(
-        "SELECT agent, count(*) AS calls, avg(talk_seconds) AS avg_talk,"
-        " sum(talk_seconds) AS talk, avg(ring_seconds) AS avg_ring, avg(rings) AS avg_rings,"
-        " sum(hold_count) AS holds,"
-        " sum(hold_seconds) / nullif(sum(hold_count), 0) AS avg_hold,"
-        " sum(hung_up_first = 'agent') AS agent_first,"
-        " count(survey_score) AS scored, avg(survey_score) AS avg_score"
-        " FROM acd_entries WHERE joined_at >= ? AND joined_at < ?"
-        " AND answered_by IS NOT NULL AND agent IS NOT NULL AND agent != ''"
-        " GROUP BY agent ORDER BY agent", [start, end])
 
 
 def surveys(start: float, end: float) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 
 from flask import Blueprint, Response, abort, current_app, render_template
 
+from appliance.acd.etiquette import agent_etiquette
 from web import report_figures as rf
 from web.dates import date_range, day_bounds
 from web.db import store
@@ -80,7 +81,8 @@ def reports_index() -> str:
                            answered=answered, book=book, products=products, due=due,
                            form={"from": start.isoformat(), "to": end.isoformat()},
                            error=error, chart=_chart, funnel=rf.ivr_funnel(t0, t1),
-                           queue=figures(t0, t1, sl), agents=rf.agents(t0, t1),
+                           queue=figures(t0, t1, sl),
+                           agents=agent_etiquette(store(), since=t0, until=t1),
                            surveys=rf.surveys(t0, t1),
                            voicemail=rf.voicemail_times(t0, t1, time.time()))
 
@@ -90,8 +92,10 @@ EXPORTS = {
     "days": ("日期", "通话量", "接通", "平均通话时长（秒）"),
     "hours": ("时段", "通话量"),
     "ivr": ("节点", "类型", "到达通话", "占进入语音导航通话", "在此结束"),
-    "agents": ("坐席员", "接听", "平均通话（秒）", "通话合计（秒）", "平均振铃（秒）",
-               "平均振铃次数", "保持次数", "平均保持（秒）", "坐席先挂机", "评分数", "平均评分"),
+    "agents": ("坐席员", "接听", "三声内接听", "平均振铃（声）", "平均振铃（秒）",
+               "平均通话（秒）", "通话合计（秒）", "保持次数", "保持合计（秒）", "最长保持（秒）",
+               "保持提醒", "客户先挂机", "坐席先挂机", "转接", "转接后接通再离开", "评分数",
+               "平均评分"),
     "surveys": ("评分", "次数"),
     "voicemail": ("分类", "响应目标（小时）", "收到", "已办结", "平均办结（小时）",
                   "目标内办结", "逾期未办结"),
@@ -122,10 +126,12 @@ def export(table: str, fmt: str) -> Response:
         rows = [(n["node"], n["type"], n["calls"], _num(n["share"], 4), n["ended"])
                 for n in rf.ivr_funnel(t0, t1)["nodes"]]
     elif table == "agents":
-        rows = [(a["agent"], a["calls"], _num(a["avg_talk"]), _num(a["talk"]),
-                 _num(a["avg_ring"], 1), _num(a["avg_rings"], 1), a["holds"],
-                 _num(a["avg_hold"]), a["agent_first"], a["scored"], _num(a["avg_score"], 2))
-                for a in rf.agents(t0, t1)]
+        rows = [(a.agent, a.calls, a.answered_within_3_rings, a.mean_rings,
+                 _num(a.mean_ring_seconds, 1), _num(a.mean_talk_seconds), _num(a.talk_seconds),
+                 a.holds, _num(a.hold_seconds), _num(a.longest_hold_seconds),
+                 a.hold_reminders, a.caller_hung_up_first, a.agent_hung_up_first, a.transfers,
+                 a.transfers_answered_before_leaving, a.surveys, _num(a.mean_score, 2))
+                for a in agent_etiquette(store(), since=t0, until=t1)]
     elif table == "surveys":
         got = rf.surveys(t0, t1)
         rows = [(s["score"], s["n"]) for s in got["scores"]]

@@ -95,6 +95,10 @@ class AgentEtiquette:
     agent_hung_up_first: int
     surveys: int
     mean_score: float | None
+    talk_seconds: float = 0.0
+    mean_talk_seconds: float = 0.0
+    transfers: int = 0
+    transfers_answered_before_leaving: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -126,6 +130,18 @@ def call_etiquette(store: Store, call_id: str) -> list[CallEtiquette]:
     return [_call(r) for r in rows]
 
 
+def etiquette_of_calls(store: Store, call_ids: list[str]) -> dict[str, list[CallEtiquette]]:
+    """The facts of each of ``call_ids`` (a page of the call list), by call."""
+    if not call_ids:
+        return {}
+    marks = ", ".join("?" * len(call_ids))
+    by_call: dict[str, list[CallEtiquette]] = {}
+    for row in store.query(_CALL_SQL + f" AND e.call_id IN ({marks}) ORDER BY e.joined_at",
+                           list(call_ids)):
+        by_call.setdefault(row["call_id"], []).append(_call(row))
+    return by_call
+
+
 def calls_etiquette(store: Store, *, since: float | None = None, until: float | None = None,
                     agent: str | None = None) -> list[CallEtiquette]:
     """Answered calls joined in ``[since, until)``, oldest first, optionally one agent's."""
@@ -136,7 +152,8 @@ def calls_etiquette(store: Store, *, since: float | None = None, until: float | 
 def agent_etiquette(store: Store, *, since: float | None = None,
                     until: float | None = None) -> list[AgentEtiquette]:
     """Per agent (by agent code), the facts of their answered calls in ``[since, until)``
-    summed: rings, holds, who hung up first and the survey scores."""
+    summed: rings, talk, holds, who hung up first, the survey scores, and the transfers
+    they started in the window (how many the target answered before the agent left)."""
     sql = """
     SELECT e.agent, count(*) AS calls,
            sum(e.rings <= ?) AS good,
@@ -151,7 +168,13 @@ def agent_etiquette(store: Store, *, since: float | None = None,
              WHERE h.agent = e.agent AND x.joined_at >= ? AND x.joined_at < ?) AS reminders,
            sum(e.hung_up_first = 'caller') AS caller_first,
            sum(e.hung_up_first = 'agent') AS agent_first,
-           count(e.survey_score) AS surveys, avg(e.survey_score) AS mean_score
+           count(e.survey_score) AS surveys, avg(e.survey_score) AS mean_score,
+           sum(e.talk_seconds) AS talk, avg(e.talk_seconds) AS mean_talk,
+           (SELECT count(*) FROM acd_transfers t WHERE t.agent = e.agent
+               AND t.started_at >= ? AND t.started_at < ?) AS transfers,
+           (SELECT coalesce(sum(t.answered_before_agent_left), 0) FROM acd_transfers t
+             WHERE t.agent = e.agent AND t.started_at >= ? AND t.started_at < ?)
+               AS transfers_answered
     FROM acd_entries e
     WHERE e.answered_by IS NOT NULL AND e.agent IS NOT NULL
       AND e.joined_at >= ? AND e.joined_at < ?
@@ -159,7 +182,7 @@ def agent_etiquette(store: Store, *, since: float | None = None,
     """
     lo = float("-inf") if since is None else since
     hi = float("inf") if until is None else until
-    rows = store.query(sql, [GOOD_RINGS, lo, hi, lo, hi, lo, hi])
+    rows = store.query(sql, [GOOD_RINGS, lo, hi, lo, hi, lo, hi, lo, hi, lo, hi])
     return [AgentEtiquette(
         agent=r["agent"], calls=r["calls"], answered_within_3_rings=r["good"] or 0,
         mean_rings=round(r["mean_rings"] or 0.0, 2), max_rings=r["max_rings"] or 0,
@@ -168,7 +191,9 @@ def agent_etiquette(store: Store, *, since: float | None = None,
         longest_hold_seconds=round(r["longest"], 3), hold_reminders=r["reminders"],
         caller_hung_up_first=r["caller_first"] or 0, agent_hung_up_first=r["agent_first"] or 0,
         surveys=r["surveys"],
-        mean_score=None if r["mean_score"] is None else round(r["mean_score"], 2))
+        mean_score=None if r["mean_score"] is None else round(r["mean_score"], 2),
+        talk_seconds=round(r["talk"] or 0.0, 3), mean_talk_seconds=round(r["mean_talk"] or 0.0, 3),
+        transfers=r["transfers"], transfers_answered_before_leaving=r["transfers_answered"])
         for r in rows]
 
 
@@ -184,4 +209,4 @@ def _window(sql: str, args: list[Any], since: float | None, until: float | None,
 
 
 __all__ = ["GOOD_RINGS", "AgentEtiquette", "CallEtiquette", "TransferFact", "agent_etiquette",
-           "call_etiquette", "calls_etiquette", "transfer_facts"]
+           "call_etiquette", "calls_etiquette", "etiquette_of_calls", "transfer_facts"]

@@ -6,6 +6,7 @@ wrap-up stored with the call; numbers by role; the figures of the day; the engin
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -222,8 +223,10 @@ def test_a_calls_transfers_are_shown_with_it_and_outside_numbers_masked(
                    " started_at) VALUES ('c-t1', 'sim-1', 'sim', 'in', '13800138000',"
                    " '95500', 1780000000.0)")
         db.execute("INSERT INTO acd_entries (key, queue, call_id, caller, language, priority,"
-                   " joined_at) VALUES ('e-t1', 'service', 'c-t1', '13800138000', 'zh', 0,"
-                   " 1780000000.0)")
+                   " joined_at, answered_by, agent, rings, ring_seconds, hold_count,"
+                   " hold_seconds, hung_up_first, survey_score, survey_status) VALUES"
+                   " ('e-t1', 'service', 'c-t1', '13800138000', 'zh', 0, 1780000000.0, 's1',"
+                   " 'A001', 2, 7.5, 1, 30.0, 'caller', 4, 'scored')")
         for key, kind, to, target, answered, before in (
                 ("t1", "consult", "seat", "s2", 1780000010.0, 1),
                 ("t2", "blind", "number", "02088880000", None, 0)):
@@ -239,6 +242,13 @@ def test_a_calls_transfers_are_shown_with_it_and_outside_numbers_masked(
     assert "咨询转接到坐席 s2（坐席离开前已接听）" in html
     assert "直接转接到号码" in html and "（未接听）" in html
     assert "02088880000" not in html  # an agent lacks see_phone
+    # The call's etiquette facts beside it, and summed for the agent in the reports.
+    assert "坐席员 A001：振铃 2 声接听 · 保持 1 次，共 30 秒 · 客户先挂机 · 评分 4" in html
+    report = as_role("supervisor")[0].get("/reports/?from=2026-05-29&to=2026-05-29")
+    cells = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", report.get_data(as_text=True)))
+    # calls, within 3 rings, rings, talk, holds, longest hold, caller / agent first,
+    # transfers (answered before the agent left), score
+    assert "A001 1 1 2.0 0 1 0 1 0 2 (1) 4.00 (1)" in cells
     supervisor, _ = as_role("supervisor")
     assert "直接转接到号码 02088880000（未接听）" in supervisor.get("/calls/").get_data(
         as_text=True)

@@ -132,9 +132,11 @@ def test_the_range_s_ivr_funnel_agents_surveys_and_voicemail_are_reported(
     assert "language x 5 100.0% 1" in cells and "pol_find x 1 20.0% 1" in cells
     # Queues: 5 offered, 3 answered within 20 s (5, 10, 12), 1 abandoned.
     assert re.search(r"60\.0% 20 秒内接听", cells) and re.search(r"20\.0% 放弃率", cells)
-    # A1: 2 calls, talk 150 s, ring 6.0 s, 1 hold of 30 s, hung up first once, score 5.
-    assert "A1 2 150 6.0 1 30 1 5.00 (1)" in cells
-    assert "A2 2 75 4.0 2 10 2 3.00 (1)" in cells
+    # Per agent: calls, within 3 rings, mean rings, mean talk, holds, longest hold (no
+    # hold rows here), caller / agent hung up first, transfers (answered before leaving),
+    # mean score (scores).
+    assert "A1 2 2 1.0 150 1 0 1 1 0 (0) 5.00 (1)" in cells
+    assert "A2 2 2 1.0 75 2 0 0 2 0 (0) 3.00 (1)" in cells
     assert "4.00 平均评分（1–5）" in cells and "2 / 3 已评分" in cells
     # Complaints (24 h): 2 received, 1 done in 1.0 h within target, 1 open past it;
     # uncategorised (24 h): done in 48 h, late.
@@ -142,8 +144,8 @@ def test_the_range_s_ivr_funnel_agents_surveys_and_voicemail_are_reported(
     # Every table of the range exports whole.
     res = client.get("/reports/export/agents.csv?from=2025-11-27&to=2025-11-27")
     rows = list(csv.reader(io.StringIO(res.get_data(as_text=True).lstrip("\ufeff"))))
-    assert rows[0][0] == "坐席员" and [r[:3] for r in rows[1:]] == [["A1", "2", "150"],
-                                                                   ["A2", "2", "75"]]
+    assert rows[0][0] == "坐席员" and [r[:6] for r in rows[1:]] == [
+        ["A1", "2", "2", "1.0", "6.0", "150"], ["A2", "2", "2", "1.0", "4.0", "75"]]
     res = client.get("/reports/export/ivr.xlsx?from=2025-11-27&to=2025-11-27")
     sheet = load_workbook(io.BytesIO(res.data)).active
     assert sheet is not None and sheet.max_row == 1 + 6  # six steps reached
