@@ -1,14 +1,16 @@
 """The engine: one 20 ms tick for every call, batched DSP, and one clean-up path.
 
-Each tick (paced against ``start + n × 20 ms`` on the injected clock) does three things:
-1. takes one inbound frame from every line and runs the DSP on all of them as a batch
-   (levels and the 450 Hz notch in numpy, spandsp's DTMF detector and webrtcvad in C),
-   dispatching keys, speech events and line events to the calls;
-2. lets the call flows that those events woke run, so a key pressed in this frame changes
-   what the caller hears in this same tick;
-3. writes one outbound frame to every line (a prompt, a tone or silence, never nothing,
-   since Asterisk hangs up after 2 s of quiet) and appends both directions to each call's
-   crash-safe stereo recording.
+Each tick (paced against ``start + n × 20 ms`` on the injected clock) does, in this order:
+1. takes one inbound frame from every line and runs DTMF detection on all of them as a
+   batch (the 450 Hz notch in numpy, spandsp's detector in C), dispatching keys and line
+   events to the calls;
+2. lets the call flows that those events woke run, and writes the lines that keyed at
+   once, so a key pressed in this frame changes what the caller hears in this same tick
+   and the answer does not wait behind the rest of the tick's work;
+3. runs the rest of the inbound DSP (webrtcvad, call-progress analysis, messages being
+   recorded), writes one outbound frame to every other line (a prompt, a tone or
+   silence, never nothing, since Asterisk hangs up after 2 s of quiet), and only then
+   appends both directions to each call's crash-safe stereo recording.
 Lines whose frames come on the far end's clock (AudioSocket from Asterisk) pull the tick to
 just after their arrival (:meth:`Engine._align_phase`), so no frame waits most of a tick.
 Every way a call can end (the far end hangs up, the line drops, the flow hangs up, the
@@ -130,6 +132,7 @@ class Engine:
         self._prune = False  # a call ended: drop ended calls from self.calls next tick
         self._caught_up: list[Call] = []  # calls with catch-up frames this tick
         self._keyed: list[Call] = []  # calls with a key this tick: their reply goes out first
+        self._key_rows: list[tuple[str, str]] = []  # (call id, key as shown): CDR, end of tick
         self._timers: list[tuple[int, int, asyncio.Future[None]]] = []
         self._seq = itertools.count()
         self._dtmf = DtmfBank()
@@ -377,6 +380,8 @@ class Engine:
         """
         if call.state is CallState.ENDED:
             return None
+        if self._key_rows:
+            self._write_keys()  # before the final row, which no later key may change
         call.state = CallState.ENDED
         call.end_cause = cause
         call.ended_at = self.clock.wall()
@@ -478,39 +483,56 @@ class Engine:
             self._prune = False
             calls = self.calls = [c for c in calls if c.state is not CallState.ENDED]
 
-        woke = self._inbound(calls)
-        woke |= self._timeouts(n)
+        # What the callers hear next depends only on the keys and line events: those go
+        # first, then the lines whose flows a key woke are written at once, and only then
+        # comes the work whose result this tick's output does not need (VAD, call-progress
+        # analysis, messages being recorded, the other lines, the recordings).
+        heard = self._inbound(calls)
+        woke = heard.woke | self._timeouts(n)
         if woke:
             # Let the flows that this tick's keys and events woke set their next prompt,
             # so the reply to a key starts in the same tick the key was detected.
             await asyncio.sleep(0)
-        if self._keyed:
+        sent: list[tuple[Call, bytes]] = []
+        keyed = self._keyed
+        if keyed:
             # The answer to a key is what a caller waits for; everything else just keeps
-            # flowing. Write those lines first, so their reply leaves at the start of the
-            # tick's writes instead of somewhere among hundreds of others.
-            keyed = list(dict.fromkeys(self._keyed))
-            self._keyed.clear()
-            self._outbound(keyed)
+            # flowing. Write those lines first, before the rest of the tick's work.
+            keyed = list(dict.fromkeys(keyed))
+            self._keyed = []
+            self._outbound(keyed, sent)
+        if heard.rows and self._listen(heard):
+            # A message that ended, an outbound call answered or given up: let its flow
+            # choose what this tick sends.
+            await asyncio.sleep(0)
+        if keyed:
             done = set(keyed)
-            self._outbound([c for c in self.calls if c not in done])
+            self._outbound([c for c in self.calls if c not in done], sent)
         else:
-            self._outbound(self.calls)
+            self._outbound(self.calls, sent)
+        self._record(sent)
         if self._caught_up:
             for call in self._caught_up:
                 call.catch_up.clear()
             self._caught_up.clear()
+        if self._key_rows:
+            self._write_keys()
         for driver in self.drivers:
             driver.after_tick(n)
 
-    def _inbound(self, calls: list[Call]) -> bool:
-        woke = False
-        frames: list[bytes] = []
-        rows: list[Call] = []
+    def _inbound(self, calls: list[Call]) -> _Heard:
+        """Line events, this tick's inbound frames and the keys in them (DTMF detection):
+        what must be known before any flow can answer. The rest of the inbound DSP is
+        :meth:`_listen`, after the keyed lines are written."""
+        heard = _Heard()
+        frames = heard.frames
+        rows = heard.rows
+        messages = heard.messages
         ended = CallState.ENDED
         for call in calls:
             line = call.line
             if line.events:
-                woke |= self._line_events(call)
+                heard.woke |= self._line_events(call)
                 if call.state is ended:
                     continue
             inbound = line.inbound  # Line.read_frame, inlined: this loop runs for every call
@@ -521,10 +543,14 @@ class Engine:
             frame = call.inbound_frame = inbound.popleft()
             frames.append(frame)
             rows.append(call)
+            if call.message is not None:
+                # Only a message being recorded before this tick's flows ran takes this
+                # tick's frames (a flow a key wakes starts recording after the key).
+                messages.append((call, call.message))
         self.stats.frames_late += len(calls) - len(rows)
         if not rows:
-            return woke
-        woke |= self._dsp(rows, frames)
+            return heard
+        heard.woke |= self._detect(heard, rows, frames)
         # Lines with more than one frame queued (a frame that came late last tick, or audio
         # that arrived before the call was attached) catch up now: every frame still goes
         # through the detectors and into the recording, and the backlog does not become a
@@ -537,15 +563,16 @@ class Engine:
             for call, frame in zip(rows, frames, strict=True):
                 call.catch_up.append(frame)
             self._caught_up.extend(rows)
-            woke |= self._dsp(rows, frames)
-        return woke
+            heard.woke |= self._detect(heard, rows, frames)
+        return heard
 
-    def _dsp(self, rows: list[Call], frames: list[bytes]) -> bool:
-        """One batch of inbound frames (one per call) through levels, DTMF, progress, VAD."""
+    def _detect(self, heard: _Heard, rows: list[Call], frames: list[bytes]) -> bool:
+        """One batch of inbound frames (one per call) through DTMF detection; the batch is
+        kept for :meth:`_listen`."""
         woke = False
         self.stats.frames_in += len(rows)
         block = np.frombuffer(b"".join(frames), dtype="<i2").reshape(len(rows), SAMPLES_PER_FRAME)
-        levels = frame_levels_dbfs(block)
+        heard.batches.append((rows, frames, block))
         slots = [c.dtmf_slot for c in rows]
         for i, digit in self._dtmf.process(slots, block):
             call = rows[i]
@@ -553,24 +580,36 @@ class Engine:
             if merger is not None and merger.inband(digit, call.samples_in):
                 self._key(call, digit)
                 woke = True
-        if self.dialing:
-            woke |= self._progress(rows, frames)
-        start, end = SpeechEvent.START, SpeechEvent.END
-        for call, frame, level in zip(rows, frames, levels.tolist(), strict=True):
+        for call in rows:
             call.samples_in += SAMPLES_PER_FRAME
-            vad = call.vad
-            if vad is not None:
-                event = vad.update(frame, level)
-                if event is not None:
-                    if event is start:
-                        call.in_speech = True
-                        self._emit("speech-start", call)
-                    elif event is end:
-                        call.in_speech = False
-                        self._emit("speech-end", call)
-            if call.message is not None:
-                call.on_inbound(frame, call.in_speech)
-                woke = True
+        return woke
+
+    def _listen(self, heard: _Heard) -> bool:
+        """The inbound DSP no reply to a key waits for, batch by batch in stream order:
+        call-progress analysis, VAD, and the frames of messages being recorded."""
+        woke = False
+        start, end = SpeechEvent.START, SpeechEvent.END
+        messages = dict(heard.messages) if heard.messages else None
+        for rows, frames, block in heard.batches:
+            if self.dialing:
+                woke |= self._progress(rows, frames)
+            levels = frame_levels_dbfs(block)
+            for call, frame, level in zip(rows, frames, levels.tolist(), strict=True):
+                vad = call.vad
+                if vad is not None:
+                    event = vad.update(frame, level)
+                    if event is not None:
+                        if event is start:
+                            call.in_speech = True
+                            self._emit("speech-start", call)
+                        elif event is end:
+                            call.in_speech = False
+                            self._emit("speech-end", call)
+                if messages is not None:
+                    take = messages.get(call)
+                    if take is not None and take is call.message:
+                        call.on_inbound(frame, call.in_speech)
+                        woke = True
         return woke
 
     def _progress(self, rows: list[Call], frames: list[bytes]) -> bool:
@@ -613,9 +652,17 @@ class Engine:
         self._keyed.append(call)
         shown = MASKED_KEY if call.mask_keys else digit
         call.on_key(digit)
-        if self.store is not None:
-            cdr.cdr_keys(self.store, call.id, shown)
+        self._key_rows.append((call.id, shown))
         self._emit("key", call, digit=shown)
+
+    def _write_keys(self) -> None:
+        """The CDR rows' keys, written after the tick's frames have gone: the store's
+        writer thread shares the engine's core and would otherwise run between a key and
+        its answer. A call that ends first has its keys written before its final row."""
+        rows, self._key_rows = self._key_rows, []
+        if self.store is not None:
+            for call_id, shown in rows:
+                cdr.cdr_keys(self.store, call_id, shown)
 
     def _timeouts(self, n: int) -> bool:
         woke = False
@@ -631,7 +678,8 @@ class Engine:
             woke |= call.on_tick(n)
         return woke
 
-    def _outbound(self, calls: list[Call]) -> None:
+    def _outbound(self, calls: list[Call], sent: list[tuple[Call, bytes]]) -> None:
+        """Write this tick's frame to each line; ``sent`` gets what went out, to record."""
         ended = CallState.ENDED
         for call in calls:
             if call.state is ended:
@@ -641,14 +689,32 @@ class Engine:
                 bridge = call.bridge
                 out = SILENCE if bridge is None else bridge.frame_for(call, self.tick_no)
             call.line.write_frame(out)
+            if call.recorder is not None:
+                sent.append((call, out))
+
+    def _record(self, sent: list[tuple[Call, bytes]]) -> None:
+        """Append this tick's frames to the recordings, once every line has been written."""
+        for call, out in sent:
             rec = call.recorder
-            if rec is not None:
-                # Left the caller, right the box: one stereo frame per inbound frame.
-                rec.write_stereo(call.inbound_frame, out)
-                if call.catch_up:
-                    # Frames caught up this tick: the box said nothing over them.
-                    for frame in call.catch_up:
-                        rec.write_stereo(frame, SILENCE)
+            if rec is None:
+                continue  # the call ended after its frame went out
+            # Left the caller, right the box: one stereo frame per inbound frame.
+            rec.write_stereo(call.inbound_frame, out)
+            if call.catch_up:
+                # Frames caught up this tick: the box said nothing over them.
+                for frame in call.catch_up:
+                    rec.write_stereo(frame, SILENCE)
+
+
+@dataclass(slots=True)
+class _Heard:
+    """One tick's inbound side, between key detection and the rest of the DSP."""
+
+    woke: bool = False
+    rows: list[Call] = field(default_factory=list)  # calls whose frame came, in batch order
+    frames: list[bytes] = field(default_factory=list)
+    batches: list[tuple[list[Call], list[bytes], np.ndarray]] = field(default_factory=list)
+    messages: list[tuple[Call, object]] = field(default_factory=list)  # taking a message
 
 
 _PROGRESS_CAUSES = {
