@@ -72,6 +72,11 @@ PHASE_SAMPLES = 4000
 PHASE_MIN_ARRIVALS = 50
 PHASE_LATE_SHARE = 0.005
 PHASE_MAX_SPREAD = 0.008
+#: The early pass (see Engine._early) runs when about half of those arrivals are in, if
+#: that is at least EARLY_MIN_LEAD and at most EARLY_MAX_LEAD before the tick.
+EARLY_SHARE = 0.5
+EARLY_MIN_LEAD = 0.001
+EARLY_MAX_LEAD = 0.012
 #: fall this far behind and the engine skips ahead instead of sending a burst of frames
 MAX_BEHIND_TICKS = 5
 #: how long a flow may take to unwind after its call ended before it is cancelled
@@ -141,6 +146,12 @@ class Engine:
         self._loop: asyncio.AbstractEventLoop | None = None
         self.start_time = 0.0  # clock time of tick 0: every tick n is due at start + n × 20 ms
         self.phase = 0.0  # ... plus this (≤ 0): the alignment to far-end clocked frames
+        #: how long before each tick the early pass runs (0: none); set with the phase
+        self.early_lead = 0.0
+        self._early_heard: _Heard | None = None  # what the early pass took for the tick
+        self._early_sent: set[Call] = set()  # lines it already wrote for the tick
+        self._sent: list[tuple[Call, bytes]] = []  # frames written this tick, to record
+        self._far_end_lines: set[Line] = set()  # offered by far-end clocked drivers
         self.started = asyncio.Event()
         self.stopped = asyncio.Event()
 
@@ -157,7 +168,8 @@ class Engine:
         self._recover()
         try:
             for driver in self.drivers:
-                await driver.start(self.accept)
+                await driver.start(self._accept_far_end if driver.far_end_clocked
+                                   else self.accept)
         except BaseException:
             # Wake whoever waits for the start; they find the run task failed.
             self.started.set()
@@ -178,6 +190,13 @@ class Engine:
                 if align and n % PHASE_WINDOW_TICKS == 0:
                     self._align_phase()
                 scheduled = start + n * TICK + self.phase
+                if self.early_lead and self.clock.now() < scheduled - EARLY_MIN_LEAD / 2:
+                    await self.clock.sleep_until(scheduled - self.early_lead)
+                    try:
+                        await self._early(n)
+                    except Exception:
+                        log.exception("early pass of tick %d failed", n)
+                        self.stats.failed_ticks += 1
                 await self.clock.sleep_until(scheduled)
                 now = self.clock.now()
                 behind = now - scheduled
@@ -224,13 +243,16 @@ class Engine:
         angle = np.angle(np.mean(np.exp(2j * np.pi * offsets / TICK)))
         centre = float(angle) / (2 * np.pi) * TICK
         spread = np.mod(offsets - centre + TICK / 2, TICK) - TICK / 2
-        lo, hi = np.quantile(spread, [PHASE_LATE_SHARE, 1 - PHASE_LATE_SHARE])
+        lo, mid, hi = np.quantile(spread, [PHASE_LATE_SHARE, EARLY_SHARE, 1 - PHASE_LATE_SHARE])
         if hi - lo > PHASE_MAX_SPREAD:
             target = 0.0
         else:
             edge = float(np.mod(centre + hi + PHASE_MARGIN, TICK))
             target = min((edge - TICK, edge), key=lambda t: abs(t - self.phase))
         self.phase += float(np.clip(target - self.phase, -PHASE_STEP, PHASE_STEP))
+        # The early pass goes when about half the frames are in, wherever the tick is.
+        lead = float(np.mod(self.phase - (centre + mid + PHASE_MARGIN), TICK))
+        self.early_lead = lead if EARLY_MIN_LEAD <= lead <= EARLY_MAX_LEAD else 0.0
 
     def stop(self) -> None:
         self._stopping = True
@@ -295,6 +317,12 @@ class Engine:
             return
         self._pending.append(line)
 
+    def _accept_far_end(self, line: Line) -> None:
+        """``accept`` for drivers whose frames come on the far end's clock: their lines
+        take part in the early pass."""
+        self._far_end_lines.add(line)
+        self.accept(line)
+
     async def originate(self, driver: Driver, number: str, flow: FlowFn | None = None,
                         caller: str = "", ring_timeout: float = 45.0) -> Call:
         """Place an outbound call on ``driver``; the flow starts at once (it should
@@ -306,6 +334,8 @@ class Engine:
         that cause, as an analog FXO port needs (Asterisk calls it up when dialing ends).
         """
         line = await driver.originate(number, caller)
+        if driver.far_end_clocked:
+            self._far_end_lines.add(line)
         call = self._attach(line, flow or self.flow, driver.name)
         if call.state is CallState.DIALING:
             call.progress = CallProgress(max_seconds=ring_timeout)
@@ -316,6 +346,9 @@ class Engine:
         # Line ids repeat across runs (a simulated exchange counts from 1 again); the call id
         # must be unique for ever: it names the CDR row and the recording.
         call = Call(self, line, uuid.uuid4().hex, self.clock.wall())
+        if line in self._far_end_lines:
+            self._far_end_lines.discard(line)
+            call.far_end_clocked = True
         call.dtmf_slot = self._dtmf.open()
         call.merger = DigitMerger()
         call.vad = VoiceActivity()
@@ -471,6 +504,7 @@ class Engine:
             pending, self._pending = self._pending, []
             for line in pending:
                 if line.ended:
+                    self._far_end_lines.discard(line)
                     continue
                 try:
                     self._attach(line, self.flow, _driver_name(line))
@@ -493,20 +527,21 @@ class Engine:
             # Let the flows that this tick's keys and events woke set their next prompt,
             # so the reply to a key starts in the same tick the key was detected.
             await asyncio.sleep(0)
-        sent: list[tuple[Call, bytes]] = []
+        sent, self._sent = self._sent, []
+        done, self._early_sent = self._early_sent, set()
         keyed = self._keyed
         if keyed:
             # The answer to a key is what a caller waits for; everything else just keeps
             # flowing. Write those lines first, before the rest of the tick's work.
-            keyed = list(dict.fromkeys(keyed))
+            keyed = [c for c in dict.fromkeys(keyed) if c not in done]
             self._keyed = []
             self._outbound(keyed, sent)
+            done.update(keyed)
         if heard.rows and self._listen(heard):
             # A message that ended, an outbound call answered or given up: let its flow
             # choose what this tick sends.
             await asyncio.sleep(0)
-        if keyed:
-            done = set(keyed)
+        if done:
             self._outbound([c for c in self.calls if c not in done], sent)
         else:
             self._outbound(self.calls, sent)
@@ -520,25 +555,79 @@ class Engine:
         for driver in self.drivers:
             driver.after_tick(n)
 
-    def _inbound(self, calls: list[Call]) -> _Heard:
-        """Line events, this tick's inbound frames and the keys in them (DTMF detection):
-        what must be known before any flow can answer. The rest of the inbound DSP is
-        :meth:`_listen`, after the keyed lines are written."""
-        heard = _Heard()
+    async def _early(self, n: int) -> None:
+        """The early pass of tick ``n``, for lines on the far end's clock: the frames that
+        have come so far go through DTMF detection now, and a line that keyed gets its
+        answer (this tick's outbound frame) at once, instead of every frame waiting for the
+        last of them and the whole batch. The tick takes the rest; everything else (VAD,
+        the other lines' frames, the recordings) stays with the tick."""
+        # The keys found now are tick n's (collectors and timers count from it); the lines
+        # taken are marked with it, since after a stall the tick may skip ahead.
+        self.tick_no = n
+        heard = self._early_heard = _Heard(early_tick=n)
         frames = heard.frames
         rows = heard.rows
         messages = heard.messages
         ended = CallState.ENDED
+        for call in self.calls:
+            if not call.far_end_clocked or call.state is ended:
+                continue
+            line = call.line
+            if line.events:
+                heard.woke |= self._line_events(call)
+                if call.state is ended:
+                    continue
+            inbound = line.inbound
+            if not inbound:
+                continue
+            call.early_tick = n
+            frame = call.inbound_frame = inbound.popleft()
+            frames.append(frame)
+            rows.append(call)
+            if call.message is not None:
+                messages.append((call, call.message))
+        if rows:
+            # Copies: the tick appends its own lines to heard.rows and heard.frames.
+            heard.woke |= self._detect(heard, list(rows), list(frames))
+        if not self._keyed:
+            return
+        await asyncio.sleep(0)  # the flows the keys woke choose their answer
+        keyed = list(dict.fromkeys(self._keyed))
+        # A line whose frame would mix or feed this tick's other inbound frames (a bridge,
+        # a fax modem) waits for the tick, ahead of the others.
+        self._keyed = [c for c in keyed if not c.answers_alone()]
+        alone = [c for c in keyed if c.answers_alone()]
+        self._outbound(alone, self._sent)
+        self._early_sent.update(alone)
+
+    def _inbound(self, calls: list[Call]) -> _Heard:
+        """Line events, this tick's inbound frames and the keys in them (DTMF detection):
+        what must be known before any flow can answer. The rest of the inbound DSP is
+        :meth:`_listen`, after the keyed lines are written. Frames the early pass took
+        are already detected; they join the tick's batches here."""
+        heard, self._early_heard = self._early_heard, None
+        if heard is None:
+            heard = _Heard()
+        taken = heard.early_tick  # the early pass's mark on the lines it took (-2: none)
+        frames = heard.frames
+        rows = heard.rows
+        messages = heard.messages
+        first = len(rows)
+        ended = CallState.ENDED
+        late = 0
         for call in calls:
             line = call.line
             if line.events:
                 heard.woke |= self._line_events(call)
                 if call.state is ended:
                     continue
+            if call.early_tick == taken:
+                continue
             inbound = line.inbound  # Line.read_frame, inlined: this loop runs for every call
             if not inbound:
                 call.frames_late += 1
                 call.inbound_frame = SILENCE
+                late += 1
                 continue
             frame = call.inbound_frame = inbound.popleft()
             frames.append(frame)
@@ -547,16 +636,17 @@ class Engine:
                 # Only a message being recorded before this tick's flows ran takes this
                 # tick's frames (a flow a key wakes starts recording after the key).
                 messages.append((call, call.message))
-        self.stats.frames_late += len(calls) - len(rows)
+        self.stats.frames_late += late
+        if len(rows) > first:
+            heard.woke |= self._detect(heard, rows[first:], frames[first:])
         if not rows:
             return heard
-        heard.woke |= self._detect(heard, rows, frames)
         # Lines with more than one frame queued (a frame that came late last tick, or audio
         # that arrived before the call was attached) catch up now: every frame still goes
         # through the detectors and into the recording, and the backlog does not become a
         # standing delay on every later key.
         while True:
-            rows = [c for c in rows if c.line.inbound]
+            rows = [c for c in rows if c.line.inbound and c.state is not ended]
             if not rows:
                 break
             frames = [c.line.inbound.popleft() for c in rows]
@@ -589,12 +679,15 @@ class Engine:
         call-progress analysis, VAD, and the frames of messages being recorded."""
         woke = False
         start, end = SpeechEvent.START, SpeechEvent.END
+        ended_state = CallState.ENDED
         messages = dict(heard.messages) if heard.messages else None
         for rows, frames, block in heard.batches:
             if self.dialing:
                 woke |= self._progress(rows, frames)
             levels = frame_levels_dbfs(block)
             for call, frame, level in zip(rows, frames, levels.tolist(), strict=True):
+                if call.state is ended_state:
+                    continue  # ended since its frame was taken (a flow a key woke hung up)
                 vad = call.vad
                 if vad is not None:
                     event = vad.update(frame, level)
@@ -710,6 +803,7 @@ class Engine:
 class _Heard:
     """One tick's inbound side, between key detection and the rest of the DSP."""
 
+    early_tick: int = -2  # taken by the early pass of this tick (no call is marked -2)
     woke: bool = False
     rows: list[Call] = field(default_factory=list)  # calls whose frame came, in batch order
     frames: list[bytes] = field(default_factory=list)
