@@ -178,3 +178,38 @@ def test_a_key_in_a_frame_that_came_early_is_answered_before_the_tick(tmp_path: 
                 b"".join([*gap[: KEY_TICK - 6], bytes(FRAME_BYTES), *gap[KEY_TICK - 6 :]])]
     for want in expected:
         assert sum(want in side for side in sides) == 1
+
+
+def test_a_line_in_a_bridge_keys_without_an_early_frame(tmp_path: Path) -> None:
+    # Its frame mixes the other members' frames of the tick, which are not all in at the
+    # early pass: it waits for the tick, and the other side hears the key in step.
+    calls: dict[str, Call] = {}
+
+    async def bridged(call: Call) -> None:
+        await call.answer()
+        calls[call.caller] = call
+        if len(calls) == 2:
+            call.engine.create_bridge(*calls.values())
+        await call.sleep(5)
+
+    async def main() -> FarEnd:
+        clock = ManualClock(start=100.0)
+        audio = {"a": audio_with_key("9", 4), "b": frames_of(np.zeros(100 * 160))}
+        driver = FarEnd(clock, audio, late=set(), gap={})
+        engine = Engine(clock=clock, drivers=[driver], flow=bridged, prompts=PromptLibrary(),
+                        recordings=tmp_path)
+        engine.early_lead = LEAD
+        task = asyncio.create_task(engine.run())
+        await engine.started.wait()
+        while engine.tick_no < KEY_TICK + 20:
+            await asyncio.sleep(0)
+        engine.stop()
+        await task
+        assert calls["a"].keys == "9"
+        return driver
+
+    driver = asyncio.run(main())
+    for line in driver.lines.values():
+        assert all(abs(t - (100.0 + tick_of(t) * TICK)) < 1e-9 for t, _ in line.writes)
+    tone = b"".join(audio_with_key("9", 4)[KEY_TICK - 1 : KEY_TICK + 3])
+    assert tone in b"".join(f for _, f in driver.lines["b"].writes)
