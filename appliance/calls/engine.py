@@ -12,7 +12,9 @@ Each tick (paced against ``start + n × 20 ms`` on the injected clock) does, in 
    silence, never nothing, since Asterisk hangs up after 2 s of quiet), and only then
    appends both directions to each call's crash-safe stereo recording.
 Lines whose frames come on the far end's clock (AudioSocket from Asterisk) pull the tick to
-just after their arrival (:meth:`Engine._align_phase`), so no frame waits most of a tick.
+just after their arrival (:meth:`Engine._align_phase`), so no frame waits most of a tick,
+and get an early pass when about half of their frames are in (:meth:`Engine._early`): keys
+in those frames are answered then, rather than after the last frame and the whole batch.
 Every way a call can end (the far end hangs up, the line drops, the flow hangs up, the
 engine stops) goes through :meth:`Engine.end_call`: the recording is closed and indexed,
 the CDR row made final and the detector slots freed.
