@@ -164,5 +164,7 @@ async def _bench(channels: int, seconds: float, warmup: float, load_core: int,
         "lead_ms": lead_ms,
         # Where the engine's tick settled relative to the fixed 20 ms grid (≤ 0: earlier).
         "tick_phase_ms": round(engine.phase * 1000, 2),
+        # How long before the tick the early pass took the frames already in (0: none).
+        "early_lead_ms": round(engine.early_lead * 1000, 2),
         "loop": type(asyncio.get_running_loop()).__module__.split(".")[0],
     }

@@ -144,6 +144,10 @@ class Call:
         self.in_speech = False
         self.inbound_frame = b""  # this tick's inbound frame (silence when it was late)
         self.catch_up: list[bytes] = []  # further inbound frames processed this tick
+        # Lines on the far end's clock (AudioSocket) have their frame taken, and a key's
+        # answer sent, by the engine's early pass when the frame came before it.
+        self.far_end_clocked = False
+        self.early_tick = -1  # the tick whose frame the early pass took
         self._source_interruptible = False
 
     def __repr__(self) -> str:
@@ -349,6 +353,13 @@ class Call:
         if frame is None:
             self._stop_source(None)
         return frame
+
+    def answers_alone(self) -> bool:
+        """Whether this tick's outbound frame can be made before the tick has taken every
+        line's inbound frame: not for a bridge (it mixes the others' frames of this tick)
+        or a frame processor (fed every inbound frame of the tick first)."""
+        source = self.source
+        return source is not None and not isinstance(source, _Exchange)
 
     def on_key(self, digit: str) -> None:
         """A key pressed (merged in-band/out-of-band), dispatched by the engine."""

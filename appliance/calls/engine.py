@@ -1,16 +1,20 @@
 """The engine: one 20 ms tick for every call, batched DSP, and one clean-up path.
 
-Each tick (paced against ``start + n × 20 ms`` on the injected clock) does three things:
-1. takes one inbound frame from every line and runs the DSP on all of them as a batch
-   (levels and the 450 Hz notch in numpy, spandsp's DTMF detector and webrtcvad in C),
-   dispatching keys, speech events and line events to the calls;
-2. lets the call flows that those events woke run, so a key pressed in this frame changes
-   what the caller hears in this same tick;
-3. writes one outbound frame to every line (a prompt, a tone or silence, never nothing,
-   since Asterisk hangs up after 2 s of quiet) and appends both directions to each call's
-   crash-safe stereo recording.
+Each tick (paced against ``start + n × 20 ms`` on the injected clock) does, in this order:
+1. takes one inbound frame from every line and runs DTMF detection on all of them as a
+   batch (the 450 Hz notch in numpy, spandsp's detector in C), dispatching keys and line
+   events to the calls;
+2. lets the call flows that those events woke run, and writes the lines that keyed at
+   once, so a key pressed in this frame changes what the caller hears in this same tick
+   and the answer does not wait behind the rest of the tick's work;
+3. runs the rest of the inbound DSP (webrtcvad, call-progress analysis, messages being
+   recorded), writes one outbound frame to every other line (a prompt, a tone or
+   silence, never nothing, since Asterisk hangs up after 2 s of quiet), and only then
+   appends both directions to each call's crash-safe stereo recording.
 Lines whose frames come on the far end's clock (AudioSocket from Asterisk) pull the tick to
-just after their arrival (:meth:`Engine._align_phase`), so no frame waits most of a tick.
+just after their arrival (:meth:`Engine._align_phase`), so no frame waits most of a tick,
+and get an early pass when about half of their frames are in (:meth:`Engine._early`): keys
+in those frames are answered then, rather than after the last frame and the whole batch.
 Every way a call can end (the far end hangs up, the line drops, the flow hangs up, the
 engine stops) goes through :meth:`Engine.end_call`: the recording is closed and indexed,
 the CDR row made final and the detector slots freed.
@@ -70,6 +74,11 @@ PHASE_SAMPLES = 4000
 PHASE_MIN_ARRIVALS = 50
 PHASE_LATE_SHARE = 0.005
 PHASE_MAX_SPREAD = 0.008
+#: The early pass (see Engine._early) runs when about half of those arrivals are in, if
+#: that is at least EARLY_MIN_LEAD and at most EARLY_MAX_LEAD before the tick.
+EARLY_SHARE = 0.5
+EARLY_MIN_LEAD = 0.001
+EARLY_MAX_LEAD = 0.012
 #: fall this far behind and the engine skips ahead instead of sending a burst of frames
 MAX_BEHIND_TICKS = 5
 #: how long a flow may take to unwind after its call ended before it is cancelled
@@ -130,6 +139,7 @@ class Engine:
         self._prune = False  # a call ended: drop ended calls from self.calls next tick
         self._caught_up: list[Call] = []  # calls with catch-up frames this tick
         self._keyed: list[Call] = []  # calls with a key this tick: their reply goes out first
+        self._key_rows: list[tuple[str, str]] = []  # (call id, key as shown): CDR, end of tick
         self._timers: list[tuple[int, int, asyncio.Future[None]]] = []
         self._seq = itertools.count()
         self._dtmf = DtmfBank()
@@ -138,6 +148,12 @@ class Engine:
         self._loop: asyncio.AbstractEventLoop | None = None
         self.start_time = 0.0  # clock time of tick 0: every tick n is due at start + n × 20 ms
         self.phase = 0.0  # ... plus this (≤ 0): the alignment to far-end clocked frames
+        #: how long before each tick the early pass runs (0: none); set with the phase
+        self.early_lead = 0.0
+        self._early_heard: _Heard | None = None  # what the early pass took for the tick
+        self._early_sent: set[Call] = set()  # lines it already wrote for the tick
+        self._sent: list[tuple[Call, bytes]] = []  # frames written this tick, to record
+        self._far_end_lines: set[Line] = set()  # offered by far-end clocked drivers
         self.started = asyncio.Event()
         self.stopped = asyncio.Event()
 
@@ -154,7 +170,8 @@ class Engine:
         self._recover()
         try:
             for driver in self.drivers:
-                await driver.start(self.accept)
+                await driver.start(self._accept_far_end if driver.far_end_clocked
+                                   else self.accept)
         except BaseException:
             # Wake whoever waits for the start; they find the run task failed.
             self.started.set()
@@ -175,6 +192,13 @@ class Engine:
                 if align and n % PHASE_WINDOW_TICKS == 0:
                     self._align_phase()
                 scheduled = start + n * TICK + self.phase
+                if self.early_lead and self.clock.now() < scheduled - EARLY_MIN_LEAD / 2:
+                    await self.clock.sleep_until(scheduled - self.early_lead)
+                    try:
+                        await self._early(n)
+                    except Exception:
+                        log.exception("early pass of tick %d failed", n)
+                        self.stats.failed_ticks += 1
                 await self.clock.sleep_until(scheduled)
                 now = self.clock.now()
                 behind = now - scheduled
@@ -221,13 +245,16 @@ class Engine:
         angle = np.angle(np.mean(np.exp(2j * np.pi * offsets / TICK)))
         centre = float(angle) / (2 * np.pi) * TICK
         spread = np.mod(offsets - centre + TICK / 2, TICK) - TICK / 2
-        lo, hi = np.quantile(spread, [PHASE_LATE_SHARE, 1 - PHASE_LATE_SHARE])
+        lo, mid, hi = np.quantile(spread, [PHASE_LATE_SHARE, EARLY_SHARE, 1 - PHASE_LATE_SHARE])
         if hi - lo > PHASE_MAX_SPREAD:
             target = 0.0
         else:
             edge = float(np.mod(centre + hi + PHASE_MARGIN, TICK))
             target = min((edge - TICK, edge), key=lambda t: abs(t - self.phase))
         self.phase += float(np.clip(target - self.phase, -PHASE_STEP, PHASE_STEP))
+        # The early pass goes when about half the frames are in, wherever the tick is.
+        lead = float(np.mod(self.phase - (centre + mid + PHASE_MARGIN), TICK))
+        self.early_lead = lead if EARLY_MIN_LEAD <= lead <= EARLY_MAX_LEAD else 0.0
 
     def stop(self) -> None:
         self._stopping = True
@@ -292,6 +319,12 @@ class Engine:
             return
         self._pending.append(line)
 
+    def _accept_far_end(self, line: Line) -> None:
+        """``accept`` for drivers whose frames come on the far end's clock: their lines
+        take part in the early pass."""
+        self._far_end_lines.add(line)
+        self.accept(line)
+
     async def originate(self, driver: Driver, number: str, flow: FlowFn | None = None,
                         caller: str = "", ring_timeout: float = 45.0) -> Call:
         """Place an outbound call on ``driver``; the flow starts at once (it should
@@ -303,6 +336,8 @@ class Engine:
         that cause, as an analog FXO port needs (Asterisk calls it up when dialing ends).
         """
         line = await driver.originate(number, caller)
+        if driver.far_end_clocked:
+            self._far_end_lines.add(line)
         call = self._attach(line, flow or self.flow, driver.name)
         if call.state is CallState.DIALING:
             call.progress = CallProgress(max_seconds=ring_timeout)
@@ -313,6 +348,9 @@ class Engine:
         # Line ids repeat across runs (a simulated exchange counts from 1 again); the call id
         # must be unique for ever: it names the CDR row and the recording.
         call = Call(self, line, uuid.uuid4().hex, self.clock.wall())
+        if line in self._far_end_lines:
+            self._far_end_lines.discard(line)
+            call.far_end_clocked = True
         call.dtmf_slot = self._dtmf.open()
         call.merger = DigitMerger()
         call.vad = VoiceActivity()
@@ -377,6 +415,8 @@ class Engine:
         """
         if call.state is CallState.ENDED:
             return None
+        if self._key_rows:
+            self._write_keys()  # before the final row, which no later key may change
         call.state = CallState.ENDED
         call.end_cause = cause
         call.ended_at = self.clock.wall()
@@ -467,6 +507,7 @@ class Engine:
             pending, self._pending = self._pending, []
             for line in pending:
                 if line.ended:
+                    self._far_end_lines.discard(line)
                     continue
                 try:
                     self._attach(line, self.flow, _driver_name(line))
@@ -479,74 +520,152 @@ class Engine:
             self._prune = False
             calls = self.calls = [c for c in calls if c.state is not CallState.ENDED]
 
-        woke = self._inbound(calls)
-        woke |= self._timeouts(n)
+        # What the callers hear next depends only on the keys and line events: those go
+        # first, then the lines whose flows a key woke are written at once, and only then
+        # comes the work whose result this tick's output does not need (VAD, call-progress
+        # analysis, messages being recorded, the other lines, the recordings).
+        heard = self._inbound(calls)
+        woke = heard.woke | self._timeouts(n)
         if woke:
             # Let the flows that this tick's keys and events woke set their next prompt,
             # so the reply to a key starts in the same tick the key was detected.
             await asyncio.sleep(0)
-        if self._keyed:
+        sent, self._sent = self._sent, []
+        done, self._early_sent = self._early_sent, set()
+        keyed = self._keyed
+        if keyed:
             # The answer to a key is what a caller waits for; everything else just keeps
-            # flowing. Write those lines first, so their reply leaves at the start of the
-            # tick's writes instead of somewhere among hundreds of others.
-            keyed = list(dict.fromkeys(self._keyed))
-            self._keyed.clear()
-            self._outbound(keyed)
-            done = set(keyed)
-            self._outbound([c for c in self.calls if c not in done])
+            # flowing. Write those lines first, before the rest of the tick's work.
+            keyed = [c for c in dict.fromkeys(keyed) if c not in done]
+            self._keyed = []
+            self._outbound(keyed, sent)
+            done.update(keyed)
+        if heard.rows and self._listen(heard):
+            # A message that ended, an outbound call answered or given up: let its flow
+            # choose what this tick sends.
+            await asyncio.sleep(0)
+        if done:
+            self._outbound([c for c in self.calls if c not in done], sent)
         else:
-            self._outbound(self.calls)
+            self._outbound(self.calls, sent)
+        self._record(sent)
         if self._caught_up:
             for call in self._caught_up:
                 call.catch_up.clear()
             self._caught_up.clear()
+        if self._key_rows:
+            self._write_keys()
         for driver in self.drivers:
             driver.after_tick(n)
 
-    def _inbound(self, calls: list[Call]) -> bool:
-        woke = False
-        frames: list[bytes] = []
-        rows: list[Call] = []
+    async def _early(self, n: int) -> None:
+        """The early pass of tick ``n``, for lines on the far end's clock: the frames that
+        have come so far go through DTMF detection now, and a line that keyed gets its
+        answer (this tick's outbound frame) at once, instead of every frame waiting for the
+        last of them and the whole batch. The tick takes the rest; everything else (VAD,
+        the other lines' frames, the recordings) stays with the tick."""
+        # The keys found now are tick n's (collectors and timers count from it); the lines
+        # taken are marked with it, since after a stall the tick may skip ahead.
+        self.tick_no = n
+        heard = self._early_heard = _Heard(early_tick=n)
+        frames = heard.frames
+        rows = heard.rows
+        messages = heard.messages
         ended = CallState.ENDED
+        for call in self.calls:
+            if not call.far_end_clocked or call.state is ended:
+                continue
+            line = call.line
+            if line.events:
+                heard.woke |= self._line_events(call)
+                if call.state is ended:
+                    continue
+            inbound = line.inbound
+            if not inbound:
+                continue
+            call.early_tick = n
+            frame = call.inbound_frame = inbound.popleft()
+            frames.append(frame)
+            rows.append(call)
+            if call.message is not None:
+                messages.append((call, call.message))
+        if rows:
+            # Copies: the tick appends its own lines to heard.rows and heard.frames.
+            heard.woke |= self._detect(heard, list(rows), list(frames))
+        if not self._keyed:
+            return
+        await asyncio.sleep(0)  # the flows the keys woke choose their answer
+        keyed = list(dict.fromkeys(self._keyed))
+        # A line whose frame would mix or feed this tick's other inbound frames (a bridge,
+        # a fax modem) waits for the tick, ahead of the others.
+        self._keyed = [c for c in keyed if not c.answers_alone()]
+        alone = [c for c in keyed if c.answers_alone()]
+        self._outbound(alone, self._sent)
+        self._early_sent.update(alone)
+
+    def _inbound(self, calls: list[Call]) -> _Heard:
+        """Line events, this tick's inbound frames and the keys in them (DTMF detection):
+        what must be known before any flow can answer. The rest of the inbound DSP is
+        :meth:`_listen`, after the keyed lines are written. Frames the early pass took
+        are already detected; they join the tick's batches here."""
+        heard, self._early_heard = self._early_heard, None
+        if heard is None:
+            heard = _Heard()
+        taken = heard.early_tick  # the early pass's mark on the lines it took (-2: none)
+        frames = heard.frames
+        rows = heard.rows
+        messages = heard.messages
+        first = len(rows)
+        ended = CallState.ENDED
+        late = 0
         for call in calls:
             line = call.line
             if line.events:
-                woke |= self._line_events(call)
+                heard.woke |= self._line_events(call)
                 if call.state is ended:
                     continue
+            if call.early_tick == taken:
+                continue
             inbound = line.inbound  # Line.read_frame, inlined: this loop runs for every call
             if not inbound:
                 call.frames_late += 1
                 call.inbound_frame = SILENCE
+                late += 1
                 continue
             frame = call.inbound_frame = inbound.popleft()
             frames.append(frame)
             rows.append(call)
-        self.stats.frames_late += len(calls) - len(rows)
+            if call.message is not None:
+                # Only a message being recorded before this tick's flows ran takes this
+                # tick's frames (a flow a key wakes starts recording after the key).
+                messages.append((call, call.message))
+        self.stats.frames_late += late
+        if len(rows) > first:
+            heard.woke |= self._detect(heard, rows[first:], frames[first:])
         if not rows:
-            return woke
-        woke |= self._dsp(rows, frames)
+            return heard
         # Lines with more than one frame queued (a frame that came late last tick, or audio
         # that arrived before the call was attached) catch up now: every frame still goes
         # through the detectors and into the recording, and the backlog does not become a
         # standing delay on every later key.
         while True:
-            rows = [c for c in rows if c.line.inbound]
+            rows = [c for c in rows if c.line.inbound and c.state is not ended]
             if not rows:
                 break
             frames = [c.line.inbound.popleft() for c in rows]
             for call, frame in zip(rows, frames, strict=True):
                 call.catch_up.append(frame)
             self._caught_up.extend(rows)
-            woke |= self._dsp(rows, frames)
-        return woke
+            heard.woke |= self._detect(heard, rows, frames)
+        return heard
 
-    def _dsp(self, rows: list[Call], frames: list[bytes]) -> bool:
-        """One batch of inbound frames (one per call) through levels, DTMF, progress, VAD."""
+    def _detect(self, heard: _Heard, rows: list[Call], frames: list[bytes]) -> bool:
+        """One batch of inbound frames (one per call) through DTMF detection; the batch is
+        kept for :meth:`_listen`."""
         woke = False
         self.stats.frames_in += len(rows)
         block = np.frombuffer(b"".join(frames), dtype="<i2").reshape(len(rows), SAMPLES_PER_FRAME)
-        levels = frame_levels_dbfs(block)
+        heard.batches.append((rows, frames, block))
         slots = [c.dtmf_slot for c in rows]
         for i, digit in self._dtmf.process(slots, block):
             call = rows[i]
@@ -554,24 +673,39 @@ class Engine:
             if merger is not None and merger.inband(digit, call.samples_in):
                 self._key(call, digit)
                 woke = True
-        if self.dialing:
-            woke |= self._progress(rows, frames)
-        start, end = SpeechEvent.START, SpeechEvent.END
-        for call, frame, level in zip(rows, frames, levels.tolist(), strict=True):
+        for call in rows:
             call.samples_in += SAMPLES_PER_FRAME
-            vad = call.vad
-            if vad is not None:
-                event = vad.update(frame, level)
-                if event is not None:
-                    if event is start:
-                        call.in_speech = True
-                        self._emit("speech-start", call)
-                    elif event is end:
-                        call.in_speech = False
-                        self._emit("speech-end", call)
-            if call.message is not None:
-                call.on_inbound(frame, call.in_speech)
-                woke = True
+        return woke
+
+    def _listen(self, heard: _Heard) -> bool:
+        """The inbound DSP no reply to a key waits for, batch by batch in stream order:
+        call-progress analysis, VAD, and the frames of messages being recorded."""
+        woke = False
+        start, end = SpeechEvent.START, SpeechEvent.END
+        ended_state = CallState.ENDED
+        messages = dict(heard.messages) if heard.messages else None
+        for rows, frames, block in heard.batches:
+            if self.dialing:
+                woke |= self._progress(rows, frames)
+            levels = frame_levels_dbfs(block)
+            for call, frame, level in zip(rows, frames, levels.tolist(), strict=True):
+                if call.state is ended_state:
+                    continue  # ended since its frame was taken (a flow a key woke hung up)
+                vad = call.vad
+                if vad is not None:
+                    event = vad.update(frame, level)
+                    if event is not None:
+                        if event is start:
+                            call.in_speech = True
+                            self._emit("speech-start", call)
+                        elif event is end:
+                            call.in_speech = False
+                            self._emit("speech-end", call)
+                if messages is not None:
+                    take = messages.get(call)
+                    if take is not None and take is call.message:
+                        call.on_inbound(frame, call.in_speech)
+                        woke = True
         return woke
 
     def _progress(self, rows: list[Call], frames: list[bytes]) -> bool:
@@ -614,9 +748,17 @@ class Engine:
         self._keyed.append(call)
         shown = MASKED_KEY if call.mask_keys else digit
         call.on_key(digit)
-        if self.store is not None:
-            cdr.cdr_keys(self.store, call.id, shown)
+        self._key_rows.append((call.id, shown))
         self._emit("key", call, digit=shown)
+
+    def _write_keys(self) -> None:
+        """The CDR rows' keys, written after the tick's frames have gone: the store's
+        writer thread shares the engine's core and would otherwise run between a key and
+        its answer. A call that ends first has its keys written before its final row."""
+        rows, self._key_rows = self._key_rows, []
+        if self.store is not None:
+            for call_id, shown in rows:
+                cdr.cdr_keys(self.store, call_id, shown)
 
     def _timeouts(self, n: int) -> bool:
         woke = False
@@ -632,7 +774,8 @@ class Engine:
             woke |= call.on_tick(n)
         return woke
 
-    def _outbound(self, calls: list[Call]) -> None:
+    def _outbound(self, calls: list[Call], sent: list[tuple[Call, bytes]]) -> None:
+        """Write this tick's frame to each line; ``sent`` gets what went out, to record."""
         ended = CallState.ENDED
         for call in calls:
             if call.state is ended:
@@ -642,14 +785,33 @@ class Engine:
                 bridge = call.bridge
                 out = SILENCE if bridge is None else bridge.frame_for(call, self.tick_no)
             call.line.write_frame(out)
+            if call.recorder is not None:
+                sent.append((call, out))
+
+    def _record(self, sent: list[tuple[Call, bytes]]) -> None:
+        """Append this tick's frames to the recordings, once every line has been written."""
+        for call, out in sent:
             rec = call.recorder
-            if rec is not None:
-                # Left the caller, right the box: one stereo frame per inbound frame.
-                rec.write_stereo(call.inbound_frame, out)
-                if call.catch_up:
-                    # Frames caught up this tick: the box said nothing over them.
-                    for frame in call.catch_up:
-                        rec.write_stereo(frame, SILENCE)
+            if rec is None:
+                continue  # the call ended after its frame went out
+            # Left the caller, right the box: one stereo frame per inbound frame.
+            rec.write_stereo(call.inbound_frame, out)
+            if call.catch_up:
+                # Frames caught up this tick: the box said nothing over them.
+                for frame in call.catch_up:
+                    rec.write_stereo(frame, SILENCE)
+
+
+@dataclass(slots=True)
+class _Heard:
+    """One tick's inbound side, between key detection and the rest of the DSP."""
+
+    early_tick: int = -2  # taken by the early pass of this tick (no call is marked -2)
+    woke: bool = False
+    rows: list[Call] = field(default_factory=list)  # calls whose frame came, in batch order
+    frames: list[bytes] = field(default_factory=list)
+    batches: list[tuple[list[Call], list[bytes], np.ndarray]] = field(default_factory=list)
+    messages: list[tuple[Call, object]] = field(default_factory=list)  # taking a message
 
 
 _PROGRESS_CAUSES = {

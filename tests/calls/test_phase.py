@@ -8,7 +8,13 @@ import numpy as np
 
 from appliance.calls.call import Call
 from appliance.calls.clock import ManualClock
-from appliance.calls.engine import PHASE_MARGIN, PHASE_STEP, PHASE_WINDOW_TICKS, Engine
+from appliance.calls.engine import (
+    EARLY_MIN_LEAD,
+    PHASE_MARGIN,
+    PHASE_STEP,
+    PHASE_WINDOW_TICKS,
+    Engine,
+)
 from drivers.base import AcceptLine, Driver
 
 TICK = 0.02
@@ -89,3 +95,19 @@ def test_a_few_stragglers_are_left_to_the_next_tick() -> None:
 def test_arrivals_spread_over_the_tick_keep_the_fixed_grid() -> None:
     engine = engine_for(FarEnd(offset=-0.006, jitter=0.006))
     assert settle(engine, 5) == [0.0] * 5
+
+
+def test_the_early_pass_goes_when_half_the_frames_are_in() -> None:
+    # Frames spread over a few milliseconds (a load sending hundreds of calls' frames one
+    # after another): the early pass takes the first half of them, 2.58 sigma before the
+    # tick (which waits for all but the last half per cent).
+    engine = engine_for(FarEnd(offset=-0.006, jitter=0.0012))
+    settle(engine, 12)
+    assert abs(engine.early_lead - 2.58 * 0.0012) < 0.0003, engine.early_lead
+
+
+def test_no_early_pass_when_the_frames_come_together() -> None:
+    engine = engine_for(FarEnd(offset=-0.006, jitter=0.0001))
+    settle(engine, 12)
+    assert EARLY_MIN_LEAD > 2.58 * 0.0001
+    assert engine.early_lead == 0.0
