@@ -36,7 +36,7 @@ from appliance.acd import records
 from appliance.acd.hold import hold_tune
 from appliance.acd.model import AgentState, SeatStatus
 from appliance.acd.routing import Entry
-from appliance.acd.service import Acd, AcdError, _Queue, _seat_line, _Talk
+from appliance.acd.service import Acd, AcdError, _hang_up_all, _Queue, _seat_line, _Talk
 from appliance.acd.transfer_log import open_transfer, update_transfer
 from appliance.acd.waiting import music
 from appliance.calls.call import Call, CallEnded
@@ -323,7 +323,11 @@ class Transfers:
                 acd._set_state(seat, AgentState.NOT_READY, "no-answer")
             else:
                 acd._set_state(seat, AgentState.READY)
-        await leg.hangup("transfer-not-answered")
+        # The target stops ringing now; closing the leg's records (on the store's thread)
+        # runs on while the caller goes back to the agent or the front of the queue, as
+        # for a queue offer nobody took.
+        leg.line.hangup("transfer-not-answered")
+        acd._spawn(_hang_up_all([leg], "transfer-not-answered"), f"unanswered-{t.key}")
         return None
 
     async def _connect(self, t: _Transfer, leg: Call) -> None:
