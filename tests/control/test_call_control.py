@@ -24,6 +24,7 @@ from tests.control.test_server import follower, off_loop, run
 def test_hold_and_unhold_through_the_api_with_events_and_the_reminder(tmp_path: Path) -> None:
     events: list[dict[str, Any]] = []
     stop = threading.Event()
+    held_for: list[float] = []
 
     async def scenario(acd: Acd, server: ControlServer, engine: Any, exchange: Any) -> bytes:
         acd.hold_remind_after = 5.0
@@ -45,7 +46,10 @@ def test_hold_and_unhold_through_the_api_with_events_and_the_reminder(tmp_path: 
         await caller.wait(12)
         mark = len(s1.heard)
         held = await off_loop(client.request, "unhold", seat="s1")
-        assert held["seat"] == "s1" and 11 < held["seconds"] < 14
+        # At least the 12 s waited; the requests themselves cross threads in real time while
+        # the manual clock runs on, so the upper bound is loose.
+        assert held["seat"] == "s1" and 12 <= held["seconds"] < 30
+        held_for.append(held["seconds"])
         said = voice("agent-pass.wav", seed=21)
         await caller.send(said)
         await caller.wait(0.5)
@@ -59,7 +63,8 @@ def test_hold_and_unhold_through_the_api_with_events_and_the_reminder(tmp_path: 
     heard = run(tmp_path, None, scenario)
     assert b"".join(hold_tune().frames[:50]) in heard
     kinds = [e["event"] for e in events if e["event"] in ("hold", "hold-reminder", "unhold")]
-    assert kinds == ["hold", "hold-reminder", "hold-reminder", "unhold"]
+    # A reminder each 5 s on hold (two or more: the hold lasted at least 12 s).
+    assert kinds == ["hold"] + ["hold-reminder"] * int(held_for[0] // 5) + ["unhold"]
     reminder = next(e["data"] for e in events if e["event"] == "hold-reminder")
     assert reminder["seat"] == "s1" and reminder["held_seconds"] == pytest.approx(5.0, abs=0.1)
 
