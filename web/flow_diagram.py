@@ -146,24 +146,40 @@ def layout(doc: Mapping[str, Any], label: Callable[[Edge], str] = default_label)
             kind = node.get("type", "") if isinstance(node, Mapping) else ""
             boxes[node_id] = Box(node_id, str(kind), c, MARGIN + c * (BOX_WIDTH + COLUMN_GAP),
                                  MARGIN + r * (BOX_HEIGHT + ROW_GAP))
+    drawn = [e for e in edges(doc) if e.target in boxes]
+    dangling = [e for e in edges(doc) if e.target not in boxes]
+    # Each line leaves its source's right side and enters its target's left side at its
+    # own height (a "port"), ordered by where the other end is so lines do not cross at
+    # the box; its label goes at the end with fewer lines, where labels do not pile up.
+    outs: dict[str, list[Edge]] = {}
+    ins: dict[str, list[Edge]] = {}
+    for edge in drawn:
+        outs.setdefault(edge.source, []).append(edge)
+        ins.setdefault(edge.target, []).append(edge)
+    for group, other in ((outs, "target"), (ins, "source")):
+        for lst in group.values():
+            lst.sort(key=lambda e: (boxes[getattr(e, other)].y, boxes[getattr(e, other)].x))
+
+    def port(box: Box, lst: list[Edge], edge: Edge) -> float:
+        return box.y + box.height * (lst.index(edge) + 1) / (len(lst) + 1)
+
     lines: list[Line] = []
-    dangling: list[Edge] = []
-    for edge in edges(doc):
-        if edge.target not in boxes:
-            dangling.append(edge)
-            continue
+    for edge in drawn:
         a, b = boxes[edge.source], boxes[edge.target]
-        p0 = (a.x + a.width, a.y + a.height / 2)
-        p3 = (b.x, b.y + b.height / 2)
+        p0 = (float(a.x + a.width), port(a, outs[edge.source], edge))
+        p3 = (float(b.x), port(b, ins[edge.target], edge))
         back = b.column <= a.column
         # A line back to an earlier column swings out right and comes in from the left,
         # so it does not run through the boxes it passes.
         reach = 90 if back else COLUMN_GAP / 2
         p1, p2 = (p0[0] + reach, p0[1]), (p3[0] - reach, p3[1])
-        lx, ly = _bezier(p0, p1, p2, p3, 0.2)
+        near_source = len(outs[edge.source]) <= len(ins[edge.target])
+        lx, ly = _bezier(p0, p1, p2, p3, 0.12 if near_source else 0.88)
+        if not near_source:
+            lx -= 34  # the label sits left of the arrow head, not on it
         d = (f"M{p0[0]:.0f},{p0[1]:.0f} C{p1[0]:.0f},{p1[1]:.0f} "
              f"{p2[0]:.0f},{p2[1]:.0f} {p3[0]:.0f},{p3[1]:.0f}")
-        lines.append(Line(edge, d, label(edge), round(lx), round(ly) - 3, back))
+        lines.append(Line(edge, d, label(edge), round(lx), round(ly) - 2, back))
     width = MARGIN * 2 + max(len(cols), 1) * (BOX_WIDTH + COLUMN_GAP)
     height = MARGIN * 2 + max((len(c) for c in cols), default=1) * (BOX_HEIGHT + ROW_GAP)
     return Diagram(list(boxes.values()), lines, dangling, width, height)

@@ -55,7 +55,8 @@ def node_type_name(kind: str) -> str:
             "language": _("Language choice"), "hours": _("Opening hours"),
             "lookup": _("Look up"), "speak": _("Speak a value"), "record": _("Record"),
             "transfer": _("To a seat"), "voicemail": _("Voicemail"), "fax": _("Fax"),
-            "goto": _("Go to"), "hangup": _("Hang up")}.get(kind, kind)
+            "goto": _("Go to"), "hangup": _("Hang up"), "conference": _("Conference"),
+            "inbox": _("Salesperson's messages")}.get(kind, kind)
 
 
 def status_name(status: str) -> str:

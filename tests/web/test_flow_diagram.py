@@ -50,13 +50,19 @@ def test_every_key_and_outcome_is_a_line_with_its_label() -> None:
     drawn = [(line.edge.source, line.edge.target, line.label) for line in diagram.lines]
     assert sorted(drawn) == sorted(expected) and not diagram.dangling
     assert ("main", "pol_number", "1") in drawn
-    # Each line starts at its source's right edge and ends at its target's left edge.
+    # Each line starts on its source's right edge and ends on its target's left edge.
     box = {b.node: b for b in diagram.boxes}
     for line in diagram.lines:
         a, b = box[line.edge.source], box[line.edge.target]
-        assert line.d.startswith(f"M{a.x + a.width},{a.y + a.height // 2} ")
-        assert line.d.endswith(f" {b.x},{b.y + b.height // 2}")
+        x0, y0 = (int(v) for v in line.d.split()[0][1:].split(","))
+        x3, y3 = (int(v) for v in line.d.split()[-1].split(","))
+        assert x0 == a.x + a.width and a.y < y0 < a.y + a.height
+        assert x3 == b.x and b.y < y3 < b.y + b.height
         assert line.back == (b.column <= a.column)
+    # The main menu's eight keys leave it at eight different heights.
+    starts = {line.d.split()[0] for line in diagram.lines
+              if line.edge.source == "main" and line.edge.key}
+    assert len(starts) == 8
 
 
 def test_unreached_nodes_get_a_last_column_and_missing_targets_are_reported() -> None:
