@@ -150,6 +150,7 @@ def read_node(kind: str, form: Mapping[str, str], ids: set[str], languages: list
     node: dict[str, Any] = {"type": kind}
     for name, (fkind, required) in NODE_FIELDS[kind].items():
         text = form.get(name, "").strip()
+        before = len(problems)
         value: Any
         if fkind in (KEYMAP, LANGMAP):
             value = _map(form, name, fkind, ids, languages, problems.append) or None
@@ -187,7 +188,7 @@ def read_node(kind: str, form: Mapping[str, str], ids: set[str], languages: list
         else:
             value = text
         if value is None:
-            if required and not any(p.startswith(f"{name}") for p in problems):
+            if required and len(problems) == before:  # not already named as wrong
                 problems.append(_("%(field)s is required for a %(type)s node.", field=name,
                                   type=kind))
             continue

@@ -1,6 +1,7 @@
 """IVR flows (语音导航): the flow the engine runs, node by node as a caller meets them (what
 each node says, in the chosen language, and where each key or outcome leads); its
-versions in the store (drafts uploaded here, the published one, roll-back), each publish
+versions in the store (drafts uploaded here or edited node by node, each edit a new draft;
+the published one, roll-back), drawn as a diagram (:mod:`web.flow_diagram`), each publish
 validated by the engine's own validator with every problem listed by node; and test calls:
 a simulated caller pressing the keys given through any version, with the path it took,
 the prompts it heard and the audio to play. The engine runs whatever is published from
@@ -124,7 +125,7 @@ def _page(version: int | None = None, **extra: Any) -> str:
     if lang not in languages:
         lang = languages[0]
     has_nodes = isinstance(doc.get("nodes"), dict)
-    if stored is not None and stored.status == versions.DRAFT and "problems" not in extra:
+    if stored is not None and stored.status == versions.DRAFT and "checked" not in extra:
         # A draft may be unfinished: what publishing would refuse is shown beside it.
         extra["problems"] = validate(doc, Path(current_app.config["PROMPTS_DIR"]))
     return render_template("flows/view.html", doc=doc, stored=stored,
