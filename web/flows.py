@@ -1,6 +1,7 @@
 """IVR flows (语音导航): the flow the engine runs, node by node as a caller meets them (what
 each node says, in the chosen language, and where each key or outcome leads); its
-versions in the store (drafts uploaded here, the published one, roll-back), each publish
+versions in the store (drafts uploaded here or edited node by node, each edit a new draft;
+the published one, roll-back), drawn as a diagram (:mod:`web.flow_diagram`), each publish
 validated by the engine's own validator with every problem listed by node; and test calls:
 a simulated caller pressing the keys given through any version, with the path it took,
 the prompts it heard and the audio to play. The engine runs whatever is published from
@@ -12,7 +13,6 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +41,7 @@ from appliance.ivr.flow import (
     validate,
 )
 from appliance.ivr.trial import TrialError, parse_keys, run_trial
-from web import audit
+from web import audit, flow_diagram, flow_edit
 from web.db import store
 from web.prompts import prompt_texts
 
@@ -56,7 +56,8 @@ def node_type_name(kind: str) -> str:
             "language": _("Language choice"), "hours": _("Opening hours"),
             "lookup": _("Look up"), "speak": _("Speak a value"), "record": _("Record"),
             "transfer": _("To a seat"), "voicemail": _("Voicemail"), "fax": _("Fax"),
-            "goto": _("Go to"), "hangup": _("Hang up")}.get(kind, kind)
+            "goto": _("Go to"), "hangup": _("Hang up"), "conference": _("Conference"),
+            "inbox": _("Salesperson's messages")}.get(kind, kind)
 
 
 def status_name(status: str) -> str:
@@ -73,22 +74,12 @@ def outcome_name(field: str) -> str:
 def _ordered(doc: dict[str, Any]) -> list[str]:
     """Node ids in the order a caller meets them (breadth first from the start), then any
     the start does not reach."""
-    nodes: dict[str, Any] = doc.get("nodes", {})
-    seen: list[str] = []
-    queue = deque([doc.get("start", "")] + ([doc["operator"]] if doc.get("operator") else []))
-    while queue:
-        node_id = queue.popleft()
-        if node_id in seen or node_id not in nodes:
-            continue
-        seen.append(node_id)
-        node = nodes[node_id]
-        for field, (kind, _required) in NODE_FIELDS.get(node.get("type", ""), {}).items():
-            if kind == TARGET and isinstance(node.get(field), str):
-                queue.append(node[field])
-            elif (field == "options" and isinstance(node.get(field), dict)
-                  and node.get("type") == "menu"):
-                queue.extend(v for v in node[field].values() if isinstance(v, str))
-    return seen + [n for n in nodes if n not in seen]
+    return [node_id for column in flow_diagram.columns(doc) for node_id in column]
+
+
+def edge_label(edge: flow_diagram.Edge) -> str:
+    return (_("key %(key)s", key=edge.key) if edge.key is not None
+            else outcome_name(edge.field))
 
 
 def _rows(doc: dict[str, Any], lang: str) -> list[dict[str, Any]]:
@@ -133,8 +124,14 @@ def _page(version: int | None = None, **extra: Any) -> str:
     lang = request.values.get("lang", languages[0])
     if lang not in languages:
         lang = languages[0]
+    has_nodes = isinstance(doc.get("nodes"), dict)
+    if stored is not None and stored.status == versions.DRAFT and "checked" not in extra:
+        # A draft may be unfinished: what publishing would refuse is shown beside it.
+        extra["problems"] = validate(doc, Path(current_app.config["PROMPTS_DIR"]))
     return render_template("flows/view.html", doc=doc, stored=stored,
-                           rows=_rows(doc, lang) if isinstance(doc.get("nodes"), dict) else [],
+                           rows=_rows(doc, lang) if has_nodes else [],
+                           diagram=flow_diagram.layout(doc, edge_label) if has_nodes else None,
+                           node_types=list(NODE_FIELDS),
                            lang=lang, node_type_name=node_type_name, status_name=status_name,
                            versions=versions.versions(store(), FLOW_NAME), **extra)
 
@@ -187,6 +184,11 @@ def draft() -> ResponseReturnValue:
     user = audit.current_username()
     number = versions.save_draft(store(), doc, by=user, now=time.time())
     audit.log("flow.draft", f"{FLOW_NAME}/{number}")
+    return _saved(doc, number)
+
+
+def _saved(doc: dict[str, Any], number: int) -> ResponseReturnValue:
+    """Tell whether the draft just saved can be published, and show it."""
     errors = validate(doc, Path(current_app.config["PROMPTS_DIR"]))
     if errors:
         flash(_("Saved as draft version %(n)d; it has %(p)d problems to fix before it can be "
@@ -227,6 +229,114 @@ def rollback() -> ResponseReturnValue:
     audit.log("flow.rollback", f"{FLOW_NAME}/{flow.version}")
     flash(_("Version %(n)d is published again: the next call runs it.", n=flow.version))
     return redirect(url_for("flows.view")), 303
+
+
+def _stored_or_404(version: int) -> versions.FlowVersion:
+    stored = versions.get_version(store(), FLOW_NAME, version)
+    if stored is None or not isinstance(stored.document.get("nodes"), dict):
+        abort(404)
+    return stored
+
+
+def _node_page(stored: versions.FlowVersion, node_id: str, kind: str,
+               node: dict[str, Any], problems: list[str] | None = None,
+               typed: dict[str, str] | None = None) -> str:
+    doc = stored.document
+    return render_template("flows/node.html", doc=doc, stored=stored, node_id=node_id,
+                           kind=kind, is_new=node_id not in doc["nodes"],
+                           fields=flow_edit.fields(kind, node, typed), node_ids=list(doc["nodes"]),
+                           leading_to=flow_diagram.leading_to(doc, node_id),
+                           problems=problems or [], node_type_name=node_type_name,
+                           status_name=status_name, outcome_name=outcome_name)
+
+
+def _new_node_kind(doc: dict[str, Any], node_id: str, kind: str) -> str | None:
+    """Why a node ``node_id`` of type ``kind`` cannot be added, or None."""
+    if not flow_edit.NODE_ID.fullmatch(node_id):
+        return _("A node id is 1 to 60 letters, digits, _ . or -, not %(id)s.", id=repr(node_id))
+    if node_id in doc["nodes"]:
+        return _("There is already a node %(id)s.", id=node_id)
+    if kind not in NODE_FIELDS:
+        return _("%(type)s is not a node type.", type=repr(kind))
+    return None
+
+
+@bp.route("/<int:version>/nodes", methods=["POST"])
+def node_add(version: int) -> ResponseReturnValue:
+    """Start a new node: its id and type, then its form (nothing is saved until that)."""
+    stored = _stored_or_404(version)
+    node_id = request.form.get("node_id", "").strip()
+    kind = request.form.get("type", "")
+    why = _new_node_kind(stored.document, node_id, kind)
+    if why:
+        flash(why, "error")
+        return redirect(url_for("flows.view", version=version)), 303
+    return redirect(url_for("flows.node_form", version=version, node_id=node_id,
+                            type=kind)), 303
+
+
+@bp.route("/<int:version>/node/<node_id>", endpoint="node_form")
+def node_form(version: int, node_id: str) -> ResponseReturnValue:
+    stored = _stored_or_404(version)
+    node = stored.document["nodes"].get(node_id)
+    if isinstance(node, dict):
+        return _node_page(stored, node_id, str(node.get("type", "")), node)
+    kind = request.args.get("type", "")
+    if node is not None or _new_node_kind(stored.document, node_id, kind):
+        abort(404)
+    return _node_page(stored, node_id, kind, {})
+
+
+@bp.route("/<int:version>/node/<node_id>", methods=["POST"], endpoint="node_save")
+def node_save(version: int, node_id: str) -> ResponseReturnValue:
+    """Save the version with this one node as the form gives it, as a new draft (the
+    version edited, published or not, stays as it was)."""
+    stored = _stored_or_404(version)
+    doc = stored.document
+    old = doc["nodes"].get(node_id)
+    if old is None:
+        kind = request.form.get("type", "")
+        why = _new_node_kind(doc, node_id, kind)
+        if why:
+            flash(why, "error")
+            return redirect(url_for("flows.view", version=version)), 303
+    elif isinstance(old, dict) and old.get("type") in NODE_FIELDS:
+        kind = old["type"]
+    else:
+        abort(404)  # not a node the form can edit: upload a corrected document instead
+    node, problems = flow_edit.read_node(kind, request.form, set(doc["nodes"]) | {node_id},
+                                         list(doc.get("languages") or []), old)
+    if problems:
+        return _node_page(stored, node_id, kind, node, problems, request.form.to_dict()), 400
+    if node == old:
+        flash(_("Node %(id)s is unchanged: no new version saved.", id=node_id))
+        return redirect(url_for("flows.view", version=version)), 303
+    changed = {**doc, "nodes": {**doc["nodes"], node_id: node}}
+    number = versions.save_draft(store(), changed, by=audit.current_username(),
+                                 now=time.time())
+    audit.log("flow.node_add" if old is None else "flow.node_save", f"{FLOW_NAME}/{number}",
+              node=node_id, based_on=version)
+    return _saved(changed, number)
+
+
+@bp.route("/<int:version>/node/<node_id>/delete", methods=["POST"])
+def node_delete(version: int, node_id: str) -> ResponseReturnValue:
+    stored = _stored_or_404(version)
+    doc = stored.document
+    if node_id not in doc["nodes"]:
+        abort(404)
+    sources = flow_diagram.leading_to(doc, node_id)
+    if node_id in (doc.get("start"), doc.get("operator")):
+        sources.insert(0, _("the flow itself (start or operator)"))
+    if sources:
+        flash(_("Node %(id)s is not deleted: %(n)d nodes still lead to it: %(from)s.",
+                id=node_id, n=len(sources), **{"from": ", ".join(sources)}), "error")
+        return redirect(url_for("flows.node_form", version=version, node_id=node_id)), 303
+    changed = {**doc, "nodes": {k: v for k, v in doc["nodes"].items() if k != node_id}}
+    number = versions.save_draft(store(), changed, by=audit.current_username(),
+                                 now=time.time())
+    audit.log("flow.node_delete", f"{FLOW_NAME}/{number}", node=node_id, based_on=version)
+    return _saved(changed, number)
 
 
 def _trials_dir() -> Path:

@@ -77,6 +77,11 @@ ENDPOINTS: dict[str, frozenset[str]] = {
     "flows.view": READERS,
     "flows.check": MANAGERS,
     "flows.draft": MANAGERS,
+    # Editing a version node by node saves a new draft: the same people as an upload.
+    "flows.node_form": MANAGERS,
+    "flows.node_save": MANAGERS,
+    "flows.node_add": MANAGERS,
+    "flows.node_delete": MANAGERS,
     "flows.publish": MANAGERS,
     "flows.rollback": MANAGERS,
     "flows.test_call": MANAGERS,

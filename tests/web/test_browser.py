@@ -307,6 +307,19 @@ def test_a_draft_flow_is_test_called_published_and_run_by_the_engine(
     page.wait_for_function("document.querySelector('audio').readyState >= 1")
     assert page.evaluate("document.querySelector('audio').duration") > 3
 
+    # Edit the draft node by node: from the diagram to the main menu's form, key 9 (which
+    # repeated the menu) now leads to the information menu; that is a new draft, version 3.
+    page.goto(url + "/flows/?version=2")
+    page.locator("#box-main").click()
+    expect(page.get_by_role("heading", name="节点 main")).to_be_visible()
+    page.get_by_label("按 9", exact=True).select_option("info")
+    page.get_by_role("button", name="保存为新草稿").click()
+    expect(page.get_by_role("status")).to_contain_text("草稿版本 3")
+    expect(page.locator("h1")).to_contain_text("版本 3")
+    line = page.locator('#flow-diagram g.edge[data-from="main"][data-to="info"]')
+    expect(line.filter(has_text="按 9")).to_have_count(1)
+    expect(page.locator('#flow-diagram g.edge[data-from="main"][data-to="main"]')).to_have_count(0)
+
     page.goto(url + "/flows/")
     page.get_by_role("row", name="2 草稿").get_by_role("button", name="发布").click()
     expect(page.get_by_role("status")).to_contain_text("版本 2 已发布")

@@ -47,6 +47,10 @@ ARGS: dict[str, dict[str, Any]] = {
     "flows.publish": {"version": 1},
     "flows.test_call": {"version": 1},
     "flows.test_audio": {"trial_id": "0" * 32},
+    "flows.node_form": {"version": 1, "node_id": "main"},
+    "flows.node_save": {"version": 1, "node_id": "main"},
+    "flows.node_add": {"version": 1},
+    "flows.node_delete": {"version": 1, "node_id": "main"},
     "imports.progress": {"token": "0" * 32},  # no such import: 404
     "orders.detail": {"order_id": 1},
     "orders.edit": {"order_id": 1},
