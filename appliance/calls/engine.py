@@ -57,6 +57,7 @@ from drivers.base import (
     Driver,
     EventKind,
     Line,
+    LineError,
     LineState,
 )
 
@@ -335,7 +336,14 @@ class Engine:
         answered, and busy, congestion, unanswered ringback or silence end the call with
         that cause, as an analog FXO port needs (Asterisk calls it up when dialing ends).
         """
+        if self._stopping:
+            raise LineError(f"{driver.name}: the engine is stopping; {number} is not dialled")
         line = await driver.originate(number, caller)
+        if self._stopping:
+            # Dialled while the engine began to stop: its calls are already being ended,
+            # and this one would outlive the store that records it.
+            line.hangup(CAUSE_SHUTDOWN)
+            raise LineError(f"{driver.name}: the engine is stopping; {number} is hung up")
         if driver.far_end_clocked:
             self._far_end_lines.add(line)
         call = self._attach(line, flow or self.flow, driver.name)

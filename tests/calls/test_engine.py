@@ -144,6 +144,24 @@ def test_engine_stop_ends_calls_through_the_same_clean_up(run_calls: Any, tmp_pa
     assert not list(tmp_path.rglob("*.part"))
 
 
+def test_a_stopping_engine_dials_nothing_more(run_calls: Any, tmp_path: Path) -> None:
+    # A queue offering a caller to a seat as the box stops must not place a call that
+    # would outlive the store recording it.
+    async def scenario(rig: Rig) -> tuple[str, int]:
+        bot = CallerBot(rig.exchange, "13900000001")
+        await bot.dial("95500")
+        await bot.listen(0.5)
+        rig.engine.stop()
+        with pytest.raises(LineError, match="stopping"):
+            await rig.engine.originate(rig.exchange, "8001")
+        assert bot.line is not None
+        return bot.line.id, len(rig.engine.calls)
+
+    line, calls = run_calls(scenario)
+    assert calls == 1  # the caller's own call, being ended: nothing was dialled
+    assert cdr_row(tmp_path, line)["end_cause"] == "shutdown"
+
+
 def test_no_input_is_reprompted_and_silent_message_ends(run_calls: Any) -> None:
     async def scenario(rig: Rig) -> CallerBot:
         bot = CallerBot(rig.exchange, "13800138003")
