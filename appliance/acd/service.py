@@ -669,7 +669,11 @@ class Acd:
         self._set_state(seat, AgentState.WRAP_UP, cfg.name)
         timer = self.engine.wait_ticks(None, seconds_to_ticks(cfg.wrap_up))
 
-        def ready(_: asyncio.Future[None]) -> None:
+        def ready(fut: asyncio.Future[None]) -> None:
+            # Cancelled, the wrap-up did not run out: the box is stopping (the task
+            # awaiting it was cancelled), and the store may be closed already.
+            if fut.cancelled():
+                return
             # The agent may have gone not ready (or logged out) during wrap-up: keep that.
             if seat.state is AgentState.WRAP_UP:
                 self._set_state(seat, AgentState.READY)

@@ -375,3 +375,29 @@ def test_callers_reach_a_seat_that_speaks_their_language(tmp_path: Path) -> None
         assert run_calls(tmp_path, store, acd, flow, scenario) == (True, False)
     finally:
         store.close()
+
+
+def test_a_wrap_up_cut_short_by_the_box_stopping_leaves_the_seat_as_it_was(
+        tmp_path: Path) -> None:
+    # The wrap-up's timer is cancelled when the box stops: the seat was not made ready
+    # (nor its state written to a store that may already be closed).
+    store, acd = open_acd(tmp_path, 1, QueueConfig("service", wrap_up=30.0))
+    flow = queue_flow(acd, "service", {})
+
+    async def scenario(engine: Engine, ex: SimExchange) -> None:
+        agent = seat_bot(ex, "8001")
+        acd.login("s1", "A001")
+        caller = CallerBot(ex, "13800000001")
+        await caller.dial("95500")
+        assert await until(engine, lambda: agent.connected, 10)
+        await caller.hangup()
+        assert await until(engine, lambda: acd.seats["s1"].state is AgentState.WRAP_UP, 5)
+
+    try:
+        run_calls(tmp_path, store, acd, flow, scenario)
+        flush(store)
+        states = [r["state"] for r in store.query(
+            "SELECT state FROM acd_agent_states WHERE seat_id = 's1' ORDER BY id")]
+    finally:
+        store.close()
+    assert states[-1] == "wrap-up" and acd.seats["s1"].state is AgentState.WRAP_UP
