@@ -200,7 +200,8 @@ def live_voicemail(data_dir: Path) -> Iterator[tuple[str, Store, int]]:
         store.close()
 
 
-def _log_in(page: Page, url: str, username: str) -> None:
+def log_in(page: Page, url: str, username: str) -> None:
+    """Log in on the login page as ``username`` (the test password)."""
     from tests.web.conftest import PASSWORD
 
     page.goto(url + "/login")
@@ -216,7 +217,7 @@ def test_a_supervisor_triages_a_message_and_the_salesperson_finds_it(
 
     url, store, message_id = live_voicemail
     page.set_viewport_size({"width": 1366, "height": 768})
-    _log_in(page, url, "supervisor")
+    log_in(page, url, "supervisor")
     page.get_by_role("link", name="留言", exact=True).click()
     page.get_by_role("link", name="综合信箱").click()
     expect(page.get_by_role("heading", name="综合信箱")).to_be_visible()
@@ -248,7 +249,7 @@ def test_a_supervisor_triages_a_message_and_the_salesperson_finds_it(
         "saved", "heard", "categorise", "assign"]
 
     page.get_by_role("button", name="退出登录").click()
-    _log_in(page, url, SELLERS[0])
+    log_in(page, url, SELLERS[0])
     page.get_by_role("link", name="我的留言").click()
     expect(page.get_by_role("heading", name="我的留言")).to_be_visible()
     mine = page.get_by_role("row").filter(has_text="138****5678").first

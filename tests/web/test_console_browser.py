@@ -21,11 +21,11 @@ from appliance.media.prompts import PromptLibrary
 from appliance.store.db import Store
 from tests.acd.helpers import voice
 from tests.control.live import LiveEngine, live_engine
-from tests.web.conftest import PASSWORD
 from tests.web.test_browser import (  # noqa: F401 (the Chromium fixtures)
     CHROMIUM,
     base_url,
     browser_type_launch_args,
+    log_in,
 )
 from web import create_app
 
@@ -63,25 +63,32 @@ def served(data_dir: Path) -> Iterator[tuple[str, LiveEngine, Store]]:
         engine_store.close()
 
 
+def take_seat(page: Page, live: LiveEngine, seat: str = "s1") -> None:
+    """From the logged-in agent's page: open the console, log in to ``seat``, see it ready,
+    and wait until the page's event stream is subscribed (before any call comes)."""
+    page.get_by_role("link", name="坐席工作台").click()
+    page.get_by_label("坐席").select_option(seat)
+    page.get_by_role("button", name="登录坐席").click()
+    expect(page.locator("#seat-state")).to_have_attribute("data-state", "ready")
+    wait_subscribed(live)
+
+
+def wait_subscribed(live: LiveEngine) -> None:
+    """Until the console page's event stream is subscribed to the engine (5 s at most)."""
+    deadline = time.monotonic() + 5
+    while not live.control.subscribers and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert live.control.subscribers
+
+
 def test_agent_gets_the_screen_pop_answers_hangs_up_and_wraps_up(
         page: Page, served: tuple[str, LiveEngine, Store]) -> None:
     url, live, store = served
     (customer,) = store.query(
         "SELECT p.number, c.name FROM policies p JOIN customers c ON c.id = p.holder_id"
         " ORDER BY p.number DESC LIMIT 1")
-    page.goto(url + "/login")
-    page.get_by_label("用户名").fill("agent")
-    page.get_by_label("密码").fill(PASSWORD)
-    page.get_by_role("button", name="登录").click()
-    page.get_by_role("link", name="坐席工作台").click()
-    page.get_by_label("坐席").select_option("s1")
-    page.get_by_role("button", name="登录坐席").click()
-    expect(page.locator("#seat-state")).to_have_attribute("data-state", "ready")
-    # The page's event stream is subscribed before the call comes.
-    deadline = time.monotonic() + 5
-    while not live.control.subscribers and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert live.control.subscribers
+    log_in(page, url, "agent")
+    take_seat(page, live)
 
     live.dial("13700001111", {"pol_no": customer["number"]})
     pop = page.locator("#pop")
@@ -123,15 +130,8 @@ def _until(condition: Callable[[], bool], seconds: float = 10.0) -> bool:
 def test_agent_holds_the_call_then_transfers_it_to_another_seat_and_wraps_up(
         page: Page, served: tuple[str, LiveEngine, Store]) -> None:
     url, live, store = served
-    page.goto(url + "/login")
-    page.get_by_label("用户名").fill("agent")
-    page.get_by_label("密码").fill(PASSWORD)
-    page.get_by_role("button", name="登录").click()
-    page.get_by_role("link", name="坐席工作台").click()
-    page.get_by_label("坐席").select_option("s1")
-    page.get_by_role("button", name="登录坐席").click()
-    expect(page.locator("#seat-state")).to_have_attribute("data-state", "ready")
-    assert _until(lambda: bool(live.control.subscribers), 5)
+    log_in(page, url, "agent")
+    take_seat(page, live)
 
     caller = live.dial("13700002222")
     expect(page.locator("#seat-state")).to_have_attribute("data-state", "talking")

@@ -6,20 +6,21 @@ never holds the number."""
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from playwright.sync_api import Page, expect
 
 from appliance.store.db import Store
 from tests.control.live import LiveEngine
-from tests.web.conftest import PASSWORD
 from tests.web.test_browser import (  # noqa: F401 (the Chromium fixtures)
     CHROMIUM,
     base_url,
     browser_type_launch_args,
+    log_in,
 )
-from tests.web.test_console_browser import served  # noqa: F401 (the fixture)
+from tests.web.test_console_browser import (  # noqa: F401 (the fixture)
+    served,
+    take_seat,
+)
 from tests.web.test_listen_dial import customer_phone
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(),
@@ -35,17 +36,8 @@ def test_the_agent_dials_the_customer_from_the_screen_pop(
         " ORDER BY p.number LIMIT 1")
     number = customer["phone"]
     phone = customer_phone(live, number)
-    page.goto(url + "/login")
-    page.get_by_label("用户名").fill("agent")
-    page.get_by_label("密码").fill(PASSWORD)
-    page.get_by_role("button", name="登录").click()
-    page.get_by_role("link", name="坐席工作台").click()
-    page.get_by_label("坐席").select_option("s1")
-    page.get_by_role("button", name="登录坐席").click()
-    expect(page.locator("#seat-state")).to_have_attribute("data-state", "ready")
-    deadline = time.monotonic() + 5
-    while not live.control.subscribers and time.monotonic() < deadline:
-        time.sleep(0.02)
+    log_in(page, url, "agent")
+    take_seat(page, live)
 
     live.dial("13700003333", {"pol_no": customer["policy"]})
     pop = page.locator("#pop")

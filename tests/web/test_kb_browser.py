@@ -11,13 +11,16 @@ from playwright.sync_api import Page, expect
 
 from appliance.store.db import Store
 from tests.control.live import LiveEngine
-from tests.web.conftest import PASSWORD
 from tests.web.test_browser import (  # noqa: F401 (the Chromium fixtures)
     CHROMIUM,
     base_url,
     browser_type_launch_args,
+    log_in,
 )
-from tests.web.test_console_browser import served  # noqa: F401 (engine + web)
+from tests.web.test_console_browser import (  # noqa: F401 (engine + web)
+    served,
+    take_seat,
+)
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(),
                                 reason="Debian chromium is not installed (make install)")
@@ -25,7 +28,7 @@ pytestmark = pytest.mark.skipif(not CHROMIUM.exists(),
 
 def test_an_agent_searches_the_knowledge_base_from_the_console(
         page: Page, served: tuple[str, LiveEngine, Store]) -> None:  # noqa: F811
-    url, _live, store = served
+    url, live, store = served
     now = time.time()
     store.write(lambda db: db.conn.executemany(
         "INSERT INTO kb_articles (title, body, category, lang, tags, created_at, updated_at,"
@@ -34,14 +37,8 @@ def test_an_agent_searches_the_knowledge_base_from_the_console(
           "报案", now, now),
          ("保单复效", "失效两年内可申请复效。", "保单服务", "zh", "", now, now)]))
     page.set_viewport_size({"width": 1366, "height": 768})
-    page.goto(url + "/login")
-    page.get_by_label("用户名").fill("agent")
-    page.get_by_label("密码").fill(PASSWORD)
-    page.get_by_role("button", name="登录").click()
-    page.get_by_role("link", name="坐席工作台").click()
-    page.get_by_label("坐席").select_option("s1")
-    page.get_by_role("button", name="登录坐席").click()
-    expect(page.locator("#seat-state")).to_have_attribute("data-state", "ready")
+    log_in(page, url, "agent")
+    take_seat(page, live)
 
     panel = page.locator("#kb-panel")
     panel.get_by_label("搜索知识库").fill("理赔")

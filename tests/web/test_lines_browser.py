@@ -11,11 +11,11 @@ from playwright.sync_api import Page, expect
 
 from appliance.store.db import Store
 from tests.control.live import LiveEngine
-from tests.web.conftest import PASSWORD
 from tests.web.test_browser import (  # noqa: F401 (the Chromium fixtures)
     CHROMIUM,
     base_url,
     browser_type_launch_args,
+    log_in,
 )
 from tests.web.test_console_browser import served  # noqa: F401 (engine and web served)
 
@@ -27,10 +27,7 @@ def test_admin_adds_a_port_and_watches_the_line_live(
         page: Page, served: tuple[str, LiveEngine, Store]) -> None:  # noqa: F811
     url, live, store = served
     page.set_viewport_size({"width": 1366, "height": 768})
-    page.goto(url + "/login")
-    page.get_by_label("用户名").fill("admin")
-    page.get_by_label("密码").fill(PASSWORD)
-    page.get_by_role("button", name="登录").click()
+    log_in(page, url, "admin")
     page.get_by_role("link", name="外线", exact=True).click()
     expect(page.get_by_role("heading", name="外线与设备")).to_be_visible()
     states = page.locator("#line-states")

@@ -4,30 +4,25 @@ calls (having keyed their policy number in the IVR) the screen pop shows the ope
 
 from __future__ import annotations
 
-import time
-
 import pytest
 from playwright.sync_api import Page, expect
 
 from appliance.store.db import Store
 from tests.control.live import LiveEngine
-from tests.web.conftest import PASSWORD
 from tests.web.test_browser import (  # noqa: F401 (the Chromium fixtures)
     CHROMIUM,
     base_url,
     browser_type_launch_args,
+    log_in,
 )
-from tests.web.test_console_browser import served  # noqa: F401 (engine + web)
+from tests.web.test_console_browser import (  # noqa: F401 (engine + web)
+    served,
+    take_seat,
+    wait_subscribed,
+)
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(),
                                 reason="Debian chromium is not installed (make install)")
-
-
-def _subscribed(live: LiveEngine) -> None:
-    deadline = time.monotonic() + 5
-    while not live.control.subscribers and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert live.control.subscribers
 
 
 def test_an_order_made_by_the_agent_pops_up_when_the_customer_calls(
@@ -40,14 +35,8 @@ def test_an_order_made_by_the_agent_pops_up_when_the_customer_calls(
         "SELECT p.number, c.id, c.name FROM policies p JOIN customers c ON c.id = p.holder_id"
         " ORDER BY p.number LIMIT 1")
     page.set_viewport_size({"width": 1366, "height": 768})
-    page.goto(url + "/login")
-    page.get_by_label("用户名").fill("agent")
-    page.get_by_label("密码").fill(PASSWORD)
-    page.get_by_role("button", name="登录").click()
-    page.get_by_role("link", name="坐席工作台").click()
-    page.get_by_label("坐席").select_option("s1")
-    page.get_by_role("button", name="登录坐席").click()
-    expect(page.locator("#seat-state")).to_have_attribute("data-state", "ready")
+    log_in(page, url, "agent")
+    take_seat(page, live)
 
     # The customer's page, then a new order for them.
     page.goto(url + f"/customers/{customer['id']}")
@@ -65,7 +54,7 @@ def test_an_order_made_by_the_agent_pops_up_when_the_customer_calls(
 
     page.get_by_role("link", name="坐席工作台").click()
     expect(page.locator("#seat-state")).to_have_attribute("data-state", "ready")
-    _subscribed(live)
+    wait_subscribed(live)
     live.dial("13700002222", {"pol_no": customer["number"]})
     pop = page.locator("#pop")
     expect(pop).to_contain_text(customer["name"])

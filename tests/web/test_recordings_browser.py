@@ -19,8 +19,8 @@ from tests.web.test_browser import (  # noqa: F401 (the Chromium fixtures)
     CHROMIUM,
     base_url,
     browser_type_launch_args,
+    log_in,
 )
-from tests.web.test_browser import _log_in as log_in
 from tests.web.test_recordings_call import real_call
 from web import create_app
 

@@ -13,11 +13,11 @@ from appliance.acd import records
 from appliance.ivr import hours
 from appliance.store.db import Store
 from tests.control.live import LiveEngine
-from tests.web.conftest import PASSWORD
 from tests.web.test_browser import (  # noqa: F401 (the Chromium fixtures)
     CHROMIUM,
     base_url,
     browser_type_launch_args,
+    log_in,
 )
 from tests.web.test_console_browser import served  # noqa: F401 (web + live engine)
 
@@ -29,10 +29,7 @@ def test_admin_adds_a_holiday_and_edits_a_ring_timeout(
         page: Page, served: tuple[str, LiveEngine, Store]) -> None:  # noqa: F811
     url, live, store = served
     page.set_viewport_size({"width": 1366, "height": 768})
-    page.goto(url + "/login")
-    page.get_by_label("用户名").fill("admin")
-    page.get_by_label("密码").fill(PASSWORD)
-    page.get_by_role("button", name="登录").click()
+    log_in(page, url, "admin")
 
     page.get_by_role("link", name="营业时间").click()
     expect(page.get_by_role("heading", name="营业时间与节假日")).to_be_visible()
