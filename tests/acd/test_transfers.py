@@ -68,6 +68,27 @@ def stereo(store: Store, caller: str) -> tuple[bytes, bytes]:
     return pcm[:, 0].tobytes(), pcm[:, 1].tobytes()
 
 
+async def says_then_hangs_up(caller: CallerBot, listener: CallerBot, said: bytes) -> bytes:
+    """The caller says ``said`` and hangs up; what ``listener`` heard meanwhile."""
+    mark = len(listener.heard)
+    await caller.send(said)
+    await caller.wait(0.5)
+    await caller.hangup()
+    return bytes(listener.heard[mark:])
+
+
+def run_one_transfer(tmp_path: Path, store: Store, acd: Acd, flow: Any,
+                     scenario: Any) -> tuple[Any, dict[str, Any]]:
+    """Run ``scenario``; its result and the one transfer it made, as the store has it."""
+    try:
+        result = run_calls(tmp_path, store, acd, flow, scenario)
+        flush(store)
+        (row,) = store.query("SELECT * FROM acd_transfers")
+    finally:
+        store.close()
+    return result, row
+
+
 async def answered_at_s1(engine: Engine, ex: SimExchange, acd: Acd,
                          number: str = "13800138000") -> tuple[CallerBot, CallerBot]:
     s1 = seat_bot(ex, "8001")
@@ -322,12 +343,7 @@ def test_consult_return_gives_the_caller_back(tmp_path: Path) -> None:
         await caller.hangup()
         return bytes(s1.heard[mark:]), cause
 
-    try:
-        s1_heard, cause = run_calls(tmp_path, store, acd, flow, scenario)
-        flush(store)
-        (row,) = store.query("SELECT * FROM acd_transfers")
-    finally:
-        store.close()
+    (s1_heard, cause), row = run_one_transfer(tmp_path, store, acd, flow, scenario)
     assert cause is not None and back in s1_heard
     assert (row["kind"], row["outcome"], row["agent_left_at"]) == ("consult", "returned", None)
 
@@ -344,18 +360,9 @@ def test_a_consult_nobody_answers_gives_the_agent_the_caller_back(tmp_path: Path
         assert control.call_state(acd, "s1") == {"held": True, "consult": "ringing"}
         assert await until(engine, lambda: transfers.of(acd).step("s1") is None, 5)
         assert control.call_state(acd, "s1") == {"held": False, "consult": None}
-        mark = len(s1.heard)
-        await caller.send(back)
-        await caller.wait(0.5)
-        await caller.hangup()
-        return bytes(s1.heard[mark:])
+        return await says_then_hangs_up(caller, s1, back)
 
-    try:
-        s1_heard = run_calls(tmp_path, store, acd, flow, scenario)
-        flush(store)
-        (row,) = store.query("SELECT * FROM acd_transfers")
-    finally:
-        store.close()
+    s1_heard, row = run_one_transfer(tmp_path, store, acd, flow, scenario)
     assert back in s1_heard
     assert (row["outcome"], row["answered_at"]) == ("no-answer", None)
 
@@ -376,18 +383,9 @@ def test_the_target_hanging_up_during_a_consult_gives_the_agent_the_caller_back(
         await s2.hangup()
         assert await until(engine, lambda: not transfers.of(acd).consulting("s1"), 2)
         assert acd.seats["s2"].state is AgentState.WRAP_UP
-        mark = len(s1.heard)
-        await caller.send(back)
-        await caller.wait(0.5)
-        await caller.hangup()
-        return bytes(s1.heard[mark:])
+        return await says_then_hangs_up(caller, s1, back)
 
-    try:
-        s1_heard = run_calls(tmp_path, store, acd, flow, scenario)
-        flush(store)
-        (row,) = store.query("SELECT * FROM acd_transfers")
-    finally:
-        store.close()
+    s1_heard, row = run_one_transfer(tmp_path, store, acd, flow, scenario)
     assert back in s1_heard
     assert (row["outcome"], row["answered_before_agent_left"]) == ("target-hung-up", None)
 
@@ -426,12 +424,7 @@ def test_three_way_conference_everyone_hears_the_other_two_and_survives_the_agen
         await caller.hangup()
         return heard
 
-    try:
-        heard = run_calls(tmp_path, store, acd, flow, scenario)
-        flush(store)
-        (row,) = store.query("SELECT * FROM acd_transfers")
-    finally:
-        store.close()
+    heard, row = run_one_transfer(tmp_path, store, acd, flow, scenario)
     for who in ("caller", "agent", "target"):
         others = [w for w in freqs if w != who]
         for other in others:
@@ -499,18 +492,9 @@ def test_in_a_conference_the_caller_and_agent_talk_on_when_the_target_leaves(
         assert await until(engine, lambda: transfers.of(acd).step("s1") is None, 2)
         assert acd.seats["s2"].state is AgentState.WRAP_UP
         assert acd.seats["s1"].state is AgentState.TALKING and caller.connected
-        mark = len(s1.heard)
-        await caller.send(said)
-        await caller.wait(0.5)
-        await caller.hangup()
-        return bytes(s1.heard[mark:])
+        return await says_then_hangs_up(caller, s1, said)
 
-    try:
-        heard = run_calls(tmp_path, store, acd, flow, scenario)
-        flush(store)
-        (row,) = store.query("SELECT * FROM acd_transfers")
-    finally:
-        store.close()
+    heard, row = run_one_transfer(tmp_path, store, acd, flow, scenario)
     assert said in heard
     assert (row["kind"], row["outcome"]) == ("conference", "target-hung-up")
 
