@@ -22,10 +22,6 @@ def ivr_funnel(start: float, end: float) -> dict[str, Any]:
     reached it and how many ended their IVR part there (hung up, or sent to a person)."""
     db = store()
     params = [start, end]
-    (total,) = db.query(
-        "SELECT count(*) AS n FROM calls WHERE started_at >= ? AND started_at < ?"
-        " AND ivr_path IS NOT NULL AND json_valid(ivr_path) AND json_array_length(ivr_path) > 0",
-        params)
     reached = db.query(
         "SELECT json_extract(s.value, '$.node') AS node, json_extract(s.value, '$.type') AS type,"
         " count(DISTINCT c.call_id) AS calls"
@@ -33,11 +29,13 @@ def ivr_funnel(start: float, end: float) -> dict[str, Any]:
         " WHERE c.started_at >= ? AND c.started_at < ? AND c.ivr_path IS NOT NULL"
         " AND json_valid(c.ivr_path) GROUP BY node ORDER BY calls DESC, node LIMIT ?",
         [*params, FUNNEL_NODES])
+    # Each call that entered the IVR ended its part at exactly one step: their sum is
+    # the calls that entered.
     last = {r["node"]: r["n"] for r in db.query(
         "SELECT json_extract(ivr_path, '$[#-1].node') AS node, count(*) AS n FROM calls"
         " WHERE started_at >= ? AND started_at < ? AND ivr_path IS NOT NULL"
         " AND json_valid(ivr_path) AND json_array_length(ivr_path) > 0 GROUP BY node", params)}
-    n = total["n"]
+    n = sum(last.values())
     rows = [dict(r, share=r["calls"] / n if n else None, ended=last.get(r["node"], 0))
             for r in reached]
     return {"calls": n, "nodes": rows}
