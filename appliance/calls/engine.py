@@ -765,8 +765,7 @@ class Engine:
         its answer. A call that ends first has its keys written before its final row."""
         rows, self._key_rows = self._key_rows, []
         if self.store is not None:
-            for call_id, shown in rows:
-                cdr.cdr_keys(self.store, call_id, shown)
+            cdr.cdr_keys_many(self.store, rows)
 
     def _timeouts(self, n: int) -> bool:
         woke = False

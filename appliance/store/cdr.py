@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
@@ -63,17 +64,36 @@ def cdr_answer(store: Store, call_id: str, at: float) -> Future[bool]:
 def cdr_keys(store: Store, call_id: str, digits: str) -> Future[bool]:
     """Append DTMF digits the caller keyed (``x`` for a masked one); True if the row took
     them."""
-    bad = set(digits) - DTMF_KEYS - {MASKED_KEY}
-    if bad:
-        raise ValueError(
-            f"call {call_id}: {''.join(sorted(bad))!r} in {digits!r} are not DTMF keys"
-            " (0-9 * # A-D, or x for a masked one)"
+    update = _keys_update([(call_id, digits)])
+    return store.submit(lambda db: update(db) == 1)
+
+
+def cdr_keys_many(store: Store, keyed: Sequence[tuple[str, str]]) -> Future[int]:
+    """:func:`cdr_keys` for several ``(call id, digits)`` in one transaction (the keys the
+    engine heard in one tick): one commit instead of one a key. Returns how many of them
+    a row took. Nothing is written if any digit is not a key."""
+    return store.submit(_keys_update(keyed))
+
+
+def _keys_update(keyed: Sequence[tuple[str, str]]) -> Callable[[Database], int]:
+    for call_id, digits in keyed:
+        bad = set(digits) - DTMF_KEYS - {MASKED_KEY}
+        if bad:
+            raise ValueError(
+                f"call {call_id}: {''.join(sorted(bad))!r} in {digits!r} are not DTMF keys"
+                " (0-9 * # A-D, or x for a masked one)"
+            )
+    rows = [(digits, call_id) for call_id, digits in keyed]
+
+    def update(db: Database) -> int:
+        return sum(
+            db.execute(
+                "UPDATE calls SET keys = keys || ? WHERE call_id = ? AND ended_at IS NULL", row
+            ).rowcount
+            for row in rows
         )
-    return _update(
-        store,
-        "UPDATE calls SET keys = keys || ? WHERE call_id = ? AND ended_at IS NULL",
-        (digits, call_id),
-    )
+
+    return update
 
 
 def cdr_end(

@@ -18,6 +18,7 @@ from appliance.store.cdr import (
     cdr_answer,
     cdr_end,
     cdr_keys,
+    cdr_keys_many,
     cdr_start,
     get_call,
     index_recording,
@@ -355,6 +356,21 @@ def test_cdr_refuses_bad_input_on_the_callers_thread(store: Store) -> None:
     assert get_call(store, "c1")["keys"] == ""  # type: ignore[index]
     cdr_keys(store, "c1", "1x").result(timeout=5)  # x: a key of a secret, masked
     assert get_call(store, "c1")["keys"] == "1x"  # type: ignore[index]
+
+
+def test_keys_of_one_tick_are_written_together(store: Store) -> None:
+    for call_id in ("c1", "c2", "c3"):
+        cdr_start(store, call_id, "L", "sim", "in", "1", "2", 0.0)
+    cdr_end(store, "c3", 5.0, "caller hung up", None)
+    # Two keys of c1 in one tick, one of c2, one of c3 after its end (not taken).
+    assert cdr_keys_many(store, [("c1", "1"), ("c2", "x"), ("c1", "#"), ("c3", "9")]).result(
+        timeout=5
+    ) == 3
+    assert [get_call(store, c)["keys"] for c in ("c1", "c2", "c3")] == ["1#", "x", ""]  # type: ignore[index]
+    with pytest.raises(ValueError, match="call c2: 'z' in 'z' are not DTMF keys"):
+        cdr_keys_many(store, [("c1", "2"), ("c2", "z")])
+    assert store.write(lambda db: None) is None
+    assert get_call(store, "c1")["keys"] == "1#"  # type: ignore[index]  # nothing half-written
 
 
 def test_recent_calls_newest_first(store: Store) -> None:
