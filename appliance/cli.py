@@ -284,6 +284,25 @@ def bench_engine(channels: int, seconds: float, warmup: float, engine_core: int,
     click.echo(json.dumps(result))
 
 
+@bench.command("transport")
+@click.option("--channels", default=240, show_default=True)
+@click.option("--seconds", default=10.0, show_default=True)
+@click.option("--warmup", default=3.0, show_default=True, help="Seconds not measured.")
+@click.option("--engine-core", default=0, show_default=True)
+@click.option("--load-core", default=1, show_default=True)
+@click.option("--lead-ms", default=6.0, show_default=True,
+              help="How long before each tick the load sends its frames.")
+def bench_transport(channels: int, seconds: float, warmup: float, engine_core: int,
+                    load_core: int, lead_ms: float) -> None:
+    """AudioSocket alone, same load as ``engine``: the CPU floor under its figure."""
+    from appliance.bench.transport import run_transport_bench
+
+    result = run_transport_bench(channels=channels, seconds=seconds, warmup=warmup,
+                                 engine_core=engine_core, load_core=load_core,
+                                 lead_ms=lead_ms)
+    click.echo(json.dumps(result))
+
+
 @bench.command("ivr")
 @click.option("--channels", default=240, show_default=True)
 @click.option("--seconds", default=20.0, show_default=True)

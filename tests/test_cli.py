@@ -110,6 +110,19 @@ def test_bench_engine_prints_its_figures_as_json() -> None:
     assert figures["keys_measured"] > 0
 
 
+def test_bench_transport_streams_every_frame_and_prints_its_floor() -> None:
+    res = appliance("bench", "transport", "--channels", "8", "--seconds", "2", "--warmup", "1")
+    assert res.returncode == 0, res.stderr
+    figures = json.loads(last_line(res.stdout))
+    assert figures["channels"] == figures["active_calls"] == 8
+    # Every call's 50 frames a second went through the driver (a dropped or stuck
+    # connection would show as fewer); the CPU split adds up.
+    assert 45 <= figures["frames_in_per_channel_second"] <= 55
+    assert figures["cpu_us_per_channel_frame"] == pytest.approx(
+        figures["cpu_user_us_per_channel_frame"] + figures["cpu_sys_us_per_channel_frame"],
+        abs=0.02)
+
+
 def test_bench_ivr_walks_the_default_menus_and_times_each_key() -> None:
     res = appliance("bench", "ivr", "--channels", "6", "--seconds", "4", "--warmup", "5",
                     "--lang", "yue")

@@ -63,7 +63,7 @@ async def bench_flow(call: Call) -> None:
                             interruptible=False)
 
 
-def _pin(core: int) -> None:
+def pin_core(core: int) -> None:
     if core >= 0 and hasattr(os, "sched_setaffinity") and core < (os.cpu_count() or 1):
         os.sched_setaffinity(0, {core})
 
@@ -71,12 +71,32 @@ def _pin(core: int) -> None:
 DEFAULT_FLOW = Path(__file__).resolve().parents[1] / "ivr" / "default_flow.json"
 
 
+async def start_load(port: int, channels: int, seconds: float, warmup: float, t0: float,
+                     lead_ms: float, core: int, ivr: str = "") -> asyncio.subprocess.Process:
+    """Start the load process (:mod:`appliance.bench.load`) against ``port`` with its
+    frames ``lead_ms`` before the ticks of a clock started at ``t0``; return once every
+    call streams and the ``warmup`` seconds after that have passed."""
+    load = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "appliance.bench.load", "--port", str(port),
+        "--channels", str(channels), "--seconds", str(warmup + seconds + 0.5),
+        "--warmup", str(warmup), "--t0", repr(t0), "--lead", str(lead_ms),
+        "--core", str(core), *(("--ivr", ivr) if ivr else ()),
+        stdout=asyncio.subprocess.PIPE,
+    )
+    assert load.stdout is not None
+    first = json.loads(await load.stdout.readline())
+    streaming = float(first["streaming"])
+    loop = asyncio.get_running_loop()
+    await asyncio.sleep(max(0.0, streaming + warmup - loop.time()))
+    return load
+
+
 def run_bench(*, channels: int, seconds: float, warmup: float, engine_core: int,
               load_core: int, lead_ms: float = 6.0, ivr: str = "",
               align_phase: bool = True) -> dict[str, Any]:
     """The engine bench; with ``ivr`` (a language) the calls walk the default IVR; without
     ``align_phase`` the tick stays on the fixed grid (to compare)."""
-    _pin(engine_core)
+    pin_core(engine_core)
     return run_loop(lambda: _bench(channels, seconds, warmup, load_core, lead_ms, ivr,
                                    align_phase))
 
@@ -104,18 +124,9 @@ async def _bench(channels: int, seconds: float, warmup: float, load_core: int,
         engine_task = asyncio.create_task(engine.run())
         await engine.started.wait()
         rss_before = rss_kib()
-        load = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "appliance.bench.load", "--port", str(driver.port),
-            "--channels", str(channels), "--seconds", str(warmup + seconds + 0.5),
-            "--warmup", str(warmup), "--t0", repr(engine.start_time), "--lead", str(lead_ms),
-            "--core", str(load_core), *(("--ivr", ivr) if ivr else ()),
-            stdout=asyncio.subprocess.PIPE,
-        )
-        assert load.stdout is not None
-        first = json.loads(await load.stdout.readline())
-        streaming = float(first["streaming"])
+        load = await start_load(driver.port, channels, seconds, warmup, engine.start_time,
+                                lead_ms, load_core, ivr)
         loop = asyncio.get_running_loop()
-        await asyncio.sleep(max(0.0, streaming + warmup - loop.time()))
         tick0, (user0, sys0), wall0 = engine.stats.ticks, cpu_seconds(), loop.time()
         in0, late0 = engine.stats.frames_in, engine.stats.frames_late
         skipped0 = engine.stats.skipped_ticks
