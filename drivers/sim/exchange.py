@@ -146,6 +146,7 @@ class SimExchange(Driver):
             trunk = self._free_trunk(outbound=True)
         line = SimLine(self, f"sim-{next(self._ids)}", Direction.OUTBOUND, caller, number)
         line.trunk = trunk
+        line.port = trunk or None  # a seat phone's line rides no trunk
         self.lines[line.id] = line
         line.subscriber = sub
         if sub is None or sub.behaviour is Behaviour.CONGESTION:
@@ -195,7 +196,7 @@ class SimExchange(Driver):
             raise LineError("sim: the exchange is not started (no engine attached)")
         trunk = self._free_trunk(outbound=False)
         line = SimLine(self, f"sim-{next(self._ids)}", Direction.INBOUND, bot.number, callee)
-        line.trunk = trunk
+        line.trunk = line.port = trunk
         line.bot = bot
         self.lines[line.id] = line
         self._accept(line)
