@@ -8,11 +8,11 @@ on real audio, as on an analog FXO port). Trunks are numbered from 1, as DAHDI n
 channels: a call takes the lowest free one, an outbound call never one reserved for inbound
 or one in alarm (:meth:`SimExchange.trunk_down`, which drops the call on it), and
 :meth:`SimExchange.port_states` says what each trunk is doing; a call's line carries
-its trunk as ``port``, so the admin's inbound route of that port applies to it. Seat phones are subscribers
-that signal their answer, as an FXS phone going off-hook does; they hang on the box's seat
-ports, not on trunks. Audio moves once per engine tick: the exchange's
-``before_tick`` hook carries every far end's frame to the engine, and each frame the engine
-writes is handed straight to the far end.
+its trunk as ``port``, so the admin's inbound route of that port applies to it. Seat
+phones are subscribers that signal their answer, as an FXS phone going off-hook does; they
+hang on the box's seat ports, not on trunks. Audio moves once per engine tick: the
+exchange's ``before_tick`` hook carries every far end's frame to the engine, and each frame
+the engine writes is handed straight to the far end.
 """
 
 from __future__ import annotations
