@@ -51,6 +51,15 @@ def route_names(store: Store) -> tuple[list[str], list[str]]:
     return flows, queues
 
 
+def live_targets(store: Store) -> tuple[set[str], set[str]]:
+    """The flows with a published version and the queues the box has: the targets a call
+    routed now can reach (a route to any other runs the default flow)."""
+    flows = {r["name"] for r in store.query("SELECT name FROM flow_versions"
+                                            " WHERE status = 'published'")}
+    queues = {r["name"] for r in store.query("SELECT name FROM acd_queues")}
+    return flows, queues
+
+
 def _insert(db: Database, port: Port, at: float, by: str) -> None:
     row = dict(port.as_row(), updated_at=at, updated_by=by)
     db.execute(f"INSERT INTO line_ports ({', '.join(row)}) VALUES"
@@ -145,6 +154,6 @@ def save_modem(store: Store, modem: ModemSettings, *, by: str,
     store.write(write)
 
 
-__all__ = ["BAUDS", "ModemSettings", "add_ports", "check_modem", "delete_port", "load_modem",
-           "load_ports", "port_route", "reserved_inbound_channels", "route_names",
-           "save_modem", "save_port"]
+__all__ = ["BAUDS", "ModemSettings", "add_ports", "check_modem", "delete_port",
+           "live_targets", "load_modem", "load_ports", "port_route",
+           "reserved_inbound_channels", "route_names", "save_modem", "save_port"]
