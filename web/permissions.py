@@ -32,6 +32,7 @@ ENDPOINTS: dict[str, frozenset[str]] = {
     "staff.create": ADMIN,
     "staff.edit": ADMIN,
     "staff.reset_password": ADMIN,
+    "staff.reset_phone_pin": ADMIN,
     "staff.backup": ADMIN,
     "staff.audit_view": frozenset({"admin", "auditor"}),
     # Policies.
