@@ -165,6 +165,7 @@ ENDPOINTS: dict[str, frozenset[str]] = {
     "orders.edit": frozenset({"admin", "supervisor", "agent"}),
     "orders.export": frozenset({"admin", "supervisor", "auditor"}),
     "orders.import_upload": MANAGERS,
+    "orders.template": MANAGERS,
     "order_fields.list": ADMIN,
     "order_fields.edit": ADMIN,
     # The knowledge base (F13): everyone reads it; admins and supervisors write it.
