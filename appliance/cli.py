@@ -133,9 +133,9 @@ async def _engine(data: Path, audiosocket: str, sim: bool, flow_name: str,
         from appliance.conference import DEFAULT_NUMBER, Conferences
 
         rooms = Conferences(store)
-        flow, live = insurance_ivr(store, dirs, fax_driver=fax_driver, conference=rooms,
-                                   acd=acd)
-        flow = rooms.route([DEFAULT_NUMBER], flow)
+        ivr, live = insurance_ivr(store, dirs, fax_driver=fax_driver, conference=rooms,
+                                  acd=acd)
+        flow = rooms.route([DEFAULT_NUMBER], ivr)
         click.echo(f"IVR flow {live.name!r} version {live.version} is live; conference "
                    f"rooms on {DEFAULT_NUMBER}")
         # Admins record prompts over the phone on a number of its own.
@@ -144,6 +144,10 @@ async def _engine(data: Path, audiosocket: str, sim: bool, flow_name: str,
 
         flow = PromptRecording(store, dirs.root).route([RECORDING_NUMBER], flow)
         click.echo(f"prompt recording by phone on {RECORDING_NUMBER}")
+        from appliance.ivr.port_routes import PortRoutes
+
+        # Outermost: a port's route (a flow, a queue, a number) decides before the number.
+        flow = PortRoutes(store, flow, ivr.make_handler, acd=acd)
     else:
         flow = make_demo_flow(dirs.messages)
     eng = Engine(clock=MonotonicClock(), drivers=drivers, flow=flow,

@@ -104,6 +104,10 @@ class Line(ABC):
         self.events: deque[LineEvent] = deque()
         self.frames_dropped = 0
         self.end_cause = ""
+        #: the physical line the call rides, as DAHDI numbers its channels (the admin's
+        #: ports are keyed by it: an inbound call follows its port's route); None when the
+        #: driver does not know it
+        self.port: int | None = None
 
     # -- driver side -------------------------------------------------------------------
     def push_frame(self, frame: bytes) -> None:

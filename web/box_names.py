@@ -4,11 +4,12 @@ by :mod:`appliance.box` said as a sentence naming the field."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 from flask_babel import gettext as _
 
-from appliance.box.ports import PortError
+from appliance.box.ports import Port, PortError
 
 
 def kind_name(kind: str) -> str:
@@ -35,6 +36,27 @@ def caller_id_name(mode: str) -> str:
 def route_kind_name(kind: str) -> str:
     return {"none": _("The default IVR flow"), "flow": _("IVR flow"), "queue": _("Queue"),
             "number": _("Number")}.get(kind, kind)
+
+
+def route_effect(port: Port, flows: Collection[str], queues: Collection[str]) -> str:
+    """What a call arriving on ``port`` gets now, given the flows with a published version
+    and the queues the box has (a target gone since the route was saved is said so)."""
+    target = port.route_target
+    if port.kind == "fxs":
+        return _("Rings a seat phone: no inbound calls.")
+    if port.route_kind == "flow":
+        if target in flows:
+            return _("Calls run the published version of flow “%(flow)s”.", flow=target)
+        return _("Flow “%(flow)s” has no published version: calls run the default IVR flow.",
+                 flow=target)
+    if port.route_kind == "queue":
+        if target in queues:
+            return _("Calls go straight into queue “%(queue)s”, with no IVR.", queue=target)
+        return _("There is no queue “%(queue)s” any more: calls run the default IVR flow.",
+                 queue=target)
+    if port.route_kind == "number":
+        return _("Calls are handled as calls to %(number)s.", number=target)
+    return _("Calls run the default IVR flow.")
 
 
 def line_state_name(state: str) -> str:
@@ -90,4 +112,4 @@ def names() -> dict[str, Any]:
                 line_state_name=line_state_name)
 
 
-__all__ = ["field_name", "names", "problem_text"]
+__all__ = ["field_name", "names", "problem_text", "route_effect"]

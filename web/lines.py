@@ -109,8 +109,15 @@ def _live() -> tuple[list[dict[str, Any]], bool]:
 def line_list() -> ResponseReturnValue:
     rows, up = _live()
     return render_template("lines/list.html", usage=_usage(), live=rows, up=up,
-                           ports=box.load_ports(store()), modem=box.load_modem(store()),
-                           modem_form=None, bauds=box.BAUDS)
+                           ports=box.load_ports(store()), effects=_effects(),
+                           modem=box.load_modem(store()), modem_form=None, bauds=box.BAUDS)
+
+
+def _effects() -> dict[int, str]:
+    """What a call on each port gets now, in words (calls follow a route change at once)."""
+    flows, queues = box.live_targets(store())
+    return {p.channel: box_names.route_effect(p, flows, queues)
+            for p in box.load_ports(store())}
 
 
 @bp.route("/events", endpoint="events")
@@ -256,7 +263,8 @@ def port_delete() -> ResponseReturnValue:
 def _modem_error(exc: PortError) -> ResponseReturnValue:
     rows, up = _live()
     return render_template("lines/list.html", usage=_usage(), live=rows, up=up,
-                           ports=box.load_ports(store()), modem=box.load_modem(store()),
+                           ports=box.load_ports(store()), effects=_effects(),
+                           modem=box.load_modem(store()),
                            modem_form=request.form, modem_error=problem_text(exc),
                            bauds=box.BAUDS), 400
 

@@ -309,6 +309,14 @@ def export(fmt: str) -> ResponseReturnValue:
     return download(fmt, "orders", "工单", header, rows())
 
 
+@bp.route("/import/template.xlsx", endpoint="template")
+def template() -> ResponseReturnValue:
+    """An empty sheet for the import: the header row of the fixed columns and of every
+    field the admin defines now (as the import reads them), and no rows."""
+    return download("xlsx", "orders-template.xlsx", SHEET_NAMES[0],
+                    [c.zh for c in _columns(fields())], [])
+
+
 def _check_sheet(defined: list[FieldDef]) -> tuple[list[dict[str, Any]], Report]:
     """Every row of the uploaded sheet checked against the book; the clean rows and the
     report (raises SheetError when the sheet as a whole cannot be read)."""

@@ -32,6 +32,7 @@ ENDPOINTS: dict[str, frozenset[str]] = {
     "staff.create": ADMIN,
     "staff.edit": ADMIN,
     "staff.reset_password": ADMIN,
+    "staff.reset_phone_pin": ADMIN,
     "staff.backup": ADMIN,
     "staff.audit_view": frozenset({"admin", "auditor"}),
     # Policies.
@@ -164,6 +165,7 @@ ENDPOINTS: dict[str, frozenset[str]] = {
     "orders.edit": frozenset({"admin", "supervisor", "agent"}),
     "orders.export": frozenset({"admin", "supervisor", "auditor"}),
     "orders.import_upload": MANAGERS,
+    "orders.template": MANAGERS,
     "order_fields.list": ADMIN,
     "order_fields.edit": ADMIN,
     # The knowledge base (F13): everyone reads it; admins and supervisors write it.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 import sqlite3
 import tempfile
 import time
@@ -23,6 +24,7 @@ from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from sqlite_utils import Database
 
+from appliance.promptrec import pins
 from appliance.runtime import DataDirs
 from appliance.store.backup import write_archive
 from web import audit
@@ -38,9 +40,17 @@ _USERNAME = re.compile(r"^[A-Za-z0-9_.-]{2,32}$")
 
 @bp.route("/", endpoint="list")
 def staff_list() -> ResponseReturnValue:
-    users = store().query("SELECT id, username, display_name, role, active, must_change,"
-                          " last_login_at FROM users ORDER BY username")
-    return render_template("staff/list.html", users=users, roles=ROLES)
+    return render_template("staff/list.html", users=_users(), roles=ROLES,
+                           phone_number=pins.DEFAULT_NUMBER)
+
+
+def _users() -> list[dict[str, Any]]:
+    """Every account, with the state of its phone PIN (none / set / locked)."""
+    return store().query(
+        "SELECT u.id, u.username, u.display_name, u.role, u.active, u.must_change,"
+        " u.last_login_at, CASE WHEN p.user_id IS NULL THEN 'none' WHEN p.locked THEN"
+        " 'locked' ELSE 'set' END AS pin_state FROM users u"
+        " LEFT JOIN staff_phone_pins p ON p.user_id = u.id ORDER BY u.username")
 
 
 def _is_salesperson_code(username: str) -> bool:
@@ -84,9 +94,8 @@ def create() -> ResponseReturnValue:
             flash(_("Account %(name)s created. One-time password: %(password)s (it must be "
                     "changed at the first login).", name=username, password=password))
             return redirect(url_for("staff.list"))
-    users = store().query("SELECT id, username, display_name, role, active, must_change,"
-                          " last_login_at FROM users ORDER BY username")
-    return render_template("staff/list.html", users=users, roles=ROLES, error=error), 400
+    return render_template("staff/list.html", users=_users(), roles=ROLES,
+                           phone_number=pins.DEFAULT_NUMBER, error=error), 400
 
 
 def _user(user_id: int) -> dict[str, Any]:
@@ -142,6 +151,31 @@ def reset_password(user_id: int) -> ResponseReturnValue:
     return redirect(url_for("staff.list"))
 
 
+@bp.route("/<int:user_id>/phone-pin", methods=["POST"])
+def reset_phone_pin(user_id: int) -> ResponseReturnValue:
+    """A new random phone PIN for the account (for recording prompts on the recording
+    line), shown once to the admin as a salesperson's PIN reset does; it also clears a lock.
+    Stored only hashed; the audit log records the reset, never the PIN."""
+    user = _user(user_id)
+    pin = f"{secrets.randbelow(10**6):06d}"
+    entry = audit.audit_row("phone_pin.reset", user["username"],
+                            before=pins.pin_state(store(), user_id))
+    now = time.time()
+
+    def reset(db: Database) -> None:
+        pins.set_pin(db, user_id, pin, now)
+        audit.insert(db, entry)
+
+    store().write(reset)
+    flash(_("New phone PIN for %(name)s: %(pin)s. Tell it to them; it is not shown again."
+            " On %(number)s they key staff number %(staff)d, then this PIN.",
+            name=user["username"], pin=pin, number=pins.DEFAULT_NUMBER, staff=user_id))
+    if user["role"] != pins.ROLE:
+        flash(_("The recording line takes only administrators' PINs: this one works once"
+                " %(name)s is an administrator.", name=user["username"]), "error")
+    return redirect(url_for("staff.list"))
+
+
 def action_name(action: str) -> str:
     """An audit action in words of the page's language (the code stays searchable)."""
     return {
@@ -166,6 +200,7 @@ def action_name(action: str) -> str:
         "recording.download": _("Downloaded a call recording"),
         "prompt.replace": _("Replaced a voice prompt"),
         "phone_pin.set": _("Set their phone PIN for recording prompts"),
+        "phone_pin.reset": _("Reset an account's phone PIN"),
         "database.backup": _("Downloaded a database backup"),
         "voicemail.list": _("Listed a voicemail box"),
         "voicemail.view": _("Viewed a voicemail"), "voicemail.play": _("Played a voicemail"),

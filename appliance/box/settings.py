@@ -35,11 +35,28 @@ def reserved_inbound_channels(store: Store) -> set[int]:
     return {p.channel for p in load_ports(store) if p.trunk and p.reserved_inbound}
 
 
+def port_route(db: Database, channel: int) -> tuple[str, str] | None:
+    """The inbound route (kind, target) of the port on DAHDI ``channel``, None if the box
+    has no such port. One row by its key: cheap enough to read at every call."""
+    row = db.execute("SELECT route_kind, route_target FROM line_ports WHERE channel = ?",
+                     [channel]).fetchone()
+    return (str(row[0]), str(row[1])) if row is not None else None
+
+
 def route_names(store: Store) -> tuple[list[str], list[str]]:
     """The IVR flows and the queues an inbound route may name."""
     flows = [r["name"] for r in store.query("SELECT DISTINCT name FROM flow_versions"
                                            " ORDER BY name")]
     queues = [r["name"] for r in store.query("SELECT name FROM acd_queues ORDER BY name")]
+    return flows, queues
+
+
+def live_targets(store: Store) -> tuple[set[str], set[str]]:
+    """The flows with a published version and the queues the box has: the targets a call
+    routed now can reach (a route to any other runs the default flow)."""
+    flows = {r["name"] for r in store.query("SELECT name FROM flow_versions"
+                                            " WHERE status = 'published'")}
+    queues = {r["name"] for r in store.query("SELECT name FROM acd_queues")}
     return flows, queues
 
 
@@ -137,5 +154,6 @@ def save_modem(store: Store, modem: ModemSettings, *, by: str,
     store.write(write)
 
 
-__all__ = ["BAUDS", "ModemSettings", "add_ports", "check_modem", "delete_port", "load_modem",
-           "load_ports", "reserved_inbound_channels", "route_names", "save_modem", "save_port"]
+__all__ = ["BAUDS", "ModemSettings", "add_ports", "check_modem", "delete_port",
+           "live_targets", "load_modem", "load_ports", "port_route",
+           "reserved_inbound_channels", "route_names", "save_modem", "save_port"]

@@ -39,6 +39,7 @@ from appliance.control import ControlServer
 from appliance.demo.flow import digit_prompts, make_demo_flow
 from appliance.fax.requests import serve_resend_requests
 from appliance.insurance.demo_data import load_demo_data
+from appliance.ivr.port_routes import PortRoutes
 from appliance.ivr.service import insurance_ivr
 from appliance.media.prompts import PromptLibrary, concat
 from appliance.promptrec.phone import DEFAULT_NUMBER as RECORDING_NUMBER
@@ -257,11 +258,13 @@ async def run_demo(data: Path, audiosocket_port: int, every: float, concurrent: 
         # dialled on the simulated exchange (on the box: Asterisk, via AMI).
         # Conference rooms: key 6 in the main menu, or the conference number directly.
         rooms = Conferences(store)
-        flow, live = insurance_ivr(store, dirs, fax_driver=exchange, acd=acd,
-                                   conference=rooms)
-        flow = rooms.route([CONFERENCE_NUMBER], flow)
+        ivr, live = insurance_ivr(store, dirs, fax_driver=exchange, acd=acd,
+                                  conference=rooms)
+        flow = rooms.route([CONFERENCE_NUMBER], ivr)
         # Admins record prompts over the phone (staff number, phone PIN, prompt number).
         flow = PromptRecording(store, dirs.root).route([RECORDING_NUMBER], flow)
+        # Each trunk's inbound route, as the lines page sets it, decides before the number.
+        flow = PortRoutes(store, flow, ivr.make_handler, acd=acd)
         _say(f"IVR flow {live.name!r} version {live.version} is live; conference rooms on "
              f"{CONFERENCE_NUMBER}")
         _say(f"prompts recorded by phone on {RECORDING_NUMBER}")

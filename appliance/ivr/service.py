@@ -11,7 +11,6 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from appliance.calls.call import FlowFn
 from appliance.fax.desk import FaxDesk
 from appliance.ivr.insurance_lookups import InsuranceLookups
 from appliance.ivr.interpreter import ConferenceRooms, QueueTransfer, make_flow_handler
@@ -26,12 +25,14 @@ DEFAULT_FLOW = Path(__file__).resolve().parent / "default_flow.json"
 
 def insurance_ivr(store: Store, dirs: DataDirs, *, fax_driver: Driver | None = None,
                   acd: QueueTransfer | None = None,
-                  conference: ConferenceRooms | None = None) -> tuple[FlowFn, FlowVersion]:
-    """The engine's flow function and the version live now. On a box with no published
-    version yet, ``default_flow.json`` becomes version 1. Callback faxes are dialled on
-    ``fax_driver`` (None: only faxes on the caller's own call); ``acd`` takes the callers
-    a transfer node sends to a person (None: the node only says so); ``conference`` the
-    rooms the menu's conference option leads to (None: the option returns to the menu)."""
+                  conference: ConferenceRooms | None = None) -> tuple[PublishedFlow, FlowVersion]:
+    """The engine's flow function and the version live now (its ``make_handler`` also
+    serves the other flows an inbound route may name: :mod:`appliance.ivr.port_routes`).
+    On a box with no published version yet, ``default_flow.json`` becomes version 1.
+    Callback faxes are dialled on ``fax_driver`` (None: only faxes on the caller's own
+    call); ``acd`` takes the callers a transfer node sends to a person (None: the node
+    only says so); ``conference`` the rooms the menu's conference option leads to (None:
+    the option returns to the menu)."""
     live = seed(store, DEFAULT_FLOW, now=time.time())
     lookups = InsuranceLookups(store, names=NameRecordings(dirs.root / "names"))
     desk = FaxDesk(store, dirs.root / "faxes", callback_driver=fax_driver)

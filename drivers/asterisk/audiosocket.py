@@ -72,6 +72,9 @@ class AudioSocketLine(Line):
     def __init__(self, line_id: str, connection: AudioSocketConnection) -> None:
         # Asterisk does not send the numbers; the AMI client fills caller/callee later.
         super().__init__(line_id, Direction.INBOUND)
+        # ``port`` stays None: AudioSocket carries only the call's UUID, and which DAHDI
+        # channel the call came in on takes AMI (its channel events map the UUID to the
+        # channel), a later issue. Until then these calls follow the default route.
         self._connection = connection
         self._transport = connection.transport
         #: outbound frames dropped because Asterisk stopped reading (see WRITE_BUFFER_HIGH)

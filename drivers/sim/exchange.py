@@ -7,11 +7,12 @@ call-progress tones heard on the line meanwhile (so the engine's call-progress a
 on real audio, as on an analog FXO port). Trunks are numbered from 1, as DAHDI numbers its
 channels: a call takes the lowest free one, an outbound call never one reserved for inbound
 or one in alarm (:meth:`SimExchange.trunk_down`, which drops the call on it), and
-:meth:`SimExchange.port_states` says what each trunk is doing. Seat phones are subscribers
-that signal their answer, as an FXS phone going off-hook does; they hang on the box's seat
-ports, not on trunks. Audio moves once per engine tick: the exchange's
-``before_tick`` hook carries every far end's frame to the engine, and each frame the engine
-writes is handed straight to the far end.
+:meth:`SimExchange.port_states` says what each trunk is doing; a call's line carries
+its trunk as ``port``, so the admin's inbound route of that port applies to it. Seat
+phones are subscribers that signal their answer, as an FXS phone going off-hook does; they
+hang on the box's seat ports, not on trunks. Audio moves once per engine tick: the
+exchange's ``before_tick`` hook carries every far end's frame to the engine, and each frame
+the engine writes is handed straight to the far end.
 """
 
 from __future__ import annotations
@@ -146,6 +147,7 @@ class SimExchange(Driver):
             trunk = self._free_trunk(outbound=True)
         line = SimLine(self, f"sim-{next(self._ids)}", Direction.OUTBOUND, caller, number)
         line.trunk = trunk
+        line.port = trunk or None  # a seat phone's line rides no trunk
         self.lines[line.id] = line
         line.subscriber = sub
         if sub is None or sub.behaviour is Behaviour.CONGESTION:
@@ -195,7 +197,7 @@ class SimExchange(Driver):
             raise LineError("sim: the exchange is not started (no engine attached)")
         trunk = self._free_trunk(outbound=False)
         line = SimLine(self, f"sim-{next(self._ids)}", Direction.INBOUND, bot.number, callee)
-        line.trunk = trunk
+        line.trunk = line.port = trunk
         line.bot = bot
         self.lines[line.id] = line
         self._accept(line)

@@ -97,6 +97,38 @@ def test_the_admin_adds_edits_and_deletes_a_port_each_change_audited(
     assert second["before"]["caller_id"] == "bell" and second["after"]["caller_id"] == "dtmf"
 
 
+def test_the_page_says_what_each_ports_route_does_now(as_role: Any, store: Store) -> None:
+    """A route the next call follows, in words; one whose flow lost its published version
+    since it was saved says the calls get the default flow."""
+    from appliance.box.ports import Port
+    from appliance.box.settings import save_port
+    from appliance.ivr.versions import publish, save_draft
+
+    night = {"name": "night", "version": 1, "languages": ["zh"], "start": "hello",
+             "nodes": {"hello": {"type": "play", "prompts": ["welcome"], "next": "bye"},
+                       "bye": {"type": "hangup"}}}
+    publish(store, "night", save_draft(store, night, by="admin", now=1.0), by="admin",
+            now=1.0)
+    admin, token = as_role("admin")
+    for channel, kind, target in (("32", "flow", "night"), ("34", "number", "95599"),
+                                  ("35", "none", "")):
+        res = admin.post("/lines/ports/save", data={
+            "csrf_token": token, **PORT, "channel": channel, "route_kind": kind,
+            "route_target": target})
+        assert res.status_code == 303
+    save_port(store, Port(33, "fxo", "fxs_ks", "none", "flow", "gone"), old_channel=None,
+              by="admin")  # a flow deleted after the route was saved
+    page = admin.get("/lines/").get_data(as_text=True)
+
+    def row(channel: int) -> str:
+        return page[page.index(f'<tr data-channel="{channel}">'):].split("</tr>")[0]
+
+    assert "来电进入流程“night”的已发布版本" in row(32)
+    assert "流程“gone”没有已发布版本：来电进入默认语音导航流程" in row(33)
+    assert "来电按拨打 95599 处理" in row(34)
+    assert "来电进入默认语音导航流程" in row(35)
+
+
 @pytest.mark.parametrize(("change", "words"), [
     ({"kind": "fxa"}, "端口类型: 须为 fxo, fxs, e1 之一，不能是“fxa”"),
     ({"channel": "abc"}, "通道: 须为 1 到 312 的整数，不能是“abc”"),

@@ -256,6 +256,45 @@ def test_an_order_sheet_imports_all_rows_or_none(as_role: Any, store: Store) -> 
     assert "amount" not in json.loads(updated["field_values"])  # emptied in the sheet
 
 
+def test_the_empty_template_has_every_column_and_imports_back_when_filled(
+        as_role: Any, store: Store) -> None:
+    from openpyxl import load_workbook
+
+    client, token = as_role("admin")
+    _define(client, token)
+    page = client.get("/orders/").get_data(as_text=True)
+    assert 'href="/orders/import/template.xlsx"' in page
+    res = client.get("/orders/import/template.xlsx")
+    assert res.status_code == 200
+    assert "orders-template.xlsx" in res.headers["Content-Disposition"]
+    book = load_workbook(io.BytesIO(res.data))
+    sheet = book.active
+    assert sheet is not None and sheet.title == "工单"
+    (header,) = [list(r) for r in sheet.iter_rows(values_only=True)]  # the header alone
+    assert header[:5] == HEADER[:5] and sorted(header[5:]) == sorted(HEADER[5:])
+    # Filled in as a person would, under the template's own headings; saved; imported.
+    policy = _policy(store)
+    for row in [("", policy["holder_id"], "保全批改", "待处理", policy["number"],
+                  "身份证复印件", "电话", "2026-12-20", "120.5"),
+                ("", 2, "其他", "已完成", "", "回访记录", "", "", "")]:
+        by_heading = dict(zip(HEADER, row, strict=True))
+        sheet.append([by_heading[h] for h in header])
+    filled = io.BytesIO()
+    book.save(filled)
+    res = _upload(client, token, filled.getvalue(), "orders-template.xlsx")
+    assert res.status_code == 302, res.get_data(as_text=True)
+    rows = store.query("SELECT customer_id, kind, status, policy_number, field_values"
+                       " FROM orders ORDER BY id")
+    assert [(r["customer_id"], r["kind"], r["status"], r["policy_number"]) for r in rows] == [
+        (policy["holder_id"], "endorsement", "open", policy["number"]),
+        (2, "other", "done", None)]
+    assert json.loads(rows[0]["field_values"]) == {
+        "amount": "120.5", "channel": "电话", "doc_list": "身份证复印件", "due_on": "2026-12-20"}
+    # An agent may not import, so gets no template either.
+    agent, _ = as_role("agent")
+    assert agent.get("/orders/import/template.xlsx").status_code == 403
+
+
 @pytest.mark.parametrize(("name", "data", "message"), [
     ("orders.exe", b"MZ\x90\x00", "不是电子表格"),
     ("orders.xlsx", b"PK\x03\x04" + b"\x00" * 100, "不是可读取的 .xlsx"),

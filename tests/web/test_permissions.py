@@ -26,6 +26,7 @@ ARGS: dict[str, dict[str, Any]] = {
     "products.rates_grid": {"code": "TL20"},
     "staff.edit": {"user_id": None},  # the spare account
     "staff.reset_password": {"user_id": None},
+    "staff.reset_phone_pin": {"user_id": None},
     "auth.language": {"code": "zh_CN"},
     # POSTed with no file: refused before anything is written.
     "prompts.audio": {"lang": "zh", "name": "welcome"},
