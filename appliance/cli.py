@@ -69,18 +69,55 @@ def run(data: Path, port: int, every: float, concurrent: int, flow_name: str,
 @click.option("--control-port", default=9093, show_default=True,
               help="Port of the control API on 127.0.0.1 when the box has seats and queues "
                    "(0: any free port).")
-def engine(data: Path, audiosocket: str, sim: bool, flow_name: str, control_port: int) -> None:
+@click.option("--ami", "ami_address", default="",
+              help="HOST:PORT of Asterisk's AMI, which names each AudioSocket call's port, "
+                   "caller and number dialled ('' for none).")
+@click.option("--ami-user", default="appliance", show_default=True)
+@click.option("--ami-secret-file", type=click.Path(path_type=Path, dir_okay=False),
+              default=None, help="The file holding the AMI account's secret (with --ami).")
+def engine(data: Path, audiosocket: str, sim: bool, flow_name: str, control_port: int,
+           ami_address: str, ami_user: str, ami_secret_file: Path | None) -> None:
     """Run the engine with the configured drivers until SIGINT/SIGTERM."""
     from appliance.runtime import run_loop
 
+    ami = _ami_options(ami_address, ami_user, ami_secret_file, audiosocket)
     try:
-        run_loop(lambda: _engine(data, audiosocket, sim, flow_name, control_port))
+        run_loop(lambda: _engine(data, audiosocket, sim, flow_name, control_port, ami))
     except OSError as exc:
         raise click.ClickException(f"could not start: {exc}") from exc
 
 
+def _address(value: str, option: str) -> tuple[str, int]:
+    host, _, port = value.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise click.BadParameter(f"expected HOST:PORT, got {value!r}", param_hint=option)
+    return host, int(port)
+
+
+def _ami_options(address: str, user: str, secret_file: Path | None,
+                 audiosocket: str) -> tuple[str, int, str, str] | None:
+    """(host, port, user, secret) of the AMI account, checked before anything starts."""
+    if not address:
+        return None
+    if not audiosocket:
+        raise click.UsageError("--ami names the channels of AudioSocket calls: it needs "
+                               "--audiosocket")
+    host, port = _address(address, "--ami")
+    if secret_file is None:
+        raise click.UsageError("--ami needs --ami-secret-file (the secret of the AMI account "
+                               "in manager.conf)")
+    try:
+        secret = secret_file.read_text().strip()
+    except OSError as exc:
+        raise click.BadParameter(f"cannot read {secret_file}: {exc.strerror}",
+                                 param_hint="--ami-secret-file") from None
+    if not secret:
+        raise click.BadParameter(f"{secret_file} is empty", param_hint="--ami-secret-file")
+    return host, port, user, secret
+
+
 async def _engine(data: Path, audiosocket: str, sim: bool, flow_name: str,
-                  control_port: int) -> None:
+                  control_port: int, ami_account: tuple[str, int, str, str] | None) -> None:
     from appliance.acd import Acd, records
     from appliance.calls.call import FlowFn
     from appliance.calls.clock import MonotonicClock
@@ -95,14 +132,19 @@ async def _engine(data: Path, audiosocket: str, sim: bool, flow_name: str,
 
     dirs = DataDirs(data).create()
     drivers: list[Driver] = []
+    ami = None
     if audiosocket:
         from drivers.asterisk.audiosocket import AudioSocketDriver
+        from drivers.asterisk.channels import ChannelMap
 
-        host, _, port = audiosocket.rpartition(":")
-        if not host or not port.isdigit():
-            raise click.BadParameter(f"expected HOST:PORT, got {audiosocket!r}",
-                                     param_hint="--audiosocket")
-        drivers.append(AudioSocketDriver(host, int(port)))
+        host, port = _address(audiosocket, "--audiosocket")
+        channels = ChannelMap() if ami_account is not None else None
+        drivers.append(AudioSocketDriver(host, port, channels=channels))
+        if ami_account is not None and channels is not None:
+            from drivers.asterisk.ami import AmiClient
+
+            ami_host, ami_port, user, secret = ami_account
+            ami = AmiClient(ami_host, ami_port, user, secret, on_event=channels.on_event)
     if not drivers and not sim:
         raise click.UsageError("no driver configured: give --audiosocket or --sim")
     store = Store(dirs.database)
@@ -162,6 +204,10 @@ async def _engine(data: Path, audiosocket: str, sim: bool, flow_name: str,
             click.echo(f"control API on 127.0.0.1:{control.port}")
         run_task = asyncio.create_task(eng.run())
         await eng.started.wait()
+        if ami is not None:
+            await ami.start()
+            click.echo(f"AMI client for {ami.host}:{ami.port}: names each AudioSocket "
+                       "call's port and numbers")
         resends = None
         if fax_driver is not None and not run_task.done():
             from appliance.fax.requests import serve_resend_requests
@@ -173,6 +219,8 @@ async def _engine(data: Path, audiosocket: str, sim: bool, flow_name: str,
         if resends is not None:
             await asyncio.gather(resends, return_exceptions=True)
     finally:
+        if ami is not None:
+            await ami.stop()
         if control is not None:
             await control.close()
         store.close()

@@ -268,3 +268,83 @@ def test_bench_web_prints_page_times_and_the_import_as_json() -> None:
     assert figures["import_rows"] == 300 and figures["policies_after_import"] == 1100
     assert figures["search_p95_ms"] > 0 and figures["list_p95_ms"] > 0
     assert figures["import_seconds"] > 0 and figures["import_xlsx_seconds"] > 0
+
+
+def test_engine_names_audiosocket_calls_by_the_ami_and_follows_the_ports_route(
+        tmp_path: Path) -> None:
+    """A call on port 3, which the admin routes to 95598 (the prompt-recording line): the
+    AMI event names its channel, so the caller hears that line, not the IVR's welcome."""
+    import asyncio
+    import signal
+    import socket
+    import threading
+    import uuid
+
+    from appliance.box.ports import Port
+    from appliance.box.settings import save_port
+    from appliance.store.db import Store
+    from drivers.asterisk import protocol
+    from tests.drivers._fake_ami import FakeAmi, var_set
+
+    data = tmp_path / "var"
+    data.mkdir()
+    with Store(data / "appliance.db") as store:
+        save_port(store, Port(3, "fxo", "fxs_ks", "none", "number", "95598"),
+                  old_channel=None, by="test")
+    (tmp_path / "ami.secret").write_text("s3cret-pass\n")
+    loop = asyncio.new_event_loop()
+    ami = FakeAmi()
+    serving = threading.Thread(target=loop.run_forever, daemon=True)
+    serving.start()
+    asyncio.run_coroutine_threadsafe(ami.start(), loop).result(5)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    proc, seen = start_engine(data, "--audiosocket", f"127.0.0.1:{port}",
+                              "--ami", f"127.0.0.1:{ami.port}",
+                              "--ami-secret-file", str(tmp_path / "ami.secret"),
+                              until="AMI client for")
+    try:
+        for _ in range(100):
+            if ami.logins:
+                break
+            threading.Event().wait(0.05)
+        assert ami.logins == 1, "".join(seen)
+        call_id = uuid.uuid4()
+        loop.call_soon_threadsafe(ami.send, var_set(str(call_id), 3))
+        conn = socket.create_connection(("127.0.0.1", port), timeout=5)
+        with conn:
+            conn.sendall(protocol.uuid_msg(call_id))
+            for _ in range(50):
+                conn.sendall(protocol.audio(bytes(320)))
+            got = b""
+            while len(got) < 50 * 323:
+                chunk = conn.recv(65536)
+                assert chunk, "the engine closed the call"
+                got += chunk
+        prompts = PromptLibrary()
+        assert protocol.audio(prompts.get("rec_welcome", "zh").frames[0]) in got
+        assert protocol.audio(prompts.get("welcome", "zh").frames[0]) not in got
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        asyncio.run_coroutine_threadsafe(ami.close(), loop).result(5)
+        loop.call_soon_threadsafe(loop.stop)
+        serving.join(5)
+        loop.close()
+    assert proc.returncode == 0, out
+    assert "(port 3) from 13800138000" in "".join(seen) + out
+
+
+def test_engine_refuses_an_ami_without_its_secret(tmp_path: Path) -> None:
+    res = appliance("engine", "--data", str(tmp_path), "--ami", "127.0.0.1:5038")
+    assert res.returncode == 2 and "--ami needs --ami-secret-file" in res.stderr
+    res = appliance("engine", "--data", str(tmp_path), "--ami", "127.0.0.1:5038",
+                    "--ami-secret-file", str(tmp_path / "nope"))
+    assert res.returncode == 2 and "cannot read" in res.stderr and "nope" in res.stderr
+    res = appliance("engine", "--data", str(tmp_path), "--ami", "asterisk",
+                    "--ami-secret-file", str(tmp_path / "nope"))
+    assert res.returncode == 2 and "expected HOST:PORT, got 'asterisk'" in res.stderr

@@ -31,6 +31,7 @@ from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 from sqlite_utils import Database
 
+from appliance.box import dialplan
 from appliance.box import ports as box_ports
 from appliance.box import settings as box
 from appliance.box.ports import Port, PortError
@@ -148,7 +149,8 @@ def events() -> Response:
 def config() -> ResponseReturnValue:
     ports = box.load_ports(store())
     return render_template("lines/config.html", system_conf=box_ports.system_conf(ports),
-                           chan_dahdi_conf=box_ports.chan_dahdi_conf(ports), ports=ports)
+                           chan_dahdi_conf=box_ports.chan_dahdi_conf(ports),
+                           extensions_conf=dialplan.extensions_conf(), ports=ports)
 
 
 # ---------------------------------------------------------------------------- ports

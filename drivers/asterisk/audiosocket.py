@@ -24,6 +24,7 @@ from types import MappingProxyType
 from typing import cast
 
 from appliance.media.frame import FRAME_BYTES
+from drivers.asterisk.channels import WAIT_S, ChannelInfo, ChannelMap
 from drivers.asterisk.protocol import (
     AUDIO_FRAME_HEADER,
     AUDIO_MESSAGE_BYTES,
@@ -70,11 +71,10 @@ class AudioSocketLine(Line):
     """One Asterisk call. Its id is the UUID the dialplan gave ``AudioSocket()``."""
 
     def __init__(self, line_id: str, connection: AudioSocketConnection) -> None:
-        # Asterisk does not send the numbers; the AMI client fills caller/callee later.
+        # AudioSocket carries only the call's UUID: its port, caller and number dialled
+        # come from the AMI (drivers.asterisk.channels) when the driver has a ChannelMap,
+        # set before the engine is offered the line; without one they stay unknown.
         super().__init__(line_id, Direction.INBOUND)
-        # ``port`` stays None: AudioSocket carries only the call's UUID, and which DAHDI
-        # channel the call came in on takes AMI (its channel events map the UUID to the
-        # channel), a later issue. Until then these calls follow the default route.
         self._connection = connection
         self._transport = connection.transport
         #: outbound frames dropped because Asterisk stopped reading (see WRITE_BUFFER_HIGH)
@@ -243,6 +243,33 @@ class AudioSocketConnection(asyncio.Protocol):
         self.line = line
         driver._lines[line_id] = line
         log.info("AudioSocket call %s from %s", line_id, self.peer)
+        if driver.channels is not None:
+            info = driver.channels.take(line_id)
+            if info is None:
+                # Its channel's AMI event is still on its way (another connection): offer
+                # the line once it comes, or without it after a moment. Frames that come
+                # meanwhile queue on the line as usual.
+                task = asyncio.create_task(self._offer_when_known(line, driver.channels))
+                driver._offering.add(task)
+                task.add_done_callback(driver._offering.discard)
+                return line
+            _fill(line, info)
+        return self._hand_over(line)
+
+    async def _offer_when_known(self, line: AudioSocketLine, channels: ChannelMap) -> None:
+        info = await channels.wait(line.id)
+        if line.ended:
+            return  # Asterisk hung up meanwhile; connection_lost has said so
+        if info is None:
+            log.warning("AudioSocket call %s: no AMI event named its channel within %g s; "
+                        "offered without its port and numbers", line.id, WAIT_S)
+        else:
+            _fill(line, info)
+        self._hand_over(line)
+
+    def _hand_over(self, line: AudioSocketLine) -> AudioSocketLine | None:
+        driver = self._driver
+        line_id = line.id
         # Asterisk hangs up after 2 s without a frame either way. Nothing is needed for the
         # gap until the engine's first tick with this line: the engine attaches new lines on
         # its next tick (<= 20 ms) and from then on writes a frame every tick, silence if it
@@ -292,8 +319,12 @@ class AudioSocketDriver(Driver):
 
     name = "asterisk"
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 9092) -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int = 9092, *,
+                 channels: ChannelMap | None = None) -> None:
         self.host = host
+        #: each call's channel and numbers from the AMI (None: no AMI, they stay unknown)
+        self.channels = channels
+        self._offering: set[asyncio.Task[None]] = set()
         #: the bound port once started (useful when 0 asked for any free port)
         self.port = port
         self._server: asyncio.Server | None = None
@@ -320,9 +351,11 @@ class AudioSocketDriver(Driver):
 
     def port_states(self) -> list[PortStatus]:
         """The calls Asterisk has handed over, each in call (AudioSocket() runs only on an
-        answered channel). AudioSocket does not say which DAHDI channel a call came in on,
-        so ``port`` is empty: naming it, and idle or alarmed channels, needs the AMI."""
-        return [PortStatus("", PortState.IN_CALL, call=line.id, direction="in")
+        answered channel), with the DAHDI channel the AMI named (empty when it did not:
+        no AMI, or its event never came). Idle and alarmed channels are not listed: those
+        take AMI's DAHDIShowChannels, which this driver does not ask yet."""
+        return [PortStatus("" if line.port is None else str(line.port), PortState.IN_CALL,
+                           call=line.id, direction="in")
                 for line in self._lines.values() if not line.ended]
 
     async def start(self, accept: AcceptLine) -> None:
@@ -343,6 +376,8 @@ class AudioSocketDriver(Driver):
             return
         self._server = None
         server.close()
+        for task in list(self._offering):
+            task.cancel()  # calls still waiting for their AMI event are not offered now
         connections = list(self._connections)
         for connection in connections:
             if connection.line is not None:
@@ -362,6 +397,12 @@ class AudioSocketDriver(Driver):
         await server.wait_closed()
         self._accept = _refuse
         log.info("AudioSocket server stopped")
+
+
+def _fill(line: AudioSocketLine, info: ChannelInfo) -> None:
+    line.port, line.caller, line.callee = info.port, info.caller, info.callee
+    log.info("AudioSocket call %s is %s (port %s) from %s to %s", line.id, info.channel,
+             info.port, info.caller or "an unknown number", info.callee or "the line")
 
 
 def _refuse(line: Line) -> None:

@@ -29,6 +29,7 @@ from drivers.asterisk.audiosocket import (
     AudioSocketDriver,
     AudioSocketLine,
 )
+from drivers.asterisk.channels import ChannelMap
 from drivers.asterisk.protocol import (
     HANGUP_MESSAGE,
     KIND_AUDIO,
@@ -343,10 +344,13 @@ def hangups(line: Line) -> list[LineEvent]:
 
 
 @contextlib.asynccontextmanager
-async def serving() -> AsyncIterator[tuple[AudioSocketDriver, Engine, list[FakeAsterisk]]]:
-    """A started driver, the engine double, and a list whose fakes are closed afterwards."""
+async def serving(
+    channels: ChannelMap | None = None,
+) -> AsyncIterator[tuple[AudioSocketDriver, Engine, list[FakeAsterisk]]]:
+    """A started driver (naming its calls' channels from ``channels`` when given), the
+    engine double, and a list whose fakes are closed afterwards."""
     engine = Engine()
-    driver = AudioSocketDriver(port=0)
+    driver = AudioSocketDriver(port=0, channels=channels)
     await driver.start(engine.accept)
     fakes: list[FakeAsterisk] = []
     try:

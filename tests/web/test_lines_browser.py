@@ -67,3 +67,5 @@ def test_admin_adds_a_port_and_watches_the_line_live(
     page.get_by_role("link", name="这些端口的 DAHDI 配置").click()
     expect(page.locator("#system-conf")).to_contain_text("fxsks=1")
     expect(page.locator("#chan-dahdi-conf")).to_contain_text("cidsignalling=bell")
+    expect(page.locator("#extensions-conf")).to_contain_text(
+        "AudioSocket(${CUT(APPLIANCE_CALL,/,1)},127.0.0.1:9092)")
