@@ -139,12 +139,16 @@ async def _engine(data: Path, audiosocket: str, sim: bool, flow_name: str,
 
         host, port = _address(audiosocket, "--audiosocket")
         channels = ChannelMap() if ami_account is not None else None
-        drivers.append(AudioSocketDriver(host, port, channels=channels))
-        if ami_account is not None and channels is not None:
+        asterisk = AudioSocketDriver(host, port, channels=channels)
+        drivers.append(asterisk)
+        if ami_account is not None:
             from drivers.asterisk.ami import AmiClient
 
             ami_host, ami_port, user, secret = ami_account
-            ami = AmiClient(ami_host, ami_port, user, secret, on_event=channels.on_event)
+            # Its events name inbound calls' channels and follow outbound calls; through
+            # it the driver dials out.
+            ami = asterisk.ami = AmiClient(ami_host, ami_port, user, secret,
+                                           on_event=asterisk.on_ami_event)
     if not drivers and not sim:
         raise click.UsageError("no driver configured: give --audiosocket or --sim")
     store = Store(dirs.database)
@@ -169,9 +173,11 @@ async def _engine(data: Path, audiosocket: str, sim: bool, flow_name: str,
     if flow_name == "insurance":
         from appliance.ivr.service import insurance_ivr
 
-        # Callback faxes need a line to dial out on: Asterisk's comes with AMI; until then
-        # the simulated exchange's when it runs.
+        # Callback faxes need a line to dial out on: Asterisk's when the AMI is there to
+        # dial, else the simulated exchange's when it runs.
         fax_driver = next((d for d in drivers if d.name == "sim"), None)
+        if ami is not None:
+            fax_driver = next(d for d in drivers if d.name == "asterisk")
         from appliance.conference import DEFAULT_NUMBER, Conferences
 
         rooms = Conferences(store)
@@ -207,7 +213,7 @@ async def _engine(data: Path, audiosocket: str, sim: bool, flow_name: str,
         if ami is not None:
             await ami.start()
             click.echo(f"AMI client for {ami.host}:{ami.port}: names each AudioSocket "
-                       "call's port and numbers")
+                       "call's port and numbers, and dials out")
         resends = None
         if fax_driver is not None and not run_task.done():
             from appliance.fax.requests import serve_resend_requests

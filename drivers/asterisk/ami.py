@@ -101,18 +101,21 @@ class AmiClient:
             await asyncio.gather(task, return_exceptions=True)
 
     # -- actions ---------------------------------------------------------------------------
-    async def action(self, name: str, fields: Mapping[str, str] | None = None) -> Message:
+    async def action(self, name: str, fields: Mapping[str, str] | None = None, *,
+                     action_id: str = "") -> Message:
         """Send action ``name`` with ``fields``; return its response, or raise AmiError
-        (Asterisk said Error, no answer in time, or no connection)."""
+        (Asterisk said Error, no answer in time, or no connection). ``action_id``: the
+        ActionID to send (events an action causes, such as OriginateResponse, carry it);
+        by default one of the client's own."""
         writer = self._writer
         if writer is None or not self.logged_in.is_set():
             raise AmiError(f"{name}: not connected to Asterisk's AMI at {self.host}:{self.port}"
                            + (f" ({self.last_error})" if self.last_error else ""))
-        return await self._send(writer, name, dict(fields or {}))
+        return await self._send(writer, name, dict(fields or {}), action_id)
 
     async def _send(self, writer: asyncio.StreamWriter, name: str,
-                    fields: dict[str, str]) -> Message:
-        action_id = f"appliance-{next(self._ids)}"
+                    fields: dict[str, str], action_id: str = "") -> Message:
+        action_id = action_id or f"appliance-{next(self._ids)}"
         future: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
         self._pending[action_id] = future
         try:
@@ -204,16 +207,17 @@ class AmiClient:
             self._dispatch(message)
 
     def _dispatch(self, message: Message) -> None:
-        if "Response" in message:
-            future = self._pending.get(message.get("ActionID", ""))
-            if future is not None and not future.done():
-                future.set_result(message)
-            return
+        # Events first: some carry a Response field of their own (OriginateResponse).
         if "Event" in message:
             try:
                 self._on_event(message)
             except Exception:
                 log.exception("AMI event %s: the handler failed", message.get("Event"))
+            return
+        if "Response" in message:
+            future = self._pending.get(message.get("ActionID", ""))
+            if future is not None and not future.done():
+                future.set_result(message)
 
     def _disconnected(self) -> None:
         self.logged_in.clear()

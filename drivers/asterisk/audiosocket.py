@@ -16,14 +16,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import uuid
 from array import array
+from collections import OrderedDict
 from collections.abc import Mapping
 from time import monotonic
 from types import MappingProxyType
 from typing import cast
 
 from appliance.media.frame import FRAME_BYTES
+from drivers.asterisk.ami import AmiClient, AmiError, Message
 from drivers.asterisk.channels import WAIT_S, ChannelInfo, ChannelMap
 from drivers.asterisk.protocol import (
     AUDIO_FRAME_HEADER,
@@ -37,7 +40,10 @@ from drivers.asterisk.protocol import (
     ProtocolError,
 )
 from drivers.base import (
+    CAUSE_BUSY,
+    CAUSE_CONGESTION,
     CAUSE_LINE_DROPPED,
+    CAUSE_NO_ANSWER,
     CAUSE_NORMAL,
     CAUSE_PROTOCOL,
     CAUSE_REMOTE,
@@ -66,24 +72,51 @@ WRITE_BUFFER_HIGH = 4 * (3 + FRAME_BYTES)
 #: how long stop() waits for closed connections to finish before aborting them
 STOP_GRACE_S = 1.0
 
+#: outbound calls go out on chan_dahdi's dial group 1: the trunks not reserved for inbound
+#: (appliance.box.ports.GROUP_OUTBOUND), the first free one
+DIAL_PREFIX = "DAHDI/g1/"
+#: how long Asterisk lets an outbound channel ring before it gives up (Originate Timeout);
+#: the engine's own ring timeout ends an analog call sooner, by its audio
+ORIGINATE_TIMEOUT_MS = 60_000
+DIALABLE = re.compile(r"[0-9*#]{1,32}")
+#: OriginateResponse's Reason (an AST_CONTROL value, reference/telephony.md) as the cause
+#: an outbound line ends with; 0 is "no channel at all" (every trunk taken, or down)
+ORIGINATE_CAUSES = {"0": CAUSE_CONGESTION, "1": CAUSE_REMOTE, "3": CAUSE_NO_ANSWER,
+                    "5": CAUSE_BUSY, "8": CAUSE_CONGESTION}
+#: the Q.850 cause of a Hangup event before the call connected
+HANGUP_CAUSES = {"17": CAUSE_BUSY, "18": CAUSE_NO_ANSWER, "19": CAUSE_NO_ANSWER,
+                 "21": CAUSE_REMOTE, "34": CAUSE_CONGESTION, "38": CAUSE_CONGESTION,
+                 "42": CAUSE_CONGESTION}
+_DAHDI_CHANNEL = re.compile(r"DAHDI/(\d+)-\d+")
+MAX_CANCELLED = 1024
+
 
 class AudioSocketLine(Line):
-    """One Asterisk call. Its id is the UUID the dialplan gave ``AudioSocket()``."""
+    """One Asterisk call. Its id is the UUID the dialplan gave ``AudioSocket()`` (or the
+    driver gave an outbound call's Originate)."""
 
-    def __init__(self, line_id: str, connection: AudioSocketConnection) -> None:
+    def __init__(self, line_id: str, connection: AudioSocketConnection | None,
+                 direction: Direction = Direction.INBOUND, callee: str = "") -> None:
         # AudioSocket carries only the call's UUID: its port, caller and number dialled
         # come from the AMI (drivers.asterisk.channels) when the driver has a ChannelMap,
         # set before the engine is offered the line; without one they stay unknown.
-        super().__init__(line_id, Direction.INBOUND)
+        super().__init__(line_id, direction, callee=callee)
+        # None while an outbound call rings: Asterisk connects once the channel is up.
         self._connection = connection
-        self._transport = connection.transport
         #: outbound frames dropped because Asterisk stopped reading (see WRITE_BUFFER_HIGH)
         self.frames_unsent = 0
+        #: an outbound call's channel, as AMI's Newchannel names it (to hang it up)
+        self.channel = ""
+        self._driver: AudioSocketDriver | None = None  # an outbound call's, to cancel it
 
     @property
     def peer(self) -> str:
         """Asterisk's address and port, for logs."""
-        return self._connection.peer
+        return self._connection.peer if self._connection is not None else "(not connected)"
+
+    def _bind(self, connection: AudioSocketConnection) -> None:
+        """The AudioSocket connection of an outbound call has come: audio flows."""
+        self._connection = connection
 
     def write_frame(self, frame: bytes) -> None:
         # Called once per tick by the engine, which paces; write at once, in one write, so
@@ -94,10 +127,13 @@ class AudioSocketLine(Line):
             raise LineError(
                 f"line {self.id}: a frame is {FRAME_BYTES} bytes of slin, got {len(frame)}"
             )
-        if self._connection.paused:
+        connection = self._connection
+        if connection is None:
+            return  # an outbound call still dialling: no audio goes anywhere yet
+        if connection.paused:
             self.frames_unsent += 1
             return
-        self._transport.write(AUDIO_FRAME_HEADER + frame)
+        connection.transport.write(AUDIO_FRAME_HEADER + frame)
 
     def answer(self) -> None:
         # AudioSocket() only runs on an answered channel: nothing to send.
@@ -108,7 +144,10 @@ class AudioSocketLine(Line):
         if self.state is _ENDED:
             return
         self._end(cause)
-        self._connection.close(send_hangup=True)
+        if self._connection is not None:
+            self._connection.close(send_hangup=True)
+        elif self._driver is not None:
+            self._driver._cancel(self)  # dialling: Asterisk hangs the channel up
 
     def _end(self, cause: str) -> None:
         """Mark the line ended: one HANGUP event, whichever side ended it."""
@@ -232,6 +271,19 @@ class AudioSocketConnection(asyncio.Protocol):
     def _offer(self, payload: bytes) -> AudioSocketLine | None:
         line_id = str(uuid.UUID(bytes=payload))
         driver = self._driver
+        dialled = driver._outbound.pop(line_id, None)
+        if dialled is not None:
+            # An outbound call this driver placed: the engine has its line already.
+            dialled._bind(self)
+            self.line = dialled
+            log.info("AudioSocket call %s to %s connected from %s", line_id, dialled.callee,
+                     self.peer)
+            return dialled
+        if line_id in driver._cancelled:
+            log.info("AudioSocket call %s: the engine hung it up while it was dialled",
+                     line_id)
+            self.close(send_hangup=True)
+            return None
         other = driver._lines.get(line_id)
         if other is not None:
             self._protocol_error(
@@ -320,8 +372,16 @@ class AudioSocketDriver(Driver):
     name = "asterisk"
 
     def __init__(self, host: str = "127.0.0.1", port: int = 9092, *,
-                 channels: ChannelMap | None = None) -> None:
+                 channels: ChannelMap | None = None, dial_prefix: str = DIAL_PREFIX) -> None:
         self.host = host
+        #: the AMI client that places outbound calls (None: the driver cannot); it must hand
+        #: its events to :meth:`on_ami_event`
+        self.ami: AmiClient | None = None
+        self.dial_prefix = dial_prefix
+        # Outbound calls until their AudioSocket connection comes, by UUID; and the UUIDs
+        # of those the engine hung up before, so a late connection is refused.
+        self._outbound: dict[str, AudioSocketLine] = {}
+        self._cancelled: OrderedDict[str, None] = OrderedDict()
         #: each call's channel and numbers from the AMI (None: no AMI, they stay unknown)
         self.channels = channels
         self._offering: set[asyncio.Task[None]] = set()
@@ -349,13 +409,118 @@ class AudioSocketDriver(Driver):
         """Live calls by UUID (the AMI client finds a channel's line here)."""
         return MappingProxyType(self._lines)
 
+    # -- outbound calls, placed through the AMI -----------------------------------------------
+    @property
+    def connect_address(self) -> str:
+        """Where Asterisk connects an outbound call's AudioSocket: this server."""
+        host = "127.0.0.1" if self.host in ("", "0.0.0.0", "::") else self.host
+        return f"{host}:{self.port}"
+
+    async def originate(self, number: str, caller: str = "") -> Line:
+        """Dial ``number`` on an outbound trunk through the AMI (``Originate`` of the
+        channel into ``AudioSocket()`` with a UUID of ours, asynchronous). The line is
+        DIALING at once; its audio comes when Asterisk has the channel up and connects
+        here (an analog port: when dialing ends, so the engine's call-progress analysis
+        hears the ringing; a digital trunk: on the answer). Busy, no answer and
+        congestion before that come as AMI events and end the line with that cause."""
+        ami = self.ami
+        if ami is None:
+            raise LineError(f"driver {self.name!r} cannot place outbound calls without the "
+                            "AMI (appliance engine --ami)")
+        if not DIALABLE.fullmatch(number):
+            raise LineError(f"{number!r} is not a number to dial (digits, * and #)")
+        line_id = str(uuid.uuid4())
+        line = AudioSocketLine(line_id, None, Direction.OUTBOUND, callee=number)
+        line.caller = caller
+        line._driver = self
+        self._outbound[line_id] = line
+        self._lines[line_id] = line
+        fields = {"Channel": f"{self.dial_prefix}{number}", "Application": "AudioSocket",
+                  "Data": f"{line_id},{self.connect_address}", "Async": "true",
+                  "ChannelId": line_id, "Timeout": str(ORIGINATE_TIMEOUT_MS)}
+        if caller:
+            fields["CallerID"] = caller
+        try:
+            await ami.action("Originate", fields, action_id=f"originate-{line_id}")
+        except AmiError as exc:
+            self._forget(line)
+            line._end(CAUSE_CONGESTION)
+            raise LineError(f"{number}: Asterisk did not place the call: {exc}") from None
+        log.info("AudioSocket call %s: dialling %s", line_id, number)
+        return line
+
+    def on_ami_event(self, event: Message) -> None:
+        """Every AMI event: the inbound calls' channels, and the outbound calls' progress
+        before their AudioSocket connection (the AMI client calls this)."""
+        if self.channels is not None:
+            self.channels.on_event(event)
+        kind = event.get("Event")
+        if kind not in ("Newchannel", "OriginateResponse", "Hangup"):
+            return
+        call = event.get("Uniqueid", "")
+        if call not in self._outbound:
+            call = event.get("ActionID", "").removeprefix("originate-")
+        line = self._outbound.get(call)
+        if line is None:
+            if kind == "Newchannel" and call in self._cancelled:
+                self._hang_up_channel(event.get("Channel", ""))  # hung up while dialled
+            return
+        if kind == "Newchannel":
+            line.channel = event.get("Channel", "")
+            found = _DAHDI_CHANNEL.fullmatch(line.channel)
+            line.port = int(found.group(1)) if found else None
+        elif kind == "OriginateResponse" and event.get("Response", "").lower() == "failure":
+            reason = event.get("Reason", "")
+            self._failed(line, ORIGINATE_CAUSES.get(reason, CAUSE_CONGESTION),
+                         f"Originate failed, reason {reason}")
+        elif kind == "Hangup":
+            cause = event.get("Cause", "")
+            self._failed(line, HANGUP_CAUSES.get(cause, CAUSE_REMOTE),
+                         f"hung up before it connected, cause {cause} "
+                         f"({event.get('Cause-txt', '')})")
+
+    def _failed(self, line: AudioSocketLine, cause: str, why: str) -> None:
+        log.info("AudioSocket call %s to %s: %s: %s", line.id, line.callee, why, cause)
+        self._forget(line)
+        line._end(cause)
+
+    def _forget(self, line: AudioSocketLine) -> None:
+        self._outbound.pop(line.id, None)
+        if self._lines.get(line.id) is line:
+            del self._lines[line.id]
+
+    def _cancel(self, line: AudioSocketLine) -> None:
+        """The engine hung up an outbound call still dialling: Asterisk hangs the channel
+        up, and its AudioSocket connection, if it still comes, is refused."""
+        self._forget(line)
+        self._cancelled[line.id] = None
+        while len(self._cancelled) > MAX_CANCELLED:
+            self._cancelled.popitem(last=False)
+        self._hang_up_channel(line.channel)
+
+    def _hang_up_channel(self, channel: str) -> None:
+        ami = self.ami
+        if not channel or ami is None:
+            return  # not created yet: its Newchannel event will be answered with a hangup
+        task = asyncio.get_running_loop().create_task(self._ami_hangup(ami, channel))
+        self._offering.add(task)
+        task.add_done_callback(self._offering.discard)
+
+    @staticmethod
+    async def _ami_hangup(ami: AmiClient, channel: str) -> None:
+        try:
+            await ami.action("Hangup", {"Channel": channel, "Cause": "16"})
+        except AmiError as exc:
+            log.warning("AMI: could not hang up %s: %s", channel, exc)
+
     def port_states(self) -> list[PortStatus]:
         """The calls Asterisk has handed over, each in call (AudioSocket() runs only on an
         answered channel), with the DAHDI channel the AMI named (empty when it did not:
         no AMI, or its event never came). Idle and alarmed channels are not listed: those
         take AMI's DAHDIShowChannels, which this driver does not ask yet."""
-        return [PortStatus("" if line.port is None else str(line.port), PortState.IN_CALL,
-                           call=line.id, direction="in")
+        return [PortStatus("" if line.port is None else str(line.port),
+                           PortState.RINGING if line.id in self._outbound else PortState.IN_CALL,
+                           call=line.id, direction=line.direction.value)
                 for line in self._lines.values() if not line.ended]
 
     async def start(self, accept: AcceptLine) -> None:
@@ -376,6 +541,8 @@ class AudioSocketDriver(Driver):
             return
         self._server = None
         server.close()
+        for line in list(self._outbound.values()):
+            line.hangup(CAUSE_SHUTDOWN)  # still dialling: Asterisk is asked to hang up
         for task in list(self._offering):
             task.cancel()  # calls still waiting for their AMI event are not offered now
         connections = list(self._connections)

@@ -36,6 +36,8 @@ class FakeAmi:
     def __init__(self, *, username: str = "appliance", secret: str = "s3cret-pass",
                  banner: bytes = BANNER, answer: bool = True) -> None:
         self.username, self.secret, self.banner, self.answer = username, secret, banner, answer
+        #: actions answered with an Error and this message
+        self.refuse: dict[str, str] = {}
         self.received: list[bytes] = []  # every block clients sent, raw
         self.connections = 0
         self.logins = 0
@@ -90,6 +92,14 @@ class FakeAmi:
                                            "Message: Authentication failed"))
                         await writer.drain()
                         break
+                elif fields.get("Action") in self.refuse:
+                    writer.write(block("Response: Error", f"ActionID: {action_id}",
+                                       f"Message: {self.refuse[fields['Action']]}"))
+                elif fields.get("Action") in ("Originate", "Hangup"):
+                    message = ("Originate successfully queued" if fields["Action"] == "Originate"
+                               else "Channel Hungup")
+                    writer.write(block("Response: Success", f"ActionID: {action_id}",
+                                       f"Message: {message}"))
                 elif fields.get("Action") == "Ping":
                     writer.write(block("Response: Success", f"ActionID: {action_id}",
                                        "Ping: Pong", "Timestamp: 1764150000.000000"))

@@ -16,7 +16,8 @@ from appliance.box import dialplan
 from appliance.box.dialplan import CONTEXTS, ENGINE_CONTEXT, extensions_conf, manager_conf
 from drivers.asterisk.ami import MAX_BLOCK, AmiClient, AmiError, encode, parse
 from drivers.asterisk.channels import CALL_VARIABLE, MAX_ENTRIES, ChannelInfo, ChannelMap
-from tests.drivers._fake_ami import FakeAmi, fake_ami, var_set
+from drivers.base import CAUSE_NO_ANSWER, Direction, LineError, LineState
+from tests.drivers._fake_ami import FakeAmi, block, fake_ami, var_set
 from tests.drivers.test_audiosocket import call, frame, read_frames, run, serving, until
 
 CALL = uuid.UUID("5d2c0b4e-8f1a-4c3e-9b7d-2a6f1e0c9d31")
@@ -315,3 +316,109 @@ def test_the_ami_account_is_local_and_carries_the_events_the_engine_reads() -> N
         manager_conf("appliance", "has a space in it")
     with pytest.raises(ValueError, match="username: lower-case"):
         manager_conf("Admin]\n[x", "s3cret-pass")
+
+
+# -- outbound calls through the AMI ------------------------------------------------------------
+def test_an_outbound_call_is_originated_into_audiosocket_and_its_audio_flows() -> None:
+    async def main() -> None:
+        async with fake_ami() as ami, serving(ChannelMap()) as (driver, engine, fakes):
+            amic = AmiClient("127.0.0.1", ami.port, "appliance", "s3cret-pass",
+                             on_event=driver.on_ami_event, reconnect_delays=FAST)
+            driver.ami = amic
+            await amic.start()
+            await asyncio.wait_for(amic.logged_in.wait(), 3)
+            line = await driver.originate("13800138000", caller="95500")
+            assert line.state is LineState.DIALING and line.direction is Direction.OUTBOUND
+            assert ami.received[-1] == (
+                f"Action: Originate\r\nActionID: originate-{line.id}\r\n"
+                f"Channel: DAHDI/g1/13800138000\r\nApplication: AudioSocket\r\n"
+                f"Data: {line.id},127.0.0.1:{driver.port}\r\nAsync: true\r\n"
+                f"ChannelId: {line.id}\r\nTimeout: 60000\r\nCallerID: 95500\r\n\r\n").encode()
+            line.write_frame(frame(9))  # dialling: nowhere to go yet, and no error
+            ami.send(block("Event: Newchannel", "Channel: DAHDI/2-1", f"Uniqueid: {line.id}"))
+            await until(lambda: line.port == 2)
+            assert [(p.port, p.state.value, p.direction) for p in driver.port_states()] == [
+                ("2", "ringing", "out")]
+            # Asterisk has the channel up and runs AudioSocket() with our UUID.
+            fake = await call(driver, fakes, call_id=uuid.UUID(line.id))
+            await fake.stream([frame(1), frame(2)])
+            assert await read_frames(line, 2) == [frame(1), frame(2)]
+            line.write_frame(frame(3))
+            await fake.wait_bytes(323)
+            assert bytes(fake.received) == b"\x10\x01\x40" + frame(3)
+            assert engine.lines == []  # the engine placed it: nothing is offered
+            line.hangup()
+            await fake.wait_eof()
+            await amic.stop()
+
+    run(main)
+
+
+@pytest.mark.parametrize(("event", "cause"), [
+    (("Event: OriginateResponse", "Response: Failure", "Reason: 5"), "busy"),
+    (("Event: OriginateResponse", "Response: Failure", "Reason: 3"), "no-answer"),
+    (("Event: OriginateResponse", "Response: Failure", "Reason: 0"), "congestion"),
+    (("Event: Hangup", "Cause: 17", "Cause-txt: User busy"), "busy"),
+])
+def test_an_outbound_call_that_fails_before_it_connects_ends_with_the_cause(
+        event: tuple[str, ...], cause: str) -> None:
+    async def main() -> None:
+        async with fake_ami() as ami, serving() as (driver, _engine, _fakes):
+            amic = AmiClient("127.0.0.1", ami.port, "appliance", "s3cret-pass",
+                             on_event=driver.on_ami_event, reconnect_delays=FAST)
+            driver.ami = amic
+            await amic.start()
+            await asyncio.wait_for(amic.logged_in.wait(), 3)
+            line = await driver.originate("13800138000")
+            # OriginateResponse carries the Originate's ActionID; Hangup the channel's id.
+            ids = (f"ActionID: originate-{line.id}", "Uniqueid: <null>") \
+                if "OriginateResponse" in event[0] else (f"Uniqueid: {line.id}",)
+            ami.send(block(*event, *ids))
+            await until(lambda: line.ended)
+            assert line.end_cause == cause and not driver.lines
+            await amic.stop()
+
+    run(main)
+
+
+def test_hanging_up_while_dialling_hangs_the_channel_up_and_refuses_its_late_audio() -> None:
+    async def main() -> None:
+        async with fake_ami() as ami, serving() as (driver, engine, fakes):
+            amic = AmiClient("127.0.0.1", ami.port, "appliance", "s3cret-pass",
+                             on_event=driver.on_ami_event, reconnect_delays=FAST)
+            driver.ami = amic
+            await amic.start()
+            await asyncio.wait_for(amic.logged_in.wait(), 3)
+            line = await driver.originate("13800138000")
+            ami.send(block("Event: Newchannel", "Channel: DAHDI/4-1", f"Uniqueid: {line.id}"))
+            await until(lambda: line.channel == "DAHDI/4-1")
+            line.hangup(CAUSE_NO_ANSWER)  # the engine's ring timeout
+            await until(lambda: any(b.startswith(b"Action: Hangup") for b in ami.received))
+            assert ami.received[-1].endswith(b"Channel: DAHDI/4-1\r\nCause: 16\r\n\r\n")
+            fake = await call(driver, fakes, call_id=uuid.UUID(line.id))  # too late
+            await fake.wait_eof()
+            assert bytes(fake.received) == b"\x00\x00\x00" and engine.lines == []
+            await amic.stop()
+
+    run(main)
+
+
+def test_an_originate_asterisk_refuses_is_a_line_error_naming_why() -> None:
+    async def main() -> None:
+        async with fake_ami() as ami, serving() as (driver, _engine, _fakes):
+            ami.refuse["Originate"] = "Originate failed"
+            amic = AmiClient("127.0.0.1", ami.port, "appliance", "s3cret-pass",
+                             on_event=driver.on_ami_event, reconnect_delays=FAST)
+            driver.ami = amic
+            await amic.start()
+            await asyncio.wait_for(amic.logged_in.wait(), 3)
+            with pytest.raises(LineError, match="10086: Asterisk did not place the call: "
+                                                "Originate: Asterisk refused it: Originate "
+                                                "failed"):
+                await driver.originate("10086")
+            with pytest.raises(LineError, match="is not a number to dial"):
+                await driver.originate("10086\r\nAction: Logoff")
+            assert not driver.lines
+            await amic.stop()
+
+    run(main)
