@@ -82,6 +82,8 @@ class AmiClient:
         self._answer_timeout = answer_timeout
         self._writer: asyncio.StreamWriter | None = None
         self._pending: dict[str, asyncio.Future[Message]] = {}
+        # The events of list actions still coming, by ActionID (see action_list).
+        self._lists: dict[str, list[Message]] = {}
         self._ids = itertools.count(1)
         self._task: asyncio.Task[None] | None = None
         self.logged_in = asyncio.Event()
@@ -112,6 +114,27 @@ class AmiClient:
             raise AmiError(f"{name}: not connected to Asterisk's AMI at {self.host}:{self.port}"
                            + (f" ({self.last_error})" if self.last_error else ""))
         return await self._send(writer, name, dict(fields or {}), action_id)
+
+    async def action_list(self, name: str, complete: str,
+                          fields: Mapping[str, str] | None = None) -> list[Message]:
+        """A list action (``DAHDIShowChannels``, ...): Asterisk answers, then sends one
+        event per item carrying the action's ActionID and ends with the event
+        ``complete``; returns the items. Raises AmiError as :meth:`action` does."""
+        action_id = f"appliance-{next(self._ids)}"
+        items = self._lists[action_id] = []
+        done: asyncio.Future[Message] = asyncio.get_running_loop().create_future()
+        self._pending[f"{action_id}/{complete}"] = done
+        try:
+            await self.action(name, fields, action_id=action_id)
+            try:
+                await asyncio.wait_for(done, self._answer_timeout)
+            except TimeoutError:
+                raise AmiError(f"{name}: the list did not end ({complete}) within "
+                               f"{self._answer_timeout:g} s") from None
+            return items
+        finally:
+            self._lists.pop(action_id, None)
+            self._pending.pop(f"{action_id}/{complete}", None)
 
     async def _send(self, writer: asyncio.StreamWriter, name: str,
                     fields: dict[str, str], action_id: str = "") -> Message:
@@ -209,6 +232,15 @@ class AmiClient:
     def _dispatch(self, message: Message) -> None:
         # Events first: some carry a Response field of their own (OriginateResponse).
         if "Event" in message:
+            action_id = message.get("ActionID", "")
+            items = self._lists.get(action_id)
+            if items is not None:  # an item of a list action, or its end
+                end = self._pending.get(f"{action_id}/{message['Event']}")
+                if end is not None and not end.done():
+                    end.set_result(message)
+                else:
+                    items.append(message)
+                return
             try:
                 self._on_event(message)
             except Exception:

@@ -89,6 +89,10 @@ HANGUP_CAUSES = {"17": CAUSE_BUSY, "18": CAUSE_NO_ANSWER, "19": CAUSE_NO_ANSWER,
                  "42": CAUSE_CONGESTION}
 _DAHDI_CHANNEL = re.compile(r"DAHDI/(\d+)-\d+")
 MAX_CANCELLED = 1024
+#: how often the driver asks the AMI for every DAHDI channel (idle ports, alarms)
+CHANNELS_REFRESH_S = 5.0
+#: chan_dahdi's alarm text for a channel that is fine
+NO_ALARM = "No Alarm"
 
 
 class AudioSocketLine(Line):
@@ -382,6 +386,11 @@ class AudioSocketDriver(Driver):
         # of those the engine hung up before, so a late connection is refused.
         self._outbound: dict[str, AudioSocketLine] = {}
         self._cancelled: OrderedDict[str, None] = OrderedDict()
+        # Every DAHDI channel and its alarm as the AMI last listed them (empty: unknown),
+        # refreshed while started with an AMI; the trunks kept for inbound calls.
+        self._dahdi: dict[int, str] = {}
+        self._reserved: frozenset[int] = frozenset()
+        self._refresher: asyncio.Task[None] | None = None
         #: each call's channel and numbers from the AMI (None: no AMI, they stay unknown)
         self.channels = channels
         self._offering: set[asyncio.Task[None]] = set()
@@ -518,10 +527,46 @@ class AudioSocketDriver(Driver):
         answered channel), with the DAHDI channel the AMI named (empty when it did not:
         no AMI, or its event never came). Idle and alarmed channels are not listed: those
         take AMI's DAHDIShowChannels, which this driver does not ask yet."""
-        return [PortStatus("" if line.port is None else str(line.port),
-                           PortState.RINGING if line.id in self._outbound else PortState.IN_CALL,
-                           call=line.id, direction=line.direction.value)
-                for line in self._lines.values() if not line.ended]
+        calls = [line for line in self._lines.values() if not line.ended]
+        out = [PortStatus("" if line.port is None else str(line.port),
+                          PortState.RINGING if line.id in self._outbound else PortState.IN_CALL,
+                          call=line.id, direction=line.direction.value,
+                          reserved_inbound=line.port in self._reserved)
+               for line in calls]
+        taken = {line.port for line in calls}
+        for channel, alarm in sorted(self._dahdi.items()):
+            if channel in taken:
+                continue
+            ok = alarm in (NO_ALARM, "")
+            out.append(PortStatus(str(channel), PortState.IDLE if ok else PortState.ALARM,
+                                  reserved_inbound=channel in self._reserved,
+                                  detail="" if ok else alarm))
+        return out
+
+    def reserve_inbound(self, ports: frozenset[str]) -> None:
+        # Asterisk keeps them out of dial group 1 (the box's chan_dahdi.conf); noted here
+        # only so the lines page shows them.
+        self._reserved = frozenset(int(p) for p in ports if p.isdigit())
+
+    async def _refresh_channels(self, ami: AmiClient) -> None:
+        """Every few seconds, every DAHDI channel and its alarm from the AMI: the idle and
+        the alarmed ports the calls alone do not show."""
+        said = ""
+        while True:
+            await ami.logged_in.wait()
+            try:
+                items = await ami.action_list("DAHDIShowChannels", "DAHDIShowChannelsComplete")
+            except AmiError as exc:
+                self._dahdi = {}
+                if str(exc) != said:  # once, not every few seconds
+                    said = str(exc)
+                    log.warning("AMI: the DAHDI channels are not known: %s", exc)
+            else:
+                said = ""
+                self._dahdi = {int(item["DAHDIChannel"]): item.get("Alarm", "")
+                               for item in items
+                               if item.get("DAHDIChannel", "").isdigit()}
+            await asyncio.sleep(CHANNELS_REFRESH_S)
 
     async def start(self, accept: AcceptLine) -> None:
         if self._server is not None:
@@ -534,6 +579,8 @@ class AudioSocketDriver(Driver):
         )
         self.port = self._server.sockets[0].getsockname()[1]
         log.info("AudioSocket server listening on %s:%d", self.host, self.port)
+        if self.ami is not None:
+            self._refresher = asyncio.create_task(self._refresh_channels(self.ami))
 
     async def stop(self) -> None:
         server = self._server
@@ -541,6 +588,9 @@ class AudioSocketDriver(Driver):
             return
         self._server = None
         server.close()
+        if self._refresher is not None:
+            self._refresher.cancel()
+            self._refresher = None
         for line in list(self._outbound.values()):
             line.hangup(CAUSE_SHUTDOWN)  # still dialling: Asterisk is asked to hang up
         for task in list(self._offering):

@@ -38,6 +38,8 @@ class FakeAmi:
         self.username, self.secret, self.banner, self.answer = username, secret, banner, answer
         #: actions answered with an Error and this message
         self.refuse: dict[str, str] = {}
+        #: the DAHDI channels DAHDIShowChannels lists, with their alarm
+        self.dahdi: dict[int, str] = {}
         self.received: list[bytes] = []  # every block clients sent, raw
         self.connections = 0
         self.logins = 0
@@ -95,6 +97,20 @@ class FakeAmi:
                 elif fields.get("Action") in self.refuse:
                     writer.write(block("Response: Error", f"ActionID: {action_id}",
                                        f"Message: {self.refuse[fields['Action']]}"))
+                elif fields.get("Action") == "DAHDIShowChannels":
+                    writer.write(block("Response: Success", f"ActionID: {action_id}",
+                                       "EventList: start",
+                                       "Message: DAHDI channel status will follow"))
+                    for channel, alarm in sorted(self.dahdi.items()):
+                        writer.write(block(
+                            "Event: DAHDIShowChannels", f"ActionID: {action_id}",
+                            f"DAHDIChannel: {channel}", "Signalling: FXS Kewlstart",
+                            "SignallingCode: 2", "Context: from-pstn", "DND: Disabled",
+                            f"Alarm: {alarm}", "Description: "))
+                    writer.write(block("Event: DAHDIShowChannelsComplete",
+                                       f"ActionID: {action_id}", "EventList: Complete",
+                                       f"ListItems: {len(self.dahdi)}",
+                                       f"Items: {len(self.dahdi)}"))
                 elif fields.get("Action") in ("Originate", "Hangup"):
                     message = ("Originate successfully queued" if fields["Action"] == "Originate"
                                else "Channel Hungup")

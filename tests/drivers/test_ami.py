@@ -15,9 +15,11 @@ import pytest
 from appliance.box import dialplan
 from appliance.box.dialplan import CONTEXTS, ENGINE_CONTEXT, extensions_conf, manager_conf
 from drivers.asterisk.ami import MAX_BLOCK, AmiClient, AmiError, encode, parse
+from drivers.asterisk.audiosocket import AudioSocketDriver
 from drivers.asterisk.channels import CALL_VARIABLE, MAX_ENTRIES, ChannelInfo, ChannelMap
-from drivers.base import CAUSE_NO_ANSWER, Direction, LineError, LineState
+from drivers.base import CAUSE_NO_ANSWER, Direction, Line, LineError, LineState
 from tests.drivers._fake_ami import FakeAmi, block, fake_ami, var_set
+from tests.drivers._fake_asterisk import FakeAsterisk
 from tests.drivers.test_audiosocket import call, frame, read_frames, run, serving, until
 
 CALL = uuid.UUID("5d2c0b4e-8f1a-4c3e-9b7d-2a6f1e0c9d31")
@@ -422,3 +424,52 @@ def test_an_originate_asterisk_refuses_is_a_line_error_naming_why() -> None:
             await amic.stop()
 
     run(main)
+
+
+def test_the_lines_show_every_dahdi_channel_idle_in_call_or_in_alarm(
+        caplog: pytest.LogCaptureFixture) -> None:
+    async def main() -> None:
+        async with fake_ami() as ami:
+            ami.dahdi = {1: "No Alarm", 2: "Red Alarm", 3: "No Alarm"}
+            driver = AudioSocketDriver(port=0, channels=ChannelMap())
+            amic = AmiClient("127.0.0.1", ami.port, "appliance", "s3cret-pass",
+                             on_event=driver.on_ami_event, reconnect_delays=FAST)
+            driver.ami = amic
+            offered: list[Line] = []
+            await driver.start(offered.append)
+            await amic.start()
+            await asyncio.wait_for(amic.logged_in.wait(), 3)
+            driver.reserve_inbound(frozenset({"3"}))
+            ami.send(var_set(str(CALL), 1))
+            await until(lambda: len(driver.port_states()) == 3)
+            fake = await FakeAsterisk.connect(driver.port, CALL)
+            await until(lambda: bool(offered))
+            assert [(s.port, s.state.value, s.call, s.reserved_inbound, s.detail)
+                    for s in driver.port_states()] == [
+                ("1", "in-call", str(CALL), False, ""),
+                ("2", "alarm", "", False, "Red Alarm"),
+                ("3", "idle", "", True, ""),
+            ]
+            await fake.close()
+            await driver.stop()
+            await amic.stop()
+
+        async with fake_ami() as ami:  # an Asterisk without chan_dahdi loaded
+            ami.refuse["DAHDIShowChannels"] = "Invalid/unknown command"
+            driver = AudioSocketDriver(port=0)
+            amic = AmiClient("127.0.0.1", ami.port, "appliance", "s3cret-pass",
+                             on_event=driver.on_ami_event, reconnect_delays=FAST)
+            driver.ami = amic
+            await driver.start(lambda _line: None)
+            await amic.start()
+            await until(lambda: any(b.startswith(b"Action: DAHDIShowChannels")
+                                    for b in ami.received))
+            await asyncio.sleep(0.1)
+            assert driver.port_states() == []
+            await driver.stop()
+            await amic.stop()
+
+    with caplog.at_level(logging.WARNING, "drivers.asterisk"):
+        run(main)
+    assert ("AMI: the DAHDI channels are not known: DAHDIShowChannels: Asterisk refused it: "
+            "Invalid/unknown command") in caplog.text
