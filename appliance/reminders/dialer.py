@@ -35,7 +35,14 @@ from appliance.reminders import message as msg
 from appliance.reminders.selection import Due, closed_reason, due_now, holidays
 from appliance.reminders.settings import ReminderSettings, load
 from appliance.store.db import Store
-from drivers.base import CAUSE_BUSY, CAUSE_CONGESTION, CAUSE_NO_ANSWER, Driver, LineError
+from drivers.base import (
+    CAUSE_BUSY,
+    CAUSE_CONGESTION,
+    CAUSE_NO_ANSWER,
+    CAUSE_SHUTDOWN,
+    Driver,
+    LineError,
+)
 
 if TYPE_CHECKING:
     from appliance.calls.engine import Engine
@@ -88,8 +95,10 @@ class ReminderDialer:
     def __init__(self, engine: Engine, driver: Driver, store: Store, *,
                  acd: QueueTransfer | None = None, queue: str = SERVICE_QUEUE,
                  local_now: Callable[[], dt.datetime] | None = None,
-                 ring_seconds: float = RING_SECONDS, executor: Executor | None = None) -> None:
+                 ring_seconds: float = RING_SECONDS, executor: Executor | None = None,
+                 on_outcome: Callable[[Due, int, str, str], None] | None = None) -> None:
         self.engine = engine
+        self.on_outcome = on_outcome  # (policy, attempt, outcome, detail): the demo prints it
         self.driver = driver
         self.store = store
         self.acd = acd
@@ -101,6 +110,9 @@ class ReminderDialer:
         self.active = 0  # reminder calls in progress now
         self.most_active = 0  # the most there ever were at once
         self._pass: asyncio.Task[PassResult] | None = None
+        # Why the pass places no more calls: no line to dial on, or the engine stopping
+        # (its calls end with "shutdown"); the next pass tries again.
+        self._halt = ""
 
     async def _blocking(self, fn: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self.executor, fn)
@@ -185,9 +197,10 @@ class ReminderDialer:
         slots = asyncio.Semaphore(settings.max_concurrent)
         days = await self._blocking(lambda: self.store.read(holidays))
         calls: list[asyncio.Task[str]] = []
+        self._halt = ""
         for item in due:
             await slots.acquire()
-            reason = closed_reason(settings, self.local_now(), days)
+            reason = self._halt or closed_reason(settings, self.local_now(), days)
             if reason or self.engine.stopped.is_set():
                 slots.release()
                 result.reason = reason or "the engine stopped"
@@ -214,11 +227,13 @@ class ReminderDialer:
                     self.driver, due.phone, flow=lambda c: self._converse(c, due, talk),
                     ring_timeout=self.ring_seconds)
             except LineError as exc:
-                detail = str(exc)
+                detail = self._halt = str(exc)
             else:
                 call_id = call.id
                 cause = await call.wait_ended()
                 outcome, detail = _outcome(talk, cause)
+                if cause == CAUSE_SHUTDOWN:
+                    self._halt = "the engine is stopping"
         except asyncio.CancelledError:
             detail = log.INTERRUPTED
             raise
@@ -231,6 +246,8 @@ class ReminderDialer:
                      else None)
             log.close_attempt(self.store, key, outcome=outcome, ended_at=ended,
                               call_id=call_id, detail=detail, next_retry_at=retry)
+            if self.on_outcome is not None:
+                self.on_outcome(due, key.attempt, outcome, detail)
         return outcome
 
     async def _converse(self, call: Call, due: Due, talk: _Talk) -> None:
@@ -287,8 +304,10 @@ def _outcome(talk: _Talk, cause: str) -> tuple[str, str]:
     """The attempt's outcome and detail from what its call did and how it ended."""
     if talk.outcome:
         return talk.outcome, talk.detail
-    if talk.answered:
-        return ("heard", "") if talk.heard else ("hung_up", f"ended ({cause}) during the message")
+    if talk.answered and talk.heard:
+        return "heard", "" if cause != CAUSE_SHUTDOWN else "the engine stopped after it"
+    if talk.answered and cause != CAUSE_SHUTDOWN:
+        return "hung_up", f"ended ({cause}) during the message"
     if cause in _CAUSES:
         return _CAUSES[cause], ""
     return "failed", cause

@@ -14,11 +14,12 @@ from typing import Any, TypeVar
 from sqlite_utils import Database
 
 from appliance.calls.engine import Engine
+from appliance.demo.reminders import Holder
 from appliance.media.prompts import PromptLibrary, concat
 from appliance.reminders.dialer import ReminderDialer
 from appliance.reminders.settings import ReminderSettings, save
 from appliance.store.db import Store
-from drivers.sim import CallerBot, SimExchange
+from drivers.sim import SimExchange
 from drivers.sim.exchange import Behaviour
 from tests.rig import running_engine
 from tests.voicemail.conftest import spoken
@@ -63,43 +64,16 @@ def set_settings(store: Store, **changes: Any) -> ReminderSettings:
     return settings
 
 
-class Holder(CallerBot):
-    """A policyholder's phone: on the answer they say hello (so the box's call-progress
-    analysis hears a person), listen, and once the key menu has been read out in
-    ``lang`` key ``keys`` (nothing: they just listen until the box hangs up)."""
-
-    def __init__(self, exchange: SimExchange, number: str, *, keys: str = "",
-                 lang: str = "zh", hang_up_after: float | None = None) -> None:
-        super().__init__(exchange, number, name=f"holder {number}")
-        self.keys = keys
-        self.menu = audio(lang, "rem_menu")
-        self.hang_up_after = hang_up_after
-        self.script: asyncio.Task[None] | None = None
-        self.calls = 0
-
-    def on_answered(self) -> None:
-        super().on_answered()
-        self.calls += 1
-        self.script = asyncio.get_running_loop().create_task(self._talk())
-
-    async def _talk(self) -> None:
-        await self.send(HELLO)
-        if self.hang_up_after is not None:
-            await self.wait(self.hang_up_after)
-            await self.hangup()
-            return
-        for key in self.keys:
-            if not await self.wait_for(self.menu, timeout=90):
-                return
-            await self.press(key)
-
-
 def subscribe(ex: SimExchange, number: str, behaviour: Behaviour) -> None:
     ex.subscribe(number, None, behaviour=behaviour)
 
 
-def holder(ex: SimExchange, number: str, **kwargs: Any) -> Holder:
-    bot = Holder(ex, number, **kwargs)
+def holder(ex: SimExchange, number: str, *, lang: str = "zh", keys: str = "",
+           hang_up_after: float | None = None) -> Holder:
+    """A holder who answers, says hello and keys ``keys`` after each menu (see
+    :class:`appliance.demo.reminders.Holder`)."""
+    bot = Holder(ex, number, hello=HELLO, menu=audio(lang, "rem_menu"), keys=keys,
+                 hang_up_after=hang_up_after)
     ex.subscribe(number, bot, answer_after=2.0)
     return bot
 

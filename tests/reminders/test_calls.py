@@ -9,16 +9,21 @@ import asyncio
 import datetime as dt
 from pathlib import Path
 
+from appliance.acd import Acd, QueueConfig, records
+from appliance.calls.clock import InlineExecutor
 from appliance.calls.engine import Engine
 from appliance.ivr.speech import speak_date, speak_digits, speak_money
 from appliance.media.wavio import read_slin
+from appliance.reminders import attempts as log
 from appliance.reminders.attempts import all_attempts
 from appliance.reminders.dialer import ReminderDialer
 from appliance.store.db import Store
 from drivers.base import Direction
 from drivers.sim import SimExchange
 from drivers.sim.exchange import Behaviour
+from tests.acd.helpers import seat_bot, seats, until
 from tests.reminders.helpers import (
+    HELLO,
     MORNING,
     TODAY,
     add_policy,
@@ -207,3 +212,63 @@ def test_at_most_k_calls_at_once_and_never_on_a_trunk_kept_for_inbound(tmp_path:
     assert outcomes == ["hung_up"] * 6
     assert most == 2
     assert trunks and trunks <= {4, 5}
+
+
+def test_pressing_2_hands_the_holder_to_the_service_queue(tmp_path: Path) -> None:
+    store = Store(tmp_path / "appliance.db")
+    add_policy(store, "202601000090", "13900000090", TODAY, language="en")
+    set_settings(store)
+    acd = Acd(seats(1), [QueueConfig("service")], store=store, executor=InlineExecutor(),
+              messages_dir=tmp_path / "messages")
+
+    async def scenario(engine: Engine, ex: SimExchange, dialer: ReminderDialer) -> list[str]:
+        agent = seat_bot(ex, "8001")
+        acd.login("s1", "A001")
+        bot = holder(ex, "13900000090", lang="en", keys="2")
+        task = asyncio.ensure_future(dialer.pass_once())
+        assert await until(engine, lambda: agent.connected, 90)
+        await bot.send(HELLO)  # the holder talks to the agent
+        await agent.wait(1.0)
+        await bot.hangup()
+        return (await task).outcomes
+
+    try:
+        outcomes = run_dialer(tmp_path, store, scenario, acd=acd)
+        (row,) = all_attempts(store)
+        (entry,) = records.entries(store)
+    finally:
+        store.close()
+    assert outcomes == ["transferred"]
+    assert row["outcome"] == "transferred" and row["detail"].startswith("queue service")
+    assert entry["call_id"] == row["call_id"] and entry["answered_by"] == "s1"
+    assert entry["language"] == "en"
+
+
+def test_a_stop_ends_the_pass_and_an_attempt_left_open_is_failed(tmp_path: Path) -> None:
+    store = Store(tmp_path / "appliance.db")
+    numbers = [f"1390000020{i}" for i in range(3)]
+    for i, number in enumerate(numbers):
+        add_policy(store, f"20260100020{i}", number, TODAY)
+    add_policy(store, "202601000299", "13900000299", TODAY - dt.timedelta(days=1))
+    # An attempt a crash left open (no outcome): failed at the next start, not "ringing".
+    log.open_attempt(store, log.Attempt("202601000299", (TODAY - dt.timedelta(days=1))
+                                        .isoformat(), 1), number="13900000299",
+                     language="zh", started_at=1.0).result()
+    set_settings(store, max_concurrent=1, window_end="24:00")
+
+    async def scenario(engine: Engine, ex: SimExchange, dialer: ReminderDialer) -> None:
+        bots = [holder(ex, number) for number in numbers]
+        serving = asyncio.ensure_future(dialer.serve(interval=3600))
+        assert await until(engine, lambda: any(b.connected for b in bots), 30)
+        engine.stop()
+        await serving
+
+    try:
+        run_dialer(tmp_path, store, scenario)
+        rows = all_attempts(store)
+    finally:
+        store.close()
+    left, cut = rows
+    assert left["outcome"] == "failed" and left["detail"] == log.INTERRUPTED
+    assert cut["outcome"] == "failed" and cut["detail"] == "shutdown"
+    assert cut["next_retry_at"] is not None  # tried again at the next start
