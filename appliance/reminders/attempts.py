@@ -118,6 +118,19 @@ def outcome_counts(store: Store, start: float, end: float) -> dict[str, Any]:
                 [start, end])[0]["n"]}
 
 
+def outcomes_by_day(store: Store, start: float, end: float,
+                    utc_offset: int) -> dict[str, dict[str, int]]:
+    """Attempts started in [start, end) by local day (``utc_offset`` seconds east of UTC)
+    and outcome (``open`` for those still in progress): {"2026-11-26": {"busy": 2, …}}."""
+    out: dict[str, dict[str, int]] = {}
+    for r in store.query(
+            "SELECT date(started_at + ?, 'unixepoch') AS day, coalesce(outcome, 'open') AS"
+            " outcome, count(*) AS n FROM reminder_attempts WHERE started_at >= ? AND"
+            " started_at < ? GROUP BY day, outcome", [utc_offset, start, end]):
+        out.setdefault(r["day"], {})[r["outcome"]] = r["n"]
+    return out
+
+
 def attempts_of(store: Store, policy: str, due_date: str,
                 channel: str = "call") -> list[dict[str, Any]]:
     return store.query("SELECT * FROM reminder_attempts WHERE policy_number = ? AND"
@@ -135,4 +148,4 @@ def all_attempts(store: Store, policies: Sequence[str] = ()) -> list[dict[str, A
 
 __all__ = ["CONTACT", "FINAL", "INTERRUPTED", "OUTCOMES", "RETRY", "Attempt", "all_attempts",
            "attempts_of", "close_attempt", "close_interrupted", "open_attempt",
-           "outcome_counts", "where"]
+           "outcome_counts", "outcomes_by_day", "where"]
