@@ -9,7 +9,7 @@ data): in full only with ``see_phone``, and every list and export is audited.
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -33,6 +33,7 @@ from appliance.reminders import attempts as log
 from appliance.reminders import settings as rs
 from web import audit, permissions
 from web.console import control
+from web.dates import asked_days
 from web.db import mask_phone, store
 from web.paging import page_number, read_page
 from web.sheets import download
@@ -72,14 +73,7 @@ def _names() -> dict[str, Any]:
 
 def _filters() -> tuple[str, list[Any], dict[str, str], str | None]:
     tz = ZoneInfo(current_app.config["TIMEZONE"])
-    error = None
-    days: dict[str, date | None] = {}
-    for name in ("from", "to"):
-        raw = request.args.get(name, "").strip()[:10]
-        try:
-            days[name] = date.fromisoformat(raw) if raw else None
-        except ValueError:
-            days[name], error = None, _("Dates are written like 2026-11-26.")
+    days, error = asked_days()
     start = days["from"]
     end = days["to"]
     outcome = request.args.get("outcome", "").strip()

@@ -47,6 +47,21 @@ def add_attempts(store: Store, rows: list[tuple[str, str, int, str | None, float
     store.write(write)
 
 
+def due_today_all_day(store: Store) -> dict[str, Any]:
+    """One policy of the book (number, holder's phone) made due today, the only one the
+    settings choose, with calls allowed all day (a test may run at any hour)."""
+    (policy,) = store.query(
+        "SELECT p.number, c.phone FROM policies p JOIN customers c ON c.id = p.holder_id"
+        " WHERE p.status = 'in_force' AND p.next_due_date IS NOT NULL ORDER BY p.number"
+        " LIMIT 1")
+    today = datetime.now().date().isoformat()
+    store.write(lambda db: db.execute("UPDATE policies SET next_due_date = ? WHERE number = ?",
+                                      [today, policy["number"]]))
+    store.write(lambda db: rs.save(db, rs.ReminderSettings(
+        days_ahead=0, overdue_days=0, window_start="00:00", window_end="24:00"), by="t", at=0))
+    return policy
+
+
 def test_settings_are_saved_with_an_audit_row(as_role: Any, store: Store) -> None:
     client, token = as_role("supervisor")
     html = client.get("/reminders/").get_data(as_text=True)
@@ -118,16 +133,7 @@ def test_run_now_without_an_engine_says_so(as_role: Any) -> None:
 
 def test_run_now_asks_the_running_engine_and_the_attempt_appears(
         as_role: Any, store: Store, data_dir: Any) -> None:
-    (policy,) = store.query(
-        "SELECT p.number, c.phone FROM policies p JOIN customers c ON c.id = p.holder_id"
-        " WHERE p.status = 'in_force' AND p.next_due_date IS NOT NULL ORDER BY p.number"
-        " LIMIT 1")
-    # Due today, and calls allowed all day (the test may run at any hour).
-    today = datetime.now().date().isoformat()
-    store.write(lambda db: db.execute("UPDATE policies SET next_due_date = ? WHERE number = ?",
-                                      [today, policy["number"]]))
-    store.write(lambda db: rs.save(db, rs.ReminderSettings(
-        days_ahead=0, overdue_days=0, window_start="00:00", window_end="24:00"), by="t", at=0))
+    policy = due_today_all_day(store)
     client, token = as_role("admin")
     engine_store = Store(data_dir / "appliance.db")
     try:

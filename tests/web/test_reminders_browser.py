@@ -5,12 +5,9 @@ with its outcome when the admin looks again."""
 
 from __future__ import annotations
 
-from datetime import datetime
-
 import pytest
 from playwright.sync_api import Page, expect
 
-from appliance.reminders import settings as rs
 from appliance.reminders.dialer import ReminderDialer
 from appliance.store.db import Store
 from drivers.sim.exchange import Behaviour
@@ -22,6 +19,7 @@ from tests.web.test_browser import (  # noqa: F401 (the Chromium fixtures)
     log_in,
 )
 from tests.web.test_console_browser import served  # noqa: F401 (the fixture)
+from tests.web.test_reminders import due_today_all_day
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(),
                                 reason="Debian chromium is not installed (make install)")
@@ -30,16 +28,7 @@ pytestmark = pytest.mark.skipif(not CHROMIUM.exists(),
 def test_an_admin_runs_a_reminder_pass_and_sees_the_attempt(
         page: Page, served: tuple[str, LiveEngine, Store]) -> None:  # noqa: F811
     url, live, store = served
-    (policy,) = store.query(
-        "SELECT p.number, c.phone FROM policies p JOIN customers c ON c.id = p.holder_id"
-        " WHERE p.status = 'in_force' AND p.next_due_date IS NOT NULL ORDER BY p.number"
-        " DESC LIMIT 1")
-    today = datetime.now().date().isoformat()
-    store.write(lambda db: db.execute("UPDATE policies SET next_due_date = ? WHERE number = ?",
-                                      [today, policy["number"]]))
-    # Calls allowed all day: the test may run at any hour.
-    store.write(lambda db: rs.save(db, rs.ReminderSettings(
-        days_ahead=0, overdue_days=0, window_start="00:00", window_end="24:00"), by="t", at=0))
+    policy = due_today_all_day(store)
     live.exchange.subscribe(policy["phone"], None, behaviour=Behaviour.BUSY)
     live.control.reminders = ReminderDialer(live.engine, live.exchange, live.store,
                                             acd=live.acd)
