@@ -110,6 +110,7 @@ class ReminderDialer:
         self.active = 0  # reminder calls in progress now
         self.most_active = 0  # the most there ever were at once
         self._pass: asyncio.Task[PassResult] | None = None
+        self._choosing = False  # a pass is choosing its policies (not yet a task)
         # Why the pass places no more calls: no line to dial on, or the engine stopping
         # (its calls end with "shutdown"); the next pass tries again.
         self._halt = ""
@@ -136,25 +137,29 @@ class ReminderDialer:
     async def run_now(self) -> dict[str, Any]:
         """Start a pass now (the control op): what it found, or why it did not start.
         Returns once the pass has chosen its policies, not when its calls end."""
-        if self.running:
-            return {"started": False, "reason": "a reminder pass is already running", "due": 0}
-        settings = await self._blocking(lambda: load(self.store))
-        due, reason = await self._select(settings)
-        if reason:
-            return {"started": False, "reason": reason, "due": 0}
-        self._pass = asyncio.create_task(self._call_all(settings, due), name="reminders-pass")
-        return {"started": True, "reason": "", "due": len(due)}
+        task, due, reason = await self._begin()
+        return {"started": task is not None, "reason": reason, "due": due}
 
     async def pass_once(self) -> PassResult:
         """One pass to the end (its calls finished); refused while another runs."""
-        if self.running:
-            return PassResult(False, "a reminder pass is already running")
-        settings = await self._blocking(lambda: load(self.store))
-        due, reason = await self._select(settings)
+        task, _, reason = await self._begin()
+        return PassResult(False, reason) if task is None else await task
+
+    async def _begin(self) -> tuple[asyncio.Task[PassResult] | None, int, str]:
+        """Choose the policies and start the pass's task: (task, how many, "") or (None, 0,
+        why not). Marked running before the choice, so two requests never start two."""
+        if self.running or self._choosing:
+            return None, 0, "a reminder pass is already running"
+        self._choosing = True
+        try:
+            settings = await self._blocking(lambda: load(self.store))
+            due, reason = await self._select(settings)
+        finally:
+            self._choosing = False
         if reason:
-            return PassResult(False, reason)
+            return None, 0, reason
         self._pass = asyncio.create_task(self._call_all(settings, due), name="reminders-pass")
-        return await self._pass
+        return self._pass, len(due), ""
 
     async def serve(self, interval: float = 60.0) -> None:
         """Pass after pass, ``interval`` seconds of engine time apart, while the settings
