@@ -220,12 +220,19 @@ class ReminderDialer:
     async def _attempt(self, due: Due, settings: ReminderSettings,
                        slots: asyncio.Semaphore) -> str:
         key = log.Attempt(due.policy_number, due.due_date.isoformat(), due.next_attempt)
+        try:
+            # Committed before the call and after it (the reads of the next pass are not
+            # on the writer's thread): a pass never chooses a policy whose row is in flight.
+            await asyncio.wrap_future(log.open_attempt(
+                self.store, key, number=due.phone, language=due.language,
+                started_at=self.engine.clock.wall()))
+        except BaseException:
+            slots.release()
+            raise
         self.active += 1
         self.most_active = max(self.most_active, self.active)
         outcome, detail, call_id = "failed", "", None
         try:
-            log.open_attempt(self.store, key, number=due.phone, language=due.language,
-                             started_at=self.engine.clock.wall())
             talk = _Talk()
             try:
                 call = await self.engine.originate(
@@ -244,15 +251,18 @@ class ReminderDialer:
             raise
         finally:
             self.active -= 1
-            slots.release()
             ended = self.engine.clock.wall()
             retry = (ended + settings.retry_minutes * 60
                      if outcome not in log.FINAL and key.attempt < settings.max_attempts
                      else None)
-            log.close_attempt(self.store, key, outcome=outcome, ended_at=ended,
-                              call_id=call_id, detail=detail, next_retry_at=retry)
-            if self.on_outcome is not None:
-                self.on_outcome(due, key.attempt, outcome, detail)
+            closed = log.close_attempt(self.store, key, outcome=outcome, ended_at=ended,
+                                       call_id=call_id, detail=detail, next_retry_at=retry)
+            try:
+                await asyncio.wrap_future(closed)
+            finally:
+                slots.release()
+                if self.on_outcome is not None:
+                    self.on_outcome(due, key.attempt, outcome, detail)
         return outcome
 
     async def _converse(self, call: Call, due: Due, talk: _Talk) -> None:
