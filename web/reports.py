@@ -1,7 +1,8 @@
 """Reports: calls by day and by hour over a date range (with bar charts drawn as SVG on the
 server: no script, nothing from the internet); for the same range the IVR path funnel, the
 queues' service level and abandon rate, each agent's figures, the satisfaction scores and
-voicemail response times (:mod:`web.report_figures`); the book by status and by product,
+voicemail response times (:mod:`web.report_figures`), the premium reminder calls by
+outcome (:mod:`appliance.reminders.attempts`); the book by status and by product,
 and the premiums falling due. Each table of the range is exported whole (.csv / .xlsx),
 every row of it, not only what the page shows. Figures only: no personal data (agents are
 named by their code), so nothing here is audited."""
