@@ -108,7 +108,6 @@ class ReminderDialer:
         # The box's local time on the engine's clock (a test moves it with the clock).
         self.local_now = local_now or (lambda: dt.datetime.fromtimestamp(engine.clock.wall()))
         self.active = 0  # reminder calls in progress now
-        self.most_active = 0  # the most there ever were at once
         self._pass: asyncio.Task[PassResult] | None = None
         self._choosing = False  # a pass is choosing its policies (not yet a task)
         # Why the pass places no more calls: no line to dial on, or the engine stopping
@@ -169,12 +168,17 @@ class ReminderDialer:
         await self.recover()
         try:
             while not self.engine.stopped.is_set():
-                settings = await self._blocking(lambda: load(self.store))
-                if settings.enabled and not self.running:
-                    result = await self.pass_once()
-                    if result.outcomes:
-                        log_.info("reminder pass: %d due, outcomes %s", result.due,
-                                  ", ".join(result.outcomes))
+                try:
+                    settings = await self._blocking(lambda: load(self.store))
+                    if settings.enabled and not self.running:
+                        result = await self.pass_once()
+                        if result.outcomes:
+                            log_.info("reminder pass: %d due, outcomes %s", result.due,
+                                      ", ".join(result.outcomes))
+                except Exception:
+                    # A pass that failed (the database busy past its timeout, a bug) must
+                    # not end the reminders for good: the next one tries again.
+                    log_.exception("reminder pass failed")
                 await self._sleep(interval)
         finally:
             if self._pass is not None:
@@ -230,7 +234,6 @@ class ReminderDialer:
             slots.release()
             raise
         self.active += 1
-        self.most_active = max(self.most_active, self.active)
         outcome, detail, call_id = "failed", "", None
         try:
             talk = _Talk()
