@@ -3,7 +3,9 @@
 A policy is due for a reminder when it is in force, its next due date lies between
 ``overdue_days`` days ago and ``days_ahead`` days ahead, its holder has a phone number,
 and for that due date it has no final outcome yet, no attempt in progress, fewer attempts
-than the maximum, and the retry delay after the last one has passed. So a policy is called
+than the maximum, and the retry delay after the last one has passed. The holder is called in their
+language: the customer's own (``customers.language``), else the one they chose the last
+time they called the hotline and reached a queue, else Mandarin. So a policy is called
 at most once per due date once it has a final outcome; a paid premium moves the due date
 on and the next one is a new reminder. Calls are placed only inside the daily calling
 window and never on a public holiday in the box's hours table (a make-up working day
@@ -51,7 +53,9 @@ def dialable(phone: str | None) -> str | None:
 
 _SQL: Final = f"""
 SELECT p.number, p.next_due_date, coalesce(p.next_due_fen, p.premium_fen) AS amount_fen,
-       p.product_code, c.phone, coalesce(c.language, 'zh') AS language,
+       p.product_code, c.phone,
+       coalesce(c.language, (SELECT e.language FROM acd_entries e WHERE e.caller = c.phone
+                             ORDER BY e.joined_at DESC LIMIT 1), 'zh') AS language,
        (SELECT count(*) FROM reminder_attempts a WHERE a.policy_number = p.number
           AND a.due_date = p.next_due_date AND a.channel = 'call') AS attempts,
        (SELECT count(*) FROM reminder_attempts a WHERE a.policy_number = p.number

@@ -1028,9 +1028,11 @@ def _reminders(db: Database) -> None:
     )
     db.execute("CREATE INDEX reminder_attempts_started_at ON reminder_attempts (started_at)")
     db.execute("CREATE INDEX reminder_attempts_outcome ON reminder_attempts (outcome, started_at)")
-    # The language a customer is called in (none: the box's default, Mandarin).
+    # The language a customer is called in (none: the one they last chose calling the
+    # hotline, found by their number in the queue entries; else the box's, Mandarin).
     db.execute("ALTER TABLE customers ADD COLUMN language TEXT"
                " CHECK (language IS NULL OR language IN ('zh', 'yue', 'en'))")
+    db.execute("CREATE INDEX acd_entries_caller ON acd_entries (caller, joined_at)")
 
 
 MIGRATIONS: list[Step] = [

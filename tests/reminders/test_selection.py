@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -111,3 +112,22 @@ def test_settings_round_trip(tmp_path: Path) -> None:
         assert got.window_start == "09:00" and not got.enabled
         set_settings(store, enabled=False, days_ahead=5)
         assert load(store) == ReminderSettings(enabled=False, days_ahead=5)
+
+
+def test_the_language_is_the_customers_or_the_one_they_last_called_in(tmp_path: Path) -> None:
+    with Store(tmp_path / "a.db") as store:
+        add_policy(store, "P-yue", "13900000001", TODAY, language="yue")
+        add_policy(store, "P-called", "13900000002", TODAY)
+        add_policy(store, "P-none", "13900000003", TODAY)
+
+        def calls(db: Any) -> None:
+            for at, lang in ((1.0, "yue"), (2.0, "en")):  # the latest call counts
+                for number in ("13900000001", "13900000002"):
+                    db.execute("INSERT INTO acd_entries (key, queue, call_id, caller, language,"
+                               " priority, joined_at) VALUES (?, 'service', 'c', ?, ?, 0, ?)",
+                               [f"{number}-{at}", number, lang, at])
+
+        store.write(calls)
+        langs = {d.policy_number: d.language for d in store.read(
+            lambda db: due_now(db, ReminderSettings(), today=TODAY, now=NOW))}
+    assert langs == {"P-yue": "yue", "P-called": "en", "P-none": "zh"}
