@@ -31,6 +31,7 @@ from flask_babel import gettext as _
 from appliance.control import ControlError, ControlUnavailable
 from appliance.reminders import attempts as log
 from appliance.reminders import settings as rs
+from appliance.reminders.selection import closed, holidays
 from web import audit, permissions
 from web.console import control
 from web.dates import asked_days
@@ -98,13 +99,16 @@ def _page(status: int = 200, form: dict[str, str] | None = None,
                            " ORDER BY started_at DESC, id DESC LIMIT ? OFFSET ?", params, number)
     audit.log("reminder.list", "", **filters, page=number, shown=len(rows))
     settings = rs.load(store())
+    now = datetime.now(ZoneInfo(current_app.config["TIMEZONE"])).replace(tzinfo=None)
+    shut = closed(settings, now, store().read(holidays))
     if form is None:
         form = {k: str(v) for k, v in settings.as_dict().items()}
         form["enabled"] = "on" if settings.enabled else ""
     return render_template(
         "reminders/index.html", rows=rows, page=page, filters=filters,
         filter_error=filter_error, form=form, error=error, error_field=error_field,
-        field_name=field_name, outcomes=log.OUTCOMES, limits=rs.LIMITS,
+        field_name=field_name, outcomes=log.OUTCOMES, limits=rs.LIMITS, settings=settings,
+        closed_now=why_closed(shut.kind, shut.detail) if shut else "",
         see_phone=permissions.can(g.user.role, "see_phone"), mask_phone=mask_phone), status
 
 
@@ -151,9 +155,21 @@ def run_now() -> ResponseReturnValue:
     if result.get("started"):
         flash(_("Reminder pass started: %(n)d policies to call.", n=result.get("due", 0)))
     else:
-        flash(_("No reminder pass started: %(reason)s", reason=result.get("reason", "")),
-              "error")
+        flash(_("No reminder pass started: %(reason)s", reason=why_closed(
+            result.get("why", ""), result.get("detail", ""), result.get("reason", ""))),
+            "error")
     return redirect(url_for("reminders.index")), 303
+
+
+def why_closed(why: str, detail: str, reason: str = "") -> str:
+    """Why no reminder call starts now, in the page's language."""
+    if why == "window":
+        return _("now is outside the calling window %(window)s", window=detail)
+    if why == "holiday":
+        return _("today is a public holiday (%(name)s)", name=detail)
+    if why == "running":
+        return _("a reminder pass is already running")
+    return reason
 
 
 HEADER = ("保单号", "应缴日", "渠道", "第几次", "号码", "语言", "开始时间", "结束时间", "结果",

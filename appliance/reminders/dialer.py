@@ -32,7 +32,14 @@ from appliance.media.collector import seconds_to_ticks
 from appliance.media.prompts import PromptNotFound
 from appliance.reminders import attempts as log
 from appliance.reminders import message as msg
-from appliance.reminders.selection import Due, closed_reason, due_now, holidays
+from appliance.reminders.selection import (
+    Closed,
+    Due,
+    closed,
+    closed_reason,
+    due_now,
+    holidays,
+)
 from appliance.reminders.settings import ReminderSettings, load
 from appliance.store.db import Store
 from drivers.base import (
@@ -58,6 +65,8 @@ MENU_SECONDS: Final = 6.0
 MAX_MENUS: Final = 4
 #: the queue a holder who presses 2 is handed to
 SERVICE_QUEUE: Final = "service"
+RUNNING: Final = Closed("running", "", "a reminder pass is already running")
+OPEN: Final = Closed("", "", "")
 _CAUSES: Final = {CAUSE_BUSY: "busy", CAUSE_NO_ANSWER: "no_answer",
                   CAUSE_CONGESTION: "congested"}
 
@@ -134,31 +143,36 @@ class ReminderDialer:
         return closed
 
     async def run_now(self) -> dict[str, Any]:
-        """Start a pass now (the control op): what it found, or why it did not start.
-        Returns once the pass has chosen its policies, not when its calls end."""
-        task, due, reason = await self._begin()
-        return {"started": task is not None, "reason": reason, "due": due}
+        """Start a pass now (the control op): how many policies it found, or why it did not
+        start (``why``: ``running``, ``window`` or ``holiday``, with ``detail`` the window
+        or the holiday's name, and ``reason`` in words). Returns once the pass has chosen
+        its policies, not when its calls end."""
+        task, due, why = await self._begin()
+        if task is not None:
+            return {"started": True, "due": due, "why": "", "detail": "", "reason": ""}
+        return {"started": False, "due": 0, "why": why.kind, "detail": why.detail,
+                "reason": why.text}
 
     async def pass_once(self) -> PassResult:
         """One pass to the end (its calls finished); refused while another runs."""
-        task, _, reason = await self._begin()
-        return PassResult(False, reason) if task is None else await task
+        task, _, why = await self._begin()
+        return PassResult(False, why.text) if task is None else await task
 
-    async def _begin(self) -> tuple[asyncio.Task[PassResult] | None, int, str]:
-        """Choose the policies and start the pass's task: (task, how many, "") or (None, 0,
+    async def _begin(self) -> tuple[asyncio.Task[PassResult] | None, int, Closed]:
+        """Choose the policies and start the pass's task: (task, how many, _) or (None, 0,
         why not). Marked running before the choice, so two requests never start two."""
         if self.running or self._choosing:
-            return None, 0, "a reminder pass is already running"
+            return None, 0, RUNNING
         self._choosing = True
         try:
             settings = await self._blocking(lambda: load(self.store))
-            due, reason = await self._select(settings)
+            due, why = await self._select(settings)
         finally:
             self._choosing = False
-        if reason:
-            return None, 0, reason
+        if why is not None:
+            return None, 0, why
         self._pass = asyncio.create_task(self._call_all(settings, due), name="reminders-pass")
-        return self._pass, len(due), ""
+        return self._pass, len(due), OPEN
 
     async def serve(self, interval: float = 60.0) -> None:
         """Pass after pass, ``interval`` seconds of engine time apart, while the settings
@@ -190,16 +204,16 @@ class ReminderDialer:
         await asyncio.wait({done, stopped}, return_when=asyncio.FIRST_COMPLETED)
         stopped.cancel()
 
-    async def _select(self, settings: ReminderSettings) -> tuple[list[Due], str]:
+    async def _select(self, settings: ReminderSettings) -> tuple[list[Due], Closed | None]:
         now = self.local_now()
         days = await self._blocking(lambda: self.store.read(holidays))
-        reason = closed_reason(settings, now, days)
-        if reason:
-            return [], reason
+        why = closed(settings, now, days)
+        if why is not None:
+            return [], why
         wall = self.engine.clock.wall()
         due = await self._blocking(lambda: self.store.read(
             lambda db: due_now(db, settings, today=now.date(), now=wall)))
-        return due, ""
+        return due, None
 
     async def _call_all(self, settings: ReminderSettings, due: list[Due]) -> PassResult:
         result = PassResult(due=len(due))

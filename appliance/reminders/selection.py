@@ -91,17 +91,33 @@ def due_now(db: Database, settings: ReminderSettings, *, today: dt.date,
     return out
 
 
-def closed_reason(settings: ReminderSettings, moment: dt.datetime,
-                  holidays: dict[dt.date, str]) -> str | None:
+@dataclass(frozen=True, slots=True)
+class Closed:
+    """Why no reminder call may start now: ``kind`` is ``holiday`` (``detail`` its name)
+    or ``window`` (``detail`` the window, 09:00–20:00)."""
+
+    kind: str
+    detail: str
+    text: str
+
+
+def closed(settings: ReminderSettings, moment: dt.datetime,
+           holidays: dict[dt.date, str]) -> Closed | None:
     """Why no reminder call may start at ``moment`` (local time), or None when one may."""
     name = holidays.get(moment.date())
     if name is not None:
-        return f"{moment.date()} is a public holiday ({name})"
+        return Closed("holiday", name, f"{moment.date()} is a public holiday ({name})")
     hhmm = moment.strftime("%H:%M")
+    window = f"{settings.window_start}–{settings.window_end}"
     if not settings.window_start <= hhmm < settings.window_end:
-        return (f"{hhmm} is outside the calling window {settings.window_start}–"
-                f"{settings.window_end}")
+        return Closed("window", window, f"{hhmm} is outside the calling window {window}")
     return None
+
+
+def closed_reason(settings: ReminderSettings, moment: dt.datetime,
+                  holidays: dict[dt.date, str]) -> str | None:
+    got = closed(settings, moment, holidays)
+    return got.text if got is not None else None
 
 
 def holidays(db: Database) -> dict[dt.date, str]:
@@ -110,4 +126,5 @@ def holidays(db: Database) -> dict[dt.date, str]:
             for r in db.query("SELECT date, name FROM holidays WHERE kind = 'holiday'")}
 
 
-__all__ = ["LANGUAGES", "Due", "closed_reason", "dialable", "due_now", "holidays"]
+__all__ = ["LANGUAGES", "Closed", "Due", "closed", "closed_reason", "dialable", "due_now",
+           "holidays"]

@@ -53,8 +53,9 @@ def test_run_now_starts_a_pass_and_refuses_a_second_meanwhile(tmp_path: Path) ->
         set_settings(store)
         first, second = _serve(tmp_path, store)
         (row,) = all_attempts(store)
-    assert first == {"started": True, "reason": "", "due": 1}
-    assert second["started"] is False and "already running" in second["reason"]
+    assert first == {"started": True, "due": 1, "why": "", "detail": "", "reason": ""}
+    assert second["started"] is False and second["why"] == "running"
+    assert "already running" in second["reason"]
     assert row["outcome"] == "busy"
 
 
@@ -64,7 +65,8 @@ def test_run_now_outside_the_window_says_why(tmp_path: Path) -> None:
         set_settings(store)
         first, _ = _serve(tmp_path, store, start=MORNING.replace(hour=21))
         assert all_attempts(store) == []
-    assert first["started"] is False and "outside the calling window" in first["reason"]
+    assert first["started"] is False and first["why"] == "window"
+    assert first["detail"] == "09:00–20:00" and "21:00 is outside" in first["reason"]
 
 
 def test_an_engine_without_reminders_refuses_the_op(tmp_path: Path) -> None:

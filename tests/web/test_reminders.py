@@ -190,3 +190,16 @@ def test_the_report_counts_outcomes_in_the_range_and_exports_every_day(
     day25 = got[2]
     assert day25[2] == "1" and day25[7] == "1"  # confirmed, no answer
     assert day25[11] == "0.75" and day25[12] == "0.3333"  # 3 of 4 answered, 1 of 3 confirmed
+
+
+def test_the_page_says_whether_calls_may_be_placed_now(as_role: Any, store: Store) -> None:
+    client, _ = as_role("supervisor")
+    store.write(lambda db: rs.save(db, rs.ReminderSettings(
+        enabled=False, window_start="00:00", window_end="24:00"), by="t", at=0))
+    html = client.get("/reminders/").get_data(as_text=True)
+    assert "自动催缴已关闭" in html and "现在可以拨打" in html
+    today = datetime.now(TZ).date().isoformat()
+    store.write(lambda db: db.execute(
+        "INSERT INTO holidays (date, name, kind) VALUES (?, '测试节', 'holiday')", [today]))
+    html = client.get("/reminders/").get_data(as_text=True)
+    assert "现在不拨打：今天是法定节假日（测试节）。" in html
