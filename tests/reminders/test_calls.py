@@ -9,6 +9,8 @@ import asyncio
 import datetime as dt
 from pathlib import Path
 
+import pytest
+
 from appliance.acd import Acd, QueueConfig, records
 from appliance.calls.clock import InlineExecutor
 from appliance.calls.engine import Engine
@@ -272,3 +274,24 @@ def test_a_stop_ends_the_pass_and_an_attempt_left_open_is_failed(tmp_path: Path)
     assert left["outcome"] == "failed" and left["detail"] == log.INTERRUPTED
     assert cut["outcome"] == "failed" and cut["detail"] == "shutdown"
     assert cut["next_retry_at"] is not None  # tried again at the next start
+
+
+@pytest.mark.parametrize(("keys", "greetings", "invalid"), [("91", 2, 0), ("51", 1, 1)])
+def test_9_repeats_the_message_and_a_wrong_key_asks_again(
+        tmp_path: Path, keys: str, greetings: int, invalid: int) -> None:
+    store = Store(tmp_path / "appliance.db")
+    add_policy(store, "202601000400", "13900000400", TODAY)
+    set_settings(store)
+
+    async def scenario(engine: Engine, ex: SimExchange, dialer: ReminderDialer) -> bytes:
+        bot = holder(ex, "13900000400", keys=keys)
+        assert (await dialer.pass_once()).outcomes == ["confirmed"]
+        return bytes(bot.heard)
+
+    try:
+        heard = run_dialer(tmp_path, store, scenario)
+    finally:
+        store.close()
+    assert heard.count(audio("zh", "rem_greeting")) == greetings
+    assert heard.count(audio("zh", "invalid_key")) == invalid
+    assert heard.count(audio("zh", "rem_menu")) == 2
