@@ -42,6 +42,9 @@ def _serve(tmp_path: Path, store: Store, with_dialer: bool = True,
             await until(engine, lambda: not dialer.running, 30)
             return [first, second]
         finally:
+            # Let the server see each client's end of its connection (and close its side)
+            # before it stops: a connection left to the loop's teardown is never closed.
+            await engine.wait_ticks(None, 25)
             await server.close()
 
     return run_dialer(tmp_path, store, scenario, acd=acd, start=start)
