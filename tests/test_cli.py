@@ -167,6 +167,10 @@ def test_run_starts_the_appliance_and_stops_cleanly_on_ctrl_c(tmp_path: Path) ->
         views = ControlClient.for_data(tmp_path / "var").request("seats")
         assert [(v["id"], v["state"]) for v in views] == [
             ("s1", "ready"), ("s2", "ready"), ("s3", "ready"), ("s4", "logged-out")]
+        # The reminders' "run now": a pass starts, or one runs already, or the calling
+        # window is closed at the hour the test runs.
+        run = ControlClient.for_data(tmp_path / "var").request("reminders-run")
+        assert run["started"] or run["why"] in ("running", "window", "holiday"), run
         proc.send_signal(signal.SIGINT)
         out, _ = proc.communicate(timeout=60)
     finally:
@@ -176,6 +180,7 @@ def test_run_starts_the_appliance_and_stops_cleanly_on_ctrl_c(tmp_path: Path) ->
     text = "".join(seen) + out
     assert proc.returncode == 0, text
     assert "loaded the demo book" in text and "engine up" in text
+    assert "premium reminders on" in text and "5 demo holders due today" in text
     assert "stopped cleanly" in text and "end shutdown" in text
     assert f"web admin at http://127.0.0.1:{web_port}/" in text
     assert "web admin stopped" in text

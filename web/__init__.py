@@ -94,6 +94,7 @@ def create_app(data: Path, test_config: dict[str, Any] | None = None,
         prompts,
         queues,
         recordings,
+        reminders,
         reports,
         restore,
         salespeople,
@@ -104,7 +105,7 @@ def create_app(data: Path, test_config: dict[str, Any] | None = None,
 
     for module in (auth, home, staff, policies, salespeople, customers, products, calls,
                    prompts, flows, lines, reports, voicemail, faxes, console, supervisor,
-                   recordings):
+                   recordings, reminders):
         app.register_blueprint(module.bp)
     for module in (orders, order_field_pages, kb):  # F9 orders, F13 knowledge base
         app.register_blueprint(module.bp)

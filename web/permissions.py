@@ -102,6 +102,11 @@ ENDPOINTS: dict[str, frozenset[str]] = {
     # Reports (figures only, no personal data).
     "reports.index": frozenset({"admin", "supervisor", "auditor"}),
     "reports.export": frozenset({"admin", "supervisor", "auditor"}),
+    # Premium reminders: their settings, the attempt log (holders' numbers) and "run now".
+    "reminders.index": MANAGERS,
+    "reminders.save_settings": MANAGERS,
+    "reminders.run_now": MANAGERS,
+    "reminders.export": MANAGERS,
     # Call records.
     "calls.list": frozenset({"admin", "supervisor", "agent", "auditor"}),
     "calls.export": frozenset({"admin", "supervisor", "auditor"}),

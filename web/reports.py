@@ -1,7 +1,8 @@
 """Reports: calls by day and by hour over a date range (with bar charts drawn as SVG on the
 server: no script, nothing from the internet); for the same range the IVR path funnel, the
 queues' service level and abandon rate, each agent's figures, the satisfaction scores and
-voicemail response times (:mod:`web.report_figures`); the book by status and by product,
+voicemail response times (:mod:`web.report_figures`), the premium reminder calls by
+outcome (:mod:`appliance.reminders.attempts`); the book by status and by product,
 and the premiums falling due. Each table of the range is exported whole (.csv / .xlsx),
 every row of it, not only what the page shows. Figures only: no personal data (agents are
 named by their code), so nothing here is audited."""
@@ -16,9 +17,11 @@ from zoneinfo import ZoneInfo
 from flask import Blueprint, Response, abort, current_app, render_template
 
 from appliance.acd.etiquette import agent_etiquette
+from appliance.reminders.attempts import CONTACT, OUTCOMES, outcome_counts, outcomes_by_day
 from web import report_figures as rf
 from web.dates import date_range, day_bounds
 from web.db import store
+from web.reminders import outcome_label
 from web.sheets import download
 from web.supervisor import asked_service_seconds, figures
 
@@ -50,6 +53,30 @@ def _calls(start: date, end: date) -> tuple[list[dict[str, Any]], list[dict[str,
         " GROUP BY hour", params)}
     by_hour = [{"label": f"{h:02d}", "calls": hours.get(h, 0)} for h in range(24)]
     return days, by_hour
+
+
+def _reminders(start: date, end: date) -> dict[str, Any]:
+    """Premium reminder attempts started in the range: the count of each outcome (with the
+    contact and confirmation rates), the bars of the chart, and the same by day (every
+    day of the range)."""
+    t0, t1 = day_bounds(start, end)
+    offset = int(t0.utcoffset().total_seconds()) if t0.utcoffset() else 0  # type: ignore[union-attr]
+    totals = outcome_counts(store(), t0.timestamp(), t1.timestamp())
+    by_day = outcomes_by_day(store(), t0.timestamp(), t1.timestamp(), offset)
+    days = []
+    d = start
+    while d <= end:
+        got = by_day.get(d.isoformat(), {})
+        ended = sum(got.get(o, 0) for o in OUTCOMES)
+        contact = sum(got.get(o, 0) for o in CONTACT)
+        days.append({"day": d.isoformat(), "attempts": ended + got.get("open", 0),
+                     "open": got.get("open", 0), **{o: got.get(o, 0) for o in OUTCOMES},
+                     "contact_rate": contact / ended if ended else None,
+                     "confirmation_rate": got.get("confirmed", 0) / contact if contact
+                     else None})
+        d += timedelta(days=1)
+    bars = [{"label": outcome_label(o), "n": totals["counts"][o]} for o in OUTCOMES]
+    return dict(totals, days=days, bars=bars)
 
 
 @bp.route("/", endpoint="index")
@@ -84,7 +111,8 @@ def reports_index() -> str:
                            queue=figures(t0, t1, sl),
                            agents=agent_etiquette(store(), since=t0, until=t1),
                            surveys=rf.surveys(t0, t1),
-                           voicemail=rf.voicemail_times(t0, t1, time.time()))
+                           voicemail=rf.voicemail_times(t0, t1, time.time()),
+                           reminders=_reminders(start, end))
 
 
 
@@ -99,6 +127,8 @@ EXPORTS = {
     "surveys": ("评分", "次数"),
     "voicemail": ("分类", "响应目标（小时）", "收到", "已办结", "平均办结（小时）",
                   "目标内办结", "逾期未办结"),
+    "reminders": ("日期", "拨打次数", "已确认", "转人工", "已收听", "中途挂机", "忙线",
+                  "无人接听", "线路拥塞", "失败", "进行中", "接通率", "确认率"),
 }
 
 
@@ -132,6 +162,10 @@ def export(table: str, fmt: str) -> Response:
                  a.hold_reminders, a.caller_hung_up_first, a.agent_hung_up_first, a.transfers,
                  a.transfers_answered_before_leaving, a.surveys, _num(a.mean_score, 2))
                 for a in agent_etiquette(store(), since=t0, until=t1)]
+    elif table == "reminders":
+        rows = [(d["day"], d["attempts"], *(d[o] for o in OUTCOMES), d["open"],
+                 _num(d["contact_rate"], 4), _num(d["confirmation_rate"], 4))
+                for d in _reminders(start, end)["days"]]
     elif table == "surveys":
         got = rf.surveys(t0, t1)
         rows = [(s["score"], s["n"]) for s in got["scores"]]
@@ -143,10 +177,11 @@ def export(table: str, fmt: str) -> Response:
     return download(fmt, f"report-{table}-{start}-{end}", "报表", EXPORTS[table], rows)
 
 
-def _chart(items: list[dict[str, Any]], key: str, height: int = 140) -> dict[str, Any]:
-    """Bar geometry for the SVG macro: one bar per item, scaled to the largest."""
+def _chart(items: list[dict[str, Any]], key: str, height: int = 140,
+           width: int = 28) -> dict[str, Any]:
+    """Bar geometry for the SVG macro: one bar per item, scaled to the largest; ``width``
+    per bar (wider for labels longer than a day's)."""
     top = max((i[key] for i in items), default=0) or 1
-    width = 28
     bars = []
     for n, item in enumerate(items):
         h = round(item[key] / top * (height - 20))

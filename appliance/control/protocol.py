@@ -127,6 +127,8 @@ OPS: Final[dict[str, dict[str, Field]]] = {
     "consult-complete": {"seat": Field(_text())},
     "consult-return": {"seat": Field(_text())},
     "conference": {"seat": Field(_text())},
+    # A premium reminder pass now (the reminders page's "run now"; appliance.reminders).
+    "reminders-run": {},
 }
 #: the ops :meth:`ControlServer._listen_or_dial` answers
 LISTEN_DIAL_OPS: Final = frozenset({"listen", "listen-mode", "listen-stop", "monitors",

@@ -14,7 +14,7 @@ import contextlib
 import logging
 from collections import deque
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from sqlite_utils import Database
 
@@ -32,6 +32,9 @@ from appliance.control.protocol import (
     write_address,
 )
 from appliance.store.db import Store
+
+if TYPE_CHECKING:
+    from appliance.reminders.dialer import ReminderDialer
 
 log = logging.getLogger("appliance.control")
 
@@ -57,8 +60,10 @@ class ControlServer:
 
     def __init__(self, acd: Acd, data: Path, *, store: Store | None = None,
                  host: str = "127.0.0.1", port: int = 0,
-                 max_backlog: int = MAX_BACKLOG) -> None:
+                 max_backlog: int = MAX_BACKLOG,
+                 reminders: ReminderDialer | None = None) -> None:
         self.acd = acd
+        self.reminders = reminders  # the premium reminder dialer, if the engine runs one
         self.data = Path(data)
         self.store = store if store is not None else acd.store
         self.host = host
@@ -215,6 +220,10 @@ class ControlServer:
             return await self._reload_acd()
         if request.op in CALL_CONTROL_OPS:
             return await self._call_control(request)
+        if request.op == "reminders-run":
+            if self.reminders is None:
+                raise ControlError("reminders-run: this engine places no reminder calls")
+            return await self.reminders.run_now()
         raise ControlError(f"op {request.op!r} has no handler")  # pragma: no cover
 
     def _listen_or_dial(self, request: Request) -> Any:

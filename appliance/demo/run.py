@@ -23,6 +23,7 @@ import random
 import subprocess
 import sys
 import time
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,7 @@ from appliance.conference import DEFAULT_NUMBER as CONFERENCE_NUMBER
 from appliance.conference import Conferences
 from appliance.control import ControlServer
 from appliance.demo.flow import digit_prompts, make_demo_flow
+from appliance.demo.reminders import ensure_demo_policies, subscribe_holders
 from appliance.fax.requests import serve_resend_requests
 from appliance.insurance.demo_data import load_demo_data
 from appliance.ivr.port_routes import PortRoutes
@@ -44,6 +46,9 @@ from appliance.ivr.service import insurance_ivr
 from appliance.media.prompts import PromptLibrary, concat
 from appliance.promptrec.phone import DEFAULT_NUMBER as RECORDING_NUMBER
 from appliance.promptrec.phone import PromptRecording
+from appliance.reminders.dialer import ReminderDialer
+from appliance.reminders.selection import Due
+from appliance.reminders.settings import load as load_reminder_settings
 from appliance.runtime import DataDirs, install_stop_signals
 from appliance.store import cdr
 from appliance.store.db import Store
@@ -104,6 +109,12 @@ DEMO_SEATS = (SeatConfig("s1", "8001", name="坐席一"), SeatConfig("s2", "8002
               SeatConfig("s3", "8003", name="坐席三"))
 #: the seat left free for a person at the seat console (its phone answers by itself)
 CONSOLE_SEAT = SeatConfig("s4", "8004", name="坐席四")
+
+
+def print_reminder(due: Due, attempt: int, outcome: str, detail: str) -> None:
+    _say(f"premium reminder: policy {due.policy_number} (due {due.due_date}, "
+         f"{due.language}) to {due.phone}, attempt {attempt}: {outcome}"
+         f"{f' ({detail})' if detail else ''}")
 
 
 def print_acd_event(kind: str, data: dict[str, Any]) -> None:
@@ -237,11 +248,15 @@ async def run_demo(data: Path, audiosocket_port: int, every: float, concurrent: 
     # The trunks the admin reserved for inbound calls (the lines page), as at each start.
     exchange.reserved_inbound = reserved_inbound_channels(store)
     acd: Acd | None = None
+    due_today = 0
     if flow_name == "insurance":
         loaded = load_demo_data(store)
         if loaded.loaded:
             _say(f"loaded the demo book into {dirs.database}")
         policies = sample_policies(store)
+        # Premium reminders: a few demo holders due today, every holder a simulated phone.
+        due_today = ensure_demo_policies(store, date.today())
+        subscribe_holders(exchange, store, prompts)
         # The seats and queues saved on the box (the admin's page edits them); the demo's
         # own the first time.
         saved_seats, saved_queues = records.load_seats(store), records.load_queues(store)
@@ -285,7 +300,12 @@ async def run_demo(data: Path, audiosocket_port: int, every: float, concurrent: 
                     recordings=dirs.recordings, on_event=on_event,
                     after_recover=[recovery_hook(store)])
     install_stop_signals(engine.stop)
+    # Premium reminder calls on the simulated exchange (on the box: Asterisk's lines, once
+    # AMI originates); the web's "run now" reaches them through the control API.
+    reminders = ReminderDialer(engine, exchange, store, acd=acd, on_outcome=print_reminder) \
+        if acd is not None else None
     if control is not None:
+        control.reminders = reminders
         await control.start()  # before the web, which reads its address
     # Started after the demo book is in, so its first page has data; it prints its own
     # address and the first-login admin password.
@@ -318,6 +338,12 @@ async def run_demo(data: Path, audiosocket_port: int, every: float, concurrent: 
     # Faxes the web's fax log asks to send again, dialled on the simulated exchange.
     resends = asyncio.create_task(serve_resend_requests(engine, exchange, store,
                                                         out_dir=dirs.root / "faxes"))
+    reminding = asyncio.create_task(reminders.serve()) if reminders is not None else None
+    if reminders is not None:
+        rs = load_reminder_settings(store)
+        _say(f"premium reminders {'on' if rs.enabled else 'off'}: due in {rs.days_ahead} days or"
+             f" overdue up to {rs.overdue_days}, {rs.window_start}–{rs.window_end},"
+             f" {rs.max_concurrent} calls at once ({due_today} demo holders due today)")
     try:
         await engine_task
     finally:
@@ -325,6 +351,8 @@ async def run_demo(data: Path, audiosocket_port: int, every: float, concurrent: 
             task.cancel()
         await asyncio.gather(caller_task, *agents, return_exceptions=True)
         await asyncio.gather(resends, return_exceptions=True)  # it ends with the engine
+        if reminding is not None:
+            await asyncio.gather(reminding, return_exceptions=True)  # so does this
         if web is not None:
             stop_web(web)
         if control is not None:

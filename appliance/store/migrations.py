@@ -983,6 +983,58 @@ def _acd_transfers(db: Database) -> None:
     db.execute("CREATE INDEX acd_transfers_agent ON acd_transfers (agent, started_at)")
 
 
+def _reminders(db: Database) -> None:
+    # Premium reminder calls (MISSION R11): the one row of settings the web edits, and
+    # every attempt to reach a holder about one due date. A policy is reminded once per
+    # due date: its attempts are numbered 1.. per (policy, due date, channel), and a final
+    # outcome ends them. `channel` leaves room for SMS beside calls.
+    db.execute(
+        """
+        CREATE TABLE reminder_settings (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            enabled INTEGER NOT NULL CHECK (enabled IN (0, 1)),
+            days_ahead INTEGER NOT NULL CHECK (days_ahead BETWEEN 0 AND 60),
+            overdue_days INTEGER NOT NULL CHECK (overdue_days BETWEEN 0 AND 90),
+            window_start TEXT NOT NULL,
+            window_end TEXT NOT NULL,
+            max_concurrent INTEGER NOT NULL CHECK (max_concurrent BETWEEN 1 AND 30),
+            retry_minutes INTEGER NOT NULL CHECK (retry_minutes BETWEEN 1 AND 1440),
+            max_attempts INTEGER NOT NULL CHECK (max_attempts BETWEEN 1 AND 10),
+            updated_at REAL NOT NULL,
+            updated_by TEXT NOT NULL
+        ) STRICT
+        """
+    )
+    db.execute(
+        """
+        CREATE TABLE reminder_attempts (
+            id INTEGER PRIMARY KEY,
+            policy_number TEXT NOT NULL,
+            due_date TEXT NOT NULL,
+            channel TEXT NOT NULL DEFAULT 'call' CHECK (channel IN ('call', 'sms')),
+            attempt INTEGER NOT NULL CHECK (attempt >= 1),
+            number TEXT NOT NULL,
+            language TEXT NOT NULL CHECK (language IN ('zh', 'yue', 'en')),
+            started_at REAL NOT NULL,
+            ended_at REAL,
+            outcome TEXT CHECK (outcome IS NULL OR outcome IN ('confirmed', 'transferred',
+                'heard', 'hung_up', 'busy', 'no_answer', 'congested', 'failed')),
+            detail TEXT NOT NULL DEFAULT '',
+            call_id TEXT,
+            next_retry_at REAL,
+            UNIQUE (policy_number, due_date, channel, attempt)
+        ) STRICT
+        """
+    )
+    db.execute("CREATE INDEX reminder_attempts_started_at ON reminder_attempts (started_at)")
+    db.execute("CREATE INDEX reminder_attempts_outcome ON reminder_attempts (outcome, started_at)")
+    # The language a customer is called in (none: the one they last chose calling the
+    # hotline, found by their number in the queue entries; else the box's, Mandarin).
+    db.execute("ALTER TABLE customers ADD COLUMN language TEXT"
+               " CHECK (language IS NULL OR language IN ('zh', 'yue', 'en'))")
+    db.execute("CREATE INDEX acd_entries_caller ON acd_entries (caller, joined_at)")
+
+
 MIGRATIONS: list[Step] = [
     ("0001_calls", _calls),
     ("0002_recordings", _recordings),
@@ -1004,6 +1056,7 @@ MIGRATIONS: list[Step] = [
     ("0019_acd_listen", _acd_listen),
     ("0020_prompt_phone", _prompt_phone),
     ("0021_customer_peers", _customer_peers),
+    ("0022_reminders", _reminders),
 ]
 
 

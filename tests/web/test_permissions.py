@@ -41,6 +41,7 @@ ARGS: dict[str, dict[str, Any]] = {
     "voicemail.reopen": {"message_id": 1},
     "recordings.play": {"recording_id": 1},
     "reports.export": {"table": "days", "fmt": "csv"},
+    "reminders.export": {"fmt": "csv"},
     "recordings.download": {"recording_id": 1},
     "voicemail.category_retire": {"code": "no_such_category"},
     "faxes.preview": {"fax_id": 1},
