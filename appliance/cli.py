@@ -12,8 +12,14 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
+
+if TYPE_CHECKING:  # the commands import what they run lazily: `appliance say` starts fast
+    from appliance.calls.engine import Engine
+    from appliance.reminders.dialer import ReminderDialer
+    from drivers.asterisk.ami import AmiClient
 
 DEFAULT_DATA = Path(os.environ.get("APPLIANCE_DATA", "var"))
 
@@ -203,6 +209,15 @@ async def _engine(data: Path, audiosocket: str, sim: bool, flow_name: str,
                  after_recover=[recovery_hook(store)],
                  on_event=control.call_event if control is not None else None)
     install_stop_signals(eng.stop)
+    reminders = None
+    if ami is not None and flow_name == "insurance":
+        from appliance.reminders.dialer import ReminderDialer
+
+        # Premium reminder calls go out on Asterisk's trunks, through the AMI.
+        reminders = ReminderDialer(eng, next(d for d in drivers if d.name == "asterisk"),
+                                   store, acd=acd)
+        if control is not None:
+            control.reminders = reminders
     try:
         if acd is not None and control is not None:
             acd.bind(eng)
@@ -214,6 +229,8 @@ async def _engine(data: Path, audiosocket: str, sim: bool, flow_name: str,
             await ami.start()
             click.echo(f"AMI client for {ami.host}:{ami.port}: names each AudioSocket "
                        "call's port and numbers, and dials out")
+        reminding = asyncio.create_task(_serve_when_dialable(reminders, ami, eng)) \
+            if reminders is not None and ami is not None else None
         resends = None
         if fax_driver is not None and not run_task.done():
             from appliance.fax.requests import serve_resend_requests
@@ -222,14 +239,29 @@ async def _engine(data: Path, audiosocket: str, sim: bool, flow_name: str,
             resends = asyncio.create_task(serve_resend_requests(
                 eng, fax_driver, store, out_dir=dirs.root / "faxes"))
         await run_task
-        if resends is not None:
-            await asyncio.gather(resends, return_exceptions=True)
+        for task in (resends, reminding):  # both end with the engine
+            if task is not None:
+                await asyncio.gather(task, return_exceptions=True)
     finally:
         if ami is not None:
             await ami.stop()
         if control is not None:
             await control.close()
         store.close()
+
+
+async def _serve_when_dialable(reminders: ReminderDialer, ami: AmiClient,
+                               engine: Engine) -> None:
+    """Reminder passes once the AMI is logged in (before it, every call would fail and use
+    up an attempt of the holder's), until the engine stops."""
+    logged_in = asyncio.create_task(ami.logged_in.wait())
+    stopped = asyncio.create_task(engine.stopped.wait())
+    done, pending = await asyncio.wait({logged_in, stopped},
+                                       return_when=asyncio.FIRST_COMPLETED)
+    for task in pending:
+        task.cancel()
+    if logged_in in done and not engine.stopped.is_set():
+        await reminders.serve()
 
 
 @main.command(context_settings={"ignore_unknown_options": True})

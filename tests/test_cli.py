@@ -6,15 +6,22 @@ against signals they did not generate themselves.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import shutil
+import socket
 import subprocess
 import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from appliance.media.prompts import PromptLibrary
+from tests.drivers._fake_ami import FakeAmi, block, var_set
 
 ROOT = Path(__file__).resolve().parents[1]
 SOUNDS = Path("/usr/share/asterisk/sounds/en")
@@ -201,6 +208,47 @@ def start_engine(data: Path, *args: str, until: str) -> tuple[subprocess.Popen[s
     return proc, seen
 
 
+@contextlib.contextmanager
+def fake_ami_thread() -> Iterator[tuple[FakeAmi, asyncio.AbstractEventLoop]]:
+    """A fake AMI served from its own thread's loop (the engine under test is a process)."""
+    loop = asyncio.new_event_loop()
+    ami = FakeAmi()
+    serving = threading.Thread(target=loop.run_forever, daemon=True)
+    serving.start()
+    asyncio.run_coroutine_threadsafe(ami.start(), loop).result(5)
+    try:
+        yield ami, loop
+    finally:
+        asyncio.run_coroutine_threadsafe(ami.close(), loop).result(5)
+        loop.call_soon_threadsafe(loop.stop)
+        serving.join(5)
+        loop.close()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def engine_with_ami(data: Path, ami: FakeAmi, secret: Path) -> tuple[subprocess.Popen[str],
+                                                                        list[str], int]:
+    """``appliance engine`` on AudioSocket (a free port, returned) with ``ami`` as its AMI."""
+    secret.write_text("s3cret-pass\n")
+    port = free_port()
+    proc, seen = start_engine(data, "--audiosocket", f"127.0.0.1:{port}",
+                              "--ami", f"127.0.0.1:{ami.port}", "--ami-secret-file",
+                              str(secret), until="AMI client for")
+    return proc, seen, port
+
+
+def wait_until(condition: Callable[[], object], seconds: float = 10.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.05)
+
+
 def test_engine_serves_the_control_api_for_the_seats_and_queues_saved(tmp_path: Path) -> None:
     import signal
 
@@ -230,14 +278,11 @@ def test_engine_serves_the_control_api_for_the_seats_and_queues_saved(tmp_path: 
 
 def test_engine_runs_the_published_ivr_and_answers_audiosocket(tmp_path: Path) -> None:
     import signal
-    import socket
     import uuid
 
     from drivers.asterisk import protocol
 
-    with socket.socket() as probe:  # a free port for the AudioSocket listener
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()  # for the AudioSocket listener
     proc, seen = start_engine(tmp_path / "var", "--audiosocket", f"127.0.0.1:{port}",
                               until="AudioSocket server listening")
     try:
@@ -279,67 +324,44 @@ def test_engine_names_audiosocket_calls_by_the_ami_and_follows_the_ports_route(
         tmp_path: Path) -> None:
     """A call on port 3, which the admin routes to 95598 (the prompt-recording line): the
     AMI event names its channel, so the caller hears that line, not the IVR's welcome."""
-    import asyncio
     import signal
-    import socket
-    import threading
     import uuid
 
     from appliance.box.ports import Port
     from appliance.box.settings import save_port
     from appliance.store.db import Store
     from drivers.asterisk import protocol
-    from tests.drivers._fake_ami import FakeAmi, var_set
 
     data = tmp_path / "var"
     data.mkdir()
     with Store(data / "appliance.db") as store:
         save_port(store, Port(3, "fxo", "fxs_ks", "none", "number", "95598"),
                   old_channel=None, by="test")
-    (tmp_path / "ami.secret").write_text("s3cret-pass\n")
-    loop = asyncio.new_event_loop()
-    ami = FakeAmi()
-    serving = threading.Thread(target=loop.run_forever, daemon=True)
-    serving.start()
-    asyncio.run_coroutine_threadsafe(ami.start(), loop).result(5)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    proc, seen = start_engine(data, "--audiosocket", f"127.0.0.1:{port}",
-                              "--ami", f"127.0.0.1:{ami.port}",
-                              "--ami-secret-file", str(tmp_path / "ami.secret"),
-                              until="AMI client for")
-    try:
-        for _ in range(100):
-            if ami.logins:
-                break
-            threading.Event().wait(0.05)
-        assert ami.logins == 1, "".join(seen)
-        call_id = uuid.uuid4()
-        loop.call_soon_threadsafe(ami.send, var_set(str(call_id), 3))
-        conn = socket.create_connection(("127.0.0.1", port), timeout=5)
-        with conn:
-            conn.sendall(protocol.uuid_msg(call_id))
-            for _ in range(50):
-                conn.sendall(protocol.audio(bytes(320)))
-            got = b""
-            while len(got) < 50 * 323:
-                chunk = conn.recv(65536)
-                assert chunk, "the engine closed the call"
-                got += chunk
-        prompts = PromptLibrary()
-        assert protocol.audio(prompts.get("rec_welcome", "zh").frames[0]) in got
-        assert protocol.audio(prompts.get("welcome", "zh").frames[0]) not in got
-        proc.send_signal(signal.SIGINT)
-        out, _ = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        asyncio.run_coroutine_threadsafe(ami.close(), loop).result(5)
-        loop.call_soon_threadsafe(loop.stop)
-        serving.join(5)
-        loop.close()
+    with fake_ami_thread() as (ami, loop):
+        proc, seen, port = engine_with_ami(data, ami, tmp_path / "ami.secret")
+        try:
+            wait_until(lambda: ami.logins == 1)
+            call_id = uuid.uuid4()
+            loop.call_soon_threadsafe(ami.send, var_set(str(call_id), 3))
+            conn = socket.create_connection(("127.0.0.1", port), timeout=5)
+            with conn:
+                conn.sendall(protocol.uuid_msg(call_id))
+                for _ in range(50):
+                    conn.sendall(protocol.audio(bytes(320)))
+                got = b""
+                while len(got) < 50 * 323:
+                    chunk = conn.recv(65536)
+                    assert chunk, "the engine closed the call"
+                    got += chunk
+            prompts = PromptLibrary()
+            assert protocol.audio(prompts.get("rec_welcome", "zh").frames[0]) in got
+            assert protocol.audio(prompts.get("welcome", "zh").frames[0]) not in got
+            proc.send_signal(signal.SIGINT)
+            out, _ = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
     assert proc.returncode == 0, out
     assert "(port 3) from 13800138000" in "".join(seen) + out
 
@@ -353,3 +375,51 @@ def test_engine_refuses_an_ami_without_its_secret(tmp_path: Path) -> None:
     res = appliance("engine", "--data", str(tmp_path), "--ami", "asterisk",
                     "--ami-secret-file", str(tmp_path / "nope"))
     assert res.returncode == 2 and "expected HOST:PORT, got 'asterisk'" in res.stderr
+
+
+def test_engine_with_the_ami_places_premium_reminders_on_asterisks_trunks(
+        tmp_path: Path) -> None:
+    """A policy due today: the engine's reminder pass dials its holder through the AMI
+    (an Originate on the outbound trunk group), and Asterisk's busy comes back as the
+    attempt's outcome."""
+    import datetime as dt
+    import signal
+
+    from appliance.store.db import Store
+    from tests.reminders.helpers import add_policy, set_settings
+
+    data = tmp_path / "var"
+    data.mkdir()
+    with Store(data / "appliance.db") as store:
+        add_policy(store, "P-AMI-1", "13912345678", dt.date.today())
+        set_settings(store, window_start="00:00", window_end="23:59")
+
+    with fake_ami_thread() as (ami, loop):
+        def originated() -> bytes:
+            return next((b for b in list(ami.received)
+                         if b.startswith(b"Action: Originate")), b"")
+
+        proc, seen, _ = engine_with_ami(data, ami, tmp_path / "ami.secret")
+        try:
+            wait_until(originated)
+            sent = originated()
+            assert b"Channel: DAHDI/g1/13912345678\r\n" in sent, "".join(seen)
+            action_id = sent.split(b"ActionID: ")[1].split(b"\r\n")[0].decode()
+            loop.call_soon_threadsafe(ami.send, block(
+                "Event: OriginateResponse", f"ActionID: {action_id}", "Response: Failure",
+                "Channel: DAHDI/g1/13912345678", "Reason: 5", "Uniqueid: <null>"))
+            with Store(data / "appliance.db") as store:
+                def outcome() -> object:
+                    rows = store.query("SELECT outcome FROM reminder_attempts")
+                    return rows and rows[0]["outcome"]
+
+                wait_until(outcome)
+                assert store.query("SELECT outcome FROM reminder_attempts") == [
+                    {"outcome": "busy"}]
+            proc.send_signal(signal.SIGINT)
+            out, _ = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert proc.returncode == 0, out
