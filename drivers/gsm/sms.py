@@ -92,6 +92,7 @@ class Received:
 class BadMessage:
     index: int
     reason: str
+    pdu: str = ""  # as listed, kept so nothing is lost when it is taken off the SIM
 
 
 @dataclass(slots=True)
@@ -244,7 +245,8 @@ def read_listing(lines: Iterable[str]) -> tuple[list[_Part], list[BadMessage]]:
             parts.append(_decode(index, line))
         except Exception as exc:  # any failure of the codec is this PDU's
             bad.append(BadMessage(index, f"message {index}: the PDU does not decode "
-                                         f"({type(exc).__name__}: {exc}): {line[:40]!r}"))
+                                         f"({type(exc).__name__}: {exc}): {line[:40]!r}",
+                                  line))
     if header is not None:
         bad.append(BadMessage(header[0], f"message {header[0]}: no PDU line"))
     return parts, bad
