@@ -155,6 +155,12 @@ async def _engine(data: Path, audiosocket: str, sim: bool, flow_name: str,
                  after_recover=[recovery_hook(store)],
                  on_event=control.call_event if control is not None else None)
     install_stop_signals(eng.stop)
+    from appliance.sms.service import SmsService
+
+    # SMS through the GSM modem of the lines page, on a thread of its own (serial I/O
+    # blocks); with no modem enabled it waits, and the SMS page says why.
+    sms = SmsService(store)
+    sms.start()
     try:
         if acd is not None and control is not None:
             acd.bind(eng)
@@ -173,6 +179,7 @@ async def _engine(data: Path, audiosocket: str, sim: bool, flow_name: str,
         if resends is not None:
             await asyncio.gather(resends, return_exceptions=True)
     finally:
+        await asyncio.get_running_loop().run_in_executor(None, sms.stop)
         if control is not None:
             await control.close()
         store.close()

@@ -151,12 +151,15 @@ def test_run_starts_the_appliance_and_stops_cleanly_on_ctrl_c(tmp_path: Path) ->
     try:
         assert proc.stdout is not None
         seen = []
-        answered = web_up = False
+        answered = web_up = sms_out = sms_in = False
         for line in proc.stdout:
             seen.append(line)
             answered = answered or "answered" in line  # a caller got through to the IVR
             web_up = web_up or "web admin first login" in line
-            if answered and web_up:
+            # The simulated GSM modem: the demo's reminder went out, a question came in.
+            sms_out = sms_out or ("SMS 1 to" in line and ": sent" in line)
+            sms_in = sms_in or ("SMS from +86" in line and "保单" in line)
+            if answered and web_up and sms_out and sms_in:
                 break
         with urllib.request.urlopen(f"http://127.0.0.1:{web_port}/login", timeout=10) as r:
             assert r.status == 200 and "登录" in r.read().decode()

@@ -45,6 +45,8 @@ from appliance.media.prompts import PromptLibrary, concat
 from appliance.promptrec.phone import DEFAULT_NUMBER as RECORDING_NUMBER
 from appliance.promptrec.phone import PromptRecording
 from appliance.runtime import DataDirs, install_stop_signals
+from appliance.sms.demo import demo_traffic, start_demo_modem
+from appliance.sms.service import SmsService
 from appliance.store import cdr
 from appliance.store.db import Store
 from appliance.voicemail import recovery_hook
@@ -104,6 +106,15 @@ DEMO_SEATS = (SeatConfig("s1", "8001", name="坐席一"), SeatConfig("s2", "8002
               SeatConfig("s3", "8003", name="坐席三"))
 #: the seat left free for a person at the seat console (its phone answers by itself)
 CONSOLE_SEAT = SeatConfig("s4", "8004", name="坐席四")
+
+
+def print_sms_event(kind: str, data: dict[str, Any]) -> None:
+    if kind == "sent":
+        _say(f"SMS {data['id']} to {data['number']}: sent ({len(data['refs'])} part(s))")
+    elif kind == "failed":
+        _say(f"SMS {data['id']} to {data['number']}: failed: {data['error']}")
+    elif kind == "received":
+        _say(f"SMS from {data['number']}: {data['text']}")
 
 
 def print_acd_event(kind: str, data: dict[str, Any]) -> None:
@@ -313,6 +324,13 @@ async def run_demo(data: Path, audiosocket_port: int, every: float, concurrent: 
                 acd.login(status.id, f"A00{status.id[1:]}")
             elif status.id == CONSOLE_SEAT.id and status.config.driver == "sim":
                 agents.append(asyncio.create_task(console_phone(exchange, status.config)))
+    # SMS through a simulated GSM modem (unless the admin configured a real one): one
+    # reminder goes out and a customer's question comes in, both shown on /sms/.
+    modem = start_demo_modem(store)
+    sms = SmsService(store, on_event=print_sms_event)
+    sms.start()
+    if modem is not None and demo_traffic(store, modem) is not None:
+        _say(f"SMS: simulated modem on {modem.path}; a reminder queued, a question arriving")
     caller_task = asyncio.create_task(callers(exchange, prompts, engine, every, concurrent,
                                               policies))
     # Faxes the web's fax log asks to send again, dialled on the simulated exchange.
@@ -325,6 +343,9 @@ async def run_demo(data: Path, audiosocket_port: int, every: float, concurrent: 
             task.cancel()
         await asyncio.gather(caller_task, *agents, return_exceptions=True)
         await asyncio.gather(resends, return_exceptions=True)  # it ends with the engine
+        await asyncio.get_running_loop().run_in_executor(None, sms.stop)
+        if modem is not None:
+            modem.close()
         if web is not None:
             stop_web(web)
         if control is not None:
