@@ -142,7 +142,10 @@ def count_parts(text: str) -> int:
     """How many messages ``text`` goes as (what the page's counter shows)."""
     if not text:
         return 0
-    return len(encodeSmsSubmitPdu("10086", text, requestStatusReport=False))
+    # A character outside UCS-2 cannot be sent (check_text says so); counted as one here,
+    # so that a page can still show the count of a text it refuses.
+    bmp = "".join(ch if ord(ch) <= 0xFFFF else "\ufffd" for ch in text)
+    return len(encodeSmsSubmitPdu("10086", bmp, requestStatusReport=False))
 
 
 def encode(number: str, text: str, *, reference: int = 0, smsc: str = "") -> list[Pdu]:
