@@ -29,6 +29,7 @@ from flask import (
 )
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
+from flask_babel import pgettext
 
 from appliance.box.settings import load_modem
 from appliance.sms import messages
@@ -105,11 +106,12 @@ def _filters() -> tuple[str, list[Any], dict[str, str], str | None]:
 
 def status_name(status: str) -> str:
     return {"queued": _("Queued"), "sending": _("Sending"), "sent": _("Sent"),
-            "failed": _("Failed"), "received": _("Received")}.get(status, status)
+            "failed": _("Failed"), "received": pgettext("sms", "Received")}.get(status, status)
 
 
 def direction_name(direction: str) -> str:
-    return {"in": _("Received"), "out": _("Sent")}.get(direction, direction)
+    return {"in": pgettext("sms", "Incoming"), "out": pgettext("sms", "Outgoing")}.get(
+        direction, direction)
 
 
 def modem_notice() -> str:

@@ -33,3 +33,13 @@
     update();
   });
 })();
+
+// The message list: while a message shown is still queued or being sent (and the engine
+// says the modem works), the page reloads itself every few seconds to show how it ended.
+(function () {
+  var table = document.getElementById("sms-messages");
+  if (!table || document.getElementById("sms-notice")) { return; }
+  if (table.querySelector("tr[data-status=queued], tr[data-status=sending]")) {
+    window.setTimeout(function () { window.location.reload(); }, 3000);
+  }
+})();
