@@ -295,8 +295,9 @@ def _plain(modem: Any) -> dict[str, Any]:
 @bp.route("/modem/test", methods=["POST"], endpoint="modem_test")
 def modem_test() -> ResponseReturnValue:
     """Open the modem's port and ask it (the settings in the form, saved or not)."""
-    # The web talks to the modem itself for this test only: the engine does not hold the
-    # port yet (nothing sends SMS yet); once it does, the test belongs behind its control API.
+    # The web talks to the modem itself for this test only. While the modem is enabled the
+    # engine's SMS service holds the port under an exclusive lock, and the test says the
+    # port is busy (disable the modem to test it); asking through the engine is for later.
     from drivers.gsm.at import ModemError, probe
 
     try:
