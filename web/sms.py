@@ -11,7 +11,7 @@ list, export and send is audited.
 from __future__ import annotations
 
 import time
-from datetime import date, datetime, timedelta
+from datetime import datetime
 from typing import Any, Final
 from zoneinfo import ZoneInfo
 
@@ -36,6 +36,7 @@ from appliance.sms import messages
 from appliance.sms.service import HEARTBEAT
 from drivers.gsm.sms import MAX_PARTS, TextError, check_number, check_text, count_parts
 from web import audit, permissions
+from web.dates import optional_days
 from web.db import mask_phone, prefix_range, store
 from web.paging import page_number, read_page
 from web.sheets import download
@@ -45,18 +46,10 @@ bp = Blueprint("sms", __name__, url_prefix="/sms")
 MAX_TEXT: Final = 1000  # characters a form may carry (the parts limit says the rest)
 
 
-def _day(name: str) -> date | None:
-    try:
-        return date.fromisoformat(request.args.get(name, "").strip())
-    except ValueError:
-        return None
-
-
 def _filters() -> tuple[str, list[Any], dict[str, str], str | None]:
-    tz = ZoneInfo(current_app.config["TIMEZONE"])
-    where: list[str] = []
-    params: list[Any] = []
-    error = None
+    days, bounds, error = optional_days("created_at")
+    where: list[str] = list(days)
+    params: list[Any] = list(bounds)
     direction = request.args.get("direction", "")
     if direction in messages.DIRECTIONS:
         where.append("direction = ?")
@@ -69,17 +62,6 @@ def _filters() -> tuple[str, list[Any], dict[str, str], str | None]:
     if customer.isdigit():  # a customer's messages (their page links here, no number shown)
         where.append("customer_id = ?")
         params.append(int(customer))
-    start, end = _day("from"), _day("to")
-    for name, day in (("from", start), ("to", end)):
-        if request.args.get(name) and day is None:
-            error = _("Dates are written like 2026-11-26.")
-    if start:
-        where.append("created_at >= ?")
-        params.append(datetime.combine(start, datetime.min.time(), tz).timestamp())
-    if end:
-        where.append("created_at < ?")
-        params.append(datetime.combine(end + timedelta(days=1), datetime.min.time(),
-                                       tz).timestamp())
     raw = request.args.get("number", "")
     number = "".join(c for c in raw if c not in " -")[:32]
     if number and not all(c.isdigit() or c == "+" for c in number):
