@@ -160,6 +160,13 @@ def pdu_hex(pdu: Pdu) -> str:
     return bytes(pdu.data).hex().upper()
 
 
+def tpdu_length(pdu: Pdu) -> int:
+    """The octets after the SMSC field: what ``AT+CMGS=<length>`` counts. (gsmmodem's own
+    ``tpduLength`` counts the SMSC address too when one is given, which modems refuse.)"""
+    data = bytes(pdu.data)
+    return len(data) - 1 - data[0]
+
+
 class SmsSession:
     """SMS over one open :class:`AtSession`: :meth:`setup` once, then send, list, delete."""
 
@@ -192,7 +199,7 @@ class SmsSession:
         """Send one encoded part; its message reference (``+CMGS: <mr>``)."""
         what = f"{self.at.device}: part {part} of {parts}" if parts > 1 else \
             f"{self.at.device}: AT+CMGS"
-        reply = self.at.submit(f"AT+CMGS={pdu.tpduLength}", pdu_hex(pdu),
+        reply = self.at.submit(f"AT+CMGS={tpdu_length(pdu)}", pdu_hex(pdu),
                                timeout=self.send_timeout)
         if not reply.ok:
             raise cms_error(reply, what)
@@ -293,4 +300,4 @@ def join_parts(parts: list[_Part], bad: list[BadMessage]) -> Inbox:
 
 __all__ = ["CMS_ERRORS", "MAX_PARTS", "BadMessage", "Inbox", "Received", "SmsError",
            "SmsSession", "TextError", "check_number", "check_text", "cms_error",
-           "count_parts", "encode", "join_parts", "pdu_hex", "read_listing"]
+           "count_parts", "encode", "join_parts", "pdu_hex", "read_listing", "tpdu_length"]

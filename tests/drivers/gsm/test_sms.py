@@ -14,7 +14,15 @@ import pytest
 
 from drivers.gsm.at import AtSession, Busy, Garbage, open_port, probe
 from drivers.gsm.simulated import SimulatedModem
-from drivers.gsm.sms import SmsError, SmsSession, TextError, count_parts, encode, pdu_hex
+from drivers.gsm.sms import (
+    SmsError,
+    SmsSession,
+    TextError,
+    count_parts,
+    encode,
+    pdu_hex,
+    tpdu_length,
+)
 
 HELLO_PDU = "0001000B917228001011F100000CC8329BFD065DDF72363904"  # gsmmodem's test vector
 # "It is easy to read text messages via AT commands." from +85291234567, 2007-04-12
@@ -47,7 +55,18 @@ def test_pdus_match_known_good_ones() -> None:
     # 世界您好！ in UCS-2 (gsmmodem's vector, without its SMSC and validity period)
     assert pdu_hex(encode("+123456789", "世界您好！")[0]) == \
         "000100099121436587F900080A4E16754C60A8597DFF01"
-    assert encode("+27820001111", "Hello World!")[0].tpduLength == len(HELLO_PDU) // 2 - 1
+    assert tpdu_length(encode("+27820001111", "Hello World!")[0]) == len(HELLO_PDU) // 2 - 1
+    # The SMSC the admin set goes in front; AT+CMGS's length still counts the TPDU only.
+    with_smsc = encode("+123456789", "世界您好！", smsc="+44000000000")[0]
+    assert pdu_hex(with_smsc) == "07914400000000F00100099121436587F900080A4E16754C60A8597DFF01"
+    assert tpdu_length(with_smsc) == len(pdu_hex(with_smsc)) // 2 - 8
+
+
+def test_a_session_with_an_smsc_sends_what_the_modem_accepts(modem: SimulatedModem,
+                                                             session: SmsSession) -> None:
+    session.smsc = "+8613800100500"
+    assert session.send("13800138000", "您好") == [1]
+    assert modem.sent[0]["smsc"] == "+8613800100500"
 
 
 def test_a_chinese_text_is_sent_as_ucs2_with_its_reference(modem: SimulatedModem,
