@@ -10,7 +10,8 @@ queued messages wait), sends the due messages oldest first, then reads the SIM's
 Sending: a message is claimed (``sending``), its parts are sent one by one, and the row
 ends ``sent``, ``failed`` with the modem's or network's reason, or ``queued`` again after
 a temporary refusal (network out of order, congestion, no service) until ``max_attempts``
-tries; the parts already taken are not sent again. A reply the service cannot read leaves
+tries (as is a modem that gave no prompt for the PDU, which therefore never went); the
+parts already taken are not sent again. A reply the service cannot read leaves
 it unknown whether the message went, so that message fails (never sent twice by itself)
 and the port is reopened; the next message still goes. Receiving: each message (its
 parts joined) is committed as a ``received`` row first and deleted from the SIM only
@@ -34,7 +35,7 @@ import serial
 from appliance.box.settings import ModemSettings, load_modem
 from appliance.sms import messages
 from appliance.store.db import Store
-from drivers.gsm.at import AtSession, ModemError, open_port
+from drivers.gsm.at import AtSession, ModemError, NoPrompt, open_port
 from drivers.gsm.sms import BadMessage, Inbox, Received, SmsError, SmsSession, TextError, encode
 
 log = logging.getLogger("appliance.sms")
@@ -182,15 +183,11 @@ class SmsService:
         except TextError as exc:
             self._fail(msg, str(exc), refs)
         except SmsError as exc:
-            tries = msg.attempts + 1
-            if exc.temporary and tries < self.max_attempts:
-                retry_at = self.clock() + self.retry_after * tries
-                messages.finish(self.store, msg.id, status="queued", now=self.clock(),
-                                error=f"{exc} (try {tries} of {self.max_attempts})",
-                                refs=tuple(refs), retry_at=retry_at)
-                self._event("retry", id=msg.id, number=msg.number, error=str(exc))
-            else:
-                self._fail(msg, str(exc), refs)
+            self._retry_or_fail(msg, exc, refs, temporary=exc.temporary)
+        except NoPrompt as exc:  # the part never went: safe to try again
+            self._retry_or_fail(msg, exc, refs, temporary=True)
+            self._close()
+            self._say("error", str(exc))
         except ModemError as exc:
             self._fail(msg, str(exc) + UNSURE, refs)
             self._close()  # out of step with the modem: start afresh next round
@@ -199,6 +196,17 @@ class SmsService:
             messages.finish(self.store, msg.id, status="sent", now=self.clock(),
                             refs=tuple(refs))
             self._event("sent", id=msg.id, number=msg.number, text=msg.text, refs=refs)
+
+    def _retry_or_fail(self, msg: messages.Outgoing, exc: ModemError, refs: list[int], *,
+                       temporary: bool) -> None:
+        tries = msg.attempts + 1
+        if temporary and tries < self.max_attempts:
+            messages.finish(self.store, msg.id, status="queued", now=self.clock(),
+                            error=f"{exc} (try {tries} of {self.max_attempts})",
+                            refs=tuple(refs), retry_at=self.clock() + self.retry_after * tries)
+            self._event("retry", id=msg.id, number=msg.number, error=str(exc))
+        else:
+            self._fail(msg, str(exc), refs)
 
     def _fail(self, msg: messages.Outgoing, error: str, refs: list[int]) -> None:
         messages.finish(self.store, msg.id, status="failed", now=self.clock(), error=error,

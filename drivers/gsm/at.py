@@ -60,6 +60,10 @@ class Busy(NoDevice):
     """Another program (the engine's SMS service) holds the port."""
 
 
+class NoPrompt(NoAnswer):
+    """A two-step command got no ``> `` prompt: its body was never sent."""
+
+
 @dataclass(frozen=True, slots=True)
 class Reply:
     command: str
@@ -131,12 +135,13 @@ class AtSession:
         deadline = self.clock() + self.timeout
         while PROMPT not in raw:
             if self.clock() >= deadline:
-                if not raw.strip():
-                    raise NoAnswer(f"{self.device}: {command}: no prompt within "
-                                   f"{self.timeout:g} s")
-                raise Garbage(f"{self.device}: {command}: no prompt within {self.timeout:g}"
-                              f" s, got {_show(raw)}")
-            raw += self._chunk(command, raw, MAX_REPLY)
+                got = raw.replace(command.encode("ascii"), b"").strip()  # beyond the echo
+                raise NoPrompt(f"{self.device}: {command}: no prompt within {self.timeout:g}"
+                               f" s" + (f", got {_show(got)}" if got else ""))
+            try:
+                raw += self._chunk(command, raw, MAX_REPLY)
+            except Garbage as exc:
+                raise NoPrompt(str(exc)) from None
             refused = _parse(command, raw)
             if refused is not None:
                 return refused
@@ -243,4 +248,5 @@ def _signal(device: str, reply: Reply) -> tuple[int | None, int | None]:
 
 
 __all__ = ["AtSession", "Busy", "Garbage", "ModemError", "ModemStatus", "NoAnswer", "NoDevice",
+           "NoPrompt",
            "Reply", "open_port", "probe"]

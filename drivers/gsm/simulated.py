@@ -129,6 +129,7 @@ class SimulatedModem(PtyPeer):
         self.sim: dict[int, Stored] = {}
         self.deleted: list[int] = []
         self.on_submit = on_submit
+        self.prompt = True  # False: AT+CMGS goes unanswered, as from a modem busy elsewhere
         self.pdu_mode = False
         self._mr = first_reference
         self._buf = b""
@@ -183,6 +184,8 @@ class SimulatedModem(PtyPeer):
             arg = upper.partition("=")[2]
             if not arg.isdigit() or not 7 <= int(arg) <= 164:
                 return b"\r\n+CMS ERROR: 304\r\n"
+            if not self.prompt:
+                return b""
             self._pending = int(arg)
             return b"\r\n> "
         return b"\r\n" + self._simple(upper) + b"\r\n"

@@ -111,6 +111,23 @@ def test_a_refusal_is_retried_then_fails_with_its_meaning_and_the_next_still_goe
     assert [s["text"] for s in modem.sent] == ["第二条"]
 
 
+def test_a_modem_that_gives_no_prompt_sent_nothing_so_the_message_is_tried_again(
+        store: Store, modem: Modem) -> None:
+    enable(store, modem)
+    modem.prompt = False
+    queued = send(store, "13800138000", "再试一次")
+    svc = service(store, retry_after=0.0)
+    svc.run_once()
+    waiting = row(store, queued)
+    assert (waiting["status"], waiting["attempts"]) == ("queued", 1)
+    assert "no prompt within 1 s (try 1 of 3)" in waiting["error"]
+    assert messages.service_state(store)["state"] == "error"
+    modem.prompt = True
+    svc.run_once()
+    assert row(store, queued)["status"] == "sent"
+    assert [s["text"] for s in modem.sent] == ["再试一次"]
+
+
 def test_noise_fails_the_message_once_and_the_next_goes_after_a_reopen(
         store: Store, modem: Modem) -> None:
     modem.on_submit = lambda pdu: b"\xf8\x80\x00\xfe" if pdu["text"] == "噪声" else None
