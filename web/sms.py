@@ -214,6 +214,8 @@ def _form_page(form: dict[str, str], customer: dict[str, Any] | None, error: str
 def compose() -> ResponseReturnValue:
     """The send form, for ``?customer=`` (their number from the book) or a number."""
     customer = _customer(request.args.get("customer", ""))
+    if customer is not None:  # the customer's name and number on the page
+        audit.log("sms.compose", str(customer["id"]))
     return _form_page({"number": "", "text": ""}, customer)
 
 

@@ -57,6 +57,7 @@ def test_from_a_customer_the_agent_sends_without_seeing_the_number(
     assert f"/sms/send?customer={c['id']}" in detail and "发短信" in detail
     form = client.get(f"/sms/send?customer={c['id']}").get_data(as_text=True)
     assert c["name"] in form and c["phone"] not in form
+    assert [a["target"] for a in audits(store, "sms.compose")] == [str(c["id"])]
     text = "中" * 100
     res = client.post("/sms/send", data={"csrf_token": token, "customer": str(c["id"]),
                                          "number": "", "text": text})
