@@ -271,3 +271,48 @@ def test_bench_web_prints_page_times_and_the_import_as_json() -> None:
     assert figures["import_rows"] == 300 and figures["policies_after_import"] == 1100
     assert figures["search_p95_ms"] > 0 and figures["list_p95_ms"] > 0
     assert figures["import_seconds"] > 0 and figures["import_xlsx_seconds"] > 0
+
+
+def test_the_engine_sends_queued_sms_and_stores_received_ones_through_the_modem(
+        tmp_path: Path) -> None:
+    """``appliance engine`` runs the SMS service: the modem saved on the lines page (here
+    the simulated one, a pseudo-terminal of this process) sends a queued message and its
+    reply becomes a row."""
+    import signal
+    import time
+
+    from appliance.box.settings import ModemSettings, save_modem
+    from appliance.sms import messages
+    from appliance.store.db import Store
+    from drivers.gsm.simulated import SimulatedModem
+
+    (tmp_path / "var").mkdir()
+    modem = SimulatedModem()
+    with Store(tmp_path / "var" / "appliance.db") as store:
+        save_modem(store, ModemSettings(modem.path, 115200, "", True), by="admin")
+        store.write(lambda db: messages.queue(db, "13800138000", "引擎发出的短信", by="admin",
+                                              now=time.time()))
+    modem.deliver("+8613800138000", "回复：收到")
+    proc, seen = start_engine(tmp_path / "var", "--sim", "--audiosocket", "",
+                              until="is live")
+    try:
+        with Store(tmp_path / "var" / "appliance.db") as store:
+            deadline = time.monotonic() + 20
+            rows: list[dict[str, object]] = []
+            while time.monotonic() < deadline:
+                rows = store.query("SELECT direction, text, status FROM sms_messages"
+                                   " ORDER BY id")
+                if len(rows) == 2 and rows[0]["status"] == "sent":
+                    break
+                time.sleep(0.2)
+        assert rows == [{"direction": "out", "text": "引擎发出的短信", "status": "sent"},
+                        {"direction": "in", "text": "回复：收到", "status": "received"}]
+        assert [s["text"] for s in modem.sent] == ["引擎发出的短信"] and modem.sim == {}
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        modem.close()
+    assert proc.returncode == 0, "".join(seen) + out
