@@ -39,6 +39,7 @@ from web import audit, box_names
 from web.box_names import problem_text
 from web.console import control, sse
 from web.db import store
+from web.sms import modem_notice
 
 bp = Blueprint("lines", __name__, url_prefix="/lines")
 bp.app_context_processor(box_names.names)
@@ -110,7 +111,8 @@ def line_list() -> ResponseReturnValue:
     rows, up = _live()
     return render_template("lines/list.html", usage=_usage(), live=rows, up=up,
                            ports=box.load_ports(store()), effects=_effects(),
-                           modem=box.load_modem(store()), modem_form=None, bauds=box.BAUDS)
+                           modem=box.load_modem(store()), modem_form=None, bauds=box.BAUDS,
+                           sms_notice=modem_notice())
 
 
 def _effects() -> dict[int, str]:
@@ -266,7 +268,7 @@ def _modem_error(exc: PortError) -> ResponseReturnValue:
                            ports=box.load_ports(store()), effects=_effects(),
                            modem=box.load_modem(store()),
                            modem_form=request.form, modem_error=problem_text(exc),
-                           bauds=box.BAUDS), 400
+                           bauds=box.BAUDS, sms_notice=modem_notice()), 400
 
 
 @bp.route("/modem", methods=["POST"], endpoint="modem_save")

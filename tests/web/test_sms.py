@@ -154,5 +154,8 @@ def test_the_page_says_why_nothing_goes_out(store: Store, as_role: Any) -> None:
     messages.set_state(store, "error", "/dev/ttyUSB0: no such device", time.time())
     assert "GSM 短信猫无法工作：/dev/ttyUSB0: no such device" in \
         client.get("/sms/").get_data(as_text=True)
+    admin, _ = as_role("admin")
+    assert "GSM 短信猫无法工作" in admin.get("/lines/").get_data(as_text=True)  # there too
     messages.set_state(store, "ready", "/dev/ttyUSB0", time.time())
     assert 'id="sms-notice"' not in client.get("/sms/").get_data(as_text=True)
+    assert "引擎正通过 /dev/ttyUSB0 收发短信" in admin.get("/lines/").get_data(as_text=True)
