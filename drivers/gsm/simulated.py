@@ -191,7 +191,7 @@ class SimulatedModem(PtyPeer):
         return b"\r\n" + self._simple(upper) + b"\r\n"
 
     def _simple(self, upper: str) -> bytes:
-        if upper in ("AT", "ATE1", "ATZ"):
+        if upper in ("AT", "ATE1", "ATZ", "AT+CNMI=0,1"):
             return b"OK"
         if upper == "AT+CPIN?":
             return b"+CPIN: READY\r\n\r\nOK"

@@ -176,13 +176,17 @@ class SmsSession:
         self._reference = reference & 0xFF
 
     def setup(self) -> None:
-        """Check the modem answers and switch it to PDU mode."""
+        """Check the modem answers, switch it to PDU mode and have received messages
+        stored (``AT+CNMI=0,1``: kept in storage, where :meth:`inbox` finds them, rather
+        than handed over once as ``+CMT`` lines a poller would miss). A modem that refuses
+        that setting keeps its own, which on the usual sticks stores them anyway."""
         hello = self.at.command("AT")
         if not hello.ok:
             raise Garbage(f"{self.at.device}: AT: answered {hello.final}, not OK")
         reply = self.at.command("AT+CMGF=0")
         if not reply.ok:
             raise cms_error(reply, f"{self.at.device}: AT+CMGF=0 (PDU mode)")
+        self.at.command("AT+CNMI=0,1")
 
     def next_reference(self) -> int:
         """A concatenation reference of its own for each long message (the phone joins

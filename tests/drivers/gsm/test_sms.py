@@ -73,7 +73,7 @@ def test_a_chinese_text_is_sent_as_ucs2_with_its_reference(modem: SimulatedModem
                                                            session: SmsSession) -> None:
     refs = session.send("13800138000", "您的保单已生效。")
     assert refs == [1]
-    assert "AT+CMGF=0" in modem.commands
+    assert modem.commands[:3] == ["AT", "AT+CMGF=0", "AT+CNMI=0,1"]  # PDU mode, stored
     assert modem.commands[-1] == f"AT+CMGS={len(modem.sent[0]['pdu']) // 2 - 1}"
     sent = modem.sent[0]
     assert (sent["number"], sent["text"], sent["type"]) == ("13800138000", "您的保单已生效。",
