@@ -4,7 +4,6 @@ every list and export is audited."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -19,7 +18,7 @@ from appliance.acd.etiquette import (
     transfer_facts,
 )
 from web import audit, permissions
-from web.dates import optional_days
+from web.dates import optional_days, stamp
 from web.db import mask_phone, prefix_range, store
 from web.paging import page_number, read_page
 from web.sheets import download
@@ -141,7 +140,7 @@ def export() -> Response:
     audit.log("call.export", "", **form)
 
     def when(ts: float | None) -> str:
-        return "" if ts is None else datetime.fromtimestamp(ts, tz).strftime("%Y-%m-%d %H:%M:%S")
+        return stamp(ts, tz)
 
     db = store()  # the generator runs after the request context has gone
 

@@ -58,6 +58,12 @@ def optional_days(column: str) -> tuple[list[str], list[float], str | None]:
     return where, params, error
 
 
+def stamp(ts: float | None, tz: ZoneInfo) -> str:
+    """``2026-11-26 09:30:00`` in ``tz`` ('' for None): a time in an export, whose rows are
+    made after the request (and its app context) has gone, so the zone is passed in."""
+    return "" if ts is None else datetime.fromtimestamp(ts, tz).strftime("%Y-%m-%d %H:%M:%S")
+
+
 def day_bounds(start: date, end: date) -> tuple[datetime, datetime]:
     """The first instant of ``start`` and the first after ``end``, in the box's time zone."""
     tz = ZoneInfo(current_app.config["TIMEZONE"])

@@ -11,7 +11,6 @@ list, export and send is audited.
 from __future__ import annotations
 
 import time
-from datetime import datetime
 from typing import Any, Final
 from zoneinfo import ZoneInfo
 
@@ -36,7 +35,7 @@ from appliance.sms import messages
 from appliance.sms.service import HEARTBEAT
 from drivers.gsm.sms import MAX_PARTS, TextError, check_number, check_text, count_parts
 from web import audit, permissions
-from web.dates import optional_days
+from web.dates import optional_days, stamp
 from web.db import mask_phone, prefix_range, store
 from web.paging import page_number, read_page
 from web.sheets import download
@@ -163,7 +162,7 @@ def export() -> Response:
     audit.log("sms.export", "", **form)
 
     def when(ts: float | None) -> str:
-        return "" if ts is None else datetime.fromtimestamp(ts, tz).strftime("%Y-%m-%d %H:%M:%S")
+        return stamp(ts, tz)
 
     db = store()  # the generator runs after the request context has gone
 
