@@ -218,6 +218,13 @@ async def _engine(data: Path, audiosocket: str, sim: bool, flow_name: str,
                                    store, acd=acd)
         if control is not None:
             control.reminders = reminders
+
+    from appliance.sms.service import SmsService
+
+    # SMS through the GSM modem of the lines page, on a thread of its own (serial I/O
+    # blocks); with no modem enabled it waits, and the SMS page says why.
+    sms = SmsService(store)
+    sms.start()
     try:
         if acd is not None and control is not None:
             acd.bind(eng)
@@ -245,6 +252,7 @@ async def _engine(data: Path, audiosocket: str, sim: bool, flow_name: str,
     finally:
         if ami is not None:
             await ami.stop()
+        await asyncio.get_running_loop().run_in_executor(None, sms.stop)
         if control is not None:
             await control.close()
         store.close()

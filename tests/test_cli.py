@@ -158,12 +158,15 @@ def test_run_starts_the_appliance_and_stops_cleanly_on_ctrl_c(tmp_path: Path) ->
     try:
         assert proc.stdout is not None
         seen = []
-        answered = web_up = False
+        answered = web_up = sms_out = sms_in = False
         for line in proc.stdout:
             seen.append(line)
             answered = answered or "answered" in line  # a caller got through to the IVR
             web_up = web_up or "web admin first login" in line
-            if answered and web_up:
+            # The simulated GSM modem: the demo's reminder went out, a question came in.
+            sms_out = sms_out or ("SMS 1 to" in line and ": sent" in line)
+            sms_in = sms_in or ("SMS from +86" in line and "保单" in line)
+            if answered and web_up and sms_out and sms_in:
                 break
         with urllib.request.urlopen(f"http://127.0.0.1:{web_port}/login", timeout=10) as r:
             assert r.status == 200 and "登录" in r.read().decode()
@@ -423,3 +426,48 @@ def test_engine_with_the_ami_places_premium_reminders_on_asterisks_trunks(
                 proc.kill()
                 proc.wait()
     assert proc.returncode == 0, out
+
+
+def test_the_engine_sends_queued_sms_and_stores_received_ones_through_the_modem(
+        tmp_path: Path) -> None:
+    """``appliance engine`` runs the SMS service: the modem saved on the lines page (here
+    the simulated one, a pseudo-terminal of this process) sends a queued message and its
+    reply becomes a row."""
+    import signal
+    import time
+
+    from appliance.box.settings import ModemSettings, save_modem
+    from appliance.sms import messages
+    from appliance.store.db import Store
+    from drivers.gsm.simulated import SimulatedModem
+
+    (tmp_path / "var").mkdir()
+    modem = SimulatedModem()
+    with Store(tmp_path / "var" / "appliance.db") as store:
+        save_modem(store, ModemSettings(modem.path, 115200, "", True), by="admin")
+        store.write(lambda db: messages.queue(db, "13800138000", "引擎发出的短信", by="admin",
+                                              now=time.time()))
+    modem.deliver("+8613800138000", "回复：收到")
+    proc, seen = start_engine(tmp_path / "var", "--sim", "--audiosocket", "",
+                              until="is live")
+    try:
+        with Store(tmp_path / "var" / "appliance.db") as store:
+            deadline = time.monotonic() + 20
+            rows: list[dict[str, object]] = []
+            while time.monotonic() < deadline:
+                rows = store.query("SELECT direction, text, status FROM sms_messages"
+                                   " ORDER BY id")
+                if len(rows) == 2 and rows[0]["status"] == "sent":
+                    break
+                time.sleep(0.2)
+        assert rows == [{"direction": "out", "text": "引擎发出的短信", "status": "sent"},
+                        {"direction": "in", "text": "回复：收到", "status": "received"}]
+        assert [s["text"] for s in modem.sent] == ["引擎发出的短信"] and modem.sim == {}
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        modem.close()
+    assert proc.returncode == 0, "".join(seen) + out

@@ -98,6 +98,7 @@ def create_app(data: Path, test_config: dict[str, Any] | None = None,
         reports,
         restore,
         salespeople,
+        sms,
         staff,
         supervisor,
         voicemail,
@@ -109,6 +110,7 @@ def create_app(data: Path, test_config: dict[str, Any] | None = None,
         app.register_blueprint(module.bp)
     for module in (orders, order_field_pages, kb):  # F9 orders, F13 knowledge base
         app.register_blueprint(module.bp)
+    app.register_blueprint(sms.bp)  # F8 SMS through the box's GSM modem
     # The box's settings: business hours, queues and seats, restore of a backup.
     for module in (hours, queues, restore):
         app.register_blueprint(module.bp)

@@ -4,7 +4,6 @@ every list and export is audited."""
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -19,6 +18,7 @@ from appliance.acd.etiquette import (
     transfer_facts,
 )
 from web import audit, permissions
+from web.dates import optional_days, stamp
 from web.db import mask_phone, prefix_range, store
 from web.paging import page_number, read_page
 from web.sheets import download
@@ -26,29 +26,10 @@ from web.sheets import download
 bp = Blueprint("calls", __name__, url_prefix="/calls")
 
 
-def _day(name: str) -> date | None:
-    try:
-        return date.fromisoformat(request.args.get(name, "").strip())
-    except ValueError:
-        return None
-
-
 def _filters() -> tuple[str, list[Any], dict[str, str], str | None]:
-    tz = ZoneInfo(current_app.config["TIMEZONE"])
-    where: list[str] = []
-    params: list[Any] = []
-    error = None
-    start, end = _day("from"), _day("to")
-    for name, day in (("from", start), ("to", end)):
-        if request.args.get(name) and day is None:
-            error = _("Dates are written like 2026-11-26.")
-    if start:
-        where.append("started_at >= ?")
-        params.append(datetime.combine(start, datetime.min.time(), tz).timestamp())
-    if end:  # the whole of the last day
-        where.append("started_at < ?")
-        params.append(datetime.combine(end + timedelta(days=1), datetime.min.time(),
-                                       tz).timestamp())
+    days, bounds, error = optional_days("started_at")
+    where: list[str] = list(days)
+    params: list[Any] = list(bounds)
     raw = request.args.get("number", "")
     number = "".join(c for c in raw if c not in " -")[:32]
     if number and not all(c.isdigit() or c in "+*#" for c in number):
@@ -159,7 +140,7 @@ def export() -> Response:
     audit.log("call.export", "", **form)
 
     def when(ts: float | None) -> str:
-        return "" if ts is None else datetime.fromtimestamp(ts, tz).strftime("%Y-%m-%d %H:%M:%S")
+        return stamp(ts, tz)
 
     db = store()  # the generator runs after the request context has gone
 

@@ -42,6 +42,35 @@ def asked_days() -> tuple[dict[str, date | None], str | None]:
     return days, error
 
 
+def optional_days(column: str) -> tuple[list[str], list[float], str | None]:
+    """The SQL conditions (and their values) keeping rows whose ``column`` (a Unix time)
+    falls on the optional ``from`` .. ``to`` days, whole days in the box's time zone; and
+    the error naming a date that is not one (that bound is then left out)."""
+    tz = ZoneInfo(current_app.config["TIMEZONE"])
+    where: list[str] = []
+    params: list[float] = []
+    error = None
+    for name, op, extra in (("from", ">=", 0), ("to", "<", 1)):
+        raw = request.args.get(name, "").strip()
+        if not raw:
+            continue
+        try:
+            day = date.fromisoformat(raw)
+        except ValueError:
+            error = _("Dates are written like 2026-11-26.")
+            continue
+        where.append(f"{column} {op} ?")  # "to" takes the whole of its day
+        params.append(datetime.combine(day + timedelta(days=extra), datetime.min.time(),
+                                       tz).timestamp())
+    return where, params, error
+
+
+def stamp(ts: float | None, tz: ZoneInfo) -> str:
+    """``2026-11-26 09:30:00`` in ``tz`` ('' for None): a time in an export, whose rows are
+    made after the request (and its app context) has gone, so the zone is passed in."""
+    return "" if ts is None else datetime.fromtimestamp(ts, tz).strftime("%Y-%m-%d %H:%M:%S")
+
+
 def day_bounds(start: date, end: date) -> tuple[datetime, datetime]:
     """The first instant of ``start`` and the first after ``end``, in the box's time zone."""
     tz = ZoneInfo(current_app.config["TIMEZONE"])

@@ -40,6 +40,7 @@ from web import audit, box_names
 from web.box_names import problem_text
 from web.console import control, sse
 from web.db import store
+from web.sms import modem_notice
 
 bp = Blueprint("lines", __name__, url_prefix="/lines")
 bp.app_context_processor(box_names.names)
@@ -111,7 +112,8 @@ def line_list() -> ResponseReturnValue:
     rows, up = _live()
     return render_template("lines/list.html", usage=_usage(), live=rows, up=up,
                            ports=box.load_ports(store()), effects=_effects(),
-                           modem=box.load_modem(store()), modem_form=None, bauds=box.BAUDS)
+                           modem=box.load_modem(store()), modem_form=None, bauds=box.BAUDS,
+                           sms_notice=modem_notice())
 
 
 def _effects() -> dict[int, str]:
@@ -268,7 +270,7 @@ def _modem_error(exc: PortError) -> ResponseReturnValue:
                            ports=box.load_ports(store()), effects=_effects(),
                            modem=box.load_modem(store()),
                            modem_form=request.form, modem_error=problem_text(exc),
-                           bauds=box.BAUDS), 400
+                           bauds=box.BAUDS, sms_notice=modem_notice()), 400
 
 
 @bp.route("/modem", methods=["POST"], endpoint="modem_save")
@@ -297,8 +299,9 @@ def _plain(modem: Any) -> dict[str, Any]:
 @bp.route("/modem/test", methods=["POST"], endpoint="modem_test")
 def modem_test() -> ResponseReturnValue:
     """Open the modem's port and ask it (the settings in the form, saved or not)."""
-    # The web talks to the modem itself for this test only: the engine does not hold the
-    # port yet (nothing sends SMS yet); once it does, the test belongs behind its control API.
+    # The web talks to the modem itself for this test only. While the modem is enabled the
+    # engine's SMS service holds the port under an exclusive lock, and the test says the
+    # port is busy (disable the modem to test it); asking through the engine is for later.
     from drivers.gsm.at import ModemError, probe
 
     try:

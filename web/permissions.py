@@ -182,6 +182,12 @@ ENDPOINTS: dict[str, frozenset[str]] = {
     "kb.delete": MANAGERS,
     "kb.export": MANAGERS,
     "kb.import_upload": MANAGERS,
+    # SMS (F8): the staff who talk to customers send and read them (numbers masked
+    # without see_phone); the whole list leaves the box only with a manager.
+    "sms.list": frozenset({"admin", "supervisor", "agent"}),
+    "sms.compose": frozenset({"admin", "supervisor", "agent"}),
+    "sms.send": frozenset({"admin", "supervisor", "agent"}),
+    "sms.export": MANAGERS,
     # The box's settings: business hours and holidays (read by the IVR at each call).
     "hours.view": frozenset({"admin", "supervisor", "auditor"}),
     "hours.save_week": ADMIN,

@@ -213,6 +213,8 @@ def action_name(action: str) -> str:
         "voicemail.category_retire": _("Retired a voicemail category"),
         "voicemail.mine": _("Listed own voicemail"),
         "fax.preview": _("Previewed a fax document"), "fax.resend": _("Asked for a fax resend"),
+        "sms.list": _("Listed SMS"), "sms.export": _("Exported SMS"),
+        "sms.compose": _("Opened the SMS form for a customer"), "sms.send": _("Sent an SMS"),
         "flow.draft": _("Saved an IVR flow draft"), "flow.publish": _("Published an IVR flow"),
         "flow.rollback": _("Rolled back the IVR flow"),
         "flow.test_call": _("Placed an IVR test call"),

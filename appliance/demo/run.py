@@ -50,6 +50,8 @@ from appliance.reminders.dialer import ReminderDialer
 from appliance.reminders.selection import Due
 from appliance.reminders.settings import load as load_reminder_settings
 from appliance.runtime import DataDirs, install_stop_signals
+from appliance.sms.demo import demo_traffic, start_demo_modem
+from appliance.sms.service import SmsService
 from appliance.store import cdr
 from appliance.store.db import Store
 from appliance.voicemail import recovery_hook
@@ -115,6 +117,13 @@ def print_reminder(due: Due, attempt: int, outcome: str, detail: str) -> None:
     _say(f"premium reminder: policy {due.policy_number} (due {due.due_date}, "
          f"{due.language}) to {due.phone}, attempt {attempt}: {outcome}"
          f"{f' ({detail})' if detail else ''}")
+def print_sms_event(kind: str, data: dict[str, Any]) -> None:
+    if kind == "sent":
+        _say(f"SMS {data['id']} to {data['number']}: sent ({len(data['refs'])} part(s))")
+    elif kind == "failed":
+        _say(f"SMS {data['id']} to {data['number']}: failed: {data['error']}")
+    elif kind == "received":
+        _say(f"SMS from {data['number']}: {data['text']}")
 
 
 def print_acd_event(kind: str, data: dict[str, Any]) -> None:
@@ -333,6 +342,13 @@ async def run_demo(data: Path, audiosocket_port: int, every: float, concurrent: 
                 acd.login(status.id, f"A00{status.id[1:]}")
             elif status.id == CONSOLE_SEAT.id and status.config.driver == "sim":
                 agents.append(asyncio.create_task(console_phone(exchange, status.config)))
+    # SMS through a simulated GSM modem (unless the admin configured a real one): one
+    # reminder goes out and a customer's question comes in, both shown on /sms/.
+    modem = start_demo_modem(store)
+    sms = SmsService(store, on_event=print_sms_event)
+    sms.start()
+    if modem is not None and demo_traffic(store, modem) is not None:
+        _say(f"SMS: simulated modem on {modem.path}; a reminder queued, a question arriving")
     caller_task = asyncio.create_task(callers(exchange, prompts, engine, every, concurrent,
                                               policies))
     # Faxes the web's fax log asks to send again, dialled on the simulated exchange.
@@ -353,6 +369,9 @@ async def run_demo(data: Path, audiosocket_port: int, every: float, concurrent: 
         await asyncio.gather(resends, return_exceptions=True)  # it ends with the engine
         if reminding is not None:
             await asyncio.gather(reminding, return_exceptions=True)  # so does this
+        await asyncio.get_running_loop().run_in_executor(None, sms.stop)
+        if modem is not None:
+            modem.close()
         if web is not None:
             stop_web(web)
         if control is not None:

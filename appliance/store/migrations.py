@@ -1035,6 +1035,57 @@ def _reminders(db: Database) -> None:
     db.execute("CREATE INDEX acd_entries_caller ON acd_entries (caller, joined_at)")
 
 
+def _sms(db: Database) -> None:
+    # SMS both ways through the box's GSM modem. The web queues outgoing rows; the engine's
+    # SMS service sends them (queued -> sending -> sent / failed, retried after
+    # ``next_try_at`` on a temporary refusal, ``refs`` the message references of the parts
+    # the network took, so a retry sends only the rest) and stores each received message
+    # as a ``received`` row. ``sent_at`` is when the network took the last part, or for a
+    # received one the network's timestamp. ``sim_key`` (the PDUs as the SIM listed them)
+    # makes storing a received message idempotent: one listed again because the box
+    # stopped between the commit and the deletion from the SIM is not stored twice.
+    db.execute(
+        """
+        CREATE TABLE sms_messages (
+            id INTEGER PRIMARY KEY,
+            direction TEXT NOT NULL CHECK (direction IN ('in', 'out')),
+            number TEXT NOT NULL,
+            text TEXT NOT NULL,
+            status TEXT NOT NULL
+                CHECK (status IN ('queued', 'sending', 'sent', 'failed', 'received')),
+            error TEXT NOT NULL DEFAULT '',
+            parts INTEGER NOT NULL DEFAULT 1,
+            created_at REAL NOT NULL,
+            sent_at REAL,
+            created_by TEXT NOT NULL DEFAULT '',
+            customer_id INTEGER,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_try_at REAL NOT NULL DEFAULT 0,
+            reference INTEGER,
+            refs TEXT NOT NULL DEFAULT '',
+            sim_key TEXT UNIQUE,
+            CHECK ((direction = 'in') = (status = 'received'))
+        ) STRICT
+        """
+    )
+    db.execute("CREATE INDEX sms_messages_created ON sms_messages (created_at)")
+    db.execute("CREATE INDEX sms_messages_number ON sms_messages (number)")
+    db.execute("CREATE INDEX sms_messages_queued ON sms_messages (id) WHERE status = 'queued'")
+    db.execute("CREATE INDEX sms_messages_customer ON sms_messages (customer_id)")
+    # What the SMS service last said of the modem (the page tells why nothing goes out);
+    # ``updated_at`` is refreshed while the engine runs, so a stale row means it does not.
+    db.execute(
+        """
+        CREATE TABLE sms_service (
+            id INTEGER PRIMARY KEY NOT NULL CHECK (id = 1),
+            state TEXT NOT NULL CHECK (state IN ('off', 'ready', 'error')),
+            detail TEXT NOT NULL DEFAULT '',
+            updated_at REAL NOT NULL
+        ) STRICT
+        """
+    )
+
+
 MIGRATIONS: list[Step] = [
     ("0001_calls", _calls),
     ("0002_recordings", _recordings),
@@ -1057,6 +1108,7 @@ MIGRATIONS: list[Step] = [
     ("0020_prompt_phone", _prompt_phone),
     ("0021_customer_peers", _customer_peers),
     ("0022_reminders", _reminders),
+    ("0023_sms", _sms),
 ]
 
 

@@ -4,12 +4,10 @@ ended by OK or ERROR, each line with CR LF), or answers noise, or nothing at all
 
 from __future__ import annotations
 
-import os
-import select
-import threading
-import tty
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+
+from drivers.gsm.simulated import PtyPeer
 
 Answer = Callable[[str], bytes]
 
@@ -41,42 +39,23 @@ def silent(command: str) -> bytes:
     return b""
 
 
-class FakeModem:
+class FakeModem(PtyPeer):
+    """A modem that answers each command line with ``answer(command)``."""
+
     def __init__(self, answer: Answer) -> None:
         self.answer = answer
-        self.master, slave = os.openpty()
-        tty.setraw(slave)
-        self.path = os.ttyname(slave)
-        self._slave = slave  # held open so the pty stays up between pyserial's opens
         self.commands: list[str] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True, name="fake-modem")
-        self._thread.start()
+        self._buf = b""
+        super().__init__()
 
-    def _run(self) -> None:
-        buf = b""
-        while not self._stop.is_set():
-            ready, _, _ = select.select([self.master], [], [], 0.05)
-            if not ready:
-                continue
-            try:
-                buf += os.read(self.master, 1024)
-            except OSError:
-                return
-            while b"\r" in buf:
-                line, buf = buf.split(b"\r", 1)
-                command = line.strip().decode("ascii", "replace")
-                if command:
-                    self.commands.append(command)
-                    reply = self.answer(command)
-                    if reply:
-                        os.write(self.master, reply)
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(2)
-        os.close(self.master)
-        os.close(self._slave)
+    def feed(self, data: bytes) -> None:
+        self._buf += data
+        while b"\r" in self._buf:
+            line, self._buf = self._buf.split(b"\r", 1)
+            command = line.strip().decode("ascii", "replace")
+            if command:
+                self.commands.append(command)
+                self.write(self.answer(command))
 
 
 @contextmanager
