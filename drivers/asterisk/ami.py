@@ -86,6 +86,7 @@ class AmiClient:
         self._lists: dict[str, list[Message]] = {}
         self._ids = itertools.count(1)
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
         self.logged_in = asyncio.Event()
         #: why the last connection ended or failed, for the lines page and the logs
         self.last_error = ""
@@ -94,13 +95,19 @@ class AmiClient:
     # -- lifetime --------------------------------------------------------------------------
     async def start(self) -> None:
         if self._task is None:
+            self._stopping = False
             self._task = asyncio.create_task(self._run(), name=f"ami {self.host}:{self.port}")
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
+        if task is None:
+            return
+        self._stopping = True
+        # Again until it ends: a cancellation that meets an awaited result at the same
+        # moment can be absorbed, and the loop must not then go on connecting.
+        while not task.done():
             task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+            await asyncio.wait({task}, timeout=1.0)
 
     # -- actions ---------------------------------------------------------------------------
     async def action(self, name: str, fields: Mapping[str, str] | None = None, *,
@@ -127,7 +134,8 @@ class AmiClient:
         try:
             await self.action(name, fields, action_id=action_id)
             try:
-                await asyncio.wait_for(done, self._answer_timeout)
+                async with asyncio.timeout(self._answer_timeout):
+                    await done
             except TimeoutError:
                 raise AmiError(f"{name}: the list did not end ({complete}) within "
                                f"{self._answer_timeout:g} s") from None
@@ -144,7 +152,8 @@ class AmiClient:
         try:
             writer.write(encode({"Action": name, "ActionID": action_id, **fields}))
             try:
-                reply = await asyncio.wait_for(future, self._answer_timeout)
+                async with asyncio.timeout(self._answer_timeout):
+                    reply = await future
             except TimeoutError:
                 raise AmiError(f"{name}: no answer from Asterisk within "
                                f"{self._answer_timeout:g} s") from None
@@ -157,7 +166,7 @@ class AmiClient:
     # -- the connection --------------------------------------------------------------------
     async def _run(self) -> None:
         attempt = 0
-        while True:
+        while not self._stopping:
             refused = False
             try:
                 refused = await self._session()
@@ -177,7 +186,8 @@ class AmiClient:
         """One connection, until it ends; True if Asterisk refused the login."""
         reader, writer = await asyncio.open_connection(self.host, self.port, limit=MAX_BLOCK)
         try:
-            banner = await asyncio.wait_for(reader.readline(), self._answer_timeout)
+            async with asyncio.timeout(self._answer_timeout):
+                banner = await reader.readline()
             if not banner.startswith(BANNER):
                 raise AmiError(f"not Asterisk's AMI: it began with {banner[:60]!r}")
             self._writer = writer

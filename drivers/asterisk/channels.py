@@ -108,7 +108,8 @@ class ChannelMap:
         future: asyncio.Future[ChannelInfo] = asyncio.get_running_loop().create_future()
         self._waiting[call] = future
         try:
-            return await asyncio.wait_for(future, timeout)
+            async with asyncio.timeout(timeout):
+                return await future
         except TimeoutError:
             return None
         finally:
