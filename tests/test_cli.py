@@ -15,6 +15,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -245,6 +246,23 @@ def engine_with_ami(data: Path, ami: FakeAmi, secret: Path) -> tuple[subprocess.
     return proc, seen, port
 
 
+def audiosocket_second(port: int, call_id: uuid.UUID) -> bytes:
+    """Asterisk's side of a call to the engine on ``port``: the UUID, then a second of
+    silence; what the engine sent back over that second."""
+    from drivers.asterisk import protocol
+
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as conn:
+        conn.sendall(protocol.uuid_msg(call_id))
+        for _ in range(50):
+            conn.sendall(protocol.audio(bytes(320)))
+        got = b""
+        while len(got) < 50 * 323:
+            chunk = conn.recv(65536)
+            assert chunk, "the engine closed the call"
+            got += chunk
+    return got
+
+
 def wait_until(condition: Callable[[], object], seconds: float = 10.0) -> None:
     deadline = time.monotonic() + seconds
     while not condition():
@@ -291,16 +309,7 @@ def test_engine_runs_the_published_ivr_and_answers_audiosocket(tmp_path: Path) -
     try:
         assert any("IVR flow 'default' version 1 is live" in line for line in seen), seen
         # Asterisk's side: the UUID, then a second of silence; the IVR's greeting comes back.
-        conn = socket.create_connection(("127.0.0.1", port), timeout=5)
-        with conn:
-            conn.sendall(protocol.uuid_msg(uuid.uuid4()))
-            for _ in range(50):
-                conn.sendall(protocol.audio(bytes(320)))
-            got = b""
-            while len(got) < 50 * 323:
-                chunk = conn.recv(65536)
-                assert chunk, "the engine closed the call"
-                got += chunk
+        got = audiosocket_second(port, uuid.uuid4())
         welcome = PromptLibrary().get("welcome", "zh").frames[0]
         assert protocol.audio(welcome) in got  # the default flow's greeting, in Mandarin
         proc.send_signal(signal.SIGINT)
@@ -346,16 +355,7 @@ def test_engine_names_audiosocket_calls_by_the_ami_and_follows_the_ports_route(
             wait_until(lambda: ami.logins == 1)
             call_id = uuid.uuid4()
             loop.call_soon_threadsafe(ami.send, var_set(str(call_id), 3))
-            conn = socket.create_connection(("127.0.0.1", port), timeout=5)
-            with conn:
-                conn.sendall(protocol.uuid_msg(call_id))
-                for _ in range(50):
-                    conn.sendall(protocol.audio(bytes(320)))
-                got = b""
-                while len(got) < 50 * 323:
-                    chunk = conn.recv(65536)
-                    assert chunk, "the engine closed the call"
-                    got += chunk
+            got = audiosocket_second(port, call_id)
             prompts = PromptLibrary()
             assert protocol.audio(prompts.get("rec_welcome", "zh").frames[0]) in got
             assert protocol.audio(prompts.get("welcome", "zh").frames[0]) not in got

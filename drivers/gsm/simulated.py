@@ -16,6 +16,7 @@ import os
 import select
 import threading
 import tty
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -40,7 +41,7 @@ CHINA: Final = timezone(timedelta(hours=8))
 Submit = Callable[[dict[str, Any]], bytes | None]
 
 
-class PtyPeer:
+class PtyPeer(ABC):
     """The master side of a pseudo-terminal in raw mode, read on a thread of its own;
     subclasses say what to do with the bytes (:meth:`feed`) and answer with :meth:`write`.
     """
@@ -54,8 +55,9 @@ class PtyPeer:
         self._thread = threading.Thread(target=self._run, daemon=True, name="sim-modem")
         self._thread.start()
 
+    @abstractmethod
     def feed(self, data: bytes) -> None:
-        raise NotImplementedError
+        """Bytes the program on the slave side wrote (the reading thread calls this)."""
 
     def write(self, data: bytes) -> None:
         if data:

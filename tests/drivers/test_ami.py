@@ -321,14 +321,24 @@ def test_the_ami_account_is_local_and_carries_the_events_the_engine_reads() -> N
 
 
 # -- outbound calls through the AMI ------------------------------------------------------------
+def client_of(driver: AudioSocketDriver, ami: FakeAmi) -> AmiClient:
+    """An AMI client whose events go to ``driver`` (not started)."""
+    return AmiClient("127.0.0.1", ami.port, "appliance", "s3cret-pass",
+                     on_event=driver.on_ami_event, reconnect_delays=FAST)
+
+
+async def logged_in_for(driver: AudioSocketDriver, ami: FakeAmi) -> AmiClient:
+    """``driver``'s AMI client, started and logged in to ``ami``."""
+    amic = driver.ami = client_of(driver, ami)
+    await amic.start()
+    await asyncio.wait_for(amic.logged_in.wait(), 3)
+    return amic
+
+
 def test_an_outbound_call_is_originated_into_audiosocket_and_its_audio_flows() -> None:
     async def main() -> None:
         async with fake_ami() as ami, serving(ChannelMap()) as (driver, engine, fakes):
-            amic = AmiClient("127.0.0.1", ami.port, "appliance", "s3cret-pass",
-                             on_event=driver.on_ami_event, reconnect_delays=FAST)
-            driver.ami = amic
-            await amic.start()
-            await asyncio.wait_for(amic.logged_in.wait(), 3)
+            amic = await logged_in_for(driver, ami)
             line = await driver.originate("13800138000", caller="95500")
             assert line.state is LineState.DIALING and line.direction is Direction.OUTBOUND
             assert ami.received[-1] == (
@@ -366,11 +376,7 @@ def test_an_outbound_call_that_fails_before_it_connects_ends_with_the_cause(
         event: tuple[str, ...], cause: str) -> None:
     async def main() -> None:
         async with fake_ami() as ami, serving() as (driver, _engine, _fakes):
-            amic = AmiClient("127.0.0.1", ami.port, "appliance", "s3cret-pass",
-                             on_event=driver.on_ami_event, reconnect_delays=FAST)
-            driver.ami = amic
-            await amic.start()
-            await asyncio.wait_for(amic.logged_in.wait(), 3)
+            amic = await logged_in_for(driver, ami)
             line = await driver.originate("13800138000")
             # OriginateResponse carries the Originate's ActionID; Hangup the channel's id.
             ids = (f"ActionID: originate-{line.id}", "Uniqueid: <null>") \
@@ -386,11 +392,7 @@ def test_an_outbound_call_that_fails_before_it_connects_ends_with_the_cause(
 def test_hanging_up_while_dialling_hangs_the_channel_up_and_refuses_its_late_audio() -> None:
     async def main() -> None:
         async with fake_ami() as ami, serving() as (driver, engine, fakes):
-            amic = AmiClient("127.0.0.1", ami.port, "appliance", "s3cret-pass",
-                             on_event=driver.on_ami_event, reconnect_delays=FAST)
-            driver.ami = amic
-            await amic.start()
-            await asyncio.wait_for(amic.logged_in.wait(), 3)
+            amic = await logged_in_for(driver, ami)
             line = await driver.originate("13800138000")
             ami.send(block("Event: Newchannel", "Channel: DAHDI/4-1", f"Uniqueid: {line.id}"))
             await until(lambda: line.channel == "DAHDI/4-1")
@@ -409,11 +411,7 @@ def test_an_originate_asterisk_refuses_is_a_line_error_naming_why() -> None:
     async def main() -> None:
         async with fake_ami() as ami, serving() as (driver, _engine, _fakes):
             ami.refuse["Originate"] = "Originate failed"
-            amic = AmiClient("127.0.0.1", ami.port, "appliance", "s3cret-pass",
-                             on_event=driver.on_ami_event, reconnect_delays=FAST)
-            driver.ami = amic
-            await amic.start()
-            await asyncio.wait_for(amic.logged_in.wait(), 3)
+            amic = await logged_in_for(driver, ami)
             with pytest.raises(LineError, match="10086: Asterisk did not place the call: "
                                                 "Originate: Asterisk refused it: Originate "
                                                 "failed"):
@@ -432,9 +430,7 @@ def test_the_lines_show_every_dahdi_channel_idle_in_call_or_in_alarm(
         async with fake_ami() as ami:
             ami.dahdi = {1: "No Alarm", 2: "Red Alarm", 3: "No Alarm"}
             driver = AudioSocketDriver(port=0, channels=ChannelMap())
-            amic = AmiClient("127.0.0.1", ami.port, "appliance", "s3cret-pass",
-                             on_event=driver.on_ami_event, reconnect_delays=FAST)
-            driver.ami = amic
+            amic = driver.ami = client_of(driver, ami)
             offered: list[Line] = []
             await driver.start(offered.append)
             await amic.start()
@@ -457,9 +453,7 @@ def test_the_lines_show_every_dahdi_channel_idle_in_call_or_in_alarm(
         async with fake_ami() as ami:  # an Asterisk without chan_dahdi loaded
             ami.refuse["DAHDIShowChannels"] = "Invalid/unknown command"
             driver = AudioSocketDriver(port=0)
-            amic = AmiClient("127.0.0.1", ami.port, "appliance", "s3cret-pass",
-                             on_event=driver.on_ami_event, reconnect_delays=FAST)
-            driver.ami = amic
+            amic = driver.ami = client_of(driver, ami)
             await driver.start(lambda _line: None)
             await amic.start()
             await until(lambda: any(b.startswith(b"Action: DAHDIShowChannels")
