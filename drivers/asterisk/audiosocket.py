@@ -10,6 +10,12 @@ cause. Pacing is the engine's: Asterisk neither paces nor buffers what we send, 
 up after 2 s without a frame either way, so nothing here buffers, delays or generates
 audio. Each connection is its own asyncio.Protocol (cheaper than streams at 600 calls x 50
 messages a second), so a peer that breaks the protocol loses its own call and nothing else.
+
+With an AMI client (:attr:`AudioSocketDriver.ami`, whose events go to
+:meth:`AudioSocketDriver.on_ami_event`) the driver also knows what AudioSocket cannot say:
+each inbound call's DAHDI port and numbers (:mod:`drivers.asterisk.channels`), every
+DAHDI channel's state for the lines page, and it places outbound calls (an Originate
+into ``AudioSocket()`` with a UUID of ours, whose connection then carries the call).
 """
 
 from __future__ import annotations
