@@ -47,7 +47,9 @@ def field_name(field: str) -> str:
             "overdue_days": _("Days overdue at most"), "window_start": _("Calls from"),
             "window_end": _("Calls until"), "max_concurrent": _("Calls at once"),
             "retry_minutes": _("Minutes before trying again"),
-            "max_attempts": _("Attempts at most")}.get(field, field)
+            "max_attempts": _("Attempts at most"),
+            "sms_after_calls": _("Send the reminder by SMS when the calls reach nobody"),
+            }.get(field, field)
 
 
 def outcome_name(outcome: str | None) -> str:
@@ -104,6 +106,7 @@ def _page(status: int = 200, form: dict[str, str] | None = None,
     if form is None:
         form = {k: str(v) for k, v in settings.as_dict().items()}
         form["enabled"] = "on" if settings.enabled else ""
+        form["sms_after_calls"] = "on" if settings.sms_after_calls else ""
     return render_template(
         "reminders/index.html", rows=rows, page=page, filters=filters,
         filter_error=filter_error, form=form, error=error, error_field=error_field,

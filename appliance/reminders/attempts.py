@@ -20,6 +20,7 @@ from typing import Any, Final
 
 from sqlite_utils import Database
 
+from appliance.sms import messages as sms_messages
 from appliance.store.db import Store
 
 FINAL: Final = ("confirmed", "transferred", "heard")
@@ -54,16 +55,29 @@ def open_attempt(store: Store, key: Attempt, *, number: str, language: str,
 
 def close_attempt(store: Store, key: Attempt, *, outcome: str, ended_at: float,
                   call_id: str | None, detail: str = "",
-                  next_retry_at: float | None = None) -> Future[None]:
+                  next_retry_at: float | None = None,
+                  sms: tuple[str, str] | None = None) -> Future[int | None]:
+    """Close the attempt; with ``sms`` (number, text), in the same transaction, queue that
+    SMS for the SMS service and note it on the attempt. Returns the SMS's id (None: none,
+    or the number cannot take an SMS, which is then said in the attempt's detail)."""
     if outcome not in OUTCOMES:
         raise ValueError(f"outcome {outcome!r}: expected one of {', '.join(OUTCOMES)}")
-    row = [outcome, ended_at, call_id, detail, next_retry_at, key.policy_number, key.due_date,
-           key.channel, key.attempt]
 
-    def write(db: Database) -> None:
+    def write(db: Database) -> int | None:
+        sms_id, said = None, detail
+        if sms is not None:
+            number, text = sms
+            try:
+                sms_id = sms_messages.queue(db, number, text, by="reminders", now=ended_at,
+                                            customer_id=sms_messages.customer_for(db, number))
+            except ValueError as exc:  # a number no SMS goes to (a landline, say)
+                said = f"{detail}; no SMS: {exc}" if detail else f"no SMS: {exc}"
         db.execute("UPDATE reminder_attempts SET outcome = ?, ended_at = ?, call_id = ?,"
-                   " detail = ?, next_retry_at = ? WHERE policy_number = ? AND due_date = ?"
-                   " AND channel = ? AND attempt = ?", row)
+                   " detail = ?, next_retry_at = ?, sms_id = ? WHERE policy_number = ?"
+                   " AND due_date = ? AND channel = ? AND attempt = ?",
+                   [outcome, ended_at, call_id, said, next_retry_at, sms_id,
+                    key.policy_number, key.due_date, key.channel, key.attempt])
+        return sms_id
 
     return store.submit(write)
 

@@ -272,8 +272,15 @@ class ReminderDialer:
             retry = (ended + settings.retry_minutes * 60
                      if outcome not in log.FINAL and key.attempt < settings.max_attempts
                      else None)
+            # The last attempt reached nobody: the reminder goes by SMS, if the box says so
+            # (not for a call the engine's stop cut short: that one is tried again).
+            sms = ((due.phone, msg.sms_text(due, self.local_now().date()))
+                   if settings.sms_after_calls and retry is None
+                   and outcome not in log.FINAL and detail != log.INTERRUPTED
+                   and self._halt != "the engine is stopping" else None)
             closed = log.close_attempt(self.store, key, outcome=outcome, ended_at=ended,
-                                       call_id=call_id, detail=detail, next_retry_at=retry)
+                                       call_id=call_id, detail=detail, next_retry_at=retry,
+                                       sms=sms)
             try:
                 await asyncio.wrap_future(closed)
             finally:

@@ -42,5 +42,24 @@ def message(due: Due, today: dt.date, has_prompt: Callable[[str, str], bool]) ->
     return out
 
 
+def sms_text(due: Due, today: dt.date) -> str:
+    """The reminder as an SMS in the holder's language (Cantonese readers get traditional
+    characters), for a holder the calls did not reach."""
+    amount = f"{due.amount_fen // 100}.{due.amount_fen % 100:02d}"
+    overdue = due.due_date < today
+    d = due.due_date
+    if due.language == "en":
+        return (f"Premium reminder: the premium of CNY {amount} on your policy "
+                f"{due.policy_number} {'was' if overdue else 'is'} due on {d.isoformat()}. "
+                "Please pay in time to keep your cover. Questions: call our service line.")
+    if due.language == "yue":
+        return (f"【續期繳費提示】尊貴的客戶，您的保單{due.policy_number}保費{amount}元"
+                f"{'已於' if overdue else '將於'}{d.year}年{d.month}月{d.day}日到期，"
+                "請及時繳費，以免影響保障。如有查詢，請致電本公司客戶服務熱線。")
+    return (f"【续期缴费提醒】尊敬的客户，您的保单{due.policy_number}保费{amount}元"
+            f"{'已于' if overdue else '将于'}{d.year}年{d.month}月{d.day}日到期，"
+            "请及时缴费，以免影响保障。如有疑问，请致电本公司客服热线。")
+
+
 __all__ = ["CONFIRMED", "GOODBYE", "GREETING", "INVALID", "MENU", "NO_AGENT", "TO_AGENT",
-           "message"]
+           "message", "sms_text"]

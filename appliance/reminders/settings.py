@@ -1,6 +1,7 @@
 """The premium reminders' settings: which policies are called (due within N days, or
 overdue up to M days), when (a daily calling window; never on the box's public holidays),
-how many calls at once, and how often a holder is tried again.
+how many calls at once, how often a holder is tried again, and whether a reminder that
+reached nobody by phone goes by SMS.
 
 One row in ``reminder_settings``, edited on the web page and read by the engine at each
 pass, so a change takes effect at the next pass without a restart. Until the first save
@@ -25,7 +26,8 @@ _HHMM: Final = re.compile(r"([01][0-9]|2[0-3]):[0-5][0-9]|24:00")
 LIMITS: Final = {"days_ahead": (0, 60), "overdue_days": (0, 90), "max_concurrent": (1, 30),
                  "retry_minutes": (1, 1440), "max_attempts": (1, 10)}
 FIELDS: Final = ("enabled", "days_ahead", "overdue_days", "window_start", "window_end",
-                 "max_concurrent", "retry_minutes", "max_attempts")
+                 "max_concurrent", "retry_minutes", "max_attempts", "sms_after_calls")
+_CHECKBOXES: Final = ("enabled", "sms_after_calls")
 
 
 class SettingsError(ValueError):
@@ -47,6 +49,8 @@ class ReminderSettings:
     max_concurrent: int = 2
     retry_minutes: int = 30  # after busy, no answer, congestion, a hang-up, a line error
     max_attempts: int = 3  # per policy and due date
+    #: when the last attempt reached nobody, the reminder goes by SMS instead
+    sms_after_calls: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -73,9 +77,9 @@ def _time(form: Mapping[str, str], name: str) -> str:
 
 
 def check(form: Mapping[str, str]) -> ReminderSettings:
-    """Settings from a form's text (``enabled`` is a checkbox: present means on)."""
-    values: dict[str, Any] = {"enabled": str(form.get("enabled", "")).lower()
-                              in ("1", "on", "true", "yes")}
+    """Settings from a form's text (the checkboxes: present means on)."""
+    values: dict[str, Any] = {name: str(form.get(name, "")).lower() in ("1", "on", "true", "yes")
+                              for name in _CHECKBOXES}
     for name in ("days_ahead", "overdue_days"):
         values[name] = _whole(form, name)
     start, end = _time(form, "window_start"), _time(form, "window_end")
@@ -93,14 +97,16 @@ def load(store: Store) -> ReminderSettings:
     if not rows:
         return ReminderSettings()
     row = dict(rows[0])
-    row["enabled"] = bool(row["enabled"])
+    for name in _CHECKBOXES:
+        row[name] = bool(row[name])
     return ReminderSettings(**row)
 
 
 def save(db: Database, settings: ReminderSettings, *, by: str, at: float) -> None:
     """Inside a write: replace the settings (with whatever the caller records beside)."""
     row = settings.as_dict()
-    row["enabled"] = int(settings.enabled)
+    for name in _CHECKBOXES:
+        row[name] = int(row[name])
     cols = [*FIELDS, "updated_at", "updated_by"]
     db.execute(f"INSERT OR REPLACE INTO reminder_settings (id, {', '.join(cols)}) VALUES"
                f" (1, {', '.join('?' * len(cols))})", [*(row[f] for f in FIELDS), at, by])

@@ -1086,6 +1086,15 @@ def _sms(db: Database) -> None:
     )
 
 
+def _reminder_sms(db: Database) -> None:
+    # A reminder whose calls reached nobody may go by SMS (an sms_messages row, sent by the
+    # SMS service); the last call attempt keeps which message it was.
+    db.execute("ALTER TABLE reminder_settings ADD COLUMN sms_after_calls INTEGER NOT NULL"
+               " DEFAULT 0 CHECK (sms_after_calls IN (0, 1))")
+    db.execute("ALTER TABLE reminder_attempts ADD COLUMN sms_id INTEGER"
+               " REFERENCES sms_messages (id)")
+
+
 MIGRATIONS: list[Step] = [
     ("0001_calls", _calls),
     ("0002_recordings", _recordings),
@@ -1109,6 +1118,7 @@ MIGRATIONS: list[Step] = [
     ("0021_customer_peers", _customer_peers),
     ("0022_reminders", _reminders),
     ("0023_sms", _sms),
+    ("0024_reminder_sms", _reminder_sms),
 ]
 
 

@@ -140,6 +140,53 @@ def test_busy_and_unanswered_holders_are_tried_again_until_the_attempts_run_out(
     assert {c["end_cause"] for c in calls} == {"busy", "no-answer", "congestion"}
 
 
+def test_a_reminder_the_calls_never_delivered_goes_by_sms_when_the_box_says_so(
+        tmp_path: Path) -> None:
+    store = Store(tmp_path / "appliance.db")
+    add_policy(store, "202601000055", "13900000015", TODAY - dt.timedelta(days=2),
+               language="yue", amount_fen=123450)
+    add_policy(store, "202601000056", "13900000016", TODAY)  # answers: no SMS
+    set_settings(store, retry_minutes=1, max_attempts=2, sms_after_calls=True)
+
+    async def scenario(engine: Engine, ex: SimExchange, dialer: ReminderDialer) -> None:
+        subscribe(ex, "13900000015", Behaviour.BUSY)
+        holder(ex, "13900000016", keys="1")
+        await dialer.pass_once()
+        await engine.wait_ticks(None, 61 * 50)
+        await dialer.pass_once()
+
+    try:
+        run_dialer(tmp_path, store, scenario)
+        rows = {(r["policy_number"], r["attempt"]): r for r in all_attempts(store)}
+        sms = store.query("SELECT * FROM sms_messages")
+    finally:
+        store.close()
+    # Only after the last attempt, and only for the holder nobody reached on a mobile.
+    assert rows[("202601000055", 1)]["sms_id"] is None
+    (message,) = sms
+    assert rows[("202601000055", 2)]["sms_id"] == message["id"]
+    assert (message["direction"], message["number"], message["status"]) == (
+        "out", "13900000015", "queued")  # the SMS service sends it
+    assert message["text"] == ("【續期繳費提示】尊貴的客戶，您的保單202601000055保費1234.50元"
+                               f"已於{(TODAY - dt.timedelta(days=2)).year}年"
+                               f"{(TODAY - dt.timedelta(days=2)).month}月"
+                               f"{(TODAY - dt.timedelta(days=2)).day}日到期，"
+                               "請及時繳費，以免影響保障。如有查詢，請致電本公司客戶服務熱線。")
+    assert rows[("202601000056", 1)]["outcome"] == "confirmed"
+    assert rows[("202601000056", 1)]["sms_id"] is None
+
+
+def test_an_sms_the_modem_could_not_take_still_closes_the_attempt(tmp_path: Path) -> None:
+    with Store(tmp_path / "appliance.db") as store:
+        key = log.Attempt("202601000058", TODAY.isoformat(), 1)
+        log.open_attempt(store, key, number="x", language="zh", started_at=1.0).result()
+        sms_id = log.close_attempt(store, key, outcome="busy", ended_at=2.0, call_id=None,
+                                   detail="", sms=("not a number", "text")).result()
+        (row,) = all_attempts(store)
+        assert sms_id is None and not store.query("SELECT * FROM sms_messages")
+    assert row["outcome"] == "busy" and row["detail"].startswith("no SMS: ")
+
+
 def test_a_holder_who_hangs_up_during_the_message_is_tried_again(tmp_path: Path) -> None:
     store = Store(tmp_path / "appliance.db")
     add_policy(store, "202601000060", "13900000020", TODAY)

@@ -73,6 +73,24 @@ def test_settings_are_saved_with_an_audit_row(as_role: Any, store: Store) -> Non
     assert row["username"] == "supervisor" and '"days_ahead": 5' in row["detail"]
 
 
+def test_sms_after_the_calls_is_a_setting_and_the_list_names_the_sms(
+        as_role: Any, store: Store) -> None:
+    client, token = as_role("admin")
+    res = client.post("/reminders/settings",
+                      data={**GOOD, "sms_after_calls": "on", "csrf_token": token})
+    assert res.status_code == 303 and rs.load(store).sms_after_calls is True
+    html = client.get("/reminders/").get_data(as_text=True)
+    assert 'name="sms_after_calls" value="on" checked' in html
+    assert "电话均未接通时改发短信提醒" in html
+    add_attempts(store, [("P7777", "2026-11-28", 3, "no_answer", _at("2026-11-26"))])
+    store.write(lambda db: db.execute(
+        "INSERT INTO sms_messages (id, direction, number, text, status, parts, created_at,"
+        " created_by) VALUES (41, 'out', '13912345678', '提醒', 'queued', 1, 0, 'reminders')"))
+    store.write(lambda db: db.execute("UPDATE reminder_attempts SET sms_id = 41"))
+    html = client.get("/reminders/?policy=P7777").get_data(as_text=True)
+    assert "已改发短信提醒（第 41 条）" in html
+
+
 @pytest.mark.parametrize(("field", "value", "label"), [
     ("days_ahead", "99", "应缴日前提前天数"), ("overdue_days", "abc", "逾期最多天数"),
     ("window_start", "7点", "拨打开始时间"), ("window_end", "08:00", "拨打截止时间"),
