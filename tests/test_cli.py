@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import json
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -144,13 +145,9 @@ def test_bench_ivr_walks_the_default_menus_and_times_each_key() -> None:
 
 
 def test_run_starts_the_appliance_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
-    import signal
-    import socket
     import urllib.request
 
-    with socket.socket() as s:  # a free port for the web admin
-        s.bind(("127.0.0.1", 0))
-        web_port = s.getsockname()[1]
+    web_port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "appliance.cli", "run", "--data", str(tmp_path / "var"),
          "--port", "0", "--every", "1", "--web-port", str(web_port), "--control-port", "0"],
@@ -182,12 +179,9 @@ def test_run_starts_the_appliance_and_stops_cleanly_on_ctrl_c(tmp_path: Path) ->
         # window is closed at the hour the test runs.
         run = ControlClient.for_data(tmp_path / "var").request("reminders-run")
         assert run["started"] or run["why"] in ("running", "window", "holiday"), run
-        proc.send_signal(signal.SIGINT)
-        out, _ = proc.communicate(timeout=60)
+        out = interrupt(proc)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        reap(proc)
     text = "".join(seen) + out
     assert proc.returncode == 0, text
     assert "loaded the demo book" in text and "engine up" in text
@@ -195,6 +189,20 @@ def test_run_starts_the_appliance_and_stops_cleanly_on_ctrl_c(tmp_path: Path) ->
     assert "stopped cleanly" in text and "end shutdown" in text
     assert f"web admin at http://127.0.0.1:{web_port}/" in text
     assert "web admin stopped" in text
+
+
+def interrupt(proc: subprocess.Popen[str], timeout: float = 60) -> str:
+    """Ctrl-C to an ``appliance`` process, as a person stops it; what it printed after."""
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=timeout)
+    return out
+
+
+def reap(proc: subprocess.Popen[str]) -> None:
+    """After a test, failed or not: no ``appliance`` process left running."""
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
 
 
 def start_engine(data: Path, *args: str, until: str) -> tuple[subprocess.Popen[str], list[str]]:
@@ -271,7 +279,6 @@ def wait_until(condition: Callable[[], object], seconds: float = 10.0) -> None:
 
 
 def test_engine_serves_the_control_api_for_the_seats_and_queues_saved(tmp_path: Path) -> None:
-    import signal
 
     from appliance.acd import QueueConfig, SeatConfig, records
     from appliance.control import ControlClient
@@ -288,17 +295,13 @@ def test_engine_serves_the_control_api_for_the_seats_and_queues_saved(tmp_path: 
         assert f"control API on 127.0.0.1:{client.port}" in seen[-1]
         view = client.request("login", seat="s1", agent="A001")
         assert view["state"] == "ready"
-        proc.send_signal(signal.SIGINT)
-        out, _ = proc.communicate(timeout=30)
+        out = interrupt(proc, timeout=30)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        reap(proc)
     assert proc.returncode == 0, "".join(seen) + out
 
 
 def test_engine_runs_the_published_ivr_and_answers_audiosocket(tmp_path: Path) -> None:
-    import signal
     import uuid
 
     from drivers.asterisk import protocol
@@ -312,12 +315,9 @@ def test_engine_runs_the_published_ivr_and_answers_audiosocket(tmp_path: Path) -
         got = audiosocket_second(port, uuid.uuid4())
         welcome = PromptLibrary().get("welcome", "zh").frames[0]
         assert protocol.audio(welcome) in got  # the default flow's greeting, in Mandarin
-        proc.send_signal(signal.SIGINT)
-        out, _ = proc.communicate(timeout=60)
+        out = interrupt(proc)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        reap(proc)
     assert proc.returncode == 0, out
 
 
@@ -336,7 +336,6 @@ def test_engine_names_audiosocket_calls_by_the_ami_and_follows_the_ports_route(
         tmp_path: Path) -> None:
     """A call on port 3, which the admin routes to 95598 (the prompt-recording line): the
     AMI event names its channel, so the caller hears that line, not the IVR's welcome."""
-    import signal
     import uuid
 
     from appliance.box.ports import Port
@@ -359,12 +358,9 @@ def test_engine_names_audiosocket_calls_by_the_ami_and_follows_the_ports_route(
             prompts = PromptLibrary()
             assert protocol.audio(prompts.get("rec_welcome", "zh").frames[0]) in got
             assert protocol.audio(prompts.get("welcome", "zh").frames[0]) not in got
-            proc.send_signal(signal.SIGINT)
-            out, _ = proc.communicate(timeout=60)
+            out = interrupt(proc)
         finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+            reap(proc)
     assert proc.returncode == 0, out
     assert "(port 3) from 13800138000" in "".join(seen) + out
 
@@ -386,7 +382,6 @@ def test_engine_with_the_ami_places_premium_reminders_on_asterisks_trunks(
     (an Originate on the outbound trunk group), and Asterisk's busy comes back as the
     attempt's outcome."""
     import datetime as dt
-    import signal
 
     from appliance.store.db import Store
     from tests.reminders.helpers import add_policy, set_settings
@@ -419,12 +414,9 @@ def test_engine_with_the_ami_places_premium_reminders_on_asterisks_trunks(
                 wait_until(outcome)
                 assert store.query("SELECT outcome FROM reminder_attempts") == [
                     {"outcome": "busy"}]
-            proc.send_signal(signal.SIGINT)
-            out, _ = proc.communicate(timeout=60)
+            out = interrupt(proc)
         finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+            reap(proc)
     assert proc.returncode == 0, out
 
 
@@ -433,7 +425,6 @@ def test_the_engine_sends_queued_sms_and_stores_received_ones_through_the_modem(
     """``appliance engine`` runs the SMS service: the modem saved on the lines page (here
     the simulated one, a pseudo-terminal of this process) sends a queued message and its
     reply becomes a row."""
-    import signal
     import time
 
     from appliance.box.settings import ModemSettings, save_modem
@@ -463,11 +454,8 @@ def test_the_engine_sends_queued_sms_and_stores_received_ones_through_the_modem(
         assert rows == [{"direction": "out", "text": "引擎发出的短信", "status": "sent"},
                         {"direction": "in", "text": "回复：收到", "status": "received"}]
         assert [s["text"] for s in modem.sent] == ["引擎发出的短信"] and modem.sim == {}
-        proc.send_signal(signal.SIGINT)
-        out, _ = proc.communicate(timeout=60)
+        out = interrupt(proc)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        reap(proc)
         modem.close()
     assert proc.returncode == 0, "".join(seen) + out
