@@ -10,12 +10,93 @@ same code path.
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import logging
+import math
+import os
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Protocol, TypeVar
 
 T = TypeVar("T")
+
+log = logging.getLogger(__name__)
+
+#: sleeps shorter than this wake on the timer file (the tick's); longer ones on asyncio's
+PRECISE_BELOW_S = 1.0
+#: added to a sleep on the event loop's timers, which may round a wait down
+LOOP_TIMER_SLACK_S = 0.001
+_CLOCK_MONOTONIC = 1
+_TFD_TIMER_ABSTIME = 1
+_TFD_NONBLOCK_CLOEXEC = os.O_NONBLOCK | os.O_CLOEXEC
+
+
+class _Timespec(ctypes.Structure):
+    _fields_ = [("tv_sec", ctypes.c_long), ("tv_nsec", ctypes.c_long)]
+
+
+class _Itimerspec(ctypes.Structure):
+    _fields_ = [("it_interval", _Timespec), ("it_value", _Timespec)]
+
+
+class TimerFile:
+    """A Linux timerfd on CLOCK_MONOTONIC that the event loop watches, for the tick's wake-up.
+
+    uvloop (libuv) keeps its timers in whole milliseconds and rounds a wait up, so a tick
+    slept with asyncio wakes up to a millisecond late, more when nothing else wakes the
+    loop (the engine reads its lines in the tick, so no frame does). A timer file set to
+    the deadline's absolute time wakes the loop's own poll within microseconds.
+    """
+
+    def __init__(self) -> None:
+        libc = ctypes.CDLL(None, use_errno=True)
+        self._settime = libc.timerfd_settime
+        self._settime.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.POINTER(_Itimerspec),
+                                  ctypes.c_void_p]
+        fd = libc.timerfd_create(_CLOCK_MONOTONIC, _TFD_NONBLOCK_CLOEXEC)
+        if fd < 0:
+            raise OSError(ctypes.get_errno(), "timerfd_create failed")
+        self.fd: int = fd
+        self.busy = False
+        self._spec = _Itimerspec()
+
+    async def sleep_until(self, deadline: float) -> None:
+        """Wait until CLOCK_MONOTONIC reaches ``deadline`` (one waiter at a time)."""
+        loop = asyncio.get_running_loop()
+        # Rounded up to the nanosecond: the wake-up must never come before the deadline.
+        whole = int(deadline)
+        nsec = math.ceil((deadline - whole) * 1e9)
+        if nsec >= 1_000_000_000:
+            whole, nsec = whole + 1, nsec - 1_000_000_000
+        value = self._spec.it_value
+        value.tv_sec, value.tv_nsec = whole, nsec
+        if self._settime(self.fd, _TFD_TIMER_ABSTIME, ctypes.byref(self._spec), None) < 0:
+            raise OSError(ctypes.get_errno(), "timerfd_settime failed")
+        done: asyncio.Future[None] = loop.create_future()
+        self.busy = True
+        loop.add_reader(self.fd, self._expired, done)
+        try:
+            await done
+        finally:
+            loop.remove_reader(self.fd)
+            self.busy = False
+
+    def _expired(self, done: asyncio.Future[None]) -> None:
+        try:
+            os.read(self.fd, 8)  # the expiry count; settime resets it
+        except BlockingIOError:
+            return
+        if not done.done():
+            done.set_result(None)
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+    def __del__(self) -> None:
+        self.close()
 
 
 class Clock(Protocol):
@@ -34,9 +115,18 @@ class Clock(Protocol):
 
 
 class MonotonicClock:
-    """The real clock: asyncio's loop time (CLOCK_MONOTONIC) and the wall clock."""
+    """The real clock: CLOCK_MONOTONIC and the wall clock. Short sleeps (the tick's) wake
+    on a :class:`TimerFile`, to the microsecond; others, or where there is none, on
+    asyncio's timers."""
 
     real_time = True
+
+    def __init__(self) -> None:
+        self._timer: TimerFile | None = None
+        try:
+            self._timer = TimerFile()
+        except (OSError, AttributeError) as exc:  # not Linux: asyncio's timers do
+            log.info("no timer file (%s): ticks wake on the event loop's timers", exc)
 
     def now(self) -> float:
         return time.monotonic()
@@ -46,8 +136,15 @@ class MonotonicClock:
 
     async def sleep_until(self, deadline: float) -> None:
         delay = deadline - time.monotonic()
-        if delay > 0:
-            await asyncio.sleep(delay)
+        timer = self._timer
+        if 0 < delay < PRECISE_BELOW_S and timer is not None and not timer.busy:
+            await timer.sleep_until(deadline)
+        elif delay > 0:
+            # uvloop's millisecond timers can fire a fraction of a millisecond before the
+            # deadline: wait a millisecond more, and again while still early.
+            while delay > 0:
+                await asyncio.sleep(delay + LOOP_TIMER_SLACK_S)
+                delay = deadline - time.monotonic()
         else:
             # Still yield, so a loop that is behind lets I/O callbacks run between ticks.
             await asyncio.sleep(0)
