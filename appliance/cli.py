@@ -204,7 +204,7 @@ async def _engine(data: Path, audiosocket: str, sim: bool, flow_name: str,
         flow = PortRoutes(store, flow, ivr.make_handler, acd=acd)
     else:
         flow = make_demo_flow(dirs.messages)
-    eng = Engine(clock=MonotonicClock(), drivers=drivers, flow=flow,
+    eng = Engine(clock=MonotonicClock(), drivers=drivers, flow=flow, freeze_heap=True,
                  prompts=prompts, store=store, recordings=dirs.recordings,
                  after_recover=[recovery_hook(store)],
                  on_event=control.call_event if control is not None else None)

@@ -117,7 +117,7 @@ async def _bench(channels: int, seconds: float, warmup: float, load_core: int,
         prompts.preload()
         flow = _ivr_flow(store, root / "messages") if ivr else bench_flow
         driver = AudioSocketDriver("127.0.0.1", 0)
-        engine = Engine(clock=MonotonicClock(), drivers=[driver], flow=flow,
+        engine = Engine(clock=MonotonicClock(), drivers=[driver], flow=flow, freeze_heap=True,
                         prompts=prompts, store=store, recordings=root / "recordings",
                         align_phase=align_phase)
         engine.stats.keep_samples = True

@@ -23,6 +23,7 @@ the CDR row made final and the detector slots freed.
 from __future__ import annotations
 
 import asyncio
+import gc
 import heapq
 import itertools
 import logging
@@ -118,9 +119,12 @@ class Engine:
         on_event: Callable[[str, Call, dict[str, Any]], None] | None = None,
         after_recover: Sequence[Callable[[list[Path]], None]] = (),
         align_phase: bool = True,
+        freeze_heap: bool = False,
     ) -> None:
         self.clock = clock
         self.align_phase = align_phase  # False keeps the fixed grid (for comparisons)
+        # The running appliance sets this: see _freeze_heap.
+        self.freeze_heap = freeze_heap
         self.drivers = list(drivers)
         self.flow = flow
         self.prompts = prompts or PromptLibrary()
@@ -187,6 +191,8 @@ class Engine:
             for driver in self.drivers:
                 if driver.far_end_clocked:
                     driver.track_arrivals()
+        if self.freeze_heap:
+            _freeze_heap()
         self.started.set()
         try:
             while not self._stopping:
@@ -827,6 +833,23 @@ _PROGRESS_CAUSES = {
     Outcome.RINGBACK: CAUSE_NO_ANSWER,
     Outcome.SILENCE: CAUSE_NO_ANSWER,
 }
+
+
+def _freeze_heap() -> None:
+    """Take everything alive at start-up out of the cyclic garbage collector's sight.
+
+    A full collection walks every tracked object: with the IVR, the store and the web
+    admin loaded that is some 100 000, and the walk stopped the tick for 35 to 55 ms now
+    and then; at 600 calls one such stop made a run's p99 tick lateness 35 ms instead of
+    under 4. What start-up built (modules, prompts, flows, configuration) lives as long
+    as the process, so after one collection it is frozen (gc.freeze); collections then
+    walk only what the calls made since. Objects freed by their reference count are
+    freed as before."""
+    started = time.monotonic()
+    gc.collect()
+    gc.freeze()
+    log.info("heap frozen: %d objects out of the collector's walk (%.0f ms)",
+             gc.get_freeze_count(), 1000 * (time.monotonic() - started))
 
 
 def _cancel_if_running(task: asyncio.Task[None]) -> None:

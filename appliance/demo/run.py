@@ -305,7 +305,7 @@ async def run_demo(data: Path, audiosocket_port: int, every: float, concurrent: 
 
     # A voicemail a crash cut short is repaired by the engine, then listed in its box.
     engine = Engine(clock=MonotonicClock(), drivers=[exchange, audiosocket],
-                    flow=flow, prompts=prompts, store=store,
+                    flow=flow, prompts=prompts, store=store, freeze_heap=True,
                     recordings=dirs.recordings, on_event=on_event,
                     after_recover=[recovery_hook(store)])
     install_stop_signals(engine.stop)
