@@ -162,12 +162,19 @@ _VOUCH_WINDOWS = 3
 _SP, _NQ, _SEEN = 0, 1, 2  # event sources, in the order they apply at one instant
 
 
-def _halves(seg: Floats) -> Floats:
-    """(N, 200) -> (N, 4, 80) view: the four 80-sample halves starting every 40 samples."""
-    s0, s1 = seg.strides
-    return np.lib.stride_tricks.as_strided(
-        seg, (seg.shape[0], _HOPS, _HALF), (s0, _HOP * s1, s1), writeable=False
-    )
+# The four 80-sample halves starting every 40 samples of a 200-sample segment, as column
+# indices: seg[:, _HALVES_AT] is the (N, 4, 80) copy in one gather.
+_HALVES_AT = np.arange(_HOPS)[:, None] * _HOP + np.arange(_HALF)[None, :]
+
+
+def _along(a: np.ndarray, best: npt.NDArray[np.intp], first: int = 0) -> np.ndarray:
+    """``np.take_along_axis(a[:, first:first + 4], best, 2)`` by plain fancy indexing: the
+    numpy helper builds its index grids in Python on every call, and this runs every tick."""
+    r = best.shape[0]
+    return a[np.arange(r)[:, None, None], _WINDOW_AT[first], best]
+
+
+_WINDOW_AT = {first: np.arange(first, first + _HOPS)[None, :, None] for first in (0, 2)}
 
 
 def _analyse(
@@ -183,7 +190,7 @@ def _analyse(
     """
     n = seg.shape[0]
     # One 2-D product for the whole bank (a strided 3-D operand makes numpy loop per row).
-    new = (np.ascontiguousarray(_halves(seg)).reshape(n * _HOPS, _HALF) @ _BASIS).reshape(
+    new = (seg[:, _HALVES_AT].reshape(n * _HOPS, _HALF) @ _BASIS).reshape(
         n, _HOPS, 16
     )  # halves starting at -40, 0, 40, 80
     new_e = np.square(seg) @ _WIN2_BANDED  # (n, 4) windowed energy of the same halves
@@ -205,7 +212,7 @@ def _analyse(
     new_h = new.view(np.complex64)
     hits = np.zeros((n, _HOPS), np.int8)
     cands = np.zeros((n, _HOPS), np.int8)
-    rows = np.flatnonzero(gate.any(axis=1))
+    rows = gate.any(axis=1).nonzero()[0]
     if rows.size:
         hits[rows], cands[rows] = _judge(
             np.concatenate((prev_h[rows], new_h[rows]), axis=1),
@@ -223,15 +230,16 @@ def _judge(
     row = np.argmax(tone[..., :4], axis=2)
     col = np.argmax(tone[..., 4:], axis=2) + 4
     best = np.stack((row, col), axis=2)  # (r, 4, 2)
-    pbest = np.take_along_axis(tone, best, 2)
+    pbest = _along(tone, best)
     pr, pc = pbest[..., 0], pbest[..., 1]
     level_ok = (pr >= _THRESHOLD) & (pc >= _THRESHOLD)
-    za = np.take_along_axis(h[:, :4], best, 2)
-    zb = np.take_along_axis(h[:, 2:], best, 2)
-    dev_hz = np.abs(np.angle(zb * np.conj(za) * _ROT[best])) * _HZ_PER_RAD
+    za = _along(h, best)
+    zb = _along(h, best, 2)
+    turn = zb * np.conj(za) * _ROT[best]
+    dev_hz = np.abs(np.arctan2(turn.imag, turn.real)) * _HZ_PER_RAD  # np.angle, without its wrapper
     freq_ok = np.all(dev_hz <= _MAX_DEV_HZ[best], axis=2)
-    ma = np.take_along_axis(mag[:, :4], best, 2)
-    mb = np.take_along_axis(mag[:, 2:], best, 2)
+    ma = _along(mag, best)
+    mb = _along(mag, best, 2)
     balance_ok = np.all(np.minimum(ma, mb) >= _BALANCE * np.maximum(ma, mb), axis=2)
     code = (row * 4 + (col - 4) + 1).astype(np.int8)
     cands = np.where(level_ok & freq_ok & balance_ok, code, np.int8(0))
@@ -364,7 +372,9 @@ class DtmfBank:
         xs[:, _N:] = carry[:, _C_NOTCH]
         np.matmul(xs, _NOTCH_M, out=seg[:, _HOP:])
         y = seg[:, _HOP : _HOP + _N]
-        np.clip(y, -32768, 32767, out=y)  # the band-stop can overshoot a full-scale input
+        # The band-stop can overshoot a full-scale input (np.clip, without its wrapper).
+        np.minimum(y, 32767, out=y)
+        np.maximum(y, -32768, out=y)
         y16 = y.astype(np.int16)
 
         # spandsp, one row at a time by address; its reports land in self._sp_events.
@@ -403,7 +413,7 @@ class DtmfBank:
     ) -> list[tuple[int, str]]:
         """Python only for rows with something going on: a numpy hit, a spandsp report, or
         a numpy state machine not yet back at rest."""
-        busy = np.flatnonzero(hits.any(axis=1)).tolist()
+        busy = np.nonzero(hits.any(axis=1))[0].tolist()
         if self._sp_events or self._unsettled:
             self._row[idx] = np.arange(len(idx))
             for slot, code, dur in self._sp_events:
