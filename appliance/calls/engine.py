@@ -83,6 +83,10 @@ EARLY_MIN_LEAD = 0.001
 EARLY_MAX_LEAD = 0.012
 #: fall this far behind and the engine skips ahead instead of sending a burst of frames
 MAX_BEHIND_TICKS = 5
+#: the keys heard go to the call records every this many ticks (100 ms), in one store
+#: transaction, and before any call's final row; a commit every tick cost the engine's core
+#: more than the records gain from being current to the tick
+KEY_WRITE_TICKS = 5
 #: how long a flow may take to unwind after its call ended before it is cancelled
 FLOW_GRACE_SECONDS = 5.0
 
@@ -567,7 +571,7 @@ class Engine:
             for call in self._caught_up:
                 call.catch_up.clear()
             self._caught_up.clear()
-        if self._key_rows:
+        if self._key_rows and n % KEY_WRITE_TICKS == 0:
             self._write_keys()
         for driver in self.drivers:
             driver.after_tick(n)
@@ -766,9 +770,10 @@ class Engine:
         self._emit("key", call, digit=shown)
 
     def _write_keys(self) -> None:
-        """The CDR rows' keys, written after the tick's frames have gone: the store's
+        """The CDR rows' keys, written after the tick's frames have gone (the store's
         writer thread shares the engine's core and would otherwise run between a key and
-        its answer. A call that ends first has its keys written before its final row."""
+        its answer), every KEY_WRITE_TICKS ticks. A call that ends first has its keys
+        written before its final row."""
         rows, self._key_rows = self._key_rows, []
         if self.store is not None:
             cdr.cdr_keys_many(self.store, rows)
