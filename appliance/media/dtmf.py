@@ -159,6 +159,15 @@ _SPANDSP_CODE = {ord(k): i + 1 for i, k in enumerate(KEYS)}
 # declares. What spandsp still adds is a second opinion on the level, twist and fraction
 # tests (it keeps more keys at 6 dB S/N or 10 dB twist, beyond Q.24).
 _VOUCH_WINDOWS = 3
+# Vouching needs the numpy side's gate open, so spandsp is fed only where a key could come
+# of it: rows whose gate opened within the last SP_HOLD samples, or that spandsp reports in
+# a key. Other rows (silence, line noise, nearly all speech) skip spandsp, its costliest
+# per-row step. A row resuming first gets the frame it skipped last (the start of the
+# tone that opened the gate, which spandsp needs to be as quick as when fed everything),
+# and carries the samples it skipped before that into spandsp's next report's time, so
+# its reports stay on the numpy side's clock. SP_HOLD covers spandsp's end of a key and
+# the bridging rules' look-back with room to spare.
+SP_HOLD: Final = 10 * _N
 _SP, _NQ, _SEEN = 0, 1, 2  # event sources, in the order they apply at one instant
 
 
@@ -179,14 +188,15 @@ _WINDOW_AT = {first: np.arange(first, first + _HOPS)[None, :, None] for first in
 
 def _analyse(
     seg: Floats, prev_h: npt.NDArray[np.complex64], prev_m: Floats, prev_e: Floats
-) -> tuple[Int8s, Int8s, npt.NDArray[np.complex64], Floats, Floats]:
+) -> tuple[Int8s, Int8s, npt.NDArray[np.complex64], Floats, Floats, npt.NDArray[np.bool_]]:
     """Judge the 4 windows ending in each frame.
 
     ``seg`` is (N, 200): the previous frame's last 40 filtered samples, then this frame's
     160; ``prev_*`` are the previous frame's last two halves, their magnitudes and
     energies. Returns ``hits`` (N, 4), key index + 1 where a window passes every test;
     ``cands`` (N, 4), the same where level, balance and frequency pass (to vet spandsp);
-    and this frame's last two halves, magnitudes and energies to carry.
+    this frame's last two halves, magnitudes and energies to carry; and ``gated`` (N,),
+    the rows past the gate in some window (the only ones that can hit or vouch).
     """
     n = seg.shape[0]
     # One 2-D product for the whole bank (a strided 3-D operand makes numpy loop per row).
@@ -212,7 +222,8 @@ def _analyse(
     new_h = new.view(np.complex64)
     hits = np.zeros((n, _HOPS), np.int8)
     cands = np.zeros((n, _HOPS), np.int8)
-    rows = gate.any(axis=1).nonzero()[0]
+    gated = gate.any(axis=1)
+    rows = gated.nonzero()[0]
     if rows.size:
         hits[rows], cands[rows] = _judge(
             np.concatenate((prev_h[rows], new_h[rows]), axis=1),
@@ -220,7 +231,7 @@ def _analyse(
             tone[rows],
             energy[rows],
         )
-    return hits, cands, new_h[:, 2:], new_m[:, 2:], new_e[:, 2:]
+    return hits, cands, new_h[:, 2:], new_m[:, 2:], new_e[:, 2:], gated
 
 
 def _judge(
@@ -286,6 +297,13 @@ class DtmfBank:
         self._t = np.zeros(0, dtype=np.int64)  # samples fed per slot
         self._row = np.zeros(0, dtype=np.intp)  # slot -> row of the block being processed
         self._unsettled: set[int] = set()  # slots whose numpy state machine is not at rest
+        # Feeding spandsp only where it can matter (SP_HOLD): per slot, when the gate was
+        # last open, samples not fed since spandsp's last report, and spandsp in a key.
+        self._gate_t = np.zeros(0, dtype=np.int64)
+        self._sp_skipped = np.zeros(0, dtype=np.int64)
+        self._sp_in_key = np.zeros(0, dtype=np.bool_)
+        self._sp_last = np.zeros((0, _N), dtype=np.int16)  # the frame a row skipped last
+        self._sp_behind = np.zeros(0, dtype=np.bool_)  # the row skipped its last frame
         self._sp_events: list[tuple[int, int, int]] = []
         events = self._sp_events  # closed over, not self: no cycle through the C thunk
 
@@ -302,6 +320,11 @@ class DtmfBank:
         self._carry = np.concatenate((self._carry, np.zeros((extra, _CARRY), np.float32)))
         self._t = np.concatenate((self._t, np.zeros(extra, np.int64)))
         self._row = np.concatenate((self._row, np.full(extra, -1, np.intp)))
+        self._gate_t = np.concatenate((self._gate_t, np.zeros(extra, np.int64)))
+        self._sp_skipped = np.concatenate((self._sp_skipped, np.zeros(extra, np.int64)))
+        self._sp_in_key = np.concatenate((self._sp_in_key, np.zeros(extra, np.bool_)))
+        self._sp_last = np.concatenate((self._sp_last, np.zeros((extra, _N), np.int16)))
+        self._sp_behind = np.concatenate((self._sp_behind, np.zeros(extra, np.bool_)))
         self._states.extend([0] * extra)
         self._chans.extend([None] * extra)
         self._free.extend(reversed(range(old, old + extra)))
@@ -321,6 +344,10 @@ class DtmfBank:
         self._chans[slot] = _Channel()
         self._carry[slot] = 0
         self._t[slot] = 0
+        self._gate_t[slot] = -SP_HOLD - 1
+        self._sp_skipped[slot] = 0
+        self._sp_in_key[slot] = False
+        self._sp_behind[slot] = False
         return slot
 
     def close(self, slot: int) -> None:
@@ -377,19 +404,44 @@ class DtmfBank:
         np.maximum(y, -32768, out=y)
         y16 = y.astype(np.int16)
 
-        # spandsp, one row at a time by address; its reports land in self._sp_events.
-        self._sp_events.clear()
-        base = y16.ctypes.data
-        addrs = range(base, base + n * 2 * _N, 2 * _N)
-        for _ in map(self._rx, states, addrs, itertools.repeat(_N, n)):
-            pass
-
-        hits, cands, new_h, new_m, new_e = _analyse(
+        hits, cands, new_h, new_m, new_e, gated = _analyse(
             seg[:, : _HOP + _N],
             carry[:, _C_HALVES].view(np.complex64).reshape(n, 2, 8),
             carry[:, _C_MAGS].reshape(n, 2, 8),
             carry[:, _C_ENERGY],
         )
+
+        # spandsp, one row at a time by address, on the rows where it can matter (SP_HOLD);
+        # its reports land in self._sp_events.
+        t = self._t[idx]
+        if gated.any():
+            self._gate_t[idx[gated]] = t[gated]
+        live = (t - self._gate_t[idx] <= SP_HOLD) | self._sp_in_key[idx]
+        self._sp_events.clear()
+        base = y16.ctypes.data
+        behind = live & self._sp_behind[idx]
+        if behind.any():
+            rows = np.nonzero(behind)[0]
+            back = self._sp_last[idx[rows]]
+            self._sp_skipped[idx[rows]] -= _N  # fed after all
+            self._sp_behind[idx[rows]] = False
+            addrs_back = range(back.ctypes.data, back.ctypes.data + len(rows) * 2 * _N, 2 * _N)
+            fed_back = [states[i] for i in rows.tolist()]
+            for _ in map(self._rx, fed_back, addrs_back, itertools.repeat(_N, len(rows))):
+                pass
+        if live.all():
+            addrs: Sequence[int] = range(base, base + n * 2 * _N, 2 * _N)
+            fed = states
+        else:
+            skip = idx[~live]
+            self._sp_skipped[skip] += _N
+            self._sp_last[skip] = y16[~live]
+            self._sp_behind[skip] = True
+            rows = np.nonzero(live)[0]
+            addrs = (base + rows * (2 * _N)).tolist()
+            fed = [states[i] for i in rows.tolist()]
+        for _ in map(self._rx, fed, addrs, itertools.repeat(_N, len(fed))):
+            pass
         prev_cands = carry[:, _C_CANDS].astype(np.int8)
         carry[:, _C_NOTCH] = seg[:, _HOP + _N :]
         carry[:, _C_TAIL] = seg[:, _N : _HOP + _N]
@@ -419,7 +471,10 @@ class DtmfBank:
             for slot, code, dur in self._sp_events:
                 ch = self._chans[slot]
                 assert ch is not None
-                ch.sp_t += dur
+                # The samples the row skipped (SP_HOLD) passed before this report.
+                ch.sp_t += dur + int(self._sp_skipped[slot])
+                self._sp_skipped[slot] = 0
+                self._sp_in_key[slot] = code != 0
                 ch.events.append((ch.sp_t, _SP, code))
                 busy.append(int(self._row[slot]))
             busy.extend(int(self._row[s]) for s in self._unsettled)

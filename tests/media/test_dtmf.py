@@ -398,6 +398,40 @@ def test_frame_aligned_keys_come_in_the_second_frame() -> None:
     assert all(f == [LEAD // 160 + 1] for f in frames)
 
 
+def test_spandsp_rests_on_quiet_rows_and_keys_after_a_long_quiet_come_on_time() -> None:
+    """A channel is fed to spandsp only near where its gate opens (dtmf.SP_HOLD): after
+    3 s of silence each key still comes in its tone's second frame, as after 60 ms, and
+    spandsp ran for a few frames per channel, not for every one."""
+    quiet = 150  # frames before the tone
+    signals = [np.concatenate([np.zeros(quiet * 160), sig.dtmf(key, 60), sig.silence(200)])
+               for key in KEYS]
+    n_frames = (len(signals[0]) + 159) // 160
+    block = np.zeros((len(KEYS), n_frames * 160), np.int16)
+    for i, x in enumerate(signals):
+        block[i, : len(x)] = sig.to_slin(x)
+    bank = DtmfBank()
+    slots = [bank.open() for _ in KEYS]
+    fed = 0
+    rx = bank._rx
+
+    def counting_rx(state: int, address: int, samples: int) -> int:
+        nonlocal fed
+        fed += 1
+        return int(rx(state, address, samples))
+
+    bank._rx = counting_rx  # type: ignore[assignment]
+    keys = [""] * len(KEYS)
+    frames: list[list[int]] = [[] for _ in KEYS]
+    for f in range(n_frames):
+        for i, d in bank.process(slots, block[:, f * 160 : (f + 1) * 160]):
+            keys[i] += d
+            frames[i].append(f)
+    assert keys == list(KEYS)
+    assert all(f == [quiet + 1] for f in frames)
+    # The tone's frames and the hold after them (plus the frame before), not 150 + 15.
+    assert fed <= len(KEYS) * (dtmf.SP_HOLD // 160 + 6)
+
+
 # --- talk-off ----------------------------------------------------------------------
 
 ASTERISK_SOUNDS = "/usr/share/asterisk/sounds/en"
