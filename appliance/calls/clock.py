@@ -43,10 +43,9 @@ class _Itimerspec(ctypes.Structure):
 class TimerFile:
     """A Linux timerfd on CLOCK_MONOTONIC that the event loop watches, for the tick's wake-up.
 
-    uvloop (libuv) keeps its timers in whole milliseconds and rounds a wait up, so a tick
-    slept with asyncio wakes up to a millisecond late, more when nothing else wakes the
-    loop (the engine reads its lines in the tick, so no frame does). A timer file set to
-    the deadline's absolute time wakes the loop's own poll within microseconds.
+    uvloop (libuv) keeps its timers in whole milliseconds, so a tick slept with asyncio
+    wakes up to a millisecond late (and now and then a fraction early). A timer file set
+    to the deadline's absolute time wakes the loop's own poll within microseconds.
     """
 
     def __init__(self) -> None:

@@ -247,7 +247,8 @@ def _judge(
     za = _along(h, best)
     zb = _along(h, best, 2)
     turn = zb * np.conj(za) * _ROT[best]
-    dev_hz = np.abs(np.arctan2(turn.imag, turn.real)) * _HZ_PER_RAD  # np.angle, without its wrapper
+    # np.angle, without its Python wrapper
+    dev_hz = np.abs(np.arctan2(turn.imag, turn.real)) * _HZ_PER_RAD
     freq_ok = np.all(dev_hz <= _MAX_DEV_HZ[best], axis=2)
     ma = _along(mag, best)
     mb = _along(mag, best, 2)
