@@ -84,3 +84,27 @@ def test_sleeps_at_once_and_long_sleeps_still_wake() -> None:
         assert clock.now() - past < 0.5
 
     run(uvloop.new_event_loop, main)
+
+
+def test_without_a_timer_file_ticks_wake_on_the_loop_never_early(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where timerfd is missing the clock still works, on the loop's own timers, and its
+    slack keeps uvloop's rounding from waking a tick before its deadline."""
+
+    def no_timerfd() -> TimerFile:
+        raise OSError(38, "timerfd_create failed")
+
+    monkeypatch.setattr("appliance.calls.clock.TimerFile", no_timerfd)
+    clock = MonotonicClock()
+    assert clock._timer is None
+    woke: list[float] = []
+
+    async def main() -> None:
+        start = clock.now()
+        for n in range(1, 21):
+            deadline = start + n * 0.0035
+            await clock.sleep_until(deadline)
+            woke.append(clock.now() - deadline)
+
+    run(uvloop.new_event_loop, main)
+    assert len(woke) == 20 and min(woke) >= 0.0
