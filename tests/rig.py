@@ -3,7 +3,8 @@
 Every call test needs the same few steps (start the engine and its drivers, wait until it
 ticks, stop it and wait for every call's clean-up); this context manager is the one place
 that does them. Crash tests share :func:`killed_after_report`, and code that
-runs store work on an executor is given :class:`InlineExecutor`.
+runs store work on an executor is given :class:`InlineExecutor`. With a store, the clock
+waits for its writes (:class:`WritesTakeNoTime`).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from appliance.calls.call import Call, FlowFn
-from appliance.calls.clock import InlineExecutor, ManualClock
+from appliance.calls.clock import InlineExecutor, ManualClock, WritesTakeNoTime
 from appliance.calls.engine import Engine
 from appliance.media.prompts import PromptLibrary
 from appliance.store.db import Store
@@ -39,7 +40,8 @@ async def running_engine(
     to the loop's default executor runs inline (see :class:`InlineExecutor`)."""
     asyncio.get_running_loop().set_default_executor(InlineExecutor())
     exchange = SimExchange(trunks=trunks)
-    engine = Engine(clock=ManualClock(), drivers=[exchange], flow=flow, prompts=prompts,
+    clock = ManualClock(hold=None if store is None else WritesTakeNoTime(store))
+    engine = Engine(clock=clock, drivers=[exchange], flow=flow, prompts=prompts,
                     store=store, recordings=recordings, after_recover=after_recover,
                     on_event=on_event)
     task = asyncio.create_task(engine.run())

@@ -150,13 +150,19 @@ class MonotonicClock:
 
 
 class ManualClock:
-    """A clock that advances only when the engine waits, to exactly the deadline."""
+    """A clock that advances only when the engine waits, to exactly the deadline.
+
+    ``hold``, if given, is called before every move and may block: real-time work the
+    simulated world must not outrun (a test's store writes, whose commits a flow awaits)
+    finishes first, as :class:`InlineExecutor` does for pooled work."""
 
     real_time = False
 
-    def __init__(self, start: float = 0.0, wall_start: float = 1_780_000_000.0) -> None:
+    def __init__(self, start: float = 0.0, wall_start: float = 1_780_000_000.0, *,
+                 hold: Callable[[], object] | None = None) -> None:
         self._now = start
         self._wall_offset = wall_start - start
+        self.hold = hold
 
     def now(self) -> float:
         return self._now
@@ -168,9 +174,42 @@ class ManualClock:
         self._now += seconds
 
     async def sleep_until(self, deadline: float) -> None:
+        if self.hold is not None:
+            self.hold()
         if deadline > self._now:
             self._now = deadline
         await asyncio.sleep(0)
+
+
+#: how long a manual clock waits for one store write before it goes on without it
+WRITE_HOLD_S = 5.0
+
+
+class Writer(Protocol):
+    """What :class:`WritesTakeNoTime` needs of a store (``appliance.store.db.Store``)."""
+
+    writes_finished: int
+
+    def wait_written(self, timeout: float | None = None) -> bool: ...
+
+
+class WritesTakeNoTime:
+    """A manual clock's ``hold`` for a store: simulated time stands still while writes are
+    in flight. A flow that awaits a commit (a reminder attempt opened before its call, a
+    claim report) would otherwise see as many ticks pass as the writer thread takes real
+    milliseconds, and on a loaded machine that is seconds of a call. A write still running
+    after :data:`WRITE_HOLD_S` (the database locked by another process) is given up on,
+    and the clock stops waiting until the writer makes progress again."""
+
+    def __init__(self, store: Writer) -> None:
+        self.store = store
+        self._stuck_at = -1
+
+    def __call__(self) -> None:
+        if self.store.writes_finished == self._stuck_at:
+            return
+        if not self.store.wait_written(WRITE_HOLD_S):
+            self._stuck_at = self.store.writes_finished
 
 
 class InlineExecutor(ThreadPoolExecutor):

@@ -25,7 +25,7 @@ from typing import Any, Final
 import numpy as np
 
 from appliance.calls.call import Call
-from appliance.calls.clock import InlineExecutor, ManualClock
+from appliance.calls.clock import InlineExecutor, ManualClock, WritesTakeNoTime
 from appliance.calls.engine import Engine
 from appliance.ivr.flow import Flow
 from appliance.ivr.insurance_lookups import InsuranceLookups
@@ -87,8 +87,9 @@ def run_trial(flow: Flow, database: Path, keys: list[str], heard_wav: Path,
 
 async def _trial(flow: Flow, database: Path, root: Path, keys: list[str], heard_wav: Path,
                  prompts: PromptLibrary) -> TrialResult:
-    # Lookups and store work run inline: the manual clock must not run on while a thread
-    # pool works, or a busy machine would make the caller's waits time out.
+    # Lookups and store work run inline, and the clock waits for the writes a flow awaits:
+    # the manual clock must not run on while a thread works, or a busy machine would make
+    # the caller's waits time out.
     asyncio.get_running_loop().set_default_executor(InlineExecutor())
     store = Store(database)
     paths: list[list[Step]] = []
@@ -103,8 +104,9 @@ async def _trial(flow: Flow, database: Path, root: Path, keys: list[str], heard_
         handler = make_flow_handler(flow, lookups.functions(), messages_dir=root / "messages",
                                     store=store, on_done=lambda _c, path: paths.append(path))
         exchange = SimExchange(trunks=1)
-        engine = Engine(clock=ManualClock(), drivers=[exchange], flow=handler,
-                        prompts=prompts, store=store, recordings=None, on_event=on_event)
+        engine = Engine(clock=ManualClock(hold=WritesTakeNoTime(store)), drivers=[exchange],
+                        flow=handler, prompts=prompts, store=store, recordings=None,
+                        on_event=on_event)
         task = asyncio.create_task(engine.run())
         await engine.started.wait()
         bot = CallerBot(exchange, CALLER, name="test call")

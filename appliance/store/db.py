@@ -55,6 +55,10 @@ class Store:
         self._queue: queue.SimpleQueue[_Task | None] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._closed = False
+        # Writes handed in and writes run (or dropped, cancelled): see wait_written.
+        self._submitted = 0
+        self.writes_finished = 0
+        self._ran = threading.Condition(self._lock)
         self._local = threading.local()
         # Every reader, by owning thread, so close() can close them all and connections of
         # threads that have ended (Flask's dev server starts one a request) get closed.
@@ -90,8 +94,18 @@ class Store:
         with self._lock:
             if self._closed:
                 raise StoreClosedError(f"{self.path}: store is closed")
+            self._submitted += 1
             self._queue.put((fn, future))
         return future
+
+    def wait_written(self, timeout: float | None = None) -> bool:
+        """Block until every write submitted before this call has run; False if
+        ``timeout`` seconds passed first. For a simulated clock, which must not let time
+        pass while a write is in flight (see ``tests/rig.py``): to the engine a write takes
+        no time, and on a busy machine a commit can take as long as a minute of ticks."""
+        with self._ran:
+            target = self._submitted
+            return self._ran.wait_for(lambda: self.writes_finished >= target, timeout)
 
     def write(self, fn: Callable[[Database], T]) -> T:
         """``submit`` and wait for the result: for callers that are not the engine loop."""
@@ -125,18 +139,7 @@ class Store:
                 return
             ready.set_result(applied)
             while (task := self._queue.get()) is not None:
-                fn, future = task
-                if not future.set_running_or_notify_cancel():
-                    continue
-                try:
-                    result = _in_transaction(db, fn)
-                except BaseException as exc:
-                    # Logged here as well because the engine does not wait for its Futures:
-                    # a failed CDR write must still show up somewhere.
-                    log.exception("store write %s failed", getattr(fn, "__qualname__", fn))
-                    future.set_exception(exc)
-                else:
-                    future.set_result(result)
+                self._run_one(db, *task)
             # Fold the WAL back into the database file, so that after close() the .db file
             # alone holds every commit (a backup that copies only it misses nothing). Idle
             # readers hold no snapshot, so this normally succeeds; if not, the WAL stays
@@ -148,6 +151,24 @@ class Store:
                             self.path)
         finally:
             db.close()
+
+    def _run_one(self, db: Database, fn: Callable[[Database], Any], future: Future[Any]) -> None:
+        try:
+            if not future.set_running_or_notify_cancel():
+                return
+            try:
+                result = _in_transaction(db, fn)
+            except BaseException as exc:
+                # Logged here as well because the engine does not wait for its Futures: a
+                # failed CDR write must still show up somewhere.
+                log.exception("store write %s failed", getattr(fn, "__qualname__", fn))
+                future.set_exception(exc)
+            else:
+                future.set_result(result)
+        finally:
+            with self._ran:
+                self.writes_finished += 1
+                self._ran.notify_all()
 
     # -- reading ----------------------------------------------------------------------
 
