@@ -2,12 +2,13 @@
 customer found by the policy keyed, ends it, and clicks the customer's number (masked, as
 agents see it) in the pop. The agent's seat phone rings first and answers, then the
 customer's simulated phone rings and answers; the page follows the dial by its events and
-never holds the number."""
+never holds the number. The hang-up's answer is held back until after the dial's, as a
+busy box can send it: the page keeps the newer message."""
 
 from __future__ import annotations
 
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import APIResponse, Page, Route, expect
 
 from appliance.store.db import Store
 from tests.control.live import LiveEngine
@@ -43,13 +44,26 @@ def test_the_agent_dials_the_customer_from_the_screen_pop(
     pop = page.locator("#pop")
     expect(pop).to_contain_text(customer["name"])
     expect(page.locator("#seat-state")).to_have_attribute("data-state", "talking")
+    held: list[tuple[Route, APIResponse]] = []
+
+    def hold(route: Route) -> None:
+        held.append((route, route.fetch()))  # the engine hangs up now; the page hears later
+
+    page.route("**/console/hangup", hold)
     page.get_by_role("button", name="挂机").click()
     expect(page.locator("#seat-state")).to_have_attribute("data-state", "wrap-up")
 
     masked = f"{number[:3]}****{number[-4:]}"
     assert not phone.connected and live.seat_phones["s1"].line is not None
+    message = page.locator("#console-message")
     page.get_by_role("button", name=f"拨打 {masked}").click()
-    expect(page.locator("#console-message")).to_contain_text("您的电话先振铃")
+    expect(message).to_contain_text("您的电话先振铃")
+    # The hang-up's "call ended" comes after the dial's answer: old news, not shown.
+    ((route, answer),) = held
+    route.fulfill(response=answer)
+    expect(message).to_have_attribute("data-replies", "2")
+    expect(message).to_contain_text("您的电话先振铃")
+    page.unroute("**/console/hangup")
     # The seat's phone answers by itself; then the customer's rings and answers.
     expect(pop).to_have_attribute("data-dial", "answered", timeout=15_000)
     expect(page.locator("#seat-state")).to_have_attribute("data-state", "talking")

@@ -75,6 +75,31 @@
     events.addEventListener("down", function (e) {
       show(JSON.parse(e.data).message, true);
     });
+    // Each button's answer is shown as it comes; an answer overtaken by a later
+    // request's (a hang-up whose engine work ends after the dial clicked next) is old
+    // news and is dropped. data-replies counts the answers handled, shown or not.
+    var sent = 0;
+    var shownFor = 0;
+    var post = function (form, body) {
+      var seq = ++sent;
+      var answer = function (text, error) {
+        message.dataset.replies = String(Number(message.dataset.replies || 0) + 1);
+        if (seq > shownFor) {
+          shownFor = seq;
+          show(text, error);
+        }
+      };
+      fetch(form.action, {
+        method: "POST", body: body, credentials: "same-origin",
+        headers: {"Accept": "application/json", "X-CSRF-Token": root.dataset.csrf}
+      }).then(function (res) {
+        return res.json();
+      }).then(function (d) {
+        answer(d.message, !d.ok);
+      }).catch(function () {
+        answer(root.dataset.failed, true);
+      });
+    };
     document.querySelectorAll("form.js-post").forEach(function (form) {
       form.addEventListener("submit", function (e) {
         e.preventDefault();
@@ -83,17 +108,20 @@
         if (e.submitter && e.submitter.name) {
           body.set(e.submitter.name, e.submitter.value);
         }
-        fetch(form.action, {
-          method: "POST", body: body, credentials: "same-origin",
-          headers: {"Accept": "application/json", "X-CSRF-Token": root.dataset.csrf}
-        }).then(function (res) {
-          return res.json();
-        }).then(function (d) {
-          show(d.message, !d.ok);
-        }).catch(function () {
-          show(root.dataset.failed, true);
-        });
+        post(form, body);
       });
+    });
+    // Click-to-dial from the screen pop: the pop is replaced with each call, so its forms
+    // are found by delegation. They send the customer and which of their numbers, never a
+    // number; the seat's phone rings first, and the dial's progress comes back as "dial"
+    // events.
+    document.addEventListener("submit", function (e) {
+      var form = e.target;
+      if (!form.classList || !form.classList.contains("js-dial")) {
+        return;
+      }
+      e.preventDefault();
+      post(form, new FormData(form));
     });
   }
 
@@ -104,38 +132,4 @@
       live.innerHTML = JSON.parse(e.data).html;
     });
   }
-}());
-
-// Click-to-dial from the screen pop: the pop is replaced with each call, so its forms are
-// found by delegation. They send the customer and which of their numbers, never a number;
-// the seat's phone rings first, and the dial's progress comes back as "dial" events.
-(function () {
-  "use strict";
-  var root = document.getElementById("console");
-  if (!root) {
-    return;
-  }
-  var message = document.getElementById("console-message");
-  var show = function (text, error) {
-    message.textContent = text;
-    message.className = error ? "error" : "flash";
-    message.hidden = false;
-  };
-  document.addEventListener("submit", function (e) {
-    var form = e.target;
-    if (!form.classList || !form.classList.contains("js-dial")) {
-      return;
-    }
-    e.preventDefault();
-    fetch(form.action, {
-      method: "POST", body: new FormData(form), credentials: "same-origin",
-      headers: {"Accept": "application/json", "X-CSRF-Token": root.dataset.csrf}
-    }).then(function (res) {
-      return res.json();
-    }).then(function (d) {
-      show(d.message, !d.ok);
-    }).catch(function () {
-      show(root.dataset.failed, true);
-    });
-  });
 }());
