@@ -101,8 +101,8 @@ class Store:
     def wait_written(self, timeout: float | None = None) -> bool:
         """Block until every write submitted before this call has run; False if
         ``timeout`` seconds passed first. For a simulated clock, which must not let time
-        pass while a write is in flight (see ``tests/rig.py``): to the engine a write takes
-        no time, and on a busy machine a commit can take as long as a minute of ticks."""
+        pass while a write is in flight (``appliance.calls.clock.WritesTakeNoTime``): it
+        runs ticks far faster than real time, so a slow commit would pass as hundreds."""
         with self._ran:
             target = self._submitted
             return self._ran.wait_for(lambda: self.writes_finished >= target, timeout)
