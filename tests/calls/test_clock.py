@@ -24,20 +24,27 @@ def run(factory: Callable[[], asyncio.AbstractEventLoop],
         runner.run(main())
 
 
-@pytest.mark.parametrize("loop_name", sorted(LOOPS))
-def test_tick_sleeps_wake_at_their_deadlines_never_before(loop_name: str) -> None:
-    clock = MonotonicClock()
-    assert isinstance(clock._timer, TimerFile)
+def lateness(clock: MonotonicClock, factory: Callable[[], asyncio.AbstractEventLoop],
+             count: int, step: float) -> list[float]:
+    """Sleep until ``count`` deadlines ``step`` seconds apart; how late each wake was."""
     woke: list[float] = []
 
     async def main() -> None:
         start = clock.now()
-        for n in range(1, 26):
-            deadline = start + n * 0.004
+        for n in range(1, count + 1):
+            deadline = start + n * step
             await clock.sleep_until(deadline)
             woke.append(clock.now() - deadline)
 
-    run(LOOPS[loop_name], main)
+    run(factory, main)
+    return woke
+
+
+@pytest.mark.parametrize("loop_name", sorted(LOOPS))
+def test_tick_sleeps_wake_at_their_deadlines_never_before(loop_name: str) -> None:
+    clock = MonotonicClock()
+    assert isinstance(clock._timer, TimerFile)
+    woke = lateness(clock, LOOPS[loop_name], 25, 0.004)
     assert len(woke) == 25
     assert min(woke) >= 0.0  # never early: the tick's frames are paced from these
     assert max(woke) < 0.5  # and it does wake (how late is a benchmark's figure)
@@ -97,14 +104,5 @@ def test_without_a_timer_file_ticks_wake_on_the_loop_never_early(
     monkeypatch.setattr("appliance.calls.clock.TimerFile", no_timerfd)
     clock = MonotonicClock()
     assert clock._timer is None
-    woke: list[float] = []
-
-    async def main() -> None:
-        start = clock.now()
-        for n in range(1, 21):
-            deadline = start + n * 0.0035
-            await clock.sleep_until(deadline)
-            woke.append(clock.now() - deadline)
-
-    run(uvloop.new_event_loop, main)
+    woke = lateness(clock, uvloop.new_event_loop, 20, 0.0035)
     assert len(woke) == 20 and min(woke) >= 0.0

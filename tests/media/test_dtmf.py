@@ -35,13 +35,14 @@ OFFSETS = (0, 37, 71, 113, 149)  # tone start within its first frame, in samples
 LEAD = 3 * 160  # silence before the first tone
 
 
-def run_bank(signals: Sequence[np.ndarray]) -> tuple[list[str], list[list[int]]]:
+def run_bank(signals: Sequence[np.ndarray],
+             bank: DtmfBank | None = None) -> tuple[list[str], list[list[int]]]:
     """Each signal as one channel of a bank: the keys per channel and the frame of each."""
     n_frames = (max(len(s) for s in signals) + 159) // 160 + 3
     block = np.zeros((len(signals), n_frames * 160), np.int16)
     for i, s in enumerate(signals):
         block[i, : len(s)] = s if s.dtype == np.int16 else sig.to_slin(s)
-    bank = DtmfBank()
+    bank = DtmfBank() if bank is None else bank
     slots = [bank.open() for _ in signals]
     keys = [""] * len(signals)
     frames: list[list[int]] = [[] for _ in signals]
@@ -405,12 +406,7 @@ def test_spandsp_rests_on_quiet_rows_and_keys_after_a_long_quiet_come_on_time() 
     quiet = 150  # frames before the tone
     signals = [np.concatenate([np.zeros(quiet * 160), sig.dtmf(key, 60), sig.silence(200)])
                for key in KEYS]
-    n_frames = (len(signals[0]) + 159) // 160
-    block = np.zeros((len(KEYS), n_frames * 160), np.int16)
-    for i, x in enumerate(signals):
-        block[i, : len(x)] = sig.to_slin(x)
     bank = DtmfBank()
-    slots = [bank.open() for _ in KEYS]
     fed = 0
     rx = bank._rx
 
@@ -420,12 +416,7 @@ def test_spandsp_rests_on_quiet_rows_and_keys_after_a_long_quiet_come_on_time() 
         return int(rx(state, address, samples))
 
     bank._rx = counting_rx  # type: ignore[assignment]
-    keys = [""] * len(KEYS)
-    frames: list[list[int]] = [[] for _ in KEYS]
-    for f in range(n_frames):
-        for i, d in bank.process(slots, block[:, f * 160 : (f + 1) * 160]):
-            keys[i] += d
-            frames[i].append(f)
+    keys, frames = run_bank(signals, bank)
     assert keys == list(KEYS)
     assert all(f == [quiet + 1] for f in frames)
     # The tone's frames and the hold after them (plus the frame before), not 150 + 15.
