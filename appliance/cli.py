@@ -11,8 +11,9 @@ import json
 import logging
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import click
 
@@ -361,14 +362,51 @@ def bench() -> None:
     """Benchmarks; each prints a JSON object as its last line."""
 
 
+F = TypeVar("F", bound=Callable[..., None])
+
+
+def _load_options(channels: int, seconds: float, warmup: float) -> Callable[[F], F]:
+    """The options of the benches that drive calls over AudioSocket from the load process
+    (engine, transport, ivr), with these defaults. Values that would measure nothing (no
+    channel, no time, the load on the engine's own core) are refused with the option
+    named, before anything starts."""
+
+    def check_cores(ctx: click.Context, param: click.Parameter, load_core: int) -> int:
+        engine_core = ctx.params.get("engine_core", 0)
+        if load_core == engine_core:
+            raise click.BadParameter(
+                f"core {load_core} is the engine's (--engine-core): the load process must "
+                "run on another core, or it would be measured with the engine", ctx, param)
+        return load_core
+
+    cores = click.IntRange(0, (os.cpu_count() or 1) - 1)
+    options = [
+        click.option("--channels", default=channels, show_default=True,
+                     type=click.IntRange(min=1), help="Calls at once."),
+        click.option("--seconds", default=seconds, show_default=True,
+                     type=click.FloatRange(min=1.0), help="Seconds measured."),
+        click.option("--warmup", default=warmup, show_default=True,
+                     type=click.FloatRange(min=0.0), help="Seconds not measured."),
+        click.option("--engine-core", default=0, show_default=True, type=cores,
+                     is_eager=True, help="The core the engine is pinned to."),
+        click.option("--load-core", default=1, show_default=True, type=cores,
+                     callback=check_cores,
+                     help="The load process's core (its CPU is not counted)."),
+        click.option("--lead-ms", default=6.0, show_default=True,
+                     type=click.FloatRange(0.0, 19.0),
+                     help="How long before each tick the load sends its frames."),
+    ]
+
+    def decorate(command: F) -> F:
+        for option in reversed(options):
+            command = option(command)
+        return command
+
+    return decorate
+
+
 @bench.command("engine")
-@click.option("--channels", default=600, show_default=True)
-@click.option("--seconds", default=20.0, show_default=True)
-@click.option("--warmup", default=3.0, show_default=True, help="Seconds not measured.")
-@click.option("--engine-core", default=0, show_default=True)
-@click.option("--load-core", default=1, show_default=True)
-@click.option("--lead-ms", default=6.0, show_default=True,
-              help="How long before each engine tick the load sends its frames.")
+@_load_options(channels=600, seconds=20.0, warmup=3.0)
 @click.option("--fixed-grid", is_flag=True,
               help="Keep the tick on the fixed 20 ms grid (no alignment to arrivals).")
 def bench_engine(channels: int, seconds: float, warmup: float, engine_core: int,
@@ -383,13 +421,7 @@ def bench_engine(channels: int, seconds: float, warmup: float, engine_core: int,
 
 
 @bench.command("transport")
-@click.option("--channels", default=240, show_default=True)
-@click.option("--seconds", default=10.0, show_default=True)
-@click.option("--warmup", default=3.0, show_default=True, help="Seconds not measured.")
-@click.option("--engine-core", default=0, show_default=True)
-@click.option("--load-core", default=1, show_default=True)
-@click.option("--lead-ms", default=6.0, show_default=True,
-              help="How long before each tick the load sends its frames.")
+@_load_options(channels=240, seconds=10.0, warmup=3.0)
 def bench_transport(channels: int, seconds: float, warmup: float, engine_core: int,
                     load_core: int, lead_ms: float) -> None:
     """AudioSocket alone, same load as ``engine``: the CPU floor under its figure."""
@@ -402,15 +434,9 @@ def bench_transport(channels: int, seconds: float, warmup: float, engine_core: i
 
 
 @bench.command("ivr")
-@click.option("--channels", default=240, show_default=True)
-@click.option("--seconds", default=20.0, show_default=True)
-@click.option("--warmup", default=10.0, show_default=True,
-              help="Seconds not measured (the calls choose a language and reach the menus).")
+# The warm-up is longer: the calls choose a language and reach the menus first.
+@_load_options(channels=240, seconds=20.0, warmup=10.0)
 @click.option("--lang", type=click.Choice(["zh", "yue", "en"]), default="zh", show_default=True)
-@click.option("--engine-core", default=0, show_default=True)
-@click.option("--load-core", default=1, show_default=True)
-@click.option("--lead-ms", default=6.0, show_default=True,
-              help="How long before each engine tick the load sends its frames.")
 @click.option("--fixed-grid", is_flag=True,
               help="Keep the tick on the fixed 20 ms grid (no alignment to arrivals).")
 def bench_ivr(channels: int, seconds: float, warmup: float, lang: str, engine_core: int,

@@ -119,6 +119,21 @@ def test_bench_engine_prints_its_figures_as_json() -> None:
     assert figures["keys_measured"] > 0
 
 
+@pytest.mark.parametrize(("bench", "args", "named"), [
+    ("engine", ["--channels", "0"], "'--channels': 0 is not in the range x>=1"),
+    ("transport", ["--seconds", "0.5"], "'--seconds': 0.5 is not in the range x>=1.0"),
+    ("ivr", ["--load-core", "0"], "core 0 is the engine's (--engine-core)"),
+    ("engine", ["--engine-core", "1"], "core 1 is the engine's (--engine-core)"),
+    ("engine", ["--lead-ms", "25"], "'--lead-ms': 25.0 is not in the range"),
+])
+def test_bench_refuses_figures_that_would_measure_nothing(bench: str, args: list[str],
+                                                          named: str) -> None:
+    res = appliance("bench", bench, *args)
+    assert res.returncode == 2
+    assert named in res.stderr
+    assert res.stdout == ""  # no load started, no JSON
+
+
 def test_bench_transport_streams_every_frame_and_prints_its_floor() -> None:
     res = appliance("bench", "transport", "--channels", "8", "--seconds", "2", "--warmup", "1")
     assert res.returncode == 0, res.stderr
