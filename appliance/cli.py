@@ -23,6 +23,8 @@ if TYPE_CHECKING:  # the commands import what they run lazily: `appliance say` s
     from drivers.asterisk.ami import AmiClient
 
 DEFAULT_DATA = Path(os.environ.get("APPLIANCE_DATA", "var"))
+#: a TCP port; 0 asks the system for any free one (or, for --web-port, no web admin)
+PORT = click.IntRange(0, 65535)
 
 
 @click.group()
@@ -39,15 +41,18 @@ def main(verbose: bool) -> None:
 @main.command()
 @click.option("--data", type=click.Path(path_type=Path), default=DEFAULT_DATA, show_default=True,
               help="Folder for the database, recordings and messages.")
-@click.option("--port", default=9092, show_default=True, help="AudioSocket port on 127.0.0.1.")
-@click.option("--every", default=8.0, show_default=True, help="Seconds between new callers.")
-@click.option("--concurrent", default=3, show_default=True, help="Most callers at once.")
+@click.option("--port", default=9092, show_default=True, type=PORT,
+              help="AudioSocket port on 127.0.0.1 (0: any free port).")
+@click.option("--every", default=8.0, show_default=True, type=click.FloatRange(min=0.1),
+              help="Seconds between new callers.")
+@click.option("--concurrent", default=3, show_default=True, type=click.IntRange(min=0),
+              help="Most callers at once (0: no simulated callers).")
 @click.option("--flow", "flow_name", type=click.Choice(["insurance", "demo"]),
               default="insurance", show_default=True,
               help="The insurance IVR on the demo book, or the foundation's small demo flow.")
-@click.option("--web-port", default=8080, show_default=True,
+@click.option("--web-port", default=8080, show_default=True, type=PORT,
               help="Port of the web admin on 127.0.0.1 (0: no web admin).")
-@click.option("--control-port", default=9093, show_default=True,
+@click.option("--control-port", default=9093, show_default=True, type=PORT,
               help="Port of the engine's control API on 127.0.0.1 (0: any free port).")
 def run(data: Path, port: int, every: float, concurrent: int, flow_name: str,
         web_port: int, control_port: int) -> None:
@@ -73,7 +78,7 @@ def run(data: Path, port: int, every: float, concurrent: int, flow_name: str,
 @click.option("--flow", "flow_name", type=click.Choice(["insurance", "demo"]),
               default="insurance", show_default=True,
               help="The published insurance IVR, or the foundation's small demo flow.")
-@click.option("--control-port", default=9093, show_default=True,
+@click.option("--control-port", default=9093, show_default=True, type=PORT,
               help="Port of the control API on 127.0.0.1 when the box has seats and queues "
                    "(0: any free port).")
 @click.option("--ami", "ami_address", default="",
@@ -451,7 +456,8 @@ def bench_ivr(channels: int, seconds: float, warmup: float, lang: str, engine_co
 
 
 @bench.command("lookup")
-@click.option("--policies", default=100_000, show_default=True, help="Size of the demo book.")
+@click.option("--policies", default=100_000, show_default=True, type=click.IntRange(min=1),
+              help="Size of the demo book.")
 @click.option("--lookups", default=5000, show_default=True, type=click.IntRange(min=100),
               help="Policy lookups timed.")
 def bench_lookup(policies: int, lookups: int) -> None:
@@ -464,7 +470,7 @@ def bench_lookup(policies: int, lookups: int) -> None:
 @bench.command("fax")
 @click.option("--calls", default=50, show_default=True, type=click.IntRange(min=1),
               help="Fax calls on the noisy line.")
-@click.option("--snr-db", default=20.0, show_default=True,
+@click.option("--snr-db", default=20.0, show_default=True, type=click.FloatRange(0.0, 60.0),
               help="White noise this many dB below the fax signal, both directions.")
 @click.option("--concurrent", default=5, show_default=True, type=click.IntRange(min=1),
               help="Noisy calls at once.")
@@ -491,8 +497,10 @@ def bench_acd(decisions: int, seats: int, waiting: int) -> None:
 
 
 @bench.command("web")
-@click.option("--policies", default=100_000, show_default=True, help="Size of the demo book.")
-@click.option("--calls", default=500_000, show_default=True, help="CDR rows.")
+@click.option("--policies", default=100_000, show_default=True, type=click.IntRange(min=1),
+              help="Size of the demo book.")
+@click.option("--calls", default=500_000, show_default=True, type=click.IntRange(min=100),
+              help="CDR rows.")
 @click.option("--rounds", default=20, show_default=True, type=click.IntRange(min=5),
               help="Times each list and search page is requested.")
 @click.option("--import-rows", default=100_000, show_default=True,

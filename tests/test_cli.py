@@ -125,6 +125,10 @@ def test_bench_engine_prints_its_figures_as_json() -> None:
     ("ivr", ["--load-core", "0"], "core 0 is the engine's (--engine-core)"),
     ("engine", ["--engine-core", "1"], "core 1 is the engine's (--engine-core)"),
     ("engine", ["--lead-ms", "25"], "'--lead-ms': 25.0 is not in the range"),
+    # An empty book or call list used to end in IndexError / ZeroDivisionError.
+    ("lookup", ["--policies", "0"], "'--policies': 0 is not in the range x>=1"),
+    ("web", ["--calls", "10"], "'--calls': 10 is not in the range x>=100"),
+    ("fax", ["--snr-db", "-5"], "'--snr-db': -5.0 is not in the range 0.0<=x<=60.0"),
 ])
 def test_bench_refuses_figures_that_would_measure_nothing(bench: str, args: list[str],
                                                           named: str) -> None:
@@ -132,6 +136,24 @@ def test_bench_refuses_figures_that_would_measure_nothing(bench: str, args: list
     assert res.returncode == 2
     assert named in res.stderr
     assert res.stdout == ""  # no load started, no JSON
+
+
+@pytest.mark.parametrize(("command", "args", "named"), [
+    # 70000 used to wrap around to port 4464 and listen there.
+    ("run", ["--port", "70000"], "'--port': 70000 is not in the range 0<=x<=65535"),
+    ("run", ["--web-port", "65536"], "'--web-port': 65536 is not in the range"),
+    # 0 used to start a new caller on every pass of the event loop.
+    ("run", ["--every", "0"], "'--every': 0.0 is not in the range x>=0.1"),
+    ("run", ["--concurrent", "-1"], "'--concurrent': -1 is not in the range x>=0"),
+    ("engine", ["--control-port", "-1"], "'--control-port': -1 is not in the range"),
+])
+def test_run_and_engine_refuse_ports_and_rates_out_of_range(tmp_path: Path, command: str,
+                                                           args: list[str], named: str) -> None:
+    data = tmp_path / "box"
+    res = appliance(command, "--data", str(data), *args)
+    assert res.returncode == 2
+    assert named in res.stderr
+    assert not data.exists()  # refused before anything was set up
 
 
 def test_bench_transport_streams_every_frame_and_prints_its_floor() -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
@@ -21,13 +22,30 @@ from web.db import store
 from web.restore import MAX_ARCHIVE_BYTES
 
 
+def _within(low: int, high: int) -> Callable[[str], int]:
+    """An argparse type: a whole number from ``low`` to ``high`` (a port past 65535
+    would otherwise wrap around to another one)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{value} is not from {low} to {high}")
+        return value
+
+    return parse
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m web", description=__doc__)
     parser.add_argument("--data", type=Path, default=Path("var"),
                         help="folder of the appliance database (default: var)")
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8080)
-    parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--port", type=_within(0, 65535), default=8080,
+                        help="0: any free port")
+    parser.add_argument("--threads", type=_within(1, 64), default=4)
     args = parser.parse_args(argv)
 
     app = create_app(args.data)

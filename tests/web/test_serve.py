@@ -1,4 +1,5 @@
-"""``python -m web``: a port already taken is a one-line error, not a traceback."""
+"""``python -m web``: a port already taken, or one that is no port, is a one-line error,
+not a traceback, and nothing is served or written."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -21,3 +24,20 @@ def test_a_port_in_use_is_refused_with_a_clear_message(tmp_path: Path) -> None:
     assert res.returncode == 1
     assert f"cannot listen on 127.0.0.1:{port}" in res.stderr
     assert "Traceback" not in res.stderr
+
+
+@pytest.mark.parametrize(("args", "named"), [
+    (["--port", "70000"], "argument --port: 70000 is not from 0 to 65535"),
+    (["--port", "80x"], "argument --port: '80x' is not a whole number"),
+    (["--threads", "0"], "argument --threads: 0 is not from 1 to 64"),
+])
+def test_a_port_or_thread_count_out_of_range_is_refused(tmp_path: Path, args: list[str],
+                                                        named: str) -> None:
+    # Port 70000 used to wrap around to 4464 and serve there.
+    data = tmp_path / "box"
+    res = subprocess.run([sys.executable, "-m", "web", "--data", str(data), *args], cwd=ROOT,
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == 2
+    assert named in res.stderr
+    assert "web admin at" not in res.stdout
+    assert not data.exists()
