@@ -271,6 +271,9 @@ class Engine:
         self._stopping = True
 
     async def _shutdown(self) -> None:
+        self._stopping = True  # from here on, a line offered is hung up (accept)
+        # Lines offered since the last tick are calls too: each gets its record.
+        self._attach_pending()
         for call in list(self.calls):
             self._end_now(call, CAUSE_SHUTDOWN)
         flows = [c.task for c in self.calls if c.task is not None and not c.task.done()]
@@ -278,9 +281,6 @@ class Engine:
             _, stuck = await asyncio.wait(flows, timeout=FLOW_GRACE_SECONDS)
             for task in stuck:
                 task.cancel()
-        for line in self._pending:
-            line.hangup(CAUSE_SHUTDOWN)
-        self._pending.clear()
         for driver in self.drivers:
             try:
                 await driver.stop()
@@ -522,16 +522,7 @@ class Engine:
         for driver in self.drivers:
             driver.before_tick(n)
         if self._pending:
-            pending, self._pending = self._pending, []
-            for line in pending:
-                if line.ended:
-                    self._far_end_lines.discard(line)
-                    continue
-                try:
-                    self._attach(line, self.flow, _driver_name(line))
-                except Exception:
-                    log.exception("line %s: could not start a call; hanging up", line.id)
-                    line.hangup(CAUSE_LINE_DROPPED)
+            self._attach_pending()
         calls = self.calls
         if self._prune:
             # Only after a call ended: no scan of every call on every tick.
@@ -575,6 +566,18 @@ class Engine:
             self._write_keys()
         for driver in self.drivers:
             driver.after_tick(n)
+
+    def _attach_pending(self) -> None:
+        """Make calls of the lines offered since the last tick. A line that has already
+        ended (the caller hung up within the tick) still becomes a call: it gets its CDR
+        row, and its hang-up, waiting among its events, ends it in this same tick."""
+        pending, self._pending = self._pending, []
+        for line in pending:
+            try:
+                self._attach(line, self.flow, _driver_name(line))
+            except Exception:
+                log.exception("line %s: could not start a call; hanging up", line.id)
+                line.hangup(CAUSE_LINE_DROPPED)
 
     async def _early(self, n: int) -> None:
         """The early pass of tick ``n``, for lines on the far end's clock: the frames that

@@ -129,6 +129,21 @@ def test_caller_hangs_up_mid_greeting(run_calls: Any, tmp_path: Path) -> None:
     assert abs(n / 8000 - 1.2) < 0.1
 
 
+def test_a_caller_gone_before_the_next_tick_still_has_a_call_record(run_calls: Any,
+                                                                   tmp_path: Path) -> None:
+    # The line is offered and hung up within one tick: the call happened, so it has a row.
+    async def scenario(rig: Rig) -> str:
+        line = rig.exchange.dial_in(CallerBot(rig.exchange, "13800138009"), "95500")
+        rig.exchange.far_hangup(line)
+        for _ in range(3):
+            await rig.exchange_tick()
+        return line.id
+
+    row = cdr_row(tmp_path, run_calls(scenario))
+    assert (row["caller"], row["end_cause"]) == ("13800138009", "remote")
+    assert row["ended_at"] is not None
+
+
 def test_engine_stop_ends_calls_through_the_same_clean_up(run_calls: Any, tmp_path: Path) -> None:
     async def scenario(rig: Rig) -> list[str]:
         bots = [CallerBot(rig.exchange, f"1390000000{i}") for i in range(3)]
