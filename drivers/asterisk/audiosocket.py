@@ -45,6 +45,7 @@ from drivers.asterisk.protocol import (
     Parser,
     ProtocolError,
 )
+from drivers.asterisk.protocol import Message as WireMessage
 from drivers.base import (
     CAUSE_BUSY,
     CAUSE_CONGESTION,
@@ -104,6 +105,9 @@ NO_ALARM = "No Alarm"
 class AudioSocketLine(Line):
     """One Asterisk call. Its id is the UUID the dialplan gave ``AudioSocket()`` (or the
     driver gave an outbound call's Originate)."""
+
+    # The CDR's driver column, and what the ACD dials a caller's callback or transfer on.
+    driver_name = "asterisk"
 
     def __init__(self, line_id: str, connection: AudioSocketConnection | None,
                  direction: Direction = Direction.INBOUND, callee: str = "") -> None:
@@ -202,11 +206,19 @@ class AudioSocketConnection(asyncio.Protocol):
             if self._driver.tracking_arrivals:
                 self._driver.arrivals.append(monotonic())
             return
+        error: ProtocolError | None = None
         try:
             messages = self._parser.feed(data)
         except ProtocolError as exc:
-            self._protocol_error(exc.reason)
-            return
+            # What came before the bad message in this read still happened: a UUID (the
+            # call is offered, so it gets its record), frames, a key.
+            error, messages = exc, exc.before
+        if self._take(messages) and error is not None:
+            self._protocol_error(error.reason)
+
+    def _take(self, messages: list[WireMessage]) -> bool:
+        """Hand parsed messages to the line; False once the connection is being closed."""
+        line = self.line
         for kind, payload in messages:
             if kind == KIND_AUDIO and line is not None:  # nearly every message
                 line.push_frame(payload)
@@ -217,16 +229,17 @@ class AudioSocketConnection(asyncio.Protocol):
             elif kind == KIND_UUID:
                 line = self._offer(payload)
                 if line is None:
-                    return
+                    return False
             elif kind == KIND_HANGUP:
                 # Asterisk never sends it (it just closes), but the protocol allows it.
                 self._peer_ended(CAUSE_REMOTE, "sent a hangup message")
                 self.close(send_hangup=False)
-                return
+                return False
+        return True
 
     def eof_received(self) -> bool | None:
         try:
-            self._parser.eof()
+            self._take(self._parser.eof())  # the audio short of a frame, padded
         except ProtocolError as exc:
             self._protocol_error(exc.reason)
             return None
@@ -244,6 +257,11 @@ class AudioSocketConnection(asyncio.Protocol):
             if not line.ended:
                 if exc is None:
                     self._peer_ended(CAUSE_REMOTE, "closed the connection")
+                elif isinstance(exc, ConnectionResetError) and not self._parser.mid_message:
+                    # Asterisk closed while one of our frames was still unread, so the
+                    # kernel reset the connection instead: a caller hanging up, not a fault.
+                    # (A reset inside one of its messages is a dropped line, below.)
+                    self._peer_ended(CAUSE_REMOTE, "closed the connection (reset)")
                 else:
                     log.warning(
                         "AudioSocket call %s from %s: connection lost: %s",

@@ -6,7 +6,8 @@ two-byte big-endian payload length and the payload. :class:`Parser` is increment
 delivers arbitrary slices of the stream) and strict: everything Asterisk 22 does not send on
 a slin 8 kHz ``AudioSocket()`` call is refused with a :class:`ProtocolError` that says what
 was wrong, as early as the bytes allow, so one broken peer ends its own call and nothing
-else. Audio comes out normalised to 320-byte (20 ms) frames, which is what lines carry.
+else. Audio comes out as 320-byte (20 ms) frames, which is what lines carry: the stream's
+samples are cut into frames whatever the size of the messages that brought them.
 Facts and their sources: ``/work/shared/reference/telephony.md`` (AudioSocket) and asterisk
 ``res/res_audiosocket.c``.
 """
@@ -68,11 +69,15 @@ _PAD = bytes(FRAME_BYTES)
 
 
 class ProtocolError(Exception):
-    """The peer broke the protocol; ``reason`` says how, in words fit for a log line."""
+    """The peer broke the protocol; ``reason`` says how, in words fit for a log line.
+    ``before`` holds the good messages that came ahead of the bad one in the same read
+    (the UUID of a call whose next message is broken, its last frames, a key): they
+    happened, so the call is still offered, recorded and ended for the right reason."""
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, before: list[Message] | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.before: list[Message] = before or []
 
 
 class Message(NamedTuple):
@@ -130,15 +135,17 @@ class Parser:
 
     By default it reads what Asterisk sends a server: the UUID first, then audio and DTMF.
     With ``from_server=True`` it reads the other direction (what a fake Asterisk receives):
-    no UUID, only audio and hangup, as Asterisk hangs up on any other kind. Audio messages
-    come out as 320-byte frames: a longer payload is cut into 20 ms frames and a short last
-    piece zero-padded, so consumers never see a partial frame. An empty audio payload
-    carries nothing and yields nothing.
+    no UUID, only audio and hangup, as Asterisk hangs up on any other kind. Audio comes
+    out as 320-byte frames cut from the stream of samples: a longer payload gives several
+    20 ms frames, and shorter ones (a channel framed at 10 ms, the last frame of a file)
+    are joined with what follows, so 10 ms messages make one frame every 20 ms and time
+    is neither stretched nor lost. What is left at the end of the stream comes out of
+    :meth:`eof` zero-padded to a frame. An empty audio payload carries nothing.
 
     After a :class:`ProtocolError` the parser stays failed: further input raises again.
     """
 
-    __slots__ = ("_error", "_from_server", "_need", "_pending", "_started")
+    __slots__ = ("_audio", "_error", "_from_server", "_need", "_pending", "_started")
 
     def __init__(self, *, from_server: bool = False) -> None:
         self._from_server = from_server
@@ -147,12 +154,19 @@ class Parser:
         self._started = from_server
         self._pending = bytearray()  # bytes of an incomplete message
         self._need = HEADER_BYTES  # how many pending bytes before parsing can progress
+        self._audio = bytearray()  # samples short of a whole frame, waiting for the next
         self._error = ""
 
     @property
     def pending(self) -> int:
-        """Bytes held back as the start of an incomplete message."""
-        return len(self._pending)
+        """Bytes held back: the start of an incomplete message, and audio short of a
+        whole frame."""
+        return len(self._pending) + len(self._audio)
+
+    @property
+    def mid_message(self) -> bool:
+        """The stream so far stops inside a message (its header or body is incomplete)."""
+        return bool(self._pending)
 
     def feed(self, data: bytes) -> list[Message]:
         """The messages completed by ``data``, in order; raises :class:`ProtocolError`."""
@@ -161,17 +175,31 @@ class Parser:
         if (
             len(data) == AUDIO_MESSAGE_BYTES
             and not self._pending
+            and not self._audio
             and self._started
             and data[:3] == AUDIO_FRAME_HEADER
         ):
             return [Message(KIND_AUDIO, data[3:])]
-        return self._feed(data)
+        out: list[Message] = []
+        try:
+            self._feed(data, out)
+        except ProtocolError as exc:
+            exc.before = out
+            raise
+        return out
 
-    def eof(self) -> None:
-        """The peer closed the stream: raise if it stopped inside a message."""
+    def eof(self) -> list[Message]:
+        """The peer closed the stream: the audio short of a frame that it left, padded
+        to one; raises if it stopped inside a message."""
         pending = self._pending
-        if not pending or self._error:
-            return
+        if self._error:
+            return []
+        if not pending:
+            if not self._audio:
+                return []
+            last = bytes(self._audio) + _PAD[len(self._audio) :]
+            self._audio.clear()
+            return [Message(KIND_AUDIO, last)]
         if len(pending) < HEADER_BYTES:
             raise self._fail(
                 f"truncated message: the connection closed after {len(pending)} of the "
@@ -184,7 +212,9 @@ class Parser:
         )
 
     # -- the general path ------------------------------------------------------------------
-    def _feed(self, data: bytes) -> list[Message]:
+    def _feed(self, data: bytes, out: list[Message]) -> None:
+        """Append to ``out`` the messages ``data`` completes (it keeps those before an
+        error)."""
         if self._error:
             raise ProtocolError(self._error)
         pending = self._pending
@@ -192,12 +222,11 @@ class Parser:
         if pending:
             pending += data
             if len(pending) < self._need:  # e.g. a body arriving a byte at a time
-                return []
+                return
             buf = bytes(pending)
             pending.clear()
         else:
             buf = data
-        out: list[Message] = []
         pos = 0
         end = len(buf)
         while end - pos >= HEADER_BYTES:
@@ -212,23 +241,27 @@ class Parser:
             if stop > end:
                 pending += memoryview(buf)[pos:]
                 self._need = HEADER_BYTES + length
-                return out
+                return
             pos = stop
             if kind == KIND_AUDIO:
-                if length == FRAME_BYTES:
+                if length == FRAME_BYTES and not self._audio:
                     out.append(Message(KIND_AUDIO, buf[start:stop]))
-                else:
-                    for i in range(start, stop, FRAME_BYTES):
-                        frame = buf[i : min(i + FRAME_BYTES, stop)]
-                        if len(frame) < FRAME_BYTES:
-                            frame += _PAD[len(frame) :]
-                        out.append(Message(KIND_AUDIO, frame))
+                elif length:
+                    self._frames(buf[start:stop], out)
             else:
                 out.append(self._check_body(kind, buf[start:stop]))
         if pos < end:
             pending += memoryview(buf)[pos:]
         self._need = HEADER_BYTES
-        return out
+
+    def _frames(self, payload: bytes, out: list[Message]) -> None:
+        """Audio of any length onto the stream: out go the whole frames it completes."""
+        audio = self._audio
+        audio += payload
+        whole = len(audio) - len(audio) % FRAME_BYTES
+        for i in range(0, whole, FRAME_BYTES):
+            out.append(Message(KIND_AUDIO, bytes(audio[i : i + FRAME_BYTES])))
+        del audio[:whole]
 
     def _check_header(self, kind: int, length: int) -> None:
         if kind in AUDIO_RATES:
@@ -285,4 +318,5 @@ class Parser:
         self._error = reason
         self._started = False
         self._pending.clear()
+        self._audio.clear()
         return ProtocolError(reason)

@@ -142,9 +142,12 @@ def test_parser_accepts_input_a_byte_at_a_time() -> None:
     for i in range(len(stream)):
         bytewise += parser.feed(stream[i : i + 1])
     assert bytewise == whole
-    assert len(whole) == 5
-    assert parser.pending == 0
-    parser.eof()  # nothing pending: a clean end
+    # UUID, frame 1, the key, then the two samples and 318 bytes of frame 2 as one frame
+    assert len(whole) == 4
+    assert whole[3] == Message(KIND_AUDIO, b"\x05\x06" + frame(2)[:318])
+    assert parser.pending == 2  # the rest of frame 2, short of a whole frame
+    assert parser.eof() == [Message(KIND_AUDIO, pad(frame(2)[318:]))]
+    assert parser.eof() == []  # given once
 
 
 def test_parser_holds_an_incomplete_message_until_its_body_arrives() -> None:
@@ -158,19 +161,36 @@ def test_parser_holds_an_incomplete_message_until_its_body_arrives() -> None:
     assert parser.feed(msg[50:]) == [Message(KIND_AUDIO, frame(9))]
 
 
-def test_audio_is_normalised_to_20ms_frames() -> None:
+def test_audio_is_cut_into_20ms_frames_whatever_the_message_sizes() -> None:
     parser = started()
-    short = bytes(range(100))
-    assert parser.feed(audio(short)) == [Message(KIND_AUDIO, pad(short))]  # padded
     two = frame(1) + frame(2)
     assert parser.feed(audio(two)) == [Message(KIND_AUDIO, frame(1)), Message(KIND_AUDIO, frame(2))]
-    odd_tail = frame(1) + b"\x01\x02"
-    assert [m.payload for m in parser.feed(audio(odd_tail))] == [frame(1), pad(b"\x01\x02")]
     biggest = bytes(range(256)) * 7 + bytes(MAX_PAYLOAD - 7 * 256)
     assert [m.payload for m in parser.feed(audio(biggest))] == [
         biggest[i : i + FRAME_BYTES] for i in range(0, MAX_PAYLOAD, FRAME_BYTES)
     ]
     assert parser.feed(encode(KIND_AUDIO)) == []  # an empty payload carries nothing
+    # A channel framed at 10 ms: two messages make one frame, not two half-silent ones.
+    first, second = frame(3)[:160], frame(3)[160:]
+    assert parser.feed(audio(first)) == []
+    assert parser.pending == 160
+    assert parser.feed(audio(second)) == [Message(KIND_AUDIO, frame(3))]
+    # A short piece (the last frame of a file) joins the audio that follows it.
+    short = bytes(range(100))
+    assert parser.feed(audio(short)) == []
+    assert parser.feed(audio(frame(4))) == [Message(KIND_AUDIO, short + frame(4)[:220])]
+    assert parser.feed(audio(frame(5))) == [Message(KIND_AUDIO, frame(4)[220:] + frame(5)[:220])]
+    assert parser.eof() == [Message(KIND_AUDIO, pad(frame(5)[220:]))]  # the end, padded
+
+
+def test_ten_ms_messages_keep_the_stream_s_length() -> None:
+    # 2 s of audio in 10 ms messages is 100 frames, as in 20 ms ones: not 200.
+    samples = bytes(range(256)) * 12 + bytes(128)  # 3200 bytes = 200 ms
+    stream = UUID_MSG + b"".join(audio(samples[i : i + 160]) for i in range(0, 3200, 160)) * 10
+    got = Parser().feed(stream)
+    frames = [m.payload for m in got if m.kind == KIND_AUDIO]
+    assert len(frames) == 100
+    assert b"".join(frames) == samples * 10
 
 
 def test_hangup_from_the_peer_is_a_message() -> None:
@@ -276,24 +296,28 @@ def test_round_trip_any_valid_stream_in_any_slices(
     call_id: uuid.UUID, items: list[tuple[str, Any]], cuts: list[int]
 ) -> None:
     stream = uuid_msg(call_id)
+    # The model: keys come out where they are; audio comes out as whole frames of the
+    # samples so far, and what is left at the end padded to one.
     expected = [Message(KIND_UUID, call_id.bytes)]
+    samples = b""
     for kind, value in items:
         if kind == "dtmf":
             stream += dtmf(value)
             expected.append(Message(KIND_DTMF, value.encode()))
         else:
             stream += audio(value)
-            padded = pad(value)
-            expected += [
-                Message(KIND_AUDIO, padded[i : i + FRAME_BYTES])
-                for i in range(0, len(padded), FRAME_BYTES)
-            ]
+            samples += value
+            while len(samples) >= FRAME_BYTES:
+                expected.append(Message(KIND_AUDIO, samples[:FRAME_BYTES]))
+                samples = samples[FRAME_BYTES:]
+    if samples:
+        expected.append(Message(KIND_AUDIO, pad(samples)))
     bounds = sorted({0, len(stream), *(c % (len(stream) + 1) for c in cuts)})
     parser = Parser()
     got: list[Message] = []
     for lo, hi in itertools.pairwise(bounds):
         got += parser.feed(stream[lo:hi])
-    parser.eof()
+    got += parser.eof()
     assert got == expected
 
 
@@ -392,6 +416,8 @@ def test_a_normal_call(loop: str) -> None:
             assert (line.caller, line.callee) == ("", "")
             assert line.state is LineState.ANSWERED
             assert driver.lines[str(CALL_ID)] is line
+            # The CDR's driver, and what the ACD dials a callback or transfer on.
+            assert line.driver_name == driver.name == "asterisk"
 
             await fake.stream(inbound)
             assert await read_frames(line, 5) == inbound  # in order, byte-exact
@@ -476,22 +502,47 @@ def test_a_reset_mid_stream_is_a_dropped_line(caplog: pytest.LogCaptureFixture) 
     assert "connection lost" in caplog.text
 
 
-def test_short_frames_are_padded_and_long_ones_split() -> None:
-    short = bytes(range(1, 101))  # the last frame of a file, 100 bytes
+def test_short_messages_are_joined_into_frames_and_long_ones_split() -> None:
     long = frame(1) + frame(2)  # 40 ms in one message
 
     async def main() -> None:
         async with serving() as (driver, engine, fakes):
             fake = await call(driver, fakes)
             line = await engine.line(fake.line_id)
-            fake.send_frame(short)
-            assert await read_frames(line, 1) == [short + bytes(220)]
             fake.send_frame(long)
             assert await read_frames(line, 2) == [frame(1), frame(2)]
-            fake.send_frame(frame(3) + b"\x07\x00")
-            assert await read_frames(line, 2) == [frame(3), b"\x07" + bytes(319)]
+            # A channel framed at 10 ms: two messages, one frame.
+            fake.send_frame(frame(3)[:160])
+            fake.send_frame(frame(3)[160:])
+            assert await read_frames(line, 1) == [frame(3)]
+            # The last frame of a file, short: it leads the next frame; the call's last
+            # samples come padded when Asterisk closes.
+            fake.send_frame(frame(4)[:100])
+            fake.send_frame(frame(5))
+            assert await read_frames(line, 1) == [frame(4)[:100] + frame(5)[:220]]
+            await fake.hang_up()
+            assert await read_frames(line, 1) == [frame(5)[220:] + bytes(220)]
+            await until(lambda: line.ended)
+            assert line.end_cause == CAUSE_REMOTE
 
     run(main)
+
+
+def test_a_reset_between_messages_is_the_caller_hanging_up(
+        caplog: pytest.LogCaptureFixture) -> None:
+    # Asterisk closing with one of our frames unread makes the kernel send a reset.
+    async def main() -> None:
+        async with serving() as (driver, engine, fakes):
+            fake = await call(driver, fakes)
+            line = await engine.line(fake.line_id)
+            await fake.stream([frame(1)])
+            await fake.reset()
+            await until(lambda: line.ended)
+            assert line.end_cause == CAUSE_REMOTE
+            assert len(hangups(line)) == 1
+
+    run(main)
+    assert "connection lost" not in caplog.text
 
 
 # Malformed input after (or instead of) the UUID, and the words the log must contain.
@@ -545,6 +596,26 @@ def test_malformed_input_ends_that_call_only(case: str, caplog: pytest.LogCaptur
     # The log names the call by its UUID, or by Asterisk's address before the UUID is in.
     who = f"call {CALL_ID} from 127.0.0.1:" if after_uuid else "connection from 127.0.0.1:"
     assert who in warning.getMessage()
+
+
+def test_what_came_before_a_malformed_message_in_the_same_read_still_counts(
+        caplog: pytest.LogCaptureFixture) -> None:
+    # UUID, a frame and a key, then garbage, all in one segment: the call is offered (so
+    # it gets its record), its frame and key arrive, and it ends for the protocol error.
+    async def main() -> None:
+        async with serving() as (driver, engine, fakes):
+            fake = await call(driver, fakes, call_id=CALL_ID, send_uuid=False)
+            fake.send(UUID_MSG + audio(frame(1)) + dtmf("7") + encode(0x42, b"x"))
+            line = await engine.line(fake.line_id)
+            await fake.wait_eof()
+            assert bytes(fake.received) == HANGUP_MESSAGE
+            assert line.end_cause == CAUSE_PROTOCOL
+            assert await read_frames(line, 1) == [frame(1)]
+            assert [(e.kind, e.digit) for e in line.events] == [
+                (EventKind.DTMF, "7"), (EventKind.HANGUP, "")]
+
+    run(main)
+    assert "unknown message kind 0x42" in caplog.text
 
 
 @pytest.mark.parametrize(
