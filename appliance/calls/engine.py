@@ -148,6 +148,7 @@ class Engine:
         self._prune = False  # a call ended: drop ended calls from self.calls next tick
         self._caught_up: list[Call] = []  # calls with catch-up frames this tick
         self._keyed: list[Call] = []  # calls with a key this tick: their reply goes out first
+        self._sounding: set[Call] = set()  # calls whose in-band key may still be held down
         self._key_rows: list[tuple[str, str]] = []  # (call id, key as shown): CDR, end of tick
         self._timers: list[tuple[int, int, asyncio.Future[None]]] = []
         self._seq = itertools.count()
@@ -442,6 +443,7 @@ class Engine:
         if not call.line.ended:
             call.line.hangup(cause)
         self._dtmf.close(call.dtmf_slot)
+        self._sounding.discard(call)
         self.collecting.discard(call)
         self.dialing.discard(call)
         if call.bridge is not None:
@@ -693,10 +695,25 @@ class Engine:
             merger = call.merger
             if merger is not None and merger.inband(digit, call.samples_in):
                 self._key(call, digit)
+                self._sounding.add(call)
                 woke = True
         for call in rows:
             call.samples_in += SAMPLES_PER_FRAME
+        if self._sounding:
+            self._follow_held_keys()
         return woke
+
+    def _follow_held_keys(self) -> None:
+        """Keep an in-band key's time at its tones' end while they sound, so the kind 0x03
+        report Asterisk sends when a long press ends is still taken as the same key
+        (:class:`DigitMerger`). Only calls that keyed in-band are looked at."""
+        for call in list(self._sounding):
+            merger = call.merger
+            if (call.state is CallState.ENDED or merger is None or not merger.inband_open
+                    or not self._dtmf.in_key(call.dtmf_slot)):
+                self._sounding.discard(call)
+            else:
+                merger.held(call.samples_in)
 
     def _listen(self, heard: _Heard) -> bool:
         """The inbound DSP no reply to a key waits for, batch by batch in stream order:

@@ -360,6 +360,11 @@ class DtmfBank:
             self._unsettled.discard(slot)
             self._free.append(slot)
 
+    def in_key(self, slot: int) -> bool:
+        """Whether a key's tones are still sounding on ``slot`` (spandsp has reported the
+        key and not yet its end): a key held down goes on being one key."""
+        return bool(self._sp_in_key[slot])
+
     def __del__(self) -> None:
         # The engine closes its slots; this frees whatever a caller left open.
         lib = getattr(self, "_lib", None)
@@ -602,7 +607,12 @@ def detect_dtmf_file(path: str | Path) -> str:
 
 class DigitMerger:
     """Merges in-band digits with out-of-band ones (AudioSocket kind 0x03) for one call so a key
-    reported by both paths is reported once. Times are in samples of the call's stream."""
+    reported by both paths is reported once. Times are in samples of the call's stream.
+
+    In-band detection reports a key as its tones start; Asterisk sends kind 0x03 when the
+    key is released, however long it was held. So while the tones go on, :meth:`held`
+    moves the in-band report's time along with them, and the window is counted from
+    the end of the key, not its start."""
 
     def __init__(self, window_samples: int = 2400) -> None:
         if window_samples < 0:
@@ -626,6 +636,17 @@ class DigitMerger:
     def inband(self, digit: str, t: int) -> bool:
         """True: report it (first of the pair)."""
         return self._report(digit, t, True)
+
+    def held(self, t: int) -> None:
+        """The in-band key reported last is still sounding at ``t``."""
+        mine = self._open[True]
+        if mine:
+            mine[-1] = (mine[-1][0], t)
+
+    @property
+    def inband_open(self) -> bool:
+        """An in-band key may still be matched by its out-of-band report."""
+        return bool(self._open[True])
 
     def outofband(self, digit: str, t: int) -> bool:
         """True: report it."""

@@ -217,6 +217,36 @@ def test_key_reported_in_band_and_out_of_band_counts_once(run_calls: Any) -> Non
     assert keys == ["555"]
 
 
+@pytest.mark.parametrize("held_ms", [80, 400, 1500])
+def test_a_key_held_down_counts_once_when_asterisk_reports_it_on_release(
+        run_calls: Any, held_ms: int) -> None:
+    # Asterisk sends kind 0x03 when the key is released; in-band detection reports it as
+    # the tones start. A press longer than the merge window used to count twice.
+    keys: list[str] = []
+
+    async def flow(call: Call) -> None:
+        await call.answer()
+        got = await call.collect(2, terminator="#", first_timeout=5, inter_timeout=3)
+        keys.append(got.digits)
+        await call.hangup()
+
+    async def scenario(rig: Rig) -> None:
+        bot = CallerBot(rig.exchange, "13800138011")
+        await bot.dial("95500")
+        await bot.wait(0.2)
+        assert bot.line is not None
+        await bot.press("5", on_ms=held_ms)
+        await bot.wait(0.04)  # Asterisk's detector sees the release
+        bot.line.push_event(LineEvent(EventKind.DTMF, digit="5"))
+        await bot.wait(0.3)
+        with contextlib.suppress(LineError):
+            await bot.press("#")
+        await bot.wait_hangup(10)
+
+    run_calls(scenario, flow=flow)
+    assert keys == ["5"]
+
+
 def test_reply_to_a_key_starts_in_the_tick_the_key_is_detected(run_calls: Any) -> None:
     async def flow(call: Call) -> None:
         await call.answer()

@@ -620,3 +620,18 @@ def test_merger_window_and_different_keys() -> None:
     assert not m.outofband("4", 2100)
     with pytest.raises(ValueError, match="window_samples"):
         DigitMerger(-1)
+
+
+def test_merger_counts_the_window_from_the_end_of_a_held_key() -> None:
+    # In-band reports the key as it starts; Asterisk's 0x03 comes on release, 2 s later.
+    m = DigitMerger(window_samples=2400)
+    assert m.inband("5", 0)
+    for t in range(160, 16_001, 160):  # the tones go on sounding
+        m.held(t)
+    assert m.inband_open
+    assert not m.outofband("5", 16_400)  # the same key, on release
+    assert not m.inband_open
+    assert m.outofband("5", 30_000)  # a new press
+    m = DigitMerger(window_samples=2400)
+    assert m.inband("5", 0)
+    assert m.outofband("5", 16_400)  # not followed while held: counted again
