@@ -122,13 +122,16 @@ def index_recording(
     *,
     indexed_at: float | None = None,
 ) -> Future[None]:
-    """Add or refresh a recording in the index (a re-index after recovery replaces it)."""
+    """Add or refresh a recording in the index (a re-index after recovery replaces it).
+    Without ``started_at`` the recording is dated by its call: answered (when recording
+    starts), else started; the recordings page searches by this date."""
     if frames < 0:
         raise ValueError(f"recording {path}: frames must be >= 0, got {frames}")
     params = (
         str(path),
         call_id,
         started_at,
+        call_id,
         frames,
         frames * FRAME_MS / 1000,
         int(bool(recovered)),
@@ -139,7 +142,8 @@ def index_recording(
         db.execute(
             "INSERT INTO recordings"
             " (path, call_id, started_at, frames, seconds, recovered, indexed_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?)"
+            " VALUES (?, ?, COALESCE(?, (SELECT COALESCE(answered_at, started_at) FROM calls"
+            " WHERE call_id = ?)), ?, ?, ?, ?)"
             " ON CONFLICT (path) DO UPDATE SET call_id = excluded.call_id,"
             " started_at = excluded.started_at, frames = excluded.frames,"
             " seconds = excluded.seconds, recovered = excluded.recovered,"

@@ -381,6 +381,21 @@ def test_recent_calls_newest_first(store: Store) -> None:
     assert len(recent_calls(store)) == 5
 
 
+def test_a_recording_indexed_without_a_date_takes_its_call_s(store: Store) -> None:
+    # The engine indexes with started_at None; the recordings page searches by date.
+    cdr_start(store, "c1", "L", "sim", "in", "1", "2", 100.0)
+    cdr_answer(store, "c1", 104.0)
+    cdr_start(store, "c2", "L", "sim", "in", "1", "2", 200.0)  # never answered
+    index_recording(store, "/rec/c1.wav", "c1", None, 50, False)
+    index_recording(store, "/rec/c1.msg.wav", "c1", None, 50, True)
+    index_recording(store, "/rec/c2.wav", "c2", None, 50, True)
+    index_recording(store, "/rec/lost.wav", None, None, 50, True).result(timeout=5)
+    rows = store.query("SELECT path, started_at FROM recordings ORDER BY path")
+    assert [(r["path"], r["started_at"]) for r in rows] == [
+        ("/rec/c1.msg.wav", 104.0), ("/rec/c1.wav", 104.0), ("/rec/c2.wav", 200.0),
+        ("/rec/lost.wav", None)]
+
+
 def test_index_recording_upserts(store: Store) -> None:
     index_recording(store, Path("/rec/a.wav"), None, None, 75, True, indexed_at=1.0)
     index_recording(store, "/rec/b.wav", "c2", 5.0, 10, False, indexed_at=2.0)
