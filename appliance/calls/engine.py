@@ -177,8 +177,8 @@ class Engine:
     async def run(self) -> None:
         """Start the drivers and tick until :meth:`stop`; then end every call cleanly."""
         self._loop = asyncio.get_running_loop()
-        self._recover()
         try:
+            self._recover()
             for driver in self.drivers:
                 await driver.start(self._accept_far_end if driver.far_end_clocked
                                    else self.accept)
@@ -412,9 +412,13 @@ class Engine:
         if self.record_calls and self.recordings is not None:
             day = time.strftime("%Y/%m/%d", time.localtime(call.answered_at))
             path = self.recordings / day / f"{call.id}.wav"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            # Stagger flushes so 600 calls do not all write in the same tick.
-            call.recorder = Recorder(path, channels=2, flush_offset=hash(call.id) % 50)
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                # Stagger flushes so 600 calls do not all write in the same tick.
+                call.recorder = Recorder(path, channels=2, flush_offset=hash(call.id) % 50)
+            except OSError as exc:
+                # A full or read-only disk costs the recording, never the call.
+                log.error("call %s: not recorded: cannot create %s: %s", call.id, path, exc)
         if self.store is not None:
             cdr.cdr_answer(self.store, call.id, call.answered_at)
         call.mark_answered()
@@ -484,8 +488,11 @@ class Engine:
             log.exception("call %s: could not close recording %s", call_id, recorder.part_path)
             return None
         if self.store is not None and index:
-            cdr.index_recording(self.store, str(path), call_id, None, recorder.frames_written,
-                                False)
+            frames = recorder.frames_written
+            if recorder.error is not None:
+                # A disk error cut the recording short: index what the file holds.
+                frames = await self.loop.run_in_executor(None, wav_frames, path)
+            cdr.index_recording(self.store, str(path), call_id, None, frames, False)
         return path
 
     async def settle(self) -> None:

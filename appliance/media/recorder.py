@@ -12,6 +12,7 @@ every file the engine indexes opens as an ordinary WAV.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import struct
@@ -90,8 +91,15 @@ class Recorder:
             self._wav.writeframesraw(b"")
             self._file.flush()
         except BaseException:
-            self._file.close()
-            self.part_path.unlink(missing_ok=True)
+            # On a full disk closing fails the same way; the file goes all the same, and the
+            # wave writer is closed first so that its finaliser has nothing left to write.
+            try:
+                with contextlib.suppress(Exception):
+                    self._wav.close()
+                with contextlib.suppress(OSError):
+                    self._file.close()
+            finally:
+                self.part_path.unlink(missing_ok=True)
             raise
 
     @property
@@ -256,22 +264,37 @@ def recover(directory: Path) -> list[Path]:
     for part in sorted(Path(directory).rglob("*.wav" + PART_SUFFIX)):
         if not part.is_file():
             continue
-        stem = part.name[: -len(".wav" + PART_SUFFIX)]
         try:
-            _repair(part)
-        except _BrokenPart as exc:
-            broken = _unused(part.parent, stem, ".wav" + BROKEN_SUFFIX)
-            log.warning("%s: %s; moved aside to %s", part, exc, broken.name)
-            os.replace(part, broken)
-            _fsync_dir(part.parent)
+            final = _recover_one(part)
+        except OSError as exc:
+            # A file that cannot be repaired or renamed (read-only folder, bad sector) is
+            # left where it is for the next start; the box still starts and takes calls.
+            log.error("%s: could not recover this unfinished recording: %s; left as it is",
+                      part, exc)
             continue
-        # A finished file of the same name is kept; the recovered audio takes a new name.
-        final = _unused(part.parent, stem, ".wav")
-        os.replace(part, final)
-        _fsync_dir(part.parent)
-        log.info("recovered recording %s", final)
-        recovered.append(final)
+        if final is not None:
+            recovered.append(final)
     return recovered
+
+
+def _recover_one(part: Path) -> Path | None:
+    """Repair and rename one ``.part``: the recording's new path, or None if it was
+    moved aside as broken."""
+    stem = part.name[: -len(".wav" + PART_SUFFIX)]
+    try:
+        _repair(part)
+    except _BrokenPart as exc:
+        broken = _unused(part.parent, stem, ".wav" + BROKEN_SUFFIX)
+        log.warning("%s: %s; moved aside to %s", part, exc, broken.name)
+        os.replace(part, broken)
+        _fsync_dir(part.parent)
+        return None
+    # A finished file of the same name is kept; the recovered audio takes a new name.
+    final = _unused(part.parent, stem, ".wav")
+    os.replace(part, final)
+    _fsync_dir(part.parent)
+    log.info("recovered recording %s", final)
+    return final
 
 
 def wav_frames(path: Path) -> int:

@@ -13,6 +13,8 @@ import numpy as np
 import pytest
 
 from appliance.calls.call import Call
+from appliance.calls.clock import ManualClock
+from appliance.calls.engine import Engine
 from appliance.demo.flow import digit_prompts
 from appliance.media.dtmf import detect_digits
 from appliance.media.prompts import Prompt, PromptLibrary, concat
@@ -142,6 +144,85 @@ def test_a_caller_gone_before_the_next_tick_still_has_a_call_record(run_calls: A
     row = cdr_row(tmp_path, run_calls(scenario))
     assert (row["caller"], row["end_cause"]) == ("13800138009", "remote")
     assert row["ended_at"] is not None
+
+
+def test_a_recording_that_cannot_start_costs_the_recording_not_the_call(
+        run_calls: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    def disk_full(path: Path, **kw: Any) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("appliance.calls.engine.Recorder", disk_full)
+
+    async def scenario(rig: Rig) -> CallerBot:
+        bot = CallerBot(rig.exchange, "13800138012")
+        await bot.dial("95500")
+        await bot.listen(1.0)
+        await bot.hangup()
+        await bot.wait(0.3)
+        return bot
+
+    bot = run_calls(scenario)
+    assert bot.line is not None
+    row = cdr_row(tmp_path, bot.line.id)
+    assert row["answered_at"] is not None
+    assert (row["end_cause"], row["recording"]) == ("remote", None)
+    greeting = concat([PromptLibrary().get("welcome")])
+    assert greeting[:8000] in bytes(bot.heard)  # the caller was served all the same
+    assert "not recorded: cannot create" in caplog.text and "No space left" in caplog.text
+
+
+def test_a_start_up_recovery_that_fails_wakes_whoever_waits_for_the_start(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    async def main() -> None:
+        async def flow(call: Call) -> None:
+            await call.answer()
+
+        engine = Engine(clock=ManualClock(), drivers=[], flow=flow)
+
+        def unreadable() -> None:
+            raise OSError(5, "Input/output error")
+
+        monkeypatch.setattr(engine, "_recover", unreadable)
+        task = asyncio.create_task(engine.run())
+        await asyncio.wait_for(engine.started.wait(), timeout=5)
+        with pytest.raises(OSError, match="Input/output error"):
+            await task
+
+    asyncio.run(main())
+
+
+def test_a_recording_cut_short_by_the_disk_is_indexed_as_long_as_the_file_is(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from appliance.media.recorder import Recorder
+    from appliance.store.db import Store
+
+    async def main() -> list[dict[str, Any]]:
+        async def flow(call: Call) -> None:
+            await call.answer()
+
+        store = Store(tmp_path / "appliance.db")
+        try:
+            engine = Engine(clock=ManualClock(), drivers=[], flow=flow, store=store,
+                            recordings=tmp_path)
+            rec = Recorder(tmp_path / "c1.wav", flush_frames=5)
+            for _ in range(5):
+                rec.write(bytes(FRAME))  # flushed: in the file
+
+            def disk_full(data: bytes) -> None:
+                raise OSError(28, "No space left on device")
+
+            with monkeypatch.context() as m:
+                m.setattr(rec._wav, "writeframesraw", disk_full)
+                for _ in range(7):
+                    rec.write(bytes(FRAME))  # accepted, never written
+            await engine.close_recorder(rec, "c1")
+            store.write(lambda db: None)
+            return store.query("SELECT frames, seconds FROM recordings")
+        finally:
+            store.close()
+
+    assert asyncio.run(main()) == [{"frames": 5, "seconds": 0.1}]
 
 
 def test_engine_stop_ends_calls_through_the_same_clean_up(run_calls: Any, tmp_path: Path) -> None:

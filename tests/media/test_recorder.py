@@ -232,6 +232,38 @@ def test_recover_moves_a_headerless_part_aside(
     assert "junk.wav.part" in messages
 
 
+def test_recover_leaves_a_part_it_cannot_touch_and_goes_on(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A read-only folder or a bad sector must not keep the box from starting.
+    crashed_part(tmp_path, "a.wav", 2)
+    crashed_part(tmp_path, "b.wav", 3)
+    real_replace = os.replace
+
+    def refuse_a(src: str | Path, dst: str | Path) -> None:
+        if Path(src).name == "a.wav.part":
+            raise PermissionError(13, "Permission denied")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", refuse_a)
+    with caplog.at_level(logging.ERROR, logger="appliance.media.recorder"):
+        assert recover(tmp_path) == [tmp_path / "b.wav"]
+    assert (tmp_path / "a.wav.part").exists()  # kept for the next start
+    assert "a.wav.part: could not recover" in caplog.text and "Permission denied" in caplog.text
+
+
+def test_a_recording_that_cannot_start_leaves_no_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def disk_full(self: object, data: bytes) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(wave.Wave_write, "writeframesraw", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        Recorder(tmp_path / "full.wav")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_recover_never_overwrites(tmp_path: Path) -> None:
     (tmp_path / "same.wav").write_bytes(b"finished")
     crashed_part(tmp_path, "same.wav", 2)
