@@ -10,6 +10,7 @@ import asyncio
 import json
 import logging
 import os
+import sqlite3
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -65,6 +66,8 @@ def run(data: Path, port: int, every: float, concurrent: int, flow_name: str,
         run_loop(lambda: run_demo(data, port, every, concurrent, show_calls=10,
                                   flow_name=flow_name, web_port=web_port,
                                   control_port=control_port))
+    except sqlite3.DatabaseError as exc:  # damaged, foreign, or from newer software
+        raise click.ClickException(f"could not open the database: {exc}") from exc
     except OSError as exc:
         raise click.ClickException(f"could not start: {exc} (another engine on port {port}? "
                                    "try --port)") from exc
@@ -95,6 +98,8 @@ def engine(data: Path, audiosocket: str, sim: bool, flow_name: str, control_port
     ami = _ami_options(ami_address, ami_user, ami_secret_file, audiosocket)
     try:
         run_loop(lambda: _engine(data, audiosocket, sim, flow_name, control_port, ami))
+    except sqlite3.DatabaseError as exc:  # damaged, foreign, or from newer software
+        raise click.ClickException(f"could not open the database: {exc}") from exc
     except OSError as exc:
         raise click.ClickException(f"could not start: {exc}") from exc
 

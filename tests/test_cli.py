@@ -156,6 +156,22 @@ def test_run_and_engine_refuse_ports_and_rates_out_of_range(tmp_path: Path, comm
     assert not data.exists()  # refused before anything was set up
 
 
+@pytest.mark.parametrize("command", ["run", "engine"])
+def test_a_damaged_database_is_a_one_line_error_naming_the_file(tmp_path: Path,
+                                                               command: str) -> None:
+    data = tmp_path / "box"
+    data.mkdir()
+    junk = bytes(range(256)) * 20
+    (data / "appliance.db").write_bytes(junk)
+    ports = {"run": ["--port", "0", "--web-port", "0"], "engine": ["--sim", "--audiosocket", ""]}
+    res = appliance(command, "--data", str(data), "--control-port", "0", *ports[command])
+    assert res.returncode == 1
+    assert (f"Error: could not open the database: {data / 'appliance.db'}: "
+            "file is not a database") in res.stderr
+    assert "Traceback" not in res.stderr
+    assert (data / "appliance.db").read_bytes() == junk  # left as it was
+
+
 def test_bench_transport_streams_every_frame_and_prints_its_floor() -> None:
     res = appliance("bench", "transport", "--channels", "8", "--seconds", "2", "--warmup", "1")
     assert res.returncode == 0, res.stderr

@@ -123,10 +123,7 @@ class Store:
         try:
             db = _connect_writer(self.path)
         except sqlite3.Error as exc:
-            # sqlite3 does not say which file it could not open.
-            error = type(exc)(f"{self.path}: {exc}")
-            error.__cause__ = exc
-            ready.set_exception(error)
+            ready.set_exception(self._named(exc))
             return
         except BaseException as exc:
             ready.set_exception(exc)
@@ -134,6 +131,9 @@ class Store:
         try:
             try:
                 applied = migrate(db, migrations)
+            except sqlite3.Error as exc:  # NewerSchemaError too
+                ready.set_exception(self._named(exc))
+                return
             except BaseException as exc:
                 ready.set_exception(exc)
                 return
@@ -151,6 +151,12 @@ class Store:
                             self.path)
         finally:
             db.close()
+
+    def _named(self, exc: Exception) -> Exception:
+        """``exc`` with the database file named: sqlite3 does not say which file."""
+        error = type(exc)(f"{self.path}: {exc}")
+        error.__cause__ = exc
+        return error
 
     def _run_one(self, db: Database, fn: Callable[[Database], Any], future: Future[Any]) -> None:
         try:

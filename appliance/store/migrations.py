@@ -1095,6 +1095,17 @@ def _reminder_sms(db: Database) -> None:
                " REFERENCES sms_messages (id)")
 
 
+def _recording_dates(db: Database) -> None:
+    # The engine indexed its recordings without a date, so the recordings page's date
+    # search never found them: date them by their call (answered, else started), as
+    # cdr.index_recording now does.
+    db.execute(
+        "UPDATE recordings SET started_at = (SELECT COALESCE(c.answered_at, c.started_at)"
+        " FROM calls c WHERE c.call_id = recordings.call_id)"
+        " WHERE started_at IS NULL AND call_id IS NOT NULL"
+    )
+
+
 MIGRATIONS: list[Step] = [
     ("0001_calls", _calls),
     ("0002_recordings", _recordings),
@@ -1119,6 +1130,7 @@ MIGRATIONS: list[Step] = [
     ("0022_reminders", _reminders),
     ("0023_sms", _sms),
     ("0024_reminder_sms", _reminder_sms),
+    ("0025_recording_dates", _recording_dates),
 ]
 
 
@@ -1133,11 +1145,18 @@ def migration_set(steps: Sequence[Step]) -> Migrations:
 migrations = migration_set(MIGRATIONS)
 
 
+class NewerSchemaError(sqlite3.DatabaseError):
+    """The database holds migrations this software does not know: newer software made it,
+    and this older one would run on a schema it does not understand."""
+
+
 def migrate(db: Database, steps: Sequence[Step] = MIGRATIONS) -> list[str]:
     """Apply the pending ``steps`` to ``db``; return the names applied (none the second time).
 
     If a step raises, its changes and record are rolled back, the steps before it stay
-    applied, and the exception propagates.
+    applied, and the exception propagates. A database with migrations not among
+    ``steps`` (from newer software: the box was downgraded) is refused with
+    :class:`NewerSchemaError` and left untouched.
     """
     mset = migrations if steps is MIGRATIONS else migration_set(steps)
     # One IMMEDIATE transaction around the run: when the engine and the web start together
@@ -1147,6 +1166,11 @@ def migrate(db: Database, steps: Sequence[Step] = MIGRATIONS) -> list[str]:
     db.conn.execute("BEGIN IMMEDIATE")
     try:
         before = {m.name for m in mset.applied(db)}
+        newer = sorted(before - {name for name, _ in steps})
+        if newer:
+            raise NewerSchemaError(
+                f"made by newer software (migrations {', '.join(newer)} are unknown here); "
+                "update the box's software before using this database")
         mset.apply(db)
     except BaseException:
         # The failed step is already rolled back to its savepoint; keep the ones before it.

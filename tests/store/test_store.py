@@ -25,7 +25,7 @@ from appliance.store.cdr import (
     recent_calls,
 )
 from appliance.store.db import Store, StoreClosedError
-from appliance.store.migrations import MIGRATIONS, Step, migrate
+from appliance.store.migrations import MIGRATIONS, NewerSchemaError, Step, migrate
 
 ALL_STEPS = [name for name, _ in MIGRATIONS]
 
@@ -74,6 +74,33 @@ def test_new_step_applies_on_next_open(tmp_path: Path) -> None:
     with Store(path, migrations=[*MIGRATIONS, ("9001_notes", add_note)]) as s:
         assert s.migrated == ["9001_notes"]
     assert "notes" in tables(path)
+
+
+def test_a_database_from_newer_software_is_refused_and_left_as_it_is(tmp_path: Path) -> None:
+    # A box downgraded after an update: its database has a step this software lacks.
+    path = tmp_path / "app.db"
+    Store(path, migrations=[*MIGRATIONS, ("9001_notes", add_note)]).close()
+    with pytest.raises(NewerSchemaError, match=r"app\.db: made by newer software "
+                                               r"\(migrations 9001_notes are unknown here\)"):
+        Store(path)
+    assert applied(path) == [*ALL_STEPS, "9001_notes"]
+    assert not [t for t in threading.enumerate() if t.name.startswith("store-writer")]
+
+
+def test_recordings_indexed_without_a_date_are_dated_by_their_call(tmp_path: Path) -> None:
+    path = tmp_path / "app.db"
+    with Store(path, migrations=MIGRATIONS[:-1]) as s:  # before 0025_recording_dates
+        cdr_start(s, "c1", "L", "sim", "in", "1", "2", 100.0)
+        cdr_answer(s, "c1", 104.0)
+        s.write(lambda db: db.execute(
+            "INSERT INTO recordings (path, call_id, started_at, frames, seconds, recovered,"
+            " indexed_at) VALUES ('/r/c1.wav', 'c1', NULL, 5, 0.1, 0, 1.0),"
+            " ('/r/x.wav', NULL, NULL, 5, 0.1, 1, 1.0)"))
+    with Store(path) as s:
+        assert s.migrated == ["0025_recording_dates"]
+        rows = s.query("SELECT path, started_at FROM recordings ORDER BY path")
+    assert [(r["path"], r["started_at"]) for r in rows] == [("/r/c1.wav", 104.0),
+                                                            ("/r/x.wav", None)]
 
 
 def test_failing_migration_leaves_nothing_half_applied(tmp_path: Path) -> None:
