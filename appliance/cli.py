@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, TypeVar
 
 import click
 
+from appliance.runtime import DataFolderInUse
+
 if TYPE_CHECKING:  # the commands import what they run lazily: `appliance say` starts fast
     from appliance.calls.engine import Engine
     from appliance.reminders.dialer import ReminderDialer
@@ -66,6 +68,8 @@ def run(data: Path, port: int, every: float, concurrent: int, flow_name: str,
         run_loop(lambda: run_demo(data, port, every, concurrent, show_calls=10,
                                   flow_name=flow_name, web_port=web_port,
                                   control_port=control_port))
+    except DataFolderInUse as exc:
+        raise click.ClickException(str(exc)) from exc
     except sqlite3.DatabaseError as exc:  # damaged, foreign, or from newer software
         raise click.ClickException(f"could not open the database: {exc}") from exc
     except OSError as exc:
@@ -98,6 +102,8 @@ def engine(data: Path, audiosocket: str, sim: bool, flow_name: str, control_port
     ami = _ami_options(ami_address, ami_user, ami_secret_file, audiosocket)
     try:
         run_loop(lambda: _engine(data, audiosocket, sim, flow_name, control_port, ami))
+    except DataFolderInUse as exc:
+        raise click.ClickException(str(exc)) from exc
     except sqlite3.DatabaseError as exc:  # damaged, foreign, or from newer software
         raise click.ClickException(f"could not open the database: {exc}") from exc
     except OSError as exc:
@@ -147,7 +153,7 @@ async def _engine(data: Path, audiosocket: str, sim: bool, flow_name: str,
     from appliance.voicemail import recovery_hook
     from drivers.base import Driver
 
-    dirs = DataDirs(data).create()
+    dirs = DataDirs(data).create().claim()
     drivers: list[Driver] = []
     ami = None
     if audiosocket:

@@ -9,7 +9,9 @@ path before the process exits.
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import logging
+import os
 import signal
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
@@ -42,6 +44,41 @@ class DataDirs:
         for folder in (self.root, self.recordings, self.messages):
             folder.mkdir(parents=True, exist_ok=True)
         return self
+
+    @property
+    def lock_file(self) -> Path:
+        return self.root / "engine.lock"
+
+    def claim(self) -> DataDirs:
+        """Take the folder for this process's engine, until the process exits.
+
+        A second engine on the same folder would close the first one's live calls as
+        crashed and repair the recordings it is still writing; it is refused instead, by a
+        lock the kernel drops when the holder dies (kill -9 included), so no stale lock is
+        ever left. The web admin shares the folder and takes no lock."""
+        key = self.root.resolve()
+        if key in _CLAIMS:
+            return self  # this process has it already (an engine started again in-process)
+        fd = os.open(self.lock_file, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "?"
+            os.close(fd)
+            raise DataFolderInUse(
+                f"{self.root}: another engine (process {holder}) is using this data folder; "
+                "stop it first, or give this one another --data") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        _CLAIMS[key] = fd  # held open (and so locked) for the life of the process
+        return self
+
+
+class DataFolderInUse(RuntimeError):
+    """Another engine holds the data folder (:meth:`DataDirs.claim`)."""
+
+
+_CLAIMS: dict[Path, int] = {}
 
 
 def run_loop(main: Callable[[], Coroutine[Any, Any, T]]) -> T:

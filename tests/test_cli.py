@@ -172,6 +172,42 @@ def test_a_damaged_database_is_a_one_line_error_naming_the_file(tmp_path: Path,
     assert (data / "appliance.db").read_bytes() == junk  # left as it was
 
 
+def test_a_second_engine_on_the_same_data_folder_is_refused(tmp_path: Path) -> None:
+    data = tmp_path / "box"
+    args = [sys.executable, "-m", "appliance.cli", "engine", "--data", str(data), "--sim",
+            "--audiosocket", "", "--control-port", "0"]
+    first = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                             text=True)
+    try:
+        lock = data / "engine.lock"
+        deadline = time.monotonic() + 60
+        while not (lock.exists() and lock.read_text().strip() == str(first.pid)):
+            assert first.poll() is None and time.monotonic() < deadline
+            time.sleep(0.1)
+        res = appliance("engine", "--data", str(data), "--sim", "--audiosocket", "",
+                        "--control-port", "0")
+        assert res.returncode == 1
+        assert (f"Error: {data}: another engine (process {first.pid}) is using this data "
+                "folder") in res.stderr
+        assert first.poll() is None  # the first engine and its calls are untouched
+        # A killed holder leaves no stale lock: the kernel drops it with the process.
+        first.kill()
+        first.wait(timeout=30)
+        again = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.DEVNULL, text=True)
+        try:
+            while lock.read_text().strip() != str(again.pid):
+                assert again.poll() is None and time.monotonic() < deadline
+                time.sleep(0.1)
+        finally:
+            again.kill()
+            again.wait(timeout=30)
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()
+
+
 def test_bench_transport_streams_every_frame_and_prints_its_floor() -> None:
     res = appliance("bench", "transport", "--channels", "8", "--seconds", "2", "--warmup", "1")
     assert res.returncode == 0, res.stderr

@@ -246,7 +246,7 @@ def stop_web(web: subprocess.Popen[bytes]) -> None:
 async def run_demo(data: Path, audiosocket_port: int, every: float, concurrent: int,
                    show_calls: int, flow_name: str = "insurance", web_port: int = 0,
                    control_port: int = 0) -> None:
-    dirs = DataDirs(data).create()
+    dirs = DataDirs(data).create().claim()
     store = Store(dirs.database)
     prompts = PromptLibrary()
     for lang in LANGUAGE_KEYS:
