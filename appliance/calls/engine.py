@@ -29,6 +29,7 @@ import itertools
 import logging
 import time
 import uuid
+import wave
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -293,11 +294,16 @@ class Engine:
 
     def _recover(self) -> None:
         """Finish what a crashed engine left: open CDR rows and unfinished recordings."""
+        crashed_at: float | None = None
         if self.store is not None:
-            closed = cdr.close_unfinished(self.store, self.clock.wall()).result()
+            at = self.clock.wall()
+            closed = cdr.close_unfinished(self.store, at).result()
             if closed:
                 log.warning("closed %d call record(s) left open by a previous engine", closed)
+                crashed_at = at
         recovered = self._recover_recordings()
+        if crashed_at is not None:
+            self._index_finished_recordings(crashed_at, set(recovered))
         for hook in self.after_recover:
             try:
                 hook(recovered)
@@ -322,6 +328,31 @@ class Engine:
                 if path.stem == call_id:
                     cdr.attach_recording(self.store, call_id, path)
         return recovered
+
+    def _index_finished_recordings(self, crashed_at: float, recovered: set[Path]) -> None:
+        """Index the recordings a crash left finished but not indexed: the previous engine
+        renamed them into place and died before its index and CDR writes were committed
+        (a busy database makes that window wide). They are where the engine puts a call's
+        recording, under the day it was answered. Those just ``recovered`` from their
+        ``.part`` are being indexed already."""
+        if self.store is None or self.recordings is None:
+            return
+        for call_id, answered_at in cdr.closed_unrecorded(self.store, crashed_at):
+            day = time.strftime("%Y/%m/%d", time.localtime(answered_at))
+            path = self.recordings / day / f"{call_id}.wav"
+            if path in recovered:
+                continue
+            try:
+                frames = wav_frames(path)
+            except FileNotFoundError:
+                continue  # not recorded (or not yet at the first flush)
+            except (OSError, EOFError, wave.Error) as exc:
+                log.error("call %s: recording %s left by a crash is unreadable: %s",
+                          call_id, path, exc)
+                continue
+            log.warning("indexed recording %s, finished before a crash but not indexed", path)
+            cdr.index_recording(self.store, str(path), call_id, None, frames, False)
+            cdr.attach_recording(self.store, call_id, path)
 
     # ------------------------------------------------------------------ lines and calls
     def accept(self, line: Line) -> None:

@@ -184,6 +184,20 @@ def close_unfinished(store: Store, at: float, cause: str = "engine-crash") -> Fu
     return store.submit(close)
 
 
+def closed_unrecorded(store: Store, at: float, cause: str = "engine-crash"
+                      ) -> list[tuple[str, float]]:
+    """(call id, answered at) of the answered calls :func:`close_unfinished` closed at
+    ``at`` whose row names no recording and which have none indexed: the crash may have
+    come after their recording was finished and before it was indexed."""
+    rows = store.query(
+        "SELECT call_id, answered_at FROM calls WHERE ended_at = ? AND end_cause = ?"
+        " AND answered_at IS NOT NULL AND recording IS NULL"
+        " AND NOT EXISTS (SELECT 1 FROM recordings r WHERE r.call_id = calls.call_id)",
+        [at, cause],
+    )
+    return [(r["call_id"], r["answered_at"]) for r in rows]
+
+
 def attach_recording(store: Store, call_id: str, path: Path | str) -> Future[bool]:
     """Give a call's row the recording recovered for it after a crash (if it has none)."""
     return _update(

@@ -225,6 +225,53 @@ def test_a_recording_cut_short_by_the_disk_is_indexed_as_long_as_the_file_is(
     assert asyncio.run(main()) == [{"frames": 5, "seconds": 0.1}]
 
 
+def test_a_recording_finished_but_not_indexed_before_a_crash_is_indexed_at_start(
+        tmp_path: Path) -> None:
+    # The engine renamed the recording into place and died before its index and CDR writes
+    # were committed: the row is still open, the file is in its day folder.
+    import time as _time
+
+    from appliance.media.recorder import Recorder
+    from appliance.store import cdr
+    from appliance.store.db import Store
+
+    answered = 1_780_000_100.0
+    day = _time.strftime("%Y/%m/%d", _time.localtime(answered))
+    (tmp_path / "recordings" / day).mkdir(parents=True)
+    rec = Recorder(tmp_path / "recordings" / day / "c1.wav", channels=2)
+    for _ in range(25):
+        rec.write(bytes(2 * FRAME))
+    final = rec.close()
+    store = Store(tmp_path / "appliance.db")
+    cdr.cdr_start(store, "c1", "L", "sim", "in", "1", "2", answered - 4)
+    cdr.cdr_answer(store, "c1", answered)
+    cdr.cdr_start(store, "c2", "L", "sim", "in", "1", "2", answered)  # never answered
+    store.write(lambda db: None)
+
+    async def main() -> None:
+        async def flow(call: Call) -> None:
+            await call.answer()
+
+        engine = Engine(clock=ManualClock(), drivers=[], flow=flow, store=store,
+                        recordings=tmp_path / "recordings")
+        task = asyncio.create_task(engine.run())
+        await engine.started.wait()
+        engine.stop()
+        await task
+
+    try:
+        asyncio.run(main())
+        store.write(lambda db: None)
+        rows = store.query("SELECT path, call_id, frames, started_at FROM recordings")
+        call = cdr.get_call(store, "c1")
+    finally:
+        store.close()
+    assert rows == [{"path": str(final), "call_id": "c1", "frames": 25,
+                     "started_at": answered}]
+    assert call is not None
+    assert (call["end_cause"], call["recording"]) == ("engine-crash", str(final))
+
+
 def test_engine_stop_ends_calls_through_the_same_clean_up(run_calls: Any, tmp_path: Path) -> None:
     async def scenario(rig: Rig) -> list[str]:
         bots = [CallerBot(rig.exchange, f"1390000000{i}") for i in range(3)]
