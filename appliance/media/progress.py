@@ -288,18 +288,34 @@ class CallProgress:
         # someone picked up, even after ringback.
         if self._voice_since_tone >= _frames(_BRIEF_VOICE_MS):
             return Outcome.VOICE
+        # The latest cadence first: ringing that turned busy (the callee rejected the
+        # call) is busy, whatever rang before.
+        if self._cycles["busy"]:
+            return Outcome.BUSY
+        if self._cycles["congestion"]:
+            return Outcome.CONGESTION
+        burst = self._burst
+        if burst.frames >= 2 and burst.steady:
+            # The audio ends inside a tone: a ring cut off, or a tone longer than any ring
+            # (dial tone after the far end went, a steady tone): the call failed.
+            if burst.ms > _RINGBACK_ON[1]:
+                return Outcome.CONGESTION
+            if self.rings or burst.ms >= _RINGBACK_ON[0]:
+                return Outcome.RINGBACK
         if self.rings:
             return Outcome.RINGBACK
         last, off = self._last_burst, self._gap * FRAME_MS
         # The audio may end inside the off time of a cadence already matched once.
-        if self._cycles["busy"] or (last and _within(last.ms, *_BUSY[:2]) and off >= _BUSY[2]):
+        if last and _within(last.ms, *_BUSY[:2]) and off >= _BUSY[2]:
             return Outcome.BUSY
-        if self._cycles["congestion"] or (
-            last and _within(last.ms, *_CONGESTION[:2]) and off >= _CONGESTION[2]
-        ):
+        # A burst that fits both congestion's on time and a ring's, followed by a gap
+        # longer than congestion's off time, was a ring: congestion would have come again.
+        if last and _within(last.ms, *_CONGESTION[:2]) and _within(off, *_CONGESTION[2:]):
             return Outcome.CONGESTION
         if last and _within(last.ms, *_RINGBACK_ON):
             return Outcome.RINGBACK
+        if last and _within(last.ms, *_CONGESTION[:2]) and off >= _CONGESTION[2]:
+            return Outcome.CONGESTION
         return Outcome.SILENCE
 
     def finish(self) -> Outcome:

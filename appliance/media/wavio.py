@@ -34,7 +34,9 @@ def read_slin(path: str | Path, *, channels: int = 1) -> Samples:
         raise WavFormatError(f"{path}: not a PCM WAV file ({exc})") from exc
     except EOFError as exc:
         raise WavFormatError(f"{path}: truncated WAV file") from exc
-    return np.frombuffer(data, dtype="<i2").astype(np.int16)
+    # A file cut off mid-sample (a copy or download that stopped) loses the half sample.
+    whole = len(data) - len(data) % (2 * channels)
+    return np.frombuffer(data, dtype="<i2", count=whole // 2).astype(np.int16)
 
 
 def write_slin(path: str | Path, samples: Samples | bytes, *, channels: int = 1) -> None:

@@ -300,3 +300,45 @@ def test_detect_progress_file_wrong_format(tmp_path: Path) -> None:
     junk.write_bytes(b"not a wav file at all")
     with pytest.raises(WavFormatError):
         detect_progress_file(junk)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_audio_that_ends_soon_after_a_ring_is_ringback(seed: int) -> None:
+    # One ring (its 0.9-1.1 s on time fits congestion's too) and 1.2-2.5 s of quiet: had it
+    # been congestion, the next burst would have come within a second.
+    rng = np.random.default_rng(seed)
+    ring = line_tone("ringback", 1.0 * rng.uniform(0.9, 1.1), rng, jitter=0.0)
+    x = on_line(np.concatenate([ring, silence(rng.uniform(1.2, 2.5))]), rng)
+    assert detect_progress(x) is Outcome.RINGBACK
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_ringing_that_turns_busy_is_busy_even_when_the_audio_ends_early(seed: int) -> None:
+    # The callee rejects the call: busy follows the rings; the audio ends after 1.1 s of it.
+    rng = np.random.default_rng(seed)
+    x = on_line(np.concatenate([line_tone("ringback", 5.0, rng, jitter=0.0),
+                                line_tone("busy", 1.1, rng)]), rng)
+    assert detect_progress(x) is Outcome.BUSY
+
+
+@pytest.mark.parametrize(("seconds", "expected"), [
+    (1.0, Outcome.RINGBACK),  # the first ring, cut off by the end of the audio
+    (2.0, Outcome.CONGESTION),  # longer than any ring: a steady tone, the call failed
+    (2.4, Outcome.CONGESTION),
+])
+def test_audio_that_ends_inside_a_tone(seconds: float, expected: Outcome) -> None:
+    rng = np.random.default_rng(21)
+    x = on_line(china_tone("dial", seconds).astype(np.float64), rng)
+    assert detect_progress(x) is expected
+
+
+def test_a_wav_cut_off_mid_sample_is_read_to_its_last_whole_sample(tmp_path: Path) -> None:
+    # A copy or download that stopped at an odd byte: the header still claims it all.
+    rng = np.random.default_rng(22)
+    x = on_line(line_tone("busy", 4.0, rng), rng)
+    whole = tmp_path / "busy.wav"
+    write_slin(whole, x)
+    cut = tmp_path / "cut.wav"
+    cut.write_bytes(whole.read_bytes()[: 44 + 2 * 16000 + 1])
+    assert np.array_equal(read_slin(cut), x[:16000])
+    assert detect_progress_file(cut) is Outcome.BUSY
