@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from appliance.calls.call import Call
+from appliance.calls.call import Call, FlowFn
 from appliance.calls.clock import ManualClock
 from appliance.calls.engine import Engine
 from appliance.demo.flow import digit_prompts
@@ -319,14 +319,22 @@ def test_no_input_is_reprompted_and_silent_message_ends(run_calls: Any) -> None:
     assert concat([lib.get("goodbye")]) in heard
 
 
-def test_key_reported_in_band_and_out_of_band_counts_once(run_calls: Any) -> None:
-    keys: list[str] = []
+def collecting(keys: list[str], max_digits: int, inter_timeout: float) -> FlowFn:
+    """A flow that answers, collects one entry (ended by '#') into ``keys`` and hangs up."""
 
     async def flow(call: Call) -> None:
         await call.answer()
-        got = await call.collect(4, terminator="#", first_timeout=5, inter_timeout=2)
+        got = await call.collect(max_digits, terminator="#", first_timeout=5,
+                                 inter_timeout=inter_timeout)
         keys.append(got.digits)
         await call.hangup()
+
+    return flow
+
+
+def test_key_reported_in_band_and_out_of_band_counts_once(run_calls: Any) -> None:
+    keys: list[str] = []
+    flow = collecting(keys, 4, inter_timeout=2)
 
     async def scenario(rig: Rig) -> None:
         bot = CallerBot(rig.exchange, "13800138004")
@@ -351,12 +359,7 @@ def test_a_key_held_down_counts_once_when_asterisk_reports_it_on_release(
     # Asterisk sends kind 0x03 when the key is released; in-band detection reports it as
     # the tones start. A press longer than the merge window used to count twice.
     keys: list[str] = []
-
-    async def flow(call: Call) -> None:
-        await call.answer()
-        got = await call.collect(2, terminator="#", first_timeout=5, inter_timeout=3)
-        keys.append(got.digits)
-        await call.hangup()
+    flow = collecting(keys, 2, inter_timeout=3)
 
     async def scenario(rig: Rig) -> None:
         bot = CallerBot(rig.exchange, "13800138011")
