@@ -19,7 +19,7 @@ from appliance.demo.flow import digit_prompts
 from appliance.media.dtmf import detect_digits
 from appliance.media.prompts import Prompt, PromptLibrary, concat
 from appliance.media.tones import beep
-from drivers.base import EventKind, LineError, LineEvent
+from drivers.base import EventKind, Line, LineError, LineEvent
 from drivers.sim import CallerBot
 from drivers.sim.exchange import Behaviour
 from tests.calls.conftest import Rig
@@ -332,22 +332,34 @@ def collecting(keys: list[str], max_digits: int, inter_timeout: float) -> FlowFn
     return flow
 
 
+async def keying_caller(rig: Rig, number: str) -> tuple[CallerBot, Line]:
+    """A caller through to the box, 0.2 s into the call, and its line."""
+    bot = CallerBot(rig.exchange, number)
+    await bot.dial("95500")
+    await bot.wait(0.2)
+    assert bot.line is not None
+    return bot, bot.line
+
+
+async def end_entry(bot: CallerBot, keys: str) -> None:
+    """Key the rest of the entry and wait for the box to hang up (which it may do while
+    the last tone still sounds)."""
+    with contextlib.suppress(LineError):
+        await bot.press(keys)
+    await bot.wait_hangup(10)
+
+
 def test_key_reported_in_band_and_out_of_band_counts_once(run_calls: Any) -> None:
     keys: list[str] = []
     flow = collecting(keys, 4, inter_timeout=2)
 
     async def scenario(rig: Rig) -> None:
-        bot = CallerBot(rig.exchange, "13800138004")
-        await bot.dial("95500")
-        await bot.wait(0.2)
-        assert bot.line is not None
+        bot, line = await keying_caller(rig, "13800138004")
         # Asterisk reports the key as a 0x03 message while the tone also plays in-band.
-        bot.line.push_event(LineEvent(EventKind.DTMF, digit="5"))
+        line.push_event(LineEvent(EventKind.DTMF, digit="5"))
         await bot.press("5")
         await bot.wait(0.3)
-        with contextlib.suppress(LineError):  # the box hangs up while '#' is still sounding
-            await bot.press("55#")
-        await bot.wait_hangup(10)
+        await end_entry(bot, "55#")
 
     run_calls(scenario, flow=flow)
     assert keys == ["555"]
@@ -362,17 +374,12 @@ def test_a_key_held_down_counts_once_when_asterisk_reports_it_on_release(
     flow = collecting(keys, 2, inter_timeout=3)
 
     async def scenario(rig: Rig) -> None:
-        bot = CallerBot(rig.exchange, "13800138011")
-        await bot.dial("95500")
-        await bot.wait(0.2)
-        assert bot.line is not None
+        bot, line = await keying_caller(rig, "13800138011")
         await bot.press("5", on_ms=held_ms)
         await bot.wait(0.04)  # Asterisk's detector sees the release
-        bot.line.push_event(LineEvent(EventKind.DTMF, digit="5"))
+        line.push_event(LineEvent(EventKind.DTMF, digit="5"))
         await bot.wait(0.3)
-        with contextlib.suppress(LineError):
-            await bot.press("#")
-        await bot.wait_hangup(10)
+        await end_entry(bot, "#")
 
     run_calls(scenario, flow=flow)
     assert keys == ["5"]
@@ -534,9 +541,7 @@ def test_a_hash_after_a_complete_entry_does_not_end_the_next_one(run_calls: Any)
         await bot.press("12#")  # two digits fill the entry; the '#' is habit
         await bot.wait(0.3)
         await bot.press("345#")  # typed ahead in one go with the next entry too
-        with contextlib.suppress(LineError):
-            await bot.press("67#")
-        await bot.wait_hangup(10)
+        await end_entry(bot, "67#")
 
     run_calls(scenario, flow=flow)
     assert entries == ["12", "345", "67"]
