@@ -39,7 +39,7 @@ from typing import IO, Final
 from sqlite_utils import Database
 
 from appliance.media.frame import SAMPLE_RATE
-from appliance.store.migrations import MIGRATION_SET, MIGRATIONS, migrate
+from appliance.store.migrations import MIGRATION_SET, MIGRATIONS, migrate, newer_software
 
 FORMAT: Final = "appliance-backup"
 FORMAT_VERSION: Final = 1
@@ -183,10 +183,9 @@ def _check_database(path: Path, known: Sequence[str]) -> list[str]:
         raise BackupError(f"{DATABASE}: cannot read its migrations ({exc})") from None
     if not applied:
         raise BackupError(f"{DATABASE}: not an appliance database (no migrations recorded)")
-    newer = [name for name in applied if name not in known]
+    newer = newer_software(applied, known)
     if newer:
-        raise BackupError(f"{DATABASE}: made by newer software (migrations "
-                          f"{', '.join(newer)} are unknown here); update the box first")
+        raise BackupError(f"{DATABASE}: {newer}; update the box first")
     return applied
 
 

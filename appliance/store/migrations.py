@@ -1145,6 +1145,17 @@ def migration_set(steps: Sequence[Step]) -> Migrations:
 migrations = migration_set(MIGRATIONS)
 
 
+def newer_software(applied: Sequence[str], known: Sequence[str]) -> str:
+    """'' when every migration ``applied`` to a database is ``known`` here; otherwise the
+    words for a database made by newer software, naming the migrations unknown here (the
+    store refuses to open it, a backup restore to take it)."""
+    here = set(known)
+    newer = [name for name in applied if name not in here]
+    if not newer:
+        return ""
+    return f"made by newer software (migrations {', '.join(newer)} are unknown here)"
+
+
 class NewerSchemaError(sqlite3.DatabaseError):
     """The database holds migrations this software does not know: newer software made it,
     and this older one would run on a schema it does not understand."""
@@ -1165,12 +1176,12 @@ def migrate(db: Database, steps: Sequence[Step] = MIGRATIONS) -> list[str]:
     # its record in a savepoint of their own.
     db.conn.execute("BEGIN IMMEDIATE")
     try:
-        before = {m.name for m in mset.applied(db)}
-        newer = sorted(before - {name for name, _ in steps})
+        applied = [m.name for m in mset.applied(db)]
+        newer = newer_software(applied, [name for name, _ in steps])
         if newer:
             raise NewerSchemaError(
-                f"made by newer software (migrations {', '.join(newer)} are unknown here); "
-                "update the box's software before using this database")
+                f"{newer}; update the box's software before using this database")
+        before = set(applied)
         mset.apply(db)
     except BaseException:
         # The failed step is already rolled back to its savepoint; keep the ones before it.
