@@ -329,6 +329,12 @@ class Engine:
                     cdr.attach_recording(self.store, call_id, path)
         return recovered
 
+    def _recording_path(self, call_id: str, answered_at: float) -> Path:
+        """Where a call's recording goes: under the day it was answered."""
+        assert self.recordings is not None
+        day = time.strftime("%Y/%m/%d", time.localtime(answered_at))
+        return self.recordings / day / f"{call_id}.wav"
+
     def _index_finished_recordings(self, crashed_at: float, recovered: set[Path]) -> None:
         """Index the recordings a crash left finished but not indexed: the previous engine
         renamed them into place and died before its index and CDR writes were committed
@@ -338,8 +344,7 @@ class Engine:
         if self.store is None or self.recordings is None:
             return
         for call_id, answered_at in cdr.closed_unrecorded(self.store, crashed_at):
-            day = time.strftime("%Y/%m/%d", time.localtime(answered_at))
-            path = self.recordings / day / f"{call_id}.wav"
+            path = self._recording_path(call_id, answered_at)
             if path in recovered:
                 continue
             try:
@@ -441,8 +446,7 @@ class Engine:
         call.answered_at = self.clock.wall()
         self.dialing.discard(call)
         if self.record_calls and self.recordings is not None:
-            day = time.strftime("%Y/%m/%d", time.localtime(call.answered_at))
-            path = self.recordings / day / f"{call.id}.wav"
+            path = self._recording_path(call.id, call.answered_at)
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 # Stagger flushes so 600 calls do not all write in the same tick.
