@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import signal
+import sqlite3
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -48,7 +49,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=_within(1, 64), default=4)
     args = parser.parse_args(argv)
 
-    app = create_app(args.data)
+    try:
+        app = create_app(args.data)
+    except sqlite3.DatabaseError as exc:  # damaged, from newer software, read-only
+        sys.exit(f"web admin: could not open the database: {exc}")
     try:
         # The body limit is the restore page's (a backup archive with the recordings);
         # every other form is held to the app's own MAX_CONTENT_LENGTH.

@@ -268,10 +268,31 @@ def _connect_writer(path: Path) -> Database:
         db.enable_wal()  # persistent in the file; readers need it to read while we write
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA foreign_keys=ON")
+        _check_writable(conn)
     except BaseException:
         conn.close()
         raise
     return db
+
+
+def _check_writable(conn: sqlite3.Connection) -> None:
+    """Fail now if the file cannot be written (a read-only file, or a file system the
+    kernel remounted read-only after disk errors): SQLite opens such a file without a
+    word, and a database already up to date has nothing to migrate, so otherwise the
+    first call's CDR row would be the first to fail, and every row after it.
+
+    Rewriting the schema version with its own value, then rolling back, is a write that
+    changes nothing."""
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute(f"PRAGMA user_version = {int(version)}")
+    except sqlite3.OperationalError as exc:
+        raise sqlite3.OperationalError(
+            f"cannot be written ({exc}): is the file or its file system read-only?"
+        ) from exc
+    finally:
+        conn.execute("ROLLBACK")
 
 
 def _connect_reader(path: Path) -> Database:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+import re
 import sqlite3
 import statistics
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -134,6 +136,32 @@ def test_failing_migration_leaves_nothing_half_applied(tmp_path: Path) -> None:
 def test_unopenable_file_is_named(tmp_path: Path) -> None:
     with pytest.raises(sqlite3.OperationalError, match=r"missing/app\.db: unable to open"):
         Store(tmp_path / "missing" / "app.db")
+
+
+@pytest.fixture
+def immutable(tmp_path: Path) -> Iterator[Path]:
+    """A migrated database file the kernel will not let even root write (chattr +i), as
+    on a file system remounted read-only after disk errors."""
+    path = tmp_path / "app.db"
+    Store(path).close()
+    if subprocess.run(["chattr", "+i", str(path)], capture_output=True).returncode:
+        pytest.skip("chattr +i needs root on a file system with attributes")
+    try:
+        yield path
+    finally:
+        subprocess.run(["chattr", "-i", str(path)], check=True)
+
+
+def test_a_database_that_cannot_be_written_is_refused_at_open(immutable: Path) -> None:
+    # Up to date, so there is nothing to migrate: without the check the store opened, and
+    # every CDR row failed later, one by one.
+    before = immutable.read_bytes()
+    with pytest.raises(sqlite3.OperationalError,
+                       match=rf"^{re.escape(str(immutable))}: cannot be written \(attempt to "
+                             r"write a readonly database\): is the file or its file system "
+                             r"read-only\?$"):
+        Store(immutable)
+    assert immutable.read_bytes() == before
 
 
 # -- the connection ----------------------------------------------------------------------

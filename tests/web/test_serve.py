@@ -41,3 +41,14 @@ def test_a_port_or_thread_count_out_of_range_is_refused(tmp_path: Path, args: li
     assert named in res.stderr
     assert "web admin at" not in res.stdout
     assert not data.exists()
+
+
+def test_a_damaged_database_is_a_one_line_error_naming_the_file(tmp_path: Path) -> None:
+    junk = bytes(range(256)) * 20
+    (tmp_path / "appliance.db").write_bytes(junk)
+    res = subprocess.run([sys.executable, "-m", "web", "--data", str(tmp_path), "--port", "0"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert res.returncode == 1
+    assert res.stderr.strip() == (f"web admin: could not open the database: "
+                                  f"{tmp_path / 'appliance.db'}: file is not a database")
+    assert (tmp_path / "appliance.db").read_bytes() == junk
