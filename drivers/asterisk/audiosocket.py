@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import socket
 import uuid
 from array import array
 from collections import OrderedDict
@@ -75,6 +76,13 @@ _ENDED = LineState.ENDED
 #: buffer takes a frame at once while Asterisk reads; past this, Asterisk has stalled and a
 #: late frame is worse than a lost one (it would be played late, and it costs memory).
 WRITE_BUFFER_HIGH = 4 * (3 + FRAME_BYTES)
+
+#: The kernel's send buffer for one call (Linux doubles it): about 25 frames. Left to
+#: itself it grows to tcp_wmem's 4 MB, and a stalled Asterisk would hold minutes of
+#: stale audio per call in kernel memory, shared by every call, before the rule above
+#: ever dropped a frame. A frame is acknowledged as soon as Asterisk's kernel has it,
+#: so a call that is read never has more than a frame or two here.
+SEND_BUFFER_BYTES = 4096
 
 #: how long stop() waits for closed connections to finish before aborting them
 STOP_GRACE_S = 1.0
@@ -189,6 +197,9 @@ class AudioSocketConnection(asyncio.Protocol):
             self.peer = f"{peer[0]}:{peer[1]}"
         # asyncio and uvloop both set TCP_NODELAY on TCP sockets: a 323-byte write leaves at once.
         transport.set_write_buffer_limits(high=WRITE_BUFFER_HIGH)
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER_BYTES)
         self._driver._connections.add(self)
         log.debug("AudioSocket connection from %s", self.peer)
 

@@ -7,12 +7,15 @@ accepts lines, reads frames and events, writes one frame per 20 ms.
 
 from __future__ import annotations
 
+import array
 import asyncio
 import contextlib
+import fcntl
 import itertools
 import logging
 import re
 import statistics
+import termios
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine
@@ -24,6 +27,7 @@ from hypothesis import strategies as st
 
 from appliance.media.frame import FRAME_BYTES, SILENCE
 from drivers.asterisk.audiosocket import (
+    SEND_BUFFER_BYTES,
     WRITE_BUFFER_HIGH,
     AudioSocketConnection,
     AudioSocketDriver,
@@ -723,6 +727,12 @@ def test_a_stalled_asterisk_gets_no_backlog() -> None:
                     await asyncio.sleep(0)
             assert line.frames_unsent == 1
             assert connection.transport.get_write_buffer_size() <= WRITE_BUFFER_HIGH + 323
+            # Nor in the kernel: its send queue is bounded too (it grew to 4 MB, minutes
+            # of stale audio for this one call, before frames were dropped).
+            sock = connection.transport.get_extra_info("socket")
+            queued = array.array("i", [0])
+            fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, queued)
+            assert 0 < queued[0] <= 2 * SEND_BUFFER_BYTES
             line.hangup()  # cannot queue a hangup behind stale audio: the call is reset
             await until(lambda: connection.lost.done())
             assert line.end_cause == CAUSE_NORMAL
