@@ -76,7 +76,10 @@ class Store:
         try:
             self.migrated = ready.result()
         except BaseException:
+            # A failed open, or Ctrl-C while the migrations run: the writer ends once they
+            # have (each is one transaction), rather than waiting for writes forever.
             self._closed = True
+            self._queue.put(None)
             self._writer.join()
             raise
         atexit.register(self.close)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+import signal
 import sqlite3
 import statistics
 import subprocess
@@ -136,6 +137,29 @@ def test_failing_migration_leaves_nothing_half_applied(tmp_path: Path) -> None:
 def test_unopenable_file_is_named(tmp_path: Path) -> None:
     with pytest.raises(sqlite3.OperationalError, match=r"missing/app\.db: unable to open"):
         Store(tmp_path / "missing" / "app.db")
+
+
+def test_ctrl_c_while_migrating_ends_the_open_once_the_migration_is_in(tmp_path: Path) -> None:
+    def slow(db: Database) -> None:
+        time.sleep(0.6)
+        db.execute("CREATE TABLE slow (id INTEGER)")
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    path = tmp_path / "app.db"
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.2)  # Ctrl-C while "9999_slow" runs
+        started = time.monotonic()
+        with pytest.raises(KeyboardInterrupt):
+            # This waited forever: the writer, done migrating, waited for writes.
+            Store(path, migrations=[*MIGRATIONS, ("9999_slow", slow)])
+        assert time.monotonic() - started < 10
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    assert applied(path) == [*ALL_STEPS, "9999_slow"]  # whole, not half-applied
 
 
 @pytest.fixture
