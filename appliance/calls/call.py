@@ -141,6 +141,8 @@ class Call:
         self.message: _MessageTake | None = None  # the message being recorded, if any
         self._answered: asyncio.Future[None] | None = None
         self._ended: asyncio.Future[str] = engine.loop.create_future()
+        #: the clean-up once the call has ended (recording closed, CDR row final)
+        self.finalised: asyncio.Task[None] | None = None
         self.in_speech = False
         self.inbound_frame = b""  # this tick's inbound frame (silence when it was late)
         self.catch_up: list[bytes] = []  # further inbound frames processed this tick
@@ -202,6 +204,7 @@ class Call:
         await self._play_source(_Limited(ToneSource(name), seconds_to_ticks(seconds)), False)
 
     async def beep(self) -> None:
+        self._check()
         self.engine.emit("prompts", self, names=["beep"], language=self.language)
         await self._play_source(PromptPlayer([Prompt.from_samples("beep", beep())], False), False)
 
@@ -309,13 +312,18 @@ class Call:
         await self._play_source(_Exchange(self, processor), False)
 
     async def sleep(self, seconds: float) -> None:
+        """Wait ``seconds`` (raises CallEnded if the call ends meanwhile, as every other
+        action does)."""
         self._check()
-        await self.engine.wait_ticks(self, seconds_to_ticks(seconds))
+        timer = self.engine.wait_ticks(self, seconds_to_ticks(seconds))
+        await asyncio.wait((timer, self._ended), return_when=asyncio.FIRST_COMPLETED)
+        timer.cancel()  # the engine's timer heap skips a cancelled timer
+        self._check()
 
     async def hangup(self, cause: str = "normal") -> None:
-        """End the call from the engine's side; the clean-up runs before this returns."""
-        if self.state is not CallState.ENDED:
-            await self.engine.end_call(self, cause)
+        """End the call from the engine's side; the clean-up runs before this returns
+        (also when the caller hung up first and it is still under way)."""
+        await self.engine.end_call(self, cause)
 
     async def wait_ended(self) -> str:
         return await asyncio.shield(self._ended)
@@ -365,16 +373,19 @@ class Call:
         """A key pressed (merged in-band/out-of-band), dispatched by the engine."""
         self.keys += MASKED_KEY if self.mask_keys else digit
         take = self.message
-        if take is not None:
-            if digit in take.stop_keys and not take.future.done():
+        if take is not None and not take.future.done():
+            if digit in take.stop_keys:
                 take.future.set_result(RecordEnd.KEY)
             return
+        # Past here a key is the flow's next: the recording or collection it would have
+        # gone to may have ended earlier in this same tick (two keys in one tick's frames),
+        # and then it is typed ahead, not lost.
         if self._swallow:
             swallow, self._swallow = self._swallow, ""
             if digit in swallow and self.engine.tick_no <= self._swallow_until:
                 return  # the '#' a caller adds out of habit after a complete entry
         collector = self._collector
-        if collector is not None:
+        if collector is not None and collector.result is None:
             result = collector.key(digit, self.engine.tick_no)
             if result is not None and self._collect_done and not self._collect_done.done():
                 self._collect_done.set_result(result)

@@ -460,8 +460,9 @@ class Engine:
         self._emit("answered", call)
 
     async def end_call(self, call: Call, cause: str) -> None:
-        """End a call and wait until its recording and CDR row are final."""
-        done = self._end_now(call, cause)
+        """End a call and wait until its recording and CDR row are final (the clean-up
+        of a call that had already ended too)."""
+        done = self._end_now(call, cause) or call.finalised
         if done is not None:
             await asyncio.shield(done)
 
@@ -473,6 +474,10 @@ class Engine:
         """
         if call.state is CallState.ENDED:
             return None
+        if call.line.ended and call.line.end_cause:
+            # The line ended first (the caller hung up, the line dropped) and its event
+            # waits for the next tick: that is how the call ended, not the cause given.
+            cause = call.line.end_cause
         if self._key_rows:
             self._write_keys()  # before the final row, which no later key may change
         call.state = CallState.ENDED
@@ -499,7 +504,8 @@ class Engine:
             self._cleanups.add(task)
             task.add_done_callback(self._cleanups.discard)
         self._emit("ended", call, cause=cause)
-        done = self.loop.create_task(self._finalise(call, recorder, cause, call.ended_at))
+        done = call.finalised = self.loop.create_task(
+            self._finalise(call, recorder, cause, call.ended_at))
         self._cleanups.add(done)
         done.add_done_callback(self._cleanups.discard)
         return done

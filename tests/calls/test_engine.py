@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 import wave
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from appliance.calls.call import Call, FlowFn
+from appliance.calls.call import Call, CallEnded, FlowFn
 from appliance.calls.clock import ManualClock
 from appliance.calls.engine import Engine
 from appliance.demo.flow import digit_prompts
@@ -545,3 +546,119 @@ def test_a_hash_after_a_complete_entry_does_not_end_the_next_one(run_calls: Any)
 
     run_calls(scenario, flow=flow)
     assert entries == ["12", "345", "67"]
+
+
+def test_keys_in_the_same_tick_as_the_key_that_ends_an_entry_or_a_message_are_kept(
+        run_calls: Any, tmp_path: Path) -> None:
+    # Two keys can reach one tick (a burst of queued frames, two 0x03 messages in one
+    # read); the second used to be logged in the call record and lost for the menu.
+    results: list[tuple[str, str]] = []
+
+    async def flow(call: Call) -> None:
+        await call.answer()
+        for size in (1, 1, 4, 1):
+            got = await call.collect(size, first_timeout=2, inter_timeout=2)
+            results.append((got.digits, got.end.value))
+        taken = await call.record_message(tmp_path / "msg.wav", max_seconds=10)
+        results.append(("message", taken.end.value))
+        got = await call.collect(1, first_timeout=2)
+        results.append((got.digits, got.end.value))
+        await call.hangup()
+
+    async def scenario(rig: Rig) -> None:
+        bot, line = await keying_caller(rig, "13800138011")
+        for keys in ("12", "34#5"):
+            for digit in keys:
+                line.push_event(LineEvent(EventKind.DTMF, digit=digit))
+            await bot.wait(0.2)
+        await bot.wait(0.3)  # recording
+        for digit in "#7":
+            line.push_event(LineEvent(EventKind.DTMF, digit=digit))
+        await bot.wait_hangup(10)
+
+    run_calls(scenario, flow=flow)
+    assert results == [("1", "max-digits"), ("2", "max-digits"), ("34", "terminator"),
+                       ("5", "max-digits"), ("message", "key"), ("7", "max-digits")]
+
+
+def test_every_action_of_an_ended_call_raises_call_ended_at_once(run_calls: Any) -> None:
+    # A sleeping flow slept on after the caller hung up, and a beep after the end waited
+    # forever: both until the engine cancelled the flow 5 s later, skipping its clean-up.
+    seen: list[str] = []
+    late = asyncio.Event()
+
+    async def flow(call: Call) -> None:
+        await call.answer()
+        try:
+            await call.sleep(600)
+        except CallEnded as exc:
+            seen.append(f"sleep: {exc.cause}")
+        await late.wait()  # say, a lookup that outlasts the call
+        for name, action in (("sleep", lambda: call.sleep(1)), ("beep", call.beep)):
+            try:
+                await action()
+            except CallEnded as exc:
+                seen.append(f"{name}: {exc.cause}")
+
+    async def scenario(rig: Rig) -> None:
+        bot, _ = await keying_caller(rig, "13800138012")
+        await bot.hangup()
+        await rig.exchange_tick()
+        await rig.exchange_tick()
+        late.set()
+        started = time.monotonic()
+        await rig.engine.settle()
+        assert time.monotonic() - started < 2  # not the 5 s grace period
+
+    run_calls(scenario, flow=flow)
+    assert seen == ["sleep: remote", "sleep: remote", "beep: remote"]
+
+
+def test_hangup_after_the_caller_hung_up_returns_once_the_clean_up_is_done(
+        run_calls: Any) -> None:
+    rows: list[dict[str, Any]] = []
+    parts: list[list[Path]] = []
+
+    async def flow(call: Call) -> None:
+        await call.answer()
+        with contextlib.suppress(CallEnded):
+            await call.silence(60)
+        await call.hangup()  # returned at once, before the recording was closed
+        assert call.engine.store is not None and call.engine.recordings is not None
+        rows.extend(call.engine.store.query(
+            "SELECT end_cause, recording FROM calls WHERE call_id = ?", [call.id]))
+        parts.append(list(call.engine.recordings.rglob("*.part")))
+
+    async def scenario(rig: Rig) -> None:
+        bot, _ = await keying_caller(rig, "13800138013")
+        await bot.wait(0.5)
+        await bot.hangup()
+        await bot.wait(0.2)
+        await rig.engine.settle()
+
+    run_calls(scenario, flow=flow)
+    assert rows[0]["end_cause"] == "remote"
+    assert rows[0]["recording"].endswith(".wav")
+    assert parts == [[]]
+
+
+def test_a_call_ended_by_the_box_after_its_line_ended_keeps_the_line_s_cause(
+        run_calls: Any) -> None:
+    calls: list[Call] = []
+
+    async def flow(call: Call) -> None:
+        await call.answer()
+        calls.append(call)
+        await call.wait_ended()
+
+    async def scenario(rig: Rig) -> list[str]:
+        bot_a, _ = await keying_caller(rig, "13800138014")
+        _, line_b = await keying_caller(rig, "13800138015")
+        # Before the engine's next tick takes the line's event, the flow hangs up.
+        await bot_a.hangup()
+        await calls[0].hangup()
+        rig.exchange.trunk_down(line_b.trunk)
+        await calls[1].hangup()
+        return [c.end_cause for c in calls]
+
+    assert run_calls(scenario, flow=flow) == ["remote", "line-dropped"]
