@@ -50,10 +50,7 @@ class CallerBot:
     # ------------------------------------------------------------------ actions
     async def dial(self, callee: str, timeout: float = 30.0) -> None:
         """Call the box; returns when the engine answered (raises LineError otherwise)."""
-        loop = asyncio.get_running_loop()
-        self._answered = loop.create_future()
-        self._ended = loop.create_future()
-        self.exchange.listen_ticks(self)
+        answered, ended = self._new_call()
         try:
             self.line = self.exchange.dial_in(self, callee)
         except TrunksBusy as exc:
@@ -65,9 +62,12 @@ class CallerBot:
             self._finish("congestion")
             raise LineError(f"{self.name}: {callee} gave congestion ({exc})") from exc
         waiter = self._wait_ticks(round(timeout * TICKS_PER_SECOND))
-        waits: set[asyncio.Future[Any]] = {self._answered, waiter, self._ended}
+        waits: set[asyncio.Future[Any]] = {answered, waiter, ended}
         await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-        if not self._answered.done():
+        if not answered.done():
+            if ended.done():  # the box hung up (rejected the call, or stopped)
+                raise LineError(f"{self.name}: {callee} hung up before answering "
+                                f"({ended.result()})")
             await self.hangup()
             raise LineError(f"{self.name}: {callee} did not answer within {timeout} s")
 
@@ -140,11 +140,8 @@ class CallerBot:
     # ------------------------------------------------------------------ exchange side
     def attach(self, line: SimLine) -> None:
         """The box called this bot and it answered."""
-        loop = asyncio.get_running_loop()
+        self._new_call()
         self.line = line
-        self._answered = loop.create_future()
-        self._ended = loop.create_future()
-        self.exchange.listen_ticks(self)
 
     def receive(self, frame: bytes) -> None:
         self.heard += frame
@@ -194,6 +191,18 @@ class CallerBot:
             self.exchange.unlisten_ticks(self)
 
     # ------------------------------------------------------------------ internals
+    def _new_call(self) -> tuple[asyncio.Future[None], asyncio.Future[str]]:
+        """Forget how the last call ended (a phone is used for call after call); the new
+        call's answered and ended futures."""
+        loop = asyncio.get_running_loop()
+        answered: asyncio.Future[None] = loop.create_future()
+        ended: asyncio.Future[str] = loop.create_future()
+        self._answered, self._ended = answered, ended
+        self.hangup_cause = None
+        self._local_tone = None
+        self.exchange.listen_ticks(self)
+        return answered, ended
+
     def _wait_ticks(self, ticks: int) -> asyncio.Future[None]:
         self.exchange.listen_ticks(self)
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()

@@ -136,8 +136,13 @@ class SimExchange(Driver):
 
     async def stop(self) -> None:
         for line in list(self.lines.values()):
+            # As a dropped trunk does: the engine gets the event, the trunk is free again
+            # and the far end is told (line.hangup would do nothing once the event has
+            # ended the line).
             line.push_event(LineEvent(EventKind.HANGUP, cause=CAUSE_SHUTDOWN))
-            line.hangup(CAUSE_SHUTDOWN)
+            self.release(line)
+            if line.bot is not None:
+                line.bot.on_remote_hangup(CAUSE_SHUTDOWN)
         self._accept = None
 
     async def originate(self, number: str, caller: str = "") -> Line:
@@ -152,12 +157,13 @@ class SimExchange(Driver):
         line.subscriber = sub
         if sub is None or sub.behaviour is Behaviour.CONGESTION:
             line.tone = ToneSource("vacant" if sub is None else "congestion")
-        elif sub.behaviour is Behaviour.BUSY:
-            line.tone = ToneSource("busy")
+        elif sub.behaviour is Behaviour.BUSY or _in_call(sub.bot):
+            line.tone = ToneSource("busy")  # an off-hook phone gives busy
         else:
             line.tone = ToneSource("ringback")
             if sub.behaviour is Behaviour.ANSWER:
-                line.ring_ticks_left = round(sub.answer_after * TICKS_PER_SECOND)
+                # At least one tick: "answer at once" is still an answer.
+                line.ring_ticks_left = max(1, round(sub.answer_after * TICKS_PER_SECOND))
         return line
 
     def before_tick(self, tick: int) -> None:
@@ -280,6 +286,9 @@ class SimExchange(Driver):
     def _far_end_answers(self, line: SimLine) -> None:
         sub = line.subscriber
         assert sub is not None
+        if _in_call(sub.bot):
+            line.tone = ToneSource("busy")  # picked up another call while this one rang
+            return
         line.connected = True
         line.tone = None
         bot = sub.bot
@@ -289,3 +298,8 @@ class SimExchange(Driver):
             bot.on_answered()
         if sub.signal_answer:
             line.push_event(LineEvent(EventKind.ANSWERED))
+
+
+def _in_call(bot: CallerBot | None) -> bool:
+    """Whether the phone ``bot`` is on a call that has not ended."""
+    return bot is not None and bot.line is not None and bot.line.state is not LineState.ENDED
