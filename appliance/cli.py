@@ -7,6 +7,7 @@ last line of stdout: the digit string, the call-progress outcome, or a JSON obje
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import logging
 import os
@@ -73,8 +74,11 @@ def run(data: Path, port: int, every: float, concurrent: int, flow_name: str,
     except sqlite3.DatabaseError as exc:  # damaged, foreign, or from newer software
         raise click.ClickException(f"could not open the database: {exc}") from exc
     except OSError as exc:
-        raise click.ClickException(f"could not start: {exc} (another engine on port {port}? "
-                                   "try --port)") from exc
+        # Only a port in use gets the hint: a data folder that is a file, or read-only,
+        # is named by the error itself.
+        hint = (" (another appliance running? try --port, --web-port, --control-port)"
+                if exc.errno == errno.EADDRINUSE else "")
+        raise click.ClickException(f"could not start: {exc}{hint}") from exc
 
 
 @main.command()
@@ -153,7 +157,8 @@ async def _engine(data: Path, audiosocket: str, sim: bool, flow_name: str,
     from appliance.voicemail import recovery_hook
     from drivers.base import Driver
 
-    dirs = DataDirs(data).create().claim()
+    # Absolute, so the recording paths the CDR rows keep hold from any working folder.
+    dirs = DataDirs(data.resolve()).create().claim()
     drivers: list[Driver] = []
     ami = None
     if audiosocket:
@@ -236,8 +241,12 @@ async def _engine(data: Path, audiosocket: str, sim: bool, flow_name: str,
         if control is not None:
             control.reminders = reminders
 
+    from appliance.sms.demo import forget_demo_modem
     from appliance.sms.service import SmsService
 
+    if forget_demo_modem(store):
+        click.echo("SMS: the simulated modem an earlier `make run` left set is disabled; "
+                   "set the box's modem on the lines page")
     # SMS through the GSM modem of the lines page, on a thread of its own (serial I/O
     # blocks); with no modem enabled it waits, and the SMS page says why.
     sms = SmsService(store)

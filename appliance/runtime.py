@@ -94,16 +94,18 @@ def run_loop(main: Callable[[], Coroutine[Any, Any, T]]) -> T:
 
 
 def install_stop_signals(stop: Callable[[], None]) -> None:
-    """SIGINT/SIGTERM call ``stop`` once; a second Ctrl-C is left to the default handler."""
+    """SIGINT, SIGTERM and SIGHUP (the terminal closed, the SSH session dropped) call
+    ``stop`` once; a second signal is left to the default handler."""
     loop = asyncio.get_running_loop()
+    signals = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
     def handler(signum: int) -> None:
         log.info("signal %s: stopping", signal.Signals(signum).name)
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in signals:
             loop.remove_signal_handler(sig)
         stop()
 
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig in signals:
         loop.add_signal_handler(sig, handler, sig)
 
 

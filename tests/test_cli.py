@@ -12,6 +12,7 @@ import json
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -172,6 +173,17 @@ def test_a_damaged_database_is_a_one_line_error_naming_the_file(tmp_path: Path,
     assert (data / "appliance.db").read_bytes() == junk  # left as it was
 
 
+def test_a_data_folder_that_is_a_file_is_named_without_a_port_hint(tmp_path: Path) -> None:
+    data = tmp_path / "box"
+    data.write_text("not a folder")
+    res = appliance("run", "--data", str(data), "--port", "0", "--web-port", "0",
+                    "--control-port", "0")
+    assert res.returncode == 1
+    assert str(data) in res.stderr and "File exists" in res.stderr
+    assert "--port" not in res.stderr  # it blamed the AudioSocket port
+    assert "Traceback" not in res.stderr
+
+
 def test_a_second_engine_on_the_same_data_folder_is_refused(tmp_path: Path) -> None:
     data = tmp_path / "box"
     args = [sys.executable, "-m", "appliance.cli", "engine", "--data", str(data), "--sim",
@@ -278,6 +290,50 @@ def test_run_starts_the_appliance_and_stops_cleanly_on_ctrl_c(tmp_path: Path) ->
     assert "stopped cleanly" in text and "end shutdown" in text
     assert f"web admin at http://127.0.0.1:{web_port}/" in text
     assert "web admin stopped" in text
+
+
+def test_run_stops_cleanly_when_its_terminal_closes_and_its_web_never_outlives_it(
+        tmp_path: Path) -> None:
+    web_port = free_port()
+    args = [sys.executable, "-m", "appliance.cli", "run", "--data", str(tmp_path / "var"),
+            "--port", "0", "--every", "5", "--web-port", str(web_port), "--control-port", "0"]
+
+    def start() -> subprocess.Popen[str]:
+        proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE,
+                                stderr=subprocess.DEVNULL, text=True)
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if f"web admin at http://127.0.0.1:{web_port}/" in line:
+                return proc
+        raise AssertionError(f"appliance run ended: {proc.wait()}")
+
+    # The terminal closes (SIGHUP): it killed the run at once, leaving the web admin.
+    proc = start()
+    try:
+        proc.send_signal(signal.SIGHUP)
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        reap(proc)
+    assert proc.returncode == 0 and "stopped cleanly" in out and "web admin stopped" in out
+    with sqlite3.connect(tmp_path / "var" / "appliance.db") as db:
+        # The simulated modem's /dev/pts number is someone else's terminal from now on.
+        assert db.execute("SELECT enabled FROM sms_modem").fetchall() == [(0,)]
+    # Killed outright: the web admin goes with it instead of holding its port.
+    proc = start()
+    try:
+        proc.kill()
+        proc.communicate(timeout=30)
+        deadline = time.monotonic() + 30
+        while web_listening(web_port):
+            assert time.monotonic() < deadline, "the web admin outlived appliance run"
+            time.sleep(0.2)
+    finally:
+        reap(proc)
+
+
+def web_listening(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
 
 
 def interrupt(proc: subprocess.Popen[str], timeout: float = 60) -> str:

@@ -8,6 +8,8 @@ first login must change it. SIGTERM and Ctrl-C stop the server and close the dat
 from __future__ import annotations
 
 import argparse
+import ctypes
+import os
 import signal
 import sqlite3
 import sys
@@ -39,6 +41,16 @@ def _within(low: int, high: int) -> Callable[[str], int]:
     return parse
 
 
+def _stop_with_parent(parent: int) -> None:
+    """Get SIGTERM when the process that started this one (``appliance run``) dies, however
+    it dies (Linux's PR_SET_PDEATHSIG): a web admin left behind would keep its port and
+    serve a box whose engine is gone."""
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM, 0, 0, 0)
+    if os.getppid() != parent:
+        sys.exit("web admin: the process that started it has already ended")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m web", description=__doc__)
     parser.add_argument("--data", type=Path, default=Path("var"),
@@ -47,7 +59,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=_within(0, 65535), default=8080,
                         help="0: any free port")
     parser.add_argument("--threads", type=_within(1, 64), default=4)
+    parser.add_argument("--parent", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.parent:
+        _stop_with_parent(args.parent)
 
     try:
         app = create_app(args.data)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import os
 import random
 import subprocess
 import sys
@@ -50,7 +51,7 @@ from appliance.reminders.dialer import ReminderDialer
 from appliance.reminders.selection import Due
 from appliance.reminders.settings import load as load_reminder_settings
 from appliance.runtime import DataDirs, install_stop_signals
-from appliance.sms.demo import demo_traffic, start_demo_modem
+from appliance.sms.demo import demo_traffic, start_demo_modem, stop_demo_modem
 from appliance.sms.service import SmsService
 from appliance.store import cdr
 from appliance.store.db import Store
@@ -229,9 +230,11 @@ async def callers(exchange: SimExchange, prompts: PromptLibrary, engine: Engine,
 
 def start_web(data: Path, port: int) -> subprocess.Popen[bytes]:
     """The web admin in a process of its own (``python -m web``), in its own session so
-    that Ctrl-C reaches only this runner, which then stops the web with SIGTERM."""
+    that Ctrl-C reaches only this runner, which then stops the web with SIGTERM; and if
+    this runner dies first (killed, a second Ctrl-C), the kernel stops the web too."""
     return subprocess.Popen([sys.executable, "-m", "web", "--data", str(data),
-                             "--port", str(port)], start_new_session=True)
+                             "--port", str(port), "--parent", str(os.getpid())],
+                            start_new_session=True)
 
 
 def stop_web(web: subprocess.Popen[bytes]) -> None:
@@ -246,7 +249,8 @@ def stop_web(web: subprocess.Popen[bytes]) -> None:
 async def run_demo(data: Path, audiosocket_port: int, every: float, concurrent: int,
                    show_calls: int, flow_name: str = "insurance", web_port: int = 0,
                    control_port: int = 0) -> None:
-    dirs = DataDirs(data).create().claim()
+    # Absolute, so the recording paths the CDR rows keep hold from any working folder.
+    dirs = DataDirs(data.resolve()).create().claim()
     store = Store(dirs.database)
     prompts = PromptLibrary()
     for lang in LANGUAGE_KEYS:
@@ -371,7 +375,7 @@ async def run_demo(data: Path, audiosocket_port: int, every: float, concurrent: 
             await asyncio.gather(reminding, return_exceptions=True)  # so does this
         await asyncio.get_running_loop().run_in_executor(None, sms.stop)
         if modem is not None:
-            modem.close()
+            stop_demo_modem(store, modem)
         if web is not None:
             stop_web(web)
         if control is not None:

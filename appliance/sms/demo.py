@@ -10,6 +10,7 @@ it is, and then the demo has no simulated one.
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from typing import Any, Final
 
 from appliance.box.settings import ModemSettings, load_modem, save_modem
@@ -34,6 +35,25 @@ def start_demo_modem(store: Store) -> SimulatedModem | None:
     return modem
 
 
+def stop_demo_modem(store: Store, modem: SimulatedModem) -> None:
+    """Close the simulated modem and disable its row (see :func:`forget_demo_modem`)."""
+    modem.close()
+    forget_demo_modem(store)
+
+
+def forget_demo_modem(store: Store) -> bool:
+    """Disable the modem row an earlier ``make run`` left enabled (it was stopped, or
+    killed before it could say so); True when there was one. Its pseudo-terminal is gone,
+    and the kernel gives the number to the next terminal opened, perhaps an admin's SSH
+    session: an engine would write AT commands into it and set it raw."""
+    rows = store.query("SELECT updated_by, enabled FROM sms_modem WHERE id = 1")
+    settings = load_modem(store)
+    if not rows or rows[0]["updated_by"] != DEMO_BY or settings is None or not settings.enabled:
+        return False
+    save_modem(store, replace(settings, enabled=False), by=DEMO_BY)
+    return True
+
+
 def demo_traffic(store: Store, modem: SimulatedModem) -> dict[str, Any] | None:
     """Queue a premium reminder to a demo customer and have the same customer's question
     arrive on the SIM; the customer, or None when the book has no one with a phone."""
@@ -48,4 +68,4 @@ def demo_traffic(store: Store, modem: SimulatedModem) -> dict[str, Any] | None:
     return c
 
 
-__all__ = ["DEMO_BY", "demo_traffic", "start_demo_modem"]
+__all__ = ["DEMO_BY", "demo_traffic", "forget_demo_modem", "start_demo_modem", "stop_demo_modem"]
