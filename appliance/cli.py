@@ -11,6 +11,7 @@ import errno
 import json
 import logging
 import os
+import socket
 import sqlite3
 import sys
 from collections.abc import Callable
@@ -103,13 +104,20 @@ def engine(data: Path, audiosocket: str, sim: bool, flow_name: str, control_port
     """Run the engine with the configured drivers until SIGINT/SIGTERM."""
     from appliance.runtime import run_loop
 
+    # Every option is checked before the data folder is made or locked.
+    listen = _address(audiosocket, "--audiosocket") if audiosocket else None
+    if listen is None and not sim:
+        raise click.UsageError("no driver configured: give --audiosocket or --sim")
     ami = _ami_options(ami_address, ami_user, ami_secret_file, audiosocket)
     try:
-        run_loop(lambda: _engine(data, audiosocket, sim, flow_name, control_port, ami))
+        run_loop(lambda: _engine(data, listen, sim, flow_name, control_port, ami))
     except DataFolderInUse as exc:
         raise click.ClickException(str(exc)) from exc
     except sqlite3.DatabaseError as exc:  # damaged, foreign, or from newer software
         raise click.ClickException(f"could not open the database: {exc}") from exc
+    except socket.gaierror as exc:
+        raise click.ClickException(f"could not start: {exc.strerror} (is the host of "
+                                   "--audiosocket or --ami a name this box resolves?)") from exc
     except OSError as exc:
         raise click.ClickException(f"could not start: {exc}") from exc
 
@@ -143,7 +151,7 @@ def _ami_options(address: str, user: str, secret_file: Path | None,
     return host, port, user, secret
 
 
-async def _engine(data: Path, audiosocket: str, sim: bool, flow_name: str,
+async def _engine(data: Path, listen: tuple[str, int] | None, sim: bool, flow_name: str,
                   control_port: int, ami_account: tuple[str, int, str, str] | None) -> None:
     from appliance.acd import Acd, records
     from appliance.calls.call import FlowFn
@@ -161,11 +169,11 @@ async def _engine(data: Path, audiosocket: str, sim: bool, flow_name: str,
     dirs = DataDirs(data.resolve()).create().claim()
     drivers: list[Driver] = []
     ami = None
-    if audiosocket:
+    if listen is not None:
         from drivers.asterisk.audiosocket import AudioSocketDriver
         from drivers.asterisk.channels import ChannelMap
 
-        host, port = _address(audiosocket, "--audiosocket")
+        host, port = listen
         channels = ChannelMap() if ami_account is not None else None
         asterisk = AudioSocketDriver(host, port, channels=channels)
         drivers.append(asterisk)
@@ -177,8 +185,6 @@ async def _engine(data: Path, audiosocket: str, sim: bool, flow_name: str,
             # it the driver dials out.
             ami = asterisk.ami = AmiClient(ami_host, ami_port, user, secret,
                                            on_event=asterisk.on_ami_event)
-    if not drivers and not sim:
-        raise click.UsageError("no driver configured: give --audiosocket or --sim")
     store = Store(dirs.database)
     if sim:
         from appliance.box.settings import reserved_inbound_channels
@@ -338,6 +344,8 @@ def detect_dtmf(wav: Path) -> None:
         digits = detect_dtmf_file(wav)
     except WavFormatError as exc:
         raise click.ClickException(str(exc)) from exc
+    except OSError as exc:  # a read error of the disk, a file the kernel will not give
+        raise click.ClickException(f"{wav}: cannot read ({exc.strerror or exc})") from exc
     click.echo(digits)
 
 
@@ -352,6 +360,8 @@ def detect_progress(wav: Path) -> None:
         outcome = detect_progress_file(wav)
     except WavFormatError as exc:
         raise click.ClickException(str(exc)) from exc
+    except OSError as exc:  # a read error of the disk, a file the kernel will not give
+        raise click.ClickException(f"{wav}: cannot read ({exc.strerror or exc})") from exc
     click.echo(outcome.value)
 
 

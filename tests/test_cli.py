@@ -80,6 +80,14 @@ def test_detect_refuses_a_file_of_the_wrong_format(tmp_path: Path) -> None:
     assert "44100 Hz" in res.stderr and "expected 8000 Hz" in res.stderr
 
 
+@pytest.mark.parametrize("kind", ["dtmf", "progress"])
+def test_detect_names_a_file_it_cannot_read(kind: str) -> None:
+    # /proc/self/mem opens and then fails every read, as a bad sector does: a traceback.
+    res = appliance("detect", kind, "/proc/self/mem")
+    assert res.returncode == 1
+    assert res.stderr.strip() == "Error: /proc/self/mem: cannot read (Input/output error)"
+
+
 @pytest.mark.parametrize(
     ("name", "on", "off", "repeat", "expected"),
     [
@@ -171,6 +179,42 @@ def test_a_damaged_database_is_a_one_line_error_naming_the_file(tmp_path: Path,
             "file is not a database") in res.stderr
     assert "Traceback" not in res.stderr
     assert (data / "appliance.db").read_bytes() == junk  # left as it was
+
+
+@pytest.mark.parametrize(("args", "named"), [
+    (["--audiosocket", "foo"], "Invalid value for --audiosocket: expected HOST:PORT, got 'foo'"),
+    (["--audiosocket", ""], "no driver configured: give --audiosocket or --sim"),
+])
+def test_engine_options_are_checked_before_the_data_folder_is_made(
+        tmp_path: Path, args: list[str], named: str) -> None:
+    data = tmp_path / "box"
+    res = appliance("engine", "--data", str(data), *args)
+    assert res.returncode == 2
+    assert named in res.stderr
+    assert not data.exists()  # no folder, no lock, no database left behind
+
+
+def test_engine_says_which_options_name_a_host_that_does_not_resolve(tmp_path: Path) -> None:
+    res = appliance("engine", "--data", str(tmp_path / "box"), "--audiosocket",
+                    "no-such-host.invalid:9092", "--control-port", "0")
+    assert res.returncode == 1
+    assert "is the host of --audiosocket or --ami a name this box resolves?" in res.stderr
+    assert "Traceback" not in res.stderr
+
+
+def test_run_refuses_a_web_port_in_use_instead_of_running_without_its_admin(
+        tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        res = appliance("run", "--data", str(tmp_path / "box"), "--port", "0",
+                        "--web-port", str(port), "--control-port", "0")
+    assert res.returncode == 1
+    assert (f"Error: could not start: [Errno 98] web admin on 127.0.0.1:{port}: Address "
+            "already in use (another appliance running? try --port, --web-port, "
+            "--control-port)") in res.stderr
+    assert "engine up" not in res.stdout
 
 
 def test_a_data_folder_that_is_a_file_is_named_without_a_port_hint(tmp_path: Path) -> None:

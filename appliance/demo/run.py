@@ -21,6 +21,7 @@ import itertools
 import logging
 import os
 import random
+import socket
 import subprocess
 import sys
 import time
@@ -237,6 +238,19 @@ def start_web(data: Path, port: int) -> subprocess.Popen[bytes]:
                             start_new_session=True)
 
 
+def _check_free(port: int, what: str) -> None:
+    """Refuse to start when ``port`` is taken: the web admin runs in a process of its own,
+    and its failing to listen would leave the run up with no admin (its one line lost
+    among the calls'). Bound as waitress binds (SO_REUSEADDR), so a port just freed is
+    not refused."""
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError as exc:
+            raise OSError(exc.errno, f"{what} on 127.0.0.1:{port}: {exc.strerror}") from exc
+
+
 def stop_web(web: subprocess.Popen[bytes]) -> None:
     web.terminate()
     try:
@@ -249,6 +263,8 @@ def stop_web(web: subprocess.Popen[bytes]) -> None:
 async def run_demo(data: Path, audiosocket_port: int, every: float, concurrent: int,
                    show_calls: int, flow_name: str = "insurance", web_port: int = 0,
                    control_port: int = 0) -> None:
+    if web_port:
+        _check_free(web_port, "web admin")
     # Absolute, so the recording paths the CDR rows keep hold from any working folder.
     dirs = DataDirs(data.resolve()).create().claim()
     store = Store(dirs.database)
