@@ -140,6 +140,7 @@ class Call:
         self._collect_done: asyncio.Future[Collected] | None = None
         self.message: _MessageTake | None = None  # the message being recorded, if any
         self._answered: asyncio.Future[None] | None = None
+        self._sleeping: asyncio.Future[None] | None = None  # the flow's sleep() timer
         self._ended: asyncio.Future[str] = engine.loop.create_future()
         #: the clean-up once the call has ended (recording closed, CDR row final)
         self.finalised: asyncio.Task[None] | None = None
@@ -315,10 +316,13 @@ class Call:
         """Wait ``seconds`` (raises CallEnded if the call ends meanwhile, as every other
         action does)."""
         self._check()
-        timer = self.engine.wait_ticks(self, seconds_to_ticks(seconds))
-        await asyncio.wait((timer, self._ended), return_when=asyncio.FIRST_COMPLETED)
-        timer.cancel()  # the engine's timer heap skips a cancelled timer
-        self._check()
+        # Awaited directly (the end of the call fails it: fail_pending), so the flow wakes
+        # in the tick the timer fires and its next prompt starts in that same tick.
+        timer = self._sleeping = self.engine.wait_ticks(self, seconds_to_ticks(seconds))
+        try:
+            await timer
+        finally:
+            self._sleeping = None
 
     async def hangup(self, cause: str = "normal") -> None:
         """End the call from the engine's side; the clean-up runs before this returns
@@ -435,7 +439,7 @@ class Call:
     def fail_pending(self, cause: str) -> None:
         """Wake every pending action with CallEnded (the call is over)."""
         exc = CallEnded(cause)
-        for fut in (self._source_done, self._collect_done, self._answered):
+        for fut in (self._source_done, self._collect_done, self._answered, self._sleeping):
             if fut is not None and not fut.done():
                 fut.set_exception(exc)
         if self.message is not None and not self.message.future.done():

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import time
 import wave
 from pathlib import Path
@@ -662,3 +663,31 @@ def test_a_call_ended_by_the_box_after_its_line_ended_keeps_the_line_s_cause(
         return [c.end_cause for c in calls]
 
     assert run_calls(scenario, flow=flow) == ["remote", "line-dropped"]
+
+
+def test_a_sleep_or_a_collect_timeout_between_prompts_is_as_long_as_asked(
+        run_calls: Any) -> None:
+    # sleep() waking through asyncio.wait took one pass of the loop too many: the flow
+    # missed the tick its timer fired in, and every sleep was a frame too long.
+    a = Prompt.from_samples("A", np.full(1600, 1000, np.int16))  # 10 frames each
+    b = Prompt.from_samples("B", np.full(1600, 2000, np.int16))
+
+    async def flow(call: Call) -> None:
+        await call.answer()
+        await call.play(a)
+        await call.sleep(0.2)
+        await call.play(b)
+        await call.collect(1, first_timeout=0.2)
+        await call.play(a)
+        await call.hangup()
+
+    async def scenario(rig: Rig) -> bytes:
+        bot = CallerBot(rig.exchange, "13800138016")
+        await bot.dial("95500")
+        await bot.wait_hangup(10)
+        return bytes(bot.heard)
+
+    firsts = np.frombuffer(run_calls(scenario, flow=flow), "<i2").reshape(-1, 160)[:, 0]
+    runs = [(int(value), len(list(frames))) for value, frames in itertools.groupby(firsts)]
+    start = runs.index((1000, 10))
+    assert runs[start:start + 5] == [(1000, 10), (0, 10), (2000, 10), (0, 10), (1000, 10)]
