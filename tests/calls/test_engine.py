@@ -118,13 +118,20 @@ def test_cdr_row_and_stereo_recording(run_calls: Any, tmp_path: Path) -> None:
     assert said[: len(said) - len(said) % FRAME] in data
 
 
+async def hangs_up_after(rig: Rig, number: str, seconds: float) -> CallerBot:
+    """A caller who dials the box, listens ``seconds`` and hangs up; returned once the
+    hang-up has had a moment to go through."""
+    bot = CallerBot(rig.exchange, number)
+    await bot.dial("95500")
+    await bot.listen(seconds)
+    await bot.hangup()
+    await bot.wait(0.3)
+    return bot
+
+
 def test_caller_hangs_up_mid_greeting(run_calls: Any, tmp_path: Path) -> None:
     async def scenario(rig: Rig) -> str:
-        bot = CallerBot(rig.exchange, "13800138002")
-        await bot.dial("95500")
-        await bot.listen(1.2)
-        await bot.hangup()
-        await bot.wait(0.5)
+        bot = await hangs_up_after(rig, "13800138002", 1.2)
         return bot.line.id if bot.line else ""
 
     row = cdr_row(tmp_path, run_calls(scenario))
@@ -157,12 +164,7 @@ def test_a_recording_that_cannot_start_costs_the_recording_not_the_call(
     monkeypatch.setattr("appliance.calls.engine.Recorder", disk_full)
 
     async def scenario(rig: Rig) -> CallerBot:
-        bot = CallerBot(rig.exchange, "13800138012")
-        await bot.dial("95500")
-        await bot.listen(1.0)
-        await bot.hangup()
-        await bot.wait(0.3)
-        return bot
+        return await hangs_up_after(rig, "13800138012", 1.0)
 
     bot = run_calls(scenario)
     assert bot.line is not None
