@@ -10,7 +10,6 @@ it is, and then the demo has no simulated one.
 from __future__ import annotations
 
 import time
-from dataclasses import replace
 from typing import Any, Final
 
 from appliance.box.settings import ModemSettings, load_modem, save_modem
@@ -46,12 +45,10 @@ def forget_demo_modem(store: Store) -> bool:
     killed before it could say so); True when there was one. Its pseudo-terminal is gone,
     and the kernel gives the number to the next terminal opened, perhaps an admin's SSH
     session: an engine would write AT commands into it and set it raw."""
-    rows = store.query("SELECT updated_by, enabled FROM sms_modem WHERE id = 1")
-    settings = load_modem(store)
-    if not rows or rows[0]["updated_by"] != DEMO_BY or settings is None or not settings.enabled:
-        return False
-    save_modem(store, replace(settings, enabled=False), by=DEMO_BY)
-    return True
+    # One statement: the check and the change cannot be split by the admin saving a modem.
+    return store.write(lambda db: db.execute(
+        "UPDATE sms_modem SET enabled = 0, updated_at = ? WHERE id = 1 AND enabled"
+        " AND updated_by = ?", [time.time(), DEMO_BY]).rowcount) == 1
 
 
 def demo_traffic(store: Store, modem: SimulatedModem) -> dict[str, Any] | None:
