@@ -47,6 +47,13 @@ class CallEnded(Exception):
 
 
 class Source(Protocol):
+    """What a call is hearing: one frame a tick, None once it is over. ``last`` turns True
+    with the final frame, so the flow waiting for the source goes on in the tick that frame
+    goes out and its next source starts in the next tick, with no silent frame between."""
+
+    @property
+    def last(self) -> bool: ...
+
     def next_frame(self) -> bytes | None: ...
 
 
@@ -151,6 +158,7 @@ class Call:
         # answer sent, by the engine's early pass when the frame came before it.
         self.far_end_clocked = False
         self.early_tick = -1  # the tick whose frame the early pass took
+        self.out_tick = -1  # the tick whose outbound frame was written last
         self._source_interruptible = False
 
     def __repr__(self) -> str:
@@ -241,7 +249,7 @@ class Call:
         if prompt:
             await self.play(*prompt)
         self._check()
-        collector = DigitCollector(self.engine.tick_no, max_digits, terminator, first_timeout,
+        collector = DigitCollector(self.next_free_tick(), max_digits, terminator, first_timeout,
                                    inter_timeout)
         typed, self._typeahead = self._typeahead, []
         for i, digit in enumerate(typed):
@@ -318,7 +326,8 @@ class Call:
         self._check()
         # Awaited directly (the end of the call fails it: fail_pending), so the flow wakes
         # in the tick the timer fires and its next prompt starts in that same tick.
-        timer = self._sleeping = self.engine.wait_ticks(self, seconds_to_ticks(seconds))
+        timer = self._sleeping = self.engine.wait_ticks(
+            self, seconds_to_ticks(seconds), start=self.next_free_tick())
         try:
             await timer
         finally:
@@ -362,9 +371,16 @@ class Call:
         if source is None:
             return None
         frame = source.next_frame()
-        if frame is None:
+        if frame is None or source.last:
             self._stop_source(None)
         return frame
+
+    def next_free_tick(self) -> int:
+        """The tick of this call's next outbound frame not yet written: this tick's for a
+        flow that runs before the engine writes the line, the next one's after it. Timers
+        count from it, so ``sleep(0.2)`` between two prompts is ten frames of silence."""
+        tick = self.engine.tick_no
+        return tick + 1 if self.out_tick >= tick else tick
 
     def answers_alone(self) -> bool:
         """Whether this tick's outbound frame can be made before the tick has taken every
@@ -452,16 +468,19 @@ class Call:
 class _Limited:
     """A source that lasts ``frames`` ticks: a tone, or silence when ``inner`` is None."""
 
-    __slots__ = ("_inner", "_left")
+    __slots__ = ("_inner", "_left", "last")
 
     def __init__(self, inner: ToneSource | None, frames: int) -> None:
         self._inner = inner
         self._left = frames
+        self.last = frames <= 0
 
     def next_frame(self) -> bytes | None:
-        if self._left <= 0:
+        left = self._left
+        if left <= 0:
             return None
-        self._left -= 1
+        self._left = left = left - 1
+        self.last = not left
         return self._inner.next_frame() if self._inner is not None else _SILENT
 
 
@@ -473,6 +492,8 @@ class _Exchange:
     after it has taken this tick's inbound frames, so they are here to hand over first."""
 
     __slots__ = ("_call", "_processor")
+
+    last = False  # a processor says it has finished only by returning None
 
     def __init__(self, call: Call, processor: FrameProcessor) -> None:
         self._call = call

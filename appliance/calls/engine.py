@@ -549,11 +549,14 @@ class Engine:
             bridge.add(call)
         return bridge
 
-    def wait_ticks(self, call: Call | None, ticks: int) -> asyncio.Future[None]:
-        """A future done ``ticks`` ticks from now (``call`` may be None: the ACD times
-        ring and wrap-up periods that belong to no single call)."""
+    def wait_ticks(self, call: Call | None, ticks: int, *, start: int | None = None
+                   ) -> asyncio.Future[None]:
+        """A future done ``ticks`` ticks after tick ``start`` (default: this one), in time
+        for that tick's outbound frames (``call`` may be None: the ACD times ring and
+        wrap-up periods that belong to no single call)."""
         fut: asyncio.Future[None] = self.loop.create_future()
-        heapq.heappush(self._timers, (self.tick_no + ticks, next(self._seq), fut))
+        at = (self.tick_no if start is None else start) + ticks
+        heapq.heappush(self._timers, (at, next(self._seq), fut))
         return fut
 
     def emit(self, what: str, call: Call, **info: Any) -> None:
@@ -863,14 +866,16 @@ class Engine:
     def _outbound(self, calls: list[Call], sent: list[tuple[Call, bytes]]) -> None:
         """Write this tick's frame to each line; ``sent`` gets what went out, to record."""
         ended = CallState.ENDED
+        tick = self.tick_no
         for call in calls:
             if call.state is ended:
                 continue
             out = call.next_output() if call.source is not None else None
             if out is None:
                 bridge = call.bridge
-                out = SILENCE if bridge is None else bridge.frame_for(call, self.tick_no)
+                out = SILENCE if bridge is None else bridge.frame_for(call, tick)
             call.line.write_frame(out)
+            call.out_tick = tick
             if call.recorder is not None:
                 sent.append((call, out))
 

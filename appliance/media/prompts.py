@@ -165,9 +165,10 @@ class PromptLibrary:
 
 
 class PromptPlayer:
-    """Plays a playlist frame by frame; ``next_frame`` returns None once it is over."""
+    """Plays a playlist frame by frame; ``next_frame`` returns None once it is over, and
+    ``last`` is True from its final frame on."""
 
-    __slots__ = ("_frames", "_index", "_item", "_playlist", "interruptible")
+    __slots__ = ("_frames", "_index", "_item", "_playlist", "interruptible", "last")
 
     def __init__(self, playlist: Sequence[Prompt], interruptible: bool = True) -> None:
         self._playlist = tuple(p for p in playlist if p.frames)
@@ -175,20 +176,22 @@ class PromptPlayer:
         self._index = 0
         self._frames: tuple[bytes, ...] = self._playlist[0].frames if self._playlist else ()
         self.interruptible = interruptible
+        self.last = not self._playlist
 
     def next_frame(self) -> bytes | None:
         frames = self._frames
         i = self._index
-        if i < len(frames):
-            self._index = i + 1
-            return frames[i]
-        self._item += 1
-        if self._item >= len(self._playlist):
-            self._frames = ()
-            return None
-        self._frames = self._playlist[self._item].frames
-        self._index = 1
-        return self._frames[0]
+        if i >= len(frames):
+            self._item += 1
+            if self._item >= len(self._playlist):
+                self._frames = ()
+                return None
+            frames = self._frames = self._playlist[self._item].frames
+            i = 0
+        self._index = i + 1
+        if i + 1 == len(frames) and self._item + 1 == len(self._playlist):
+            self.last = True
+        return frames[i]
 
     @property
     def done(self) -> bool:

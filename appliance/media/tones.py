@@ -172,6 +172,8 @@ class ToneSource:
         self._frames = [pcm[i : i + FRAME_BYTES] for i in range(0, len(pcm), FRAME_BYTES)]
         self._next = 0
 
+    last = False  # endless
+
     def next_frame(self) -> bytes:
         frame = self._frames[self._next]
         self._next = (self._next + 1) % len(self._frames)

@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TypeVar
 
-from appliance.acd import Acd, QueueConfig, SeatConfig
+from appliance.acd import Acd, AgentState, QueueConfig, SeatConfig
 from appliance.calls.call import Call, FlowFn
 from appliance.calls.engine import Engine
 from appliance.media.prompts import PromptLibrary, concat
@@ -79,6 +79,13 @@ async def until(engine: Engine, condition: Callable[[], bool], seconds: float = 
             return True
         await engine.wait_ticks(None, 5)
     return condition()
+
+
+def talking(acd: Acd, *seats: str) -> Callable[[], bool]:
+    """Whether the ACD has put one of ``seats`` in a conversation: a seat phone that
+    answered is connected a few ticks before the ACD bridges it, and words said in
+    between reach nobody (as on any switch)."""
+    return lambda: any(acd.seats[s].state is AgentState.TALKING for s in seats)
 
 
 def seat_bot(exchange: SimExchange, number: str, answer_after: float = 1.0) -> CallerBot:

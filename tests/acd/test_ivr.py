@@ -20,7 +20,7 @@ from appliance.ivr.interpreter import Step, make_flow_handler
 from appliance.media.wavio import read_slin
 from appliance.store.db import Store
 from drivers.sim import CallerBot, SimExchange
-from tests.acd.helpers import audio, flush, run_calls, seat_bot, seats, until, voice
+from tests.acd.helpers import audio, flush, run_calls, seat_bot, seats, talking, until, voice
 from tests.rig import InlineExecutor
 from tests.voicemail.conftest import BEEP, spoken
 
@@ -54,8 +54,8 @@ def test_key_zero_reaches_a_seat_and_both_sides_hear_each_other(tmp_path: Path) 
         await bot.press("3")  # English
         await bot.listen(0.5)
         await bot.press("0")
-        assert await until(engine, lambda: s1.connected or s2.connected, 20)
-        seat = s1 if s1.connected else s2
+        assert await until(engine, talking(acd, "s1", "s2"), 20)
+        seat = s1 if talking(acd, "s1")() else s2
         await bot.send(caller_says)
         await seat.send(agent_says)
         await bot.wait(0.5)

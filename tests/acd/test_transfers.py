@@ -29,6 +29,7 @@ from tests.acd.helpers import (
     run_calls,
     seat_bot,
     seats,
+    talking,
     unanswered_seat,
     until,
     voice,
@@ -95,7 +96,7 @@ async def answered_at_s1(engine: Engine, ex: SimExchange, acd: Acd,
     acd.login("s1", "A001")
     caller = CallerBot(ex, number)
     await caller.dial("95500")
-    assert await until(engine, lambda: s1.connected, 10)
+    assert await until(engine, talking(acd, "s1"), 10)
     return caller, s1
 
 
@@ -165,7 +166,7 @@ def test_blind_transfer_to_a_queue_reaches_a_seat_of_that_queue(tmp_path: Path) 
         s3 = seat_bot(ex, "8003")
         acd.login("s3", "A003")
         control.blind_transfer(acd, "s1", "queue", "claims")
-        assert await until(engine, lambda: s3.connected, 15)
+        assert await until(engine, talking(acd, "s3"), 15)
         await caller.send(said)
         await caller.wait(0.5)
         await caller.hangup()

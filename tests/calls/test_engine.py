@@ -693,3 +693,38 @@ def test_a_sleep_or_a_collect_timeout_between_prompts_is_as_long_as_asked(
     runs = [(int(value), len(list(frames))) for value, frames in itertools.groupby(firsts)]
     start = runs.index((1000, 10))
     assert runs[start:start + 5] == [(1000, 10), (0, 10), (2000, 10), (0, 10), (1000, 10)]
+
+
+def test_prompts_and_silences_in_a_row_follow_each_other_without_a_gap(
+        run_calls: Any) -> None:
+    # A source said it had finished only in the tick after its last frame, so every
+    # play() after another left one silent frame, and silence(0.2) lasted 0.24 s.
+    a = Prompt.from_samples("A", np.full(1600, 1000, np.int16))  # 10 frames each
+    b = Prompt.from_samples("B", np.full(800, 2000, np.int16))  # 5 frames
+
+    async def flow(call: Call) -> None:
+        await call.answer()
+        await call.play(a)
+        await call.play(b)
+        await call.silence(0.2)
+        await call.play(a)
+        await call.beep()
+        await call.play(b)
+        await call.hangup()
+
+    async def scenario(rig: Rig) -> bytes:
+        bot = CallerBot(rig.exchange, "13800138017")
+        await bot.dial("95500")
+        await bot.wait_hangup(10)
+        return bytes(bot.heard)
+
+    frames = np.frombuffer(run_calls(scenario, flow=flow), "<i2").reshape(-1, 160)
+    firsts = frames[:, 0]
+    runs = [(int(value), len(list(group))) for value, group in itertools.groupby(firsts)]
+    start = runs.index((1000, 10))
+    assert runs[start:start + 4] == [(1000, 10), (2000, 5), (0, 10), (1000, 10)]
+    # The beep follows the prompt at once, and the last prompt follows the beep at once.
+    after_a = sum(n for _, n in runs[:start + 4])
+    beep_frames = len(beep()) // 160
+    assert not np.all(frames[after_a] == 0) and firsts[after_a] != 1000
+    assert list(firsts[after_a + beep_frames:after_a + beep_frames + 5]) == [2000] * 5
