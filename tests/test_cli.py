@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
+import os
 import shutil
 import signal
 import socket
@@ -373,6 +375,47 @@ def test_run_stops_cleanly_when_its_terminal_closes_and_its_web_never_outlives_i
             time.sleep(0.2)
     finally:
         reap(proc)
+
+
+def test_run_starts_its_web_admin_again_when_it_dies_mid_run(tmp_path: Path) -> None:
+    import urllib.request
+
+    web_port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "appliance.cli", "run", "--data", str(tmp_path / "var"),
+         "--port", "0", "--every", "5", "--web-port", str(web_port), "--control-port", "0"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )
+    admin = f"web admin at http://127.0.0.1:{web_port}/"
+    # Killed if the admin never comes back, so the reading below ends instead of hanging.
+    watchdog = threading.Timer(90, proc.kill)
+    watchdog.start()
+    try:
+        assert proc.stdout is not None
+        seen = [line for line in itertools.takewhile(lambda x: admin not in x, proc.stdout)]
+        (web_pid,) = children(proc.pid)
+        os.kill(web_pid, signal.SIGKILL)  # a crash, the OOM killer
+        for line in proc.stdout:
+            seen.append(line)
+            if admin in line:
+                break
+        assert "web admin was killed by signal 9" in "".join(seen), "".join(seen)
+        (again,) = children(proc.pid)
+        assert again != web_pid
+        with urllib.request.urlopen(f"http://127.0.0.1:{web_port}/login", timeout=10) as r:
+            assert r.status == 200 and "登录" in r.read().decode()
+        out = interrupt(proc)
+    finally:
+        watchdog.cancel()
+        reap(proc)
+    assert proc.returncode == 0 and "stopped cleanly" in out and "web admin stopped" in out
+    assert not web_listening(web_port)
+
+
+def children(pid: int) -> list[int]:
+    """The processes ``pid`` started that are still running (the web admin)."""
+    found = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return [int(p) for p in found]
 
 
 def web_listening(port: int) -> bool:

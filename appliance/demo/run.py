@@ -19,11 +19,8 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-import os
 import random
 import socket
-import subprocess
-import sys
 import time
 from datetime import date
 from pathlib import Path
@@ -41,6 +38,7 @@ from appliance.conference import Conferences
 from appliance.control import ControlServer
 from appliance.demo.flow import digit_prompts, make_demo_flow
 from appliance.demo.reminders import ensure_demo_policies, subscribe_holders
+from appliance.demo.webadmin import WebAdmin, web_command
 from appliance.fax.requests import serve_resend_requests
 from appliance.insurance.demo_data import load_demo_data
 from appliance.ivr.port_routes import PortRoutes
@@ -229,15 +227,6 @@ async def callers(exchange: SimExchange, prompts: PromptLibrary, engine: Engine,
         await asyncio.sleep(every)
 
 
-def start_web(data: Path, port: int) -> subprocess.Popen[bytes]:
-    """The web admin in a process of its own (``python -m web``), in its own session so
-    that Ctrl-C reaches only this runner, which then stops the web with SIGTERM; and if
-    this runner dies first (killed, a second Ctrl-C), the kernel stops the web too."""
-    return subprocess.Popen([sys.executable, "-m", "web", "--data", str(data),
-                             "--port", str(port), "--parent", str(os.getpid())],
-                            start_new_session=True)
-
-
 def _check_free(port: int, what: str) -> None:
     """Refuse to start when ``port`` is taken: the web admin runs in a process of its own,
     and its failing to listen would leave the run up with no admin (its one line lost
@@ -249,15 +238,6 @@ def _check_free(port: int, what: str) -> None:
             probe.bind(("127.0.0.1", port))
         except OSError as exc:
             raise OSError(exc.errno, f"{what} on 127.0.0.1:{port}: {exc.strerror}") from exc
-
-
-def stop_web(web: subprocess.Popen[bytes]) -> None:
-    web.terminate()
-    try:
-        web.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        web.kill()
-        web.wait()
 
 
 async def run_demo(data: Path, audiosocket_port: int, every: float, concurrent: int,
@@ -338,12 +318,14 @@ async def run_demo(data: Path, audiosocket_port: int, every: float, concurrent: 
         await control.start()  # before the web, which reads its address
     # Started after the demo book is in, so its first page has data; it prints its own
     # address and the first-login admin password.
-    web = start_web(dirs.root, web_port) if web_port else None
+    web = WebAdmin(web_command(dirs.root, web_port), _say) if web_port else None
+    if web is not None:
+        web.start()
     engine_task = asyncio.create_task(engine.run())
     await engine.started.wait()
     if engine_task.done():
         if web is not None:
-            stop_web(web)
+            web.stop()
         if control is not None:
             await control.close()
         store.close()
@@ -375,6 +357,8 @@ async def run_demo(data: Path, audiosocket_port: int, every: float, concurrent: 
     resends = asyncio.create_task(serve_resend_requests(engine, exchange, store,
                                                         out_dir=dirs.root / "faxes"))
     reminding = asyncio.create_task(reminders.serve()) if reminders is not None else None
+    # An admin that dies mid-run (a crash, the OOM killer) is started again.
+    watching = asyncio.create_task(web.watch()) if web is not None else None
     if reminders is not None:
         rs = load_reminder_settings(store)
         _say(f"premium reminders {'on' if rs.enabled else 'off'}: due in {rs.days_ahead} days or"
@@ -392,8 +376,11 @@ async def run_demo(data: Path, audiosocket_port: int, every: float, concurrent: 
         await asyncio.get_running_loop().run_in_executor(None, sms.stop)
         if modem is not None:
             stop_demo_modem(store, modem)
+        if watching is not None:
+            watching.cancel()
+            await asyncio.gather(watching, return_exceptions=True)
         if web is not None:
-            stop_web(web)
+            web.stop()
         if control is not None:
             await control.close()
         rows = cdr.recent_calls(store, limit=show_calls)
