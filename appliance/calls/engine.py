@@ -90,6 +90,7 @@ MAX_BEHIND_TICKS = 5
 KEY_WRITE_TICKS = 5
 #: how long a flow may take to unwind after its call ended before it is cancelled
 FLOW_GRACE_SECONDS = 5.0
+CAUSE_FLOW_ERROR = "flow-error"  # the flow, or the audio it was playing, failed
 
 
 @dataclass
@@ -430,7 +431,7 @@ class Engine:
             cause = CAUSE_SHUTDOWN
         except Exception:
             log.exception("call %s: flow failed", call.id)
-            cause = "flow-error"
+            cause = CAUSE_FLOW_ERROR
         finally:
             if not call.ended:
                 await self.end_call(call, cause)
@@ -870,11 +871,19 @@ class Engine:
         for call in calls:
             if call.state is ended:
                 continue
-            out = call.next_output() if call.source is not None else None
-            if out is None:
-                bridge = call.bridge
-                out = SILENCE if bridge is None else bridge.frame_for(call, tick)
-            call.line.write_frame(out)
+            try:
+                out = call.next_output() if call.source is not None else None
+                if out is None:
+                    bridge = call.bridge
+                    out = SILENCE if bridge is None else bridge.frame_for(call, tick)
+                call.line.write_frame(out)
+            except Exception:
+                # A source (a fax modem's processor) or a line that fails ends its own
+                # call; raised from here it would stop every later line's frame and every
+                # recording, tick after tick.
+                log.exception("call %s: its outbound audio failed; hanging up", call.id)
+                self._end_now(call, CAUSE_FLOW_ERROR)
+                continue
             call.out_tick = tick
             if call.recorder is not None:
                 sent.append((call, out))

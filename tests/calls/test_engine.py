@@ -728,3 +728,37 @@ def test_prompts_and_silences_in_a_row_follow_each_other_without_a_gap(
     beep_frames = len(beep()) // 160
     assert not np.all(frames[after_a] == 0) and firsts[after_a] != 1000
     assert list(firsts[after_a + beep_frames:after_a + beep_frames + 5]) == [2000] * 5
+
+
+def test_a_failing_frame_processor_ends_its_own_call_and_no_other(run_calls: Any) -> None:
+    # Raised out of the tick's writing loop, it left every later line without audio and
+    # every recording stalled, tick after tick, and its own call up.
+    class Broken:
+        def rx(self, frame: bytes) -> None:
+            pass
+
+        def tx(self) -> bytes | None:
+            raise RuntimeError("modem bug")
+
+    async def flow(call: Call) -> None:
+        await call.answer()
+        if call.caller == "13800138021":
+            await call.exchange(Broken())
+        else:
+            await call.play_tone("ringback", 5)
+
+    async def scenario(rig: Rig) -> tuple[list[int], str | None, int, list[int]]:
+        bots = [CallerBot(rig.exchange, f"1380013802{i}") for i in range(3)]
+        for bot in bots:
+            await bot.dial("95500")
+        before = [len(bot.heard) for bot in bots]
+        await bots[0].wait(1.0)
+        heard = [len(bot.heard) - b for bot, b in zip(bots, before, strict=True)]
+        recorded = [c.recorder.frames_written for c in rig.engine.calls if c.recorder]
+        return heard, bots[1].hangup_cause, rig.engine.stats.failed_ticks, recorded
+
+    heard, cause, failed, recorded = run_calls(scenario, flow=flow)
+    # A second of ringback for the two others, all of it; nothing from the broken one.
+    assert [n // 320 >= 50 for n in heard] == [True, False, True] and heard[1] == 0
+    assert cause == "flow-error" and failed == 0
+    assert len(recorded) == 2 and min(recorded) >= 50
