@@ -146,7 +146,7 @@ class Call:
         self._collector: DigitCollector | None = None
         self._collect_done: asyncio.Future[Collected] | None = None
         self.message: _MessageTake | None = None  # the message being recorded, if any
-        self._answered: asyncio.Future[None] | None = None
+        self._answer_waiters: list[asyncio.Future[None]] = []  # wait_answered()'s
         self._sleeping: asyncio.Future[None] | None = None  # the flow's sleep() timer
         self._ended: asyncio.Future[str] = engine.loop.create_future()
         #: the clean-up once the call has ended (recording closed, CDR row final)
@@ -176,9 +176,14 @@ class Call:
         self._check()
         if self.state is CallState.ACTIVE:
             return
-        if self._answered is None:
-            self._answered = self.engine.loop.create_future()
-        await self._answered
+        # A future per waiter: one that gives up (a timeout, the ACD's ring timer) must not
+        # cancel the answer every other waiter, the call's own flow too, is waiting for.
+        fut: asyncio.Future[None] = self.engine.loop.create_future()
+        self._answer_waiters.append(fut)
+        try:
+            await fut
+        finally:
+            self._answer_waiters.remove(fut)
 
     async def play(self, *prompts: Prompt | str, interruptible: bool = True) -> str | None:
         """Play prompts in turn; a key stops them when ``interruptible``.
@@ -307,6 +312,11 @@ class Call:
             end = await fut
         except CallEnded:
             end = RecordEnd.HANGUP
+        except asyncio.CancelledError:
+            # The flow gave up on the message (a timeout, a sibling task failing): what was
+            # said is kept and indexed as on a hang-up, and the cancellation goes on.
+            self.engine.close_later(recorder, self.id, index=index)
+            raise
         finally:
             self.message = None
         frames = recorder.frames_written
@@ -356,7 +366,12 @@ class Call:
         self.source = source
         self._source_done = fut
         self._source_interruptible = interruptible
-        return await fut
+        try:
+            return await fut
+        except asyncio.CancelledError:
+            if self._source_done is fut:
+                self._stop_source(None)  # a cancelled play stops sounding
+            raise
 
     def _stop_source(self, result: str | None) -> None:
         fut = self._source_done
@@ -449,13 +464,15 @@ class Call:
             take.future.set_result(RecordEnd.SILENCE)
 
     def mark_answered(self) -> None:
-        if self._answered is not None and not self._answered.done():
-            self._answered.set_result(None)
+        for fut in self._answer_waiters:
+            if not fut.done():
+                fut.set_result(None)
 
     def fail_pending(self, cause: str) -> None:
         """Wake every pending action with CallEnded (the call is over)."""
         exc = CallEnded(cause)
-        for fut in (self._source_done, self._collect_done, self._answered, self._sleeping):
+        for fut in (self._source_done, self._collect_done, self._sleeping,
+                    *self._answer_waiters):
             if fut is not None and not fut.done():
                 fut.set_exception(exc)
         if self.message is not None and not self.message.future.done():

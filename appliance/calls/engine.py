@@ -537,6 +537,13 @@ class Engine:
             cdr.index_recording(self.store, str(path), call_id, None, frames, False)
         return path
 
+    def close_later(self, recorder: Recorder, call_id: str, *, index: bool = True) -> None:
+        """:meth:`close_recorder` as a task of its own, for a flow that cannot wait (it is
+        being cancelled); :meth:`settle` and the engine's stop wait for it."""
+        task = self.loop.create_task(self.close_recorder(recorder, call_id, index=index))
+        self._cleanups.add(task)
+        task.add_done_callback(self._cleanups.discard)
+
     async def settle(self) -> None:
         """Wait until every ended call is fully cleaned up: its flow has unwound (closing
         any message it was recording), its recording is in place and its CDR row final."""

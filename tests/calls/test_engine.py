@@ -20,6 +20,7 @@ from appliance.calls.engine import Engine
 from appliance.demo.flow import digit_prompts
 from appliance.media.dtmf import detect_digits
 from appliance.media.prompts import Prompt, PromptLibrary, concat
+from appliance.media.recorder import wav_frames
 from appliance.media.tones import beep
 from drivers.base import EventKind, Line, LineError, LineEvent
 from drivers.sim import CallerBot
@@ -762,3 +763,55 @@ def test_a_failing_frame_processor_ends_its_own_call_and_no_other(run_calls: Any
     assert [n // 320 >= 50 for n in heard] == [True, False, True] and heard[1] == 0
     assert cause == "flow-error" and failed == 0
     assert len(recorded) == 2 and min(recorded) >= 50
+
+
+def test_cancelled_actions_stop_their_audio_keep_their_message_and_spare_other_waiters(
+        run_calls: Any) -> None:
+    # A cancelled play went on sounding; a cancelled record_message left its message an
+    # open .part; one cancelled wait_answered cancelled every other waiter's answer too.
+    long = Prompt.from_samples("long", np.full(8000 * 10, 1000, np.int16))
+    kept: list[Path] = []
+
+    async def give_up(call: Call, action: Any, ticks: int) -> None:
+        task = asyncio.ensure_future(action)
+        await asyncio.wait({task, call.engine.wait_ticks(call, ticks)},
+                           return_when=asyncio.FIRST_COMPLETED)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    async def flow(call: Call) -> None:
+        await call.answer()
+        await give_up(call, call.play(long), 25)
+        await call.sleep(1.0)
+        path = call.engine.recordings / "messages" / f"{call.id}.msg.wav"
+        await give_up(call, call.record_message(path, max_seconds=60), 50)
+        kept.append(path)
+        await call.hangup()
+
+    async def answered(call: Call) -> None:
+        await call.wait_answered()
+        await call.hangup()
+
+    async def scenario(rig: Rig) -> tuple[int, str, str | None]:
+        bot = CallerBot(rig.exchange, "13800138030")
+        await bot.dial("95500")
+        await bot.send(np.full(8000 * 2, 3000, np.int16))
+        await bot.wait_hangup(10)
+        rig.exchange.subscribe("8003", CallerBot(rig.exchange, "8003"), answer_after=2.0,
+                               signal_answer=True)
+        call = await rig.engine.originate(rig.exchange, "8003", answered)
+        waiter = asyncio.ensure_future(call.wait_answered())  # a screen that gives up
+        await rig.engine.wait_ticks(None, 50)
+        waiter.cancel()
+        await call.wait_ended()
+        await rig.engine.settle()
+        played = int(np.count_nonzero(bot.heard_samples().reshape(-1, 160)[:, 0] == 1000))
+        return played, call.end_cause, None if call.answered_at is None else "answered"
+
+    played, cause, answered_at = run_calls(scenario, flow=flow)
+    assert 24 <= played <= 26  # half a second of the prompt, then silence
+    (path,) = kept
+    assert path.is_file() and not path.with_name(path.name + ".part").exists()
+    assert 45 <= wav_frames(path) <= 51
+    assert (cause, answered_at) == ("normal", "answered")
