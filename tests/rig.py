@@ -67,3 +67,23 @@ def killed_after_report(module: str, root: Path) -> list[str]:
         proc.wait(timeout=10)
         if proc.stdout is not None:
             proc.stdout.close()
+
+
+class DiskFills:
+    """A recording's file on a disk with ``room`` bytes left: a short write, then ENOSPC."""
+
+    def __init__(self, real: Any, room: int) -> None:
+        self.real, self.room = real, room
+
+    def write(self, data: bytes) -> int:
+        if self.room <= 0:
+            raise OSError(28, "No space left on device")
+        n = int(self.real.write(bytes(data[: self.room])))
+        self.room -= n
+        return n
+
+    def fileno(self) -> int:
+        return int(self.real.fileno())
+
+    def close(self) -> None:
+        self.real.close()

@@ -324,8 +324,14 @@ class Engine:
                 # A call's recording is <call id>.wav; other takes of the same call (a
                 # message: <call id>.msg.wav) are indexed with it but are not its recording.
                 call_id = path.stem.split(".")[0]
-                cdr.index_recording(self.store, str(path), call_id, None, wav_frames(path),
-                                    True)
+                try:
+                    frames = wav_frames(path)
+                except (OSError, EOFError, wave.Error) as exc:
+                    # The box starts all the same; the file stays where it is.
+                    log.error("recovered recording %s is unreadable: %s; not indexed",
+                              path, exc)
+                    continue
+                cdr.index_recording(self.store, str(path), call_id, None, frames, True)
                 if path.stem == call_id:
                     cdr.attach_recording(self.store, call_id, path)
         return recovered

@@ -13,6 +13,7 @@ every file the engine indexes opens as an ordinary WAV.
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import struct
@@ -79,23 +80,16 @@ class Recorder:
             # Never replace a finished recording: a clash of names is a bug upstream.
             raise FileExistsError(f"{self.path}: a recording with this name already exists")
         # "x": a .part left by a crash is recover()'s to repair, never overwritten here.
-        # The file and the wave writer live until close() or abort(): no `with` here.
-        self._file = open(self.part_path, "xb")  # noqa: SIM115
+        # Unbuffered: every write goes to the OS at once and says how much it wrote, so on
+        # a full disk the recorder knows to the byte what the file holds (a buffered writer
+        # would take bytes it then cannot write, and the header would say 0 frames).
+        self._file = open(self.part_path, "xb", buffering=0)  # noqa: SIM115
         try:
-            self._wav = wave.open(self._file, "wb")  # noqa: SIM115
-            self._wav.setnchannels(channels)
-            self._wav.setsampwidth(2)
-            self._wav.setframerate(SAMPLE_RATE)
-            # Write the header now, so even a call that dies before its first flush leaves
-            # a .part that recover() turns into a valid (empty) WAV rather than a broken one.
-            self._wav.writeframesraw(b"")
-            self._file.flush()
+            # The header now, so even a call that dies before its first flush leaves a
+            # .part that recover() turns into a valid (empty) WAV rather than a broken one.
+            self._file.write(wav_header(channels, 0))
         except BaseException:
-            # On a full disk closing fails the same way; the file goes all the same, and the
-            # wave writer is closed first so that its finaliser has nothing left to write.
             try:
-                with contextlib.suppress(Exception):
-                    self._wav.close()
                 with contextlib.suppress(OSError):
                     self._file.close()
             finally:
@@ -150,35 +144,47 @@ class Recorder:
 
         A disk error does not propagate: raised from ``write`` it would stop the engine's
         tick for every call. It is logged, kept in ``error``, and this recording stops
-        there (later audio would land after a partial write, misaligned); what was flushed
+        there (later audio would land after a partial write, misaligned); what was written
         before stays playable.
         """
         if self._closed:
             return
         self._interleave()
-        if not self._buf:
+        self._write_buffer()
+
+    def _write_buffer(self) -> None:
+        buf = self._buf
+        if not buf:
             return
+        written = 0
         if self.error is None:
             try:
-                # writeframesraw leaves the header alone (no seek back per flush); close()
-                # or recover() fixes the sizes once.
-                self._wav.writeframesraw(self._buf)
-                self._file.flush()
+                chunk = buf
+                while True:
+                    # A raw write may be short (the disk filling up): go on from there.
+                    n = self._file.write(chunk)
+                    if not n:
+                        raise OSError(errno.EIO, "the file took no bytes")
+                    written += n
+                    if written >= len(buf):
+                        break
+                    chunk = buf[written:]
             except OSError as exc:
-                self.error = exc
+                # Without its traceback: kept in ``error``, it would keep the frames and
+                # the buffer they hold alive.
+                self.error = exc.with_traceback(None)
                 log.error("%s: recording stopped, a write failed: %s", self.part_path, exc)
-            else:
-                self._flushed_bytes += len(self._buf)
-                self._buf.clear()
-                return
-        self._dropped_bytes += len(self._buf)
-        self._buf.clear()
+        self._flushed_bytes += written
+        self._dropped_bytes += len(buf) - written
+        buf.clear()
 
     def close(self) -> Path:
         """Finish the file: header, fsync, rename into place. Returns the final path.
 
-        Idempotent. If the disk fails on the way, the file handle is still closed and the
-        ``.part`` stays where :func:`recover` will find it at the next start.
+        Idempotent. A disk error on the last write is logged (``error``) and the file is
+        finished with what it holds. If the header, fsync or rename fails, the file handle
+        is still closed and the ``.part`` stays where :func:`recover` will find it at the
+        next start.
         """
         if self._closed:
             if self._failed:
@@ -188,22 +194,19 @@ class Recorder:
                 )
             return self.path
         self._interleave()
+        self._write_buffer()
         self._closed = True
-        buf, self._buf = self._buf, _ClosedBuffer(self.path)
-        self._left = self._right = _ClosedBuffer(self.path)
+        self._buf = self._left = self._right = _ClosedBuffer(self.path)
         try:
             try:
-                try:
-                    if buf and self.error is None:
-                        self._wav.writeframesraw(buf)
-                        self._flushed_bytes += len(buf)
-                    else:
-                        self._dropped_bytes += len(buf)
-                finally:
-                    # Always close the wave writer (it patches the RIFF and data sizes):
-                    # left open, its __del__ would later write to a closed file.
-                    self._wav.close()
-                os.fsync(self._file.fileno())
+                fd = self._file.fileno()
+                # Whole sample frames only: a short write may have ended inside one.
+                block = 2 * self.channels
+                data_len = self._flushed_bytes - self._flushed_bytes % block
+                if data_len != self._flushed_bytes:
+                    os.ftruncate(fd, _HEADER_BYTES + data_len)
+                _patch_sizes(fd, data_len)
+                os.fsync(fd)
             finally:
                 self._file.close()
             os.replace(self.part_path, self.path)
@@ -223,11 +226,8 @@ class Recorder:
         self._closed = True
         self._buf = self._left = self._right = _ClosedBuffer(self.path)
         try:
-            # Closing the wave writer patches a header about to be deleted, but left open
-            # its __del__ would later write to a closed file.
-            self._wav.close()
-        finally:
             self._file.close()
+        finally:
             self.part_path.unlink(missing_ok=True)
 
     def __enter__(self) -> Recorder:
@@ -266,7 +266,7 @@ def recover(directory: Path) -> list[Path]:
             continue
         try:
             final = _recover_one(part)
-        except OSError as exc:
+        except Exception as exc:
             # A file that cannot be repaired or renamed (read-only folder, bad sector) is
             # left where it is for the next start; the box still starts and takes calls.
             log.error("%s: could not recover this unfinished recording: %s; left as it is",
@@ -307,30 +307,48 @@ class _BrokenPart(Exception):
     """The .part has no usable WAV header (the message says what is wrong)."""
 
 
+def wav_header(channels: int, data_len: int) -> bytes:
+    """The 44-byte header of an 8 kHz 16-bit PCM WAV holding ``data_len`` bytes of audio."""
+    block = 2 * channels
+    return struct.pack("<4sL4s4sLHHLLHH4sL", b"RIFF", _HEADER_BYTES - 8 + data_len, b"WAVE",
+                       b"fmt ", 16, 1, channels, SAMPLE_RATE, SAMPLE_RATE * block, block, 16,
+                       b"data", data_len)
+
+
+def _patch_sizes(fd: int, data_len: int) -> None:
+    """Set the RIFF and data sizes of the open WAV ``fd`` (written in place, no seek)."""
+    os.pwrite(fd, struct.pack("<L", _HEADER_BYTES - 8 + data_len), 4)
+    os.pwrite(fd, struct.pack("<L", data_len), 40)
+
+
 def _repair(part: Path) -> None:
-    """Set the RIFF and data sizes of ``part`` from its length, dropping a partial sample."""
+    """Set the RIFF and data sizes of ``part`` from its length, dropping a partial sample.
+
+    Only a header the recorder could have written is trusted (8 kHz 16-bit PCM, one or two
+    channels): anything else would be renamed into a file that no player, and not the
+    engine's own index or the backup's check, can open."""
     with open(part, "r+b") as f:
         size = os.fstat(f.fileno()).st_size
         if size < _HEADER_BYTES:
             raise _BrokenPart(f"{size} bytes, too short for a WAV header")
         header = f.read(_HEADER_BYTES)
-        riff, _, wave_id, fmt_id, fmt_len, fmt_tag, _, _, _, block_align, bits, data_id = (
-            struct.unpack("<4sL4s4sLHHLLHH4s", header[:40])
-        )
+        (riff, _, wave_id, fmt_id, fmt_len, fmt_tag, channels, rate, byte_rate, block_align,
+         bits, data_id) = struct.unpack("<4sL4s4sLHHLLHH4s", header[:40])
         if (riff, wave_id, fmt_id, fmt_len, data_id) != (b"RIFF", b"WAVE", b"fmt ", 16, b"data"):
             raise _BrokenPart("not the RIFF/WAVE header the recorder writes")
-        if fmt_tag != 1 or bits != 16 or block_align not in (2, 4):
-            raise _BrokenPart(f"format {fmt_tag}, {bits}-bit, block {block_align}: not slin")
+        if (fmt_tag, bits, rate) != (1, 16, SAMPLE_RATE) or channels not in (1, 2) or (
+                block_align, byte_rate) != (2 * channels, SAMPLE_RATE * 2 * channels):
+            raise _BrokenPart(f"format {fmt_tag}, {bits}-bit, {channels} channel(s) at "
+                              f"{rate} Hz, block {block_align}: not the recorder's slin")
         data_len = size - _HEADER_BYTES
         # A kill during a write can leave part of a sample frame at the end.
         data_len -= data_len % block_align
+        if _HEADER_BYTES - 8 + data_len > 0xFFFFFFFF:
+            raise _BrokenPart(f"{size} bytes, more than a WAV's 32-bit sizes can hold")
         if _HEADER_BYTES + data_len != size:
             f.truncate(_HEADER_BYTES + data_len)
-        f.seek(4)
-        f.write(struct.pack("<L", _HEADER_BYTES - 8 + data_len))
-        f.seek(40)
-        f.write(struct.pack("<L", data_len))
         f.flush()
+        _patch_sizes(f.fileno(), data_len)
         os.fsync(f.fileno())
 
 

@@ -26,6 +26,7 @@ from drivers.base import EventKind, Line, LineError, LineEvent
 from drivers.sim import CallerBot
 from drivers.sim.exchange import Behaviour
 from tests.calls.conftest import Rig
+from tests.rig import DiskFills
 
 FRAME = 320
 
@@ -214,11 +215,8 @@ def test_a_recording_cut_short_by_the_disk_is_indexed_as_long_as_the_file_is(
             for _ in range(5):
                 rec.write(bytes(FRAME))  # flushed: in the file
 
-            def disk_full(data: bytes) -> None:
-                raise OSError(28, "No space left on device")
-
             with monkeypatch.context() as m:
-                m.setattr(rec._wav, "writeframesraw", disk_full)
+                m.setattr(rec, "_file", DiskFills(rec._file, room=0))
                 for _ in range(7):
                     rec.write(bytes(FRAME))  # accepted, never written
             await engine.close_recorder(rec, "c1")

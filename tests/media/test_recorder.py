@@ -19,6 +19,7 @@ import pytest
 from appliance.media.frame import FRAME_BYTES, SAMPLE_RATE, SAMPLES_PER_FRAME
 from appliance.media.recorder import Recorder, recover, wav_frames
 from appliance.media.wavio import read_slin
+from tests.rig import DiskFills
 
 
 def pattern(i: int, channels: int = 1) -> bytes:
@@ -145,10 +146,7 @@ def test_disk_error_stops_the_recording_not_the_caller(
     for i in range(5):
         rec.write(pattern(i))
 
-    def disk_full(data: bytes) -> None:
-        raise OSError(28, "No space left on device")
-
-    monkeypatch.setattr(rec._wav, "writeframesraw", disk_full)
+    monkeypatch.setattr(rec, "_file", DiskFills(rec._file, room=0))
     with caplog.at_level(logging.ERROR, logger="appliance.media.recorder"):
         for i in range(5, 12):
             rec.write(pattern(i))  # the flush at frame 10 fails; write() does not raise
@@ -160,6 +158,25 @@ def test_disk_error_stops_the_recording_not_the_caller(
     # What reached the disk before the failure is a playable file; nothing after it.
     assert wav_contents(final)[2] == expected_pcm(5)
     assert wav_frames(final) == 5
+
+
+def test_a_disk_that_fills_inside_a_write_leaves_exactly_what_it_took(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A buffered writer took the bytes the disk then refused, the header patch at close
+    # failed on them, and the .part said 0 frames until the next start's recovery.
+    rec = Recorder(tmp_path / "short.wav", flush_frames=5)
+    for i in range(5):
+        rec.write(pattern(i))
+    monkeypatch.setattr(rec, "_file", DiskFills(rec._file, room=3 * 320 + 101))
+    for i in range(5, 15):
+        rec.write(pattern(i))
+    assert isinstance(rec.error, OSError)
+    final = rec.close()  # finished with what the disk holds, not left a .part
+    assert not rec.part_path.exists()
+    pcm = wav_contents(final)[2]
+    assert pcm == expected_pcm(15)[: 8 * 320 + 100]  # a half sample is cut off
+    assert wav_frames(final) == 8
 
 
 def test_refuses_to_replace_a_finished_recording(tmp_path: Path) -> None:
@@ -255,13 +272,41 @@ def test_recover_leaves_a_part_it_cannot_touch_and_goes_on(
 def test_a_recording_that_cannot_start_leaves_no_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def disk_full(self: object, data: bytes) -> None:
-        raise OSError(28, "No space left on device")
+    real_open = open
 
-    monkeypatch.setattr(wave.Wave_write, "writeframesraw", disk_full)
+    def on_a_full_disk(path: Path, mode: str, buffering: int = -1) -> DiskFills:
+        return DiskFills(real_open(path, mode, buffering), room=0)
+
+    monkeypatch.setattr("appliance.media.recorder.open", on_a_full_disk, raising=False)
     with pytest.raises(OSError, match="No space left"):
         Recorder(tmp_path / "full.wav")
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(("offset", "value", "why"), [
+    (22, 0, "0 channel"), (22, 3, "3 channel"), (24, 0, "at 0 Hz"), (24, 16000, "16000 Hz")])
+def test_recover_moves_aside_a_part_whose_format_the_recorder_never_writes(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, offset: int, value: int, why: str
+) -> None:
+    # Renamed into place, such a file broke the engine's start (no channels: wave.Error
+    # out of the indexing) or every later backup's check (3 channels, 0 Hz).
+    part = crashed_part(tmp_path, "odd.wav", 5)
+    data = bytearray(part.read_bytes())
+    data[offset:offset + (2 if offset == 22 else 4)] = value.to_bytes(
+        2 if offset == 22 else 4, "little")
+    part.write_bytes(bytes(data))
+    with caplog.at_level(logging.WARNING, logger="appliance.media.recorder"):
+        assert recover(tmp_path) == []
+    assert why in caplog.text
+    assert (tmp_path / "odd.wav.broken").read_bytes() == bytes(data)  # the audio is kept
+
+
+def test_recover_moves_aside_a_part_too_long_for_a_wav(tmp_path: Path) -> None:
+    part = crashed_part(tmp_path, "long.wav", 1)
+    with open(part, "r+b") as f:
+        f.truncate(2**32 + 1000)  # sparse: struct.pack of its size raised, at every start
+    assert recover(tmp_path) == []
+    assert (tmp_path / "long.wav.broken").stat().st_size == 2**32 + 1000
 
 
 def test_recover_never_overwrites(tmp_path: Path) -> None:
