@@ -295,16 +295,12 @@ class Engine:
 
     def _recover(self) -> None:
         """Finish what a crashed engine left: open CDR rows and unfinished recordings."""
-        crashed_at: float | None = None
         if self.store is not None:
-            at = self.clock.wall()
-            closed = cdr.close_unfinished(self.store, at).result()
+            closed = cdr.close_unfinished(self.store, self.clock.wall()).result()
             if closed:
                 log.warning("closed %d call record(s) left open by a previous engine", closed)
-                crashed_at = at
         recovered = self._recover_recordings()
-        if crashed_at is not None:
-            self._index_finished_recordings(crashed_at, set(recovered))
+        self._index_finished_recordings(set(recovered))
         for hook in self.after_recover:
             try:
                 hook(recovered)
@@ -342,17 +338,22 @@ class Engine:
         day = time.strftime("%Y/%m/%d", time.localtime(answered_at))
         return self.recordings / day / f"{call_id}.wav"
 
-    def _index_finished_recordings(self, crashed_at: float, recovered: set[Path]) -> None:
-        """Index the recordings a crash left finished but not indexed: the previous engine
-        renamed them into place and died before its index and CDR writes were committed
-        (a busy database makes that window wide). They are where the engine puts a call's
-        recording, under the day it was answered. Those just ``recovered`` from their
-        ``.part`` are being indexed already."""
+    def _index_finished_recordings(self, recovered: set[Path]) -> None:
+        """Index the recordings a crash left finished but not indexed, and give each row
+        its recording: the previous engine renamed a recording into place and died before
+        its index and CDR writes were committed (a busy database makes that window wide),
+        or a start died while recovering. A call's recording is where the engine puts it,
+        under the day it was answered. Those just ``recovered`` from their ``.part`` are
+        being indexed already. Looked at on every start, not only after a crash found
+        open rows: the start that closed them may itself have died."""
         if self.store is None or self.recordings is None:
             return
-        for call_id, answered_at in cdr.closed_unrecorded(self.store, crashed_at):
+        for call_id, answered_at, some_indexed in cdr.crashed_unrecorded(self.store):
             path = self._recording_path(call_id, answered_at)
             if path in recovered:
+                continue
+            if some_indexed and cdr.is_indexed(self.store, path):
+                cdr.attach_recording(self.store, call_id, path)
                 continue
             try:
                 frames = wav_frames(path)

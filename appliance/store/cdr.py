@@ -184,18 +184,26 @@ def close_unfinished(store: Store, at: float, cause: str = "engine-crash") -> Fu
     return store.submit(close)
 
 
-def closed_unrecorded(store: Store, at: float, cause: str = "engine-crash"
-                      ) -> list[tuple[str, float]]:
-    """(call id, answered at) of the answered calls :func:`close_unfinished` closed at
-    ``at`` whose row names no recording and which have none indexed: the crash may have
-    come after their recording was finished and before it was indexed."""
+def crashed_unrecorded(store: Store, cause: str = "engine-crash", limit: int = 1000
+                       ) -> list[tuple[str, float, bool]]:
+    """(call id, answered at, its recording indexed) of the answered calls a crash ended
+    whose row names no recording, the latest ``limit``: the crash may have come after
+    the recording was finished and before it was indexed, or after it was indexed and
+    before the row was given it (or the next start died while recovering it). The path
+    is the engine's to know; "indexed" means some recording of the call is (a message
+    take is indexed under the call's id too), for the engine to check against."""
     rows = store.query(
-        "SELECT call_id, answered_at FROM calls WHERE ended_at = ? AND end_cause = ?"
-        " AND answered_at IS NOT NULL AND recording IS NULL"
-        " AND NOT EXISTS (SELECT 1 FROM recordings r WHERE r.call_id = calls.call_id)",
-        [at, cause],
+        "SELECT call_id, answered_at, EXISTS (SELECT 1 FROM recordings r"
+        "  WHERE r.call_id = calls.call_id) AS indexed FROM calls"
+        " WHERE end_cause = ? AND answered_at IS NOT NULL AND recording IS NULL"
+        " ORDER BY answered_at DESC LIMIT ?",
+        [cause, limit],
     )
-    return [(r["call_id"], r["answered_at"]) for r in rows]
+    return [(r["call_id"], r["answered_at"], bool(r["indexed"])) for r in rows]
+
+
+def is_indexed(store: Store, path: Path | str) -> bool:
+    return bool(store.query("SELECT 1 FROM recordings WHERE path = ?", [str(path)]))
 
 
 def attach_recording(store: Store, call_id: str, path: Path | str) -> Future[bool]:

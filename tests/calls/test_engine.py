@@ -228,6 +228,61 @@ def test_a_recording_cut_short_by_the_disk_is_indexed_as_long_as_the_file_is(
     assert asyncio.run(main()) == [{"frames": 5, "seconds": 0.1}]
 
 
+def test_every_start_gives_a_crashed_call_its_finished_recording_whatever_else_was_kept(
+        tmp_path: Path) -> None:
+    # Three windows a crash (or a second crash during the start after it) could leave:
+    # c1's row was closed by a start that then died, so no row is open now; c2's message
+    # take was indexed, which hid its recording from the check; c3's recording was indexed
+    # but the row never named it. Each call's recording must end up indexed and named.
+    import time as _time
+
+    from appliance.media.recorder import Recorder
+    from appliance.store import cdr
+    from appliance.store.db import Store
+
+    answered = 1_780_000_100.0
+    folder = tmp_path / "recordings" / _time.strftime("%Y/%m/%d", _time.localtime(answered))
+    folder.mkdir(parents=True)
+
+    def recording(name: str) -> Path:
+        rec = Recorder(folder / name, channels=2)
+        for _ in range(25):
+            rec.write(bytes(2 * FRAME))
+        return rec.close()
+
+    store = Store(tmp_path / "appliance.db")
+    for call_id in ("c1", "c2", "c3"):
+        cdr.cdr_start(store, call_id, "L", "sim", "in", "1", "2", answered - 4)
+        cdr.cdr_answer(store, call_id, answered)
+    finals = {call_id: recording(f"{call_id}.wav") for call_id in ("c1", "c2", "c3")}
+    take = recording("c2.msg.wav")
+    cdr.index_recording(store, str(take), "c2", None, 25, False)
+    cdr.index_recording(store, str(finals["c3"]), "c3", None, 25, False)
+    cdr.close_unfinished(store, answered + 60).result()  # the start that died
+
+    async def main() -> None:
+        async def flow(call: Call) -> None:
+            await call.answer()
+
+        engine = Engine(clock=ManualClock(), drivers=[], flow=flow, store=store,
+                        recordings=tmp_path / "recordings")
+        task = asyncio.create_task(engine.run())
+        await engine.started.wait()
+        engine.stop()
+        await task
+
+    try:
+        asyncio.run(main())
+        store.write(lambda db: None)
+        indexed = {r["path"] for r in store.query("SELECT path FROM recordings")}
+        named = {r["call_id"]: r["recording"] for r in store.query(
+            "SELECT call_id, recording FROM calls")}
+    finally:
+        store.close()
+    assert indexed == {str(p) for p in (*finals.values(), take)}
+    assert named == {call_id: str(path) for call_id, path in finals.items()}
+
+
 def test_a_recording_finished_but_not_indexed_before_a_crash_is_indexed_at_start(
         tmp_path: Path) -> None:
     # The engine renamed the recording into place and died before its index and CDR writes
