@@ -273,6 +273,7 @@ class _Channel:
     nq_h2: int = 0
     key: int = 0  # key being reported (index + 1), 0 between keys
     last_key: int = 0  # the key before, for bridging
+    key_off_t: int = -(10**9)  # when it ended
     # Runs of consecutive numpy hit windows (times are window ends): the current run and
     # the last window of the run before it, to measure breaks.
     run_key: int = 0
@@ -361,9 +362,17 @@ class DtmfBank:
             self._free.append(slot)
 
     def in_key(self, slot: int) -> bool:
-        """Whether a key's tones are still sounding on ``slot`` (spandsp has reported the
-        key and not yet its end): a key held down goes on being one key."""
-        return bool(self._sp_in_key[slot])
+        """Whether a key's tones may still be sounding on ``slot``: the key reported (by
+        either detector) has not ended, or ended so recently that its tone coming back
+        would be the same press (a break Q.24 bridges). spandsp's own state alone drops
+        for a frame or two inside a long press, and never holds a tone 1.5 % off that
+        the numpy side accepts."""
+        ch = self._chans[slot]
+        if ch is None:
+            return False
+        if ch.key:
+            return True
+        return bool(ch.last_key) and int(self._t[slot]) - ch.key_off_t <= BRIDGE_AFTER_SEEN
 
     def __del__(self) -> None:
         # The engine closes its slots; this frees whatever a caller left open.
@@ -548,7 +557,7 @@ def _combine(ch: _Channel, i: int, cands: list[int], out: list[tuple[int, str]])
             ch.key = key
             out.append((i, KEYS[key - 1]))
         elif ch.key and not other:
-            ch.last_key, ch.key = ch.key, 0
+            ch.last_key, ch.key, ch.key_off_t = ch.key, 0, t
     ch.events.clear()
 
 
