@@ -86,6 +86,9 @@ SEND_BUFFER_BYTES = 4096
 
 #: how long stop() waits for closed connections to finish before aborting them
 STOP_GRACE_S = 1.0
+#: Asterisk sends a call's UUID the moment it connects; a connection that has sent none
+#: by then is not a call (a port scan, a stuck client) and would hold a descriptor forever
+UUID_TIMEOUT_S = 5.0
 
 #: outbound calls go out on chan_dahdi's dial group 1: the trunks not reserved for inbound
 #: (appliance.box.ports.GROUP_OUTBOUND), the first free one
@@ -185,6 +188,7 @@ class AudioSocketConnection(asyncio.Protocol):
         self.transport: asyncio.Transport
         self.peer = "?"
         self.line: AudioSocketLine | None = None
+        self._uuid_timer: asyncio.TimerHandle | None = None  # set when the connection comes
         self.paused = False
         self.lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
@@ -201,7 +205,15 @@ class AudioSocketConnection(asyncio.Protocol):
         if sock is not None:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER_BYTES)
         self._driver._connections.add(self)
+        self._uuid_timer = asyncio.get_running_loop().call_later(UUID_TIMEOUT_S, self._no_uuid)
         log.debug("AudioSocket connection from %s", self.peer)
+
+    def _no_uuid(self) -> None:
+        self._uuid_timer = None
+        if self.line is None and not self.transport.is_closing():
+            log.warning("AudioSocket connection from %s sent no UUID in %g s: not a call; "
+                        "closed", self.peer, UUID_TIMEOUT_S)
+            self.transport.abort()
 
     def data_received(self, data: bytes) -> None:
         line = self.line
@@ -261,6 +273,7 @@ class AudioSocketConnection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._driver._connections.discard(self)
+        self._cancel_uuid_timer()
         line = self.line
         if line is not None:
             if self._driver._lines.get(line.id) is line:
@@ -307,7 +320,13 @@ class AudioSocketConnection(asyncio.Protocol):
             transport.write(HANGUP_MESSAGE)
         transport.close()  # after the buffered bytes, including the hangup, are sent
 
+    def _cancel_uuid_timer(self) -> None:
+        timer, self._uuid_timer = self._uuid_timer, None
+        if timer is not None:
+            timer.cancel()
+
     def _offer(self, payload: bytes) -> AudioSocketLine | None:
+        self._cancel_uuid_timer()
         line_id = str(uuid.UUID(bytes=payload))
         driver = self._driver
         dialled = driver._outbound.pop(line_id, None)

@@ -26,6 +26,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from appliance.media.frame import FRAME_BYTES, SILENCE
+from drivers.asterisk import audiosocket
 from drivers.asterisk.audiosocket import (
     SEND_BUFFER_BYTES,
     WRITE_BUFFER_HIGH,
@@ -876,3 +877,26 @@ def test_arrival_times_are_kept_only_once_asked_and_each_taken_once() -> None:
             assert driver.take_arrivals() == []
 
     run(main)
+
+
+def test_a_connection_that_sends_no_uuid_is_closed_and_calls_go_on(
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    # It held its descriptor forever: a thousand of them and the next real call found the
+    # process out of file descriptors, with nothing logged.
+    monkeypatch.setattr(audiosocket, "UUID_TIMEOUT_S", 0.3)
+
+    async def main() -> None:
+        async with serving() as (driver, engine, fakes):
+            reader, writer = await asyncio.open_connection("127.0.0.1", driver.port)
+            fake = await call(driver, fakes)  # a real call, its UUID at once
+            line = await engine.line(fake.line_id)
+            try:
+                with contextlib.suppress(ConnectionResetError):
+                    assert await asyncio.wait_for(reader.read(100), 3) == b""
+            finally:
+                writer.close()
+            await asyncio.sleep(0.4)
+            assert not line.ended and not hangups(line)
+
+    run(main)
+    assert "sent no UUID in 0.3 s: not a call" in caplog.text
