@@ -209,8 +209,20 @@ class Call:
 
     def flush_keys(self) -> str:
         """Take the keys typed ahead (e.g. the one that interrupted a prompt) out of the buffer."""
-        keys, self._typeahead = "".join(self._typeahead), []
+        keys = "".join(self._typeahead)
+        self.release_typeahead()
         return keys
+
+    def release_typeahead(self, count: int | None = None) -> None:
+        """Record and drop the first ``count`` keys typed ahead (all by default).
+
+        A key typed ahead is recorded (CDR keys, key event) only once it is used, masked
+        if a secret entry takes it: a caller who keys a PIN during the prompt before it
+        must not find it in the call's records."""
+        taken = self._typeahead[:count] if count is not None else self._typeahead
+        for digit in taken:
+            self.engine.record_key(self, digit, self.mask_keys)
+        del self._typeahead[:len(taken)]
 
     async def play_tone(self, name: str, seconds: float) -> None:
         """A China call-progress tone (``busy``, ``ringback``, ...) for ``seconds``."""
@@ -256,16 +268,17 @@ class Call:
         self._check()
         collector = DigitCollector(self.next_free_tick(), max_digits, terminator, first_timeout,
                                    inter_timeout)
-        typed, self._typeahead = self._typeahead, []
-        for i, digit in enumerate(typed):
+        for i, digit in enumerate(self._typeahead):
             if collector.key(digit, self.engine.tick_no) is not None:
                 # Keys typed after the entry was complete stay buffered for the next one.
-                rest = typed[i + 1:]
                 assert collector.result is not None
-                if collector.result.end is CollectEnd.MAX_DIGITS:
-                    rest = self._after_full_entry(rest, terminator)
-                self._typeahead = rest
+                taken = i + 1
+                if (collector.result.end is CollectEnd.MAX_DIGITS
+                        and not self._after_full_entry(self._typeahead[taken:], terminator)):
+                    taken += 1  # the terminator keyed after a full entry goes with it
+                self.release_typeahead(taken)
                 return collector.result
+        self.release_typeahead()
         self._collector = collector
         self._collect_done = self.engine.loop.create_future()
         self.engine.collecting.add(self)
@@ -276,14 +289,16 @@ class Call:
             self._collect_done = None
             self.engine.collecting.discard(self)
 
-    def _after_full_entry(self, rest: list[str], terminator: str) -> list[str]:
+    def _after_full_entry(self, rest: list[str], terminator: str) -> bool:
         """An entry ended on its last digit: a terminator keyed right after it belongs to
-        that entry, not to the next one (callers often add '#' out of habit)."""
+        that entry, not to the next one (callers often add '#' out of habit). False when
+        the first of ``rest`` is that terminator; with nothing typed yet, the next key is
+        swallowed if it is."""
         if rest:
-            return rest[1:] if terminator and rest[0] in terminator else rest
+            return not (terminator and rest[0] in terminator)
         self._swallow = terminator
         self._swallow_until = self.engine.tick_no + SWALLOW_TICKS
-        return rest
+        return True
 
     async def record_message(
         self,
@@ -301,7 +316,7 @@ class Call:
         from appliance.media.recorder import Recorder
 
         self._check()
-        self._typeahead.clear()
+        self.release_typeahead()
         path.parent.mkdir(parents=True, exist_ok=True)
         recorder = Recorder(path, channels=1)
         fut: asyncio.Future[RecordEnd] = self.engine.loop.create_future()
@@ -404,21 +419,21 @@ class Call:
         source = self.source
         return source is not None and not isinstance(source, _Exchange)
 
-    def on_key(self, digit: str) -> None:
-        """A key pressed (merged in-band/out-of-band), dispatched by the engine."""
-        self.keys += MASKED_KEY if self.mask_keys else digit
+    def on_key(self, digit: str) -> bool:
+        """A key pressed (merged in-band/out-of-band), dispatched by the engine. False when
+        it is typed ahead: it is recorded once used (:meth:`release_typeahead`)."""
         take = self.message
         if take is not None and not take.future.done():
             if digit in take.stop_keys:
                 take.future.set_result(RecordEnd.KEY)
-            return
+            return True
         # Past here a key is the flow's next: the recording or collection it would have
         # gone to may have ended earlier in this same tick (two keys in one tick's frames),
         # and then it is typed ahead, not lost.
         if self._swallow:
             swallow, self._swallow = self._swallow, ""
             if digit in swallow and self.engine.tick_no <= self._swallow_until:
-                return  # the '#' a caller adds out of habit after a complete entry
+                return True  # the '#' a caller adds out of habit after a complete entry
         collector = self._collector
         if collector is not None and collector.result is None:
             result = collector.key(digit, self.engine.tick_no)
@@ -426,11 +441,13 @@ class Call:
                 self._collect_done.set_result(result)
                 if result.end is CollectEnd.MAX_DIGITS:
                     self._after_full_entry([], collector.terminator)
-            return
-        if len(self._typeahead) < 32:
+            return True
+        typed = len(self._typeahead) < 32
+        if typed:
             self._typeahead.append(digit)
         if self._source_done is not None and self._source_interruptible:
             self._stop_source(digit)
+        return not typed
 
     def on_tick(self, tick: int) -> bool:
         """Timeouts of an active collector (only calls that collect are ticked); True when

@@ -486,6 +486,7 @@ class Engine:
             # The line ended first (the caller hung up, the line dropped) and its event
             # waits for the next tick: that is how the call ended, not the cause given.
             cause = call.line.end_cause
+        call.release_typeahead()  # keys typed ahead and never used are the call's too
         if self._key_rows:
             self._write_keys()  # before the final row, which no later key may change
         call.state = CallState.ENDED
@@ -850,8 +851,15 @@ class Engine:
 
     def _key(self, call: Call, digit: str) -> None:
         self._keyed.append(call)
-        shown = MASKED_KEY if call.mask_keys else digit
-        call.on_key(digit)
+        secret = call.mask_keys
+        if call.on_key(digit):
+            self.record_key(call, digit, secret)
+
+    def record_key(self, call: Call, digit: str, secret: bool) -> None:
+        """A key the call used: into its keys, its CDR row and the key event, as ``x``
+        when ``secret``."""
+        shown = MASKED_KEY if secret else digit
+        call.keys += shown
         self._key_rows.append((call.id, shown))
         self._emit("key", call, digit=shown)
 

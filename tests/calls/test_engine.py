@@ -407,6 +407,43 @@ async def end_entry(bot: CallerBot, keys: str) -> None:
     await bot.wait_hangup(10)
 
 
+def test_keys_typed_ahead_into_a_secret_entry_are_recorded_masked(
+        run_calls: Any, tmp_path: Path) -> None:
+    # A PIN keyed during the announcement before the secret entry reached the entry, but
+    # the CDR and the key events had it in clear, recorded when it was typed.
+    announcement = Prompt.from_samples("notice", np.full(8000 * 3, 500, np.int16))
+    entries: list[str] = []
+    events: list[str] = []
+
+    async def flow(call: Call) -> None:
+        await call.answer()
+        await call.play("welcome", interruptible=True)  # "1" interrupts it, then is used
+        entries.append(call.flush_keys())
+        await call.play(announcement, interruptible=False)
+        pin = await call.collect(4, secret=True, first_timeout=5)
+        entries.append(pin.digits)
+        await call.play(announcement, interruptible=False)  # "9" is never used
+        await call.hangup()
+
+    async def scenario(rig: Rig) -> str:
+        rig.engine.on_event = lambda what, _call, info: (
+            events.append(info["digit"]) if what == "key" else None)
+        bot, line = await keying_caller(rig, "13800138013")
+        await bot.press("1")
+        await bot.wait(0.5)
+        await bot.press("4711")  # during the announcement: typed ahead
+        await bot.wait(3.5)
+        with contextlib.suppress(LineError):
+            await bot.press("9")
+        await bot.wait_hangup(10)
+        return line.id
+
+    line = run_calls(scenario, flow=flow)
+    assert entries == ["1", "4711"]
+    assert cdr_row(tmp_path, line)["keys"] == "1xxxx9"
+    assert events == ["1", "x", "x", "x", "x", "9"]
+
+
 def test_key_reported_in_band_and_out_of_band_counts_once(run_calls: Any) -> None:
     keys: list[str] = []
     flow = collecting(keys, 4, inter_timeout=2)
