@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -134,6 +135,8 @@ class Call:
         self.vad: VoiceActivity | None = None
         self.progress: CallProgress | None = None  # outbound, until the answer is known
         self.progress_outcome = ""
+        #: an outbound call's last second of audio before the analysis heard the answer
+        self.heard_dialling: deque[bytes] | None = None
         self.recorder: Recorder | None = None
         self.task: asyncio.Task[None] | None = None
         # Flow-facing state.

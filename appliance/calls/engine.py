@@ -30,6 +30,7 @@ import logging
 import time
 import uuid
 import wave
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -88,6 +89,9 @@ MAX_BEHIND_TICKS = 5
 #: transaction, and before any call's final row; a commit every tick cost the engine's core
 #: more than the records gain from being current to the tick
 KEY_WRITE_TICKS = 5
+#: an outbound call's recording starts this many frames before call-progress analysis
+#: heard the answer (it needs some 300 ms of the callee's voice to be sure)
+PRE_ROLL_FRAMES = 50
 #: how long a flow may take to unwind after its call ended before it is cancelled
 FLOW_GRACE_SECONDS = 5.0
 CAUSE_FLOW_ERROR = "flow-error"  # the flow, or the audio it was playing, failed
@@ -404,6 +408,7 @@ class Engine:
         call = self._attach(line, flow or self.flow, driver.name)
         if call.state is CallState.DIALING:
             call.progress = CallProgress(max_seconds=ring_timeout)
+            call.heard_dialling = deque(maxlen=PRE_ROLL_FRAMES)
             self.dialing.add(call)
         return call
 
@@ -820,13 +825,24 @@ class Engine:
             progress = call.progress
             if progress is None or call not in self.dialing:
                 continue
-            outcome = progress.feed(frames[i])
+            frame = frames[i]
+            outcome = progress.feed(frame)
+            heard = call.heard_dialling
             if outcome is None:
+                if heard is not None:
+                    heard.append(frame)
                 continue
             woke = True
             call.progress_outcome = outcome.value
+            call.heard_dialling = None
             if outcome is Outcome.VOICE:
                 self._mark_active(call)
+                recorder = call.recorder
+                if recorder is not None and heard:
+                    # Voice is judged on its first 300 ms or so: the recording starts with
+                    # the second before, so the callee's "喂" is in it.
+                    for before in heard:
+                        recorder.write_stereo(before, SILENCE)
             else:
                 self._end_now(call, _PROGRESS_CAUSES[outcome])
         return woke

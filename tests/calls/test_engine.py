@@ -572,6 +572,35 @@ def test_outbound_answer_busy_and_no_answer_from_the_line_audio(run_calls: Any) 
     assert results["8001"] == ("signalled", "normal")
 
 
+def test_an_outbound_call_answered_by_voice_is_recorded_from_the_callee_s_first_word(
+        run_calls: Any, tmp_path: Path) -> None:
+    # Voice is judged on its first 300 ms or so, and the recording began only then: the
+    # callee's "hello" was cut from the call's recording.
+    async def flow(call: Call) -> None:
+        await call.wait_answered()
+        await call.silence(2)
+        await call.hangup()
+
+    async def scenario(rig: Rig) -> tuple[str, bytes]:
+        person = CallerBot(rig.exchange, "13911113333")
+        rig.exchange.subscribe("13911113333", person, answer_after=1.0)
+        call = await rig.engine.originate(rig.exchange, "13911113333", flow)
+        while not person.connected:
+            await rig.exchange_tick()
+        said = speech(rig.prompts)[: 50 * FRAME]
+        with contextlib.suppress(LineError):
+            await person.send(said)
+        await call.wait_ended()
+        await rig.engine.settle()
+        return call.line.id, said
+
+    line, said = run_calls(scenario, flow=flow)
+    row = cdr_row(tmp_path, line)
+    with wave.open(row["recording"]) as w:
+        stereo = np.frombuffer(w.readframes(w.getnframes()), "<i2").reshape(-1, 2)
+    assert said in stereo[:, 0].tobytes()  # the whole of it, from its first frame
+
+
 def test_bridged_calls_hear_each_other_and_a_muted_member_only_listens(run_calls: Any) -> None:
     calls: list[Call] = []
 
