@@ -139,7 +139,8 @@ class CallProgress:
         self._quiet = 0  # frames since anything (tone or voice) was heard
         self._window: deque[bool] = deque([False] * _frames(_VOICE_WINDOW_MS))
         self._voiced = 0  # voice frames in the window
-        self._voice_since_tone = 0  # voice frames since the last tone burst began
+        self._voice_run = 0  # consecutive voice frames up to now
+        self._word_since_tone = 0  # the longest such run since the last tone burst began
         self._prev_tone = False
         self._pending_voice = False  # previous frame's voice candidacy, held one frame
         self._prev_prev_tone = False
@@ -157,6 +158,10 @@ class CallProgress:
             if len(x) > SAMPLES_PER_FRAME:
                 raise ValueError(f"a frame is {SAMPLES_PER_FRAME} samples, got {len(x)}")
             x = np.concatenate([x, np.zeros(SAMPLES_PER_FRAME - len(x))])
+        # An analog port can add a DC offset: as energy it fills every quiet frame and
+        # shrinks the 450 Hz share of every tone frame, and 0.6 % of full scale was enough
+        # to make ringing, busy and congestion all "silence".
+        x = x - x.mean()
         energy = float(x @ x)
         if energy <= 0.0:
             level, fraction = _SILENT_DBFS, 0.0
@@ -211,13 +216,17 @@ class CallProgress:
         self._window.append(voice)
         if voice:
             self._gap_voice = True
-            self._voice_since_tone += 1
+            self._voice_run += 1
+            if self._voice_run > self._word_since_tone:
+                self._word_since_tone = self._voice_run
+        else:
+            self._voice_run = 0
 
     def _on_tone(self, level: float) -> None:
         b = self._burst
         if b.frames == 0:
             self._start_burst()
-            self._voice_since_tone = 0
+            self._word_since_tone = 0
         else:  # the first frame may be partial: leave it out of the range
             b.lo, b.hi = min(b.lo, level), max(b.hi, level)
         b.frames += 1
@@ -285,8 +294,9 @@ class CallProgress:
     def _best_guess(self) -> Outcome:
         """Outcome from incomplete evidence: the audio ended or a timer ran out."""
         # A word too short to call sustained ("喂?") that no tone followed still means
-        # someone picked up, even after ringback.
-        if self._voice_since_tone >= _frames(_BRIEF_VOICE_MS):
+        # someone picked up, even after ringback. A word, not clicks: the frames must
+        # follow each other (a crackling line's clicks in a ring gap answered the call).
+        if self._word_since_tone >= _frames(_BRIEF_VOICE_MS):
             return Outcome.VOICE
         # The latest cadence first: ringing that turned busy (the callee rejected the
         # call) is busy, whatever rang before.

@@ -129,6 +129,33 @@ def test_ringback_then_silence_is_no_answer(seed: int) -> None:
     assert at < len(x) / SAMPLE_RATE  # decided by the silence timer, not by the end
 
 
+@pytest.mark.parametrize(("name", "expected", "within_s"), [
+    ("busy", Outcome.BUSY, 2.0), ("congestion", Outcome.CONGESTION, 3.5),
+    ("ringback", None, 18.0)])
+def test_tones_on_a_port_with_a_dc_offset(name: str, expected: Outcome | None,
+                                          within_s: float) -> None:
+    # 200 LSB (0.6 % of full scale) of DC made every tone "silence" after 10 s: it filled
+    # the quiet frames with energy and took the 450 Hz share of every tone frame below 0.7.
+    rng = np.random.default_rng(31)
+    x = on_line(line_tone(name, 18.0, rng, level_dbm0=-35.0) + 200.0, rng)
+    out, at = stream(CallProgress(), x)
+    assert (out, at <= within_s) == (expected, True)
+    if expected is None:
+        assert detect_progress(x) is Outcome.RINGBACK
+
+
+@pytest.mark.parametrize("clicks", [5, 8])
+def test_clicks_in_a_ring_gap_are_not_an_answer(clicks: int) -> None:
+    # Frames of "voice" since the last ring were counted whether or not they were next to
+    # each other: a crackling line's clicks in the last gap made an unanswered call voice.
+    rng = np.random.default_rng(32)
+    x = line_tone("ringback", 14.0, rng, jitter=0.0)  # rings at 0, 5 and 10 s
+    for j in range(clicks):
+        at = round((11.4 + 0.3 * j) * SAMPLE_RATE)
+        x[at:at + 8] += 3000 * np.hanning(8)
+    assert detect_progress(on_line(x, rng)) is Outcome.RINGBACK
+
+
 def test_ringback_to_max_seconds() -> None:
     rng = np.random.default_rng(11)
     x = on_line(line_tone("ringback", 40.0, rng, offset_hz=-20.0), rng)
