@@ -41,6 +41,10 @@ _PROBES_HZ = (425.0, 437.5, 450.0, 462.5, 475.0)
 
 TONE_FRACTION = 0.7
 """A tone frame has at least this share of its energy in one probe's band."""
+TONE_HOLD_FRACTION = 0.55
+"""The share that keeps a tone going once it has started: a quiet tone in line noise
+wavers around TONE_FRACTION from frame to frame, and a ring must not fall apart into
+pieces (they matched the vacant-number steps) or into "quiet" frames."""
 VOICE_FRACTION = 0.5
 """A frame with more than this share near 450 Hz is never voice (e.g. a tone's edge)."""
 MIN_TONE_DBFS = -50.0  # the -10 dBm0 tones arrive near -16 dBFS; allow 30 dB of line loss
@@ -88,6 +92,20 @@ def _probe_basis() -> np.ndarray:
 
 
 _BASIS = _probe_basis()
+
+
+def _hum_basis() -> np.ndarray:
+    """(160, 7) orthonormal columns spanning DC and 50, 100 and 150 Hz (mains hum and its
+    first harmonics; 160 samples hold whole cycles of each)."""
+    t = np.arange(SAMPLES_PER_FRAME) / SAMPLE_RATE
+    cols = [np.ones_like(t)]
+    for hz in (50.0, 100.0, 150.0):
+        cols += [np.cos(2 * np.pi * hz * t), np.sin(2 * np.pi * hz * t)]
+    q, _ = np.linalg.qr(np.stack(cols, axis=1))
+    return q
+
+
+_HUM = _hum_basis()
 _FULL_SCALE_ENERGY = SAMPLES_PER_FRAME * 32768.0**2
 
 
@@ -158,10 +176,12 @@ class CallProgress:
             if len(x) > SAMPLES_PER_FRAME:
                 raise ValueError(f"a frame is {SAMPLES_PER_FRAME} samples, got {len(x)}")
             x = np.concatenate([x, np.zeros(SAMPLES_PER_FRAME - len(x))])
-        # An analog port can add a DC offset: as energy it fills every quiet frame and
-        # shrinks the 450 Hz share of every tone frame, and 0.6 % of full scale was enough
-        # to make ringing, busy and congestion all "silence".
-        x = x - x.mean()
+        # Below the telephone band (300-3400 Hz) there is nothing to hear, only what an
+        # analog port adds: a DC offset and mains hum. As energy they fill every quiet
+        # frame and shrink the 450 Hz share of every tone frame; 0.6 % of full scale of DC
+        # made ringing, busy and congestion all "silence", and -50 dBFS of hum broke a
+        # quiet ring into pieces that looked like the vacant-number tone.
+        x = x - _HUM @ (_HUM.T @ x)
         energy = float(x @ x)
         if energy <= 0.0:
             level, fraction = _SILENT_DBFS, 0.0
@@ -173,7 +193,8 @@ class CallProgress:
             level = 10.0 * math.log10(energy / _FULL_SCALE_ENERGY)
             fraction = band / energy
         self.frames += 1
-        tone = fraction >= TONE_FRACTION and level >= MIN_TONE_DBFS
+        tone = level >= MIN_TONE_DBFS and (
+            fraction >= TONE_FRACTION or (self._prev_tone and fraction >= TONE_HOLD_FRACTION))
         self._track_floor(level, tone, fraction)
         voice_candidate = (
             not tone

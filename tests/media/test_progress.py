@@ -144,6 +144,25 @@ def test_tones_on_a_port_with_a_dc_offset(name: str, expected: Outcome | None,
         assert detect_progress(x) is Outcome.RINGBACK
 
 
+@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize(("name", "hum_dbfs", "expected", "within_s"), [
+    ("ringback", -50.0, None, 18.0), ("ringback", -120.0, None, 18.0),
+    ("busy", -120.0, Outcome.BUSY, 2.0), ("busy", -50.0, Outcome.BUSY, 2.0)])
+def test_a_quiet_tone_in_line_noise_and_mains_hum_keeps_its_cadence(
+        seed: int, name: str, hum_dbfs: float, expected: Outcome | None,
+        within_s: float) -> None:
+    # At -40 dBm0 in -50 dBFS of line noise the 450 Hz share wavers around the threshold
+    # frame by frame: a ring fell apart into pieces that matched the vacant-number steps
+    # (congestion while the phone rang) or into quiet frames (silence), and busy went
+    # unnoticed for 45 s. 50 Hz hum at -50 dBFS did the same to a ring.
+    rng = np.random.default_rng(40 + seed)
+    x = line_tone(name, 18.0, rng, level_dbm0=-40.0)
+    t = np.arange(len(x)) / SAMPLE_RATE
+    x += 32768 * np.sqrt(2) * 10 ** (hum_dbfs / 20) * np.sin(2 * np.pi * 50 * t)
+    out, at = stream(CallProgress(), on_line(x, rng))
+    assert (out, at <= within_s) == (expected, True)
+
+
 @pytest.mark.parametrize("clicks", [5, 8])
 def test_clicks_in_a_ring_gap_are_not_an_answer(clicks: int) -> None:
     # Frames of "voice" since the last ring were counted whether or not they were next to
