@@ -37,6 +37,21 @@ _MIN_POWER = _FULL_SCALE_POWER * 10.0 ** (FLOOR_DBFS / 10.0)
 # odd loud frame webrtcvad rejects inside speech cannot lift the floor into the speech
 # (0.05 dB a frame is 2.5 dB/s), fast enough to follow a line that gets noisier.
 _FLOOR_RISE_DB = 0.05
+# webrtcvad (mode 3 too) calls loud steady noise speech, and then the floor above never
+# climbs: a line whose noise rose 30 dB after a message kept the take going to its 180 s
+# limit. So the floor is also never below the quietest frame of the last few seconds: no
+# talker speaks for that long without a frame near the line's own noise, and steady noise
+# has nothing quieter. Kept as the minima of _MIN_BLOCKS blocks of _MIN_BLOCK_FRAMES.
+_MIN_BLOCK_FRAMES = 100  # 2 s
+_MIN_BLOCKS = 3
+# webrtcvad judges absolute levels and refuses speech much below -40 dBFS however clear it
+# is: a talker at -40 dBm0 on a quiet line lost all but a few frames, and their message
+# ended 4 s in. A frame quieter than this but clear of this line's own noise by
+# _BOOST_SNR_DB is raised to it before webrtcvad sees it, by at most _MAX_BOOST_DB. Not
+# a frame only just above the gate: raised, a line's noise stepping up 10 dB was speech.
+_QUIET_DBFS = -32.0
+_MAX_BOOST_DB = 20.0
+_BOOST_SNR_DB = 15.0
 
 
 def frame_levels_dbfs(block: np.ndarray) -> np.ndarray:
@@ -55,6 +70,13 @@ def frame_levels_dbfs(block: np.ndarray) -> np.ndarray:
 def _pad(frame: bytes) -> bytes:
     """webrtcvad takes only whole frames; the last one of a stream may come short."""
     return frame[:FRAME_BYTES].ljust(FRAME_BYTES, b"\0")
+
+
+def _raised(frame: bytes, level_dbfs: float) -> bytes:
+    """A quiet frame raised toward :data:`_QUIET_DBFS` (whole, for webrtcvad)."""
+    gain = 10.0 ** (min(_QUIET_DBFS - level_dbfs, _MAX_BOOST_DB) / 20.0)
+    x = np.frombuffer(_pad(frame), dtype="<i2") * gain
+    return np.clip(x, -32768, 32767).astype("<i2").tobytes()
 
 
 class SpeechEvent(enum.Enum):
@@ -93,10 +115,18 @@ class VoiceActivity:
         self.noise_floor_dbfs = SILENCE_DBFS
         self.speech_frames = 0
         self._run = 0  # consecutive frames disagreeing with the current state
+        self._block_min = math.inf  # the quietest frame of the block under way
+        self._block_left = _MIN_BLOCK_FRAMES
+        self._block_mins: list[float] = []  # of the last _MIN_BLOCKS blocks
 
     def update(self, frame: bytes, level_dbfs: float) -> SpeechEvent | None:
         """Judge one 320-byte frame whose level came from :func:`frame_levels_dbfs`."""
         speech = False
+        if level_dbfs < self._block_min:
+            self._block_min = level_dbfs
+        self._block_left -= 1
+        if not self._block_left:
+            self._end_block()
         if level_dbfs > SILENCE_DBFS:
             floor = self.noise_floor_dbfs
             if not self.calibrated:
@@ -105,7 +135,9 @@ class VoiceActivity:
             # The cheap gate first: most frames on most channels are line noise, and then
             # webrtcvad need not run at all.
             if level_dbfs >= floor + self.margin_db and self._is_speech(
-                frame if len(frame) == FRAME_BYTES else _pad(frame), SAMPLES_PER_FRAME
+                _raised(frame, level_dbfs)
+                if floor + _BOOST_SNR_DB <= level_dbfs < _QUIET_DBFS
+                else frame if len(frame) == FRAME_BYTES else _pad(frame), SAMPLES_PER_FRAME
             ):
                 speech = True
             elif level_dbfs < floor:
@@ -125,6 +157,16 @@ class VoiceActivity:
         else:
             self._run = 0
         return None
+
+    def _end_block(self) -> None:
+        mins = self._block_mins
+        mins.append(self._block_min)
+        if len(mins) > _MIN_BLOCKS:
+            del mins[0]
+        self._block_min, self._block_left = math.inf, _MIN_BLOCK_FRAMES
+        lowest = min(mins)
+        if len(mins) == _MIN_BLOCKS and lowest > self.noise_floor_dbfs and self.calibrated:
+            self.noise_floor_dbfs = lowest
 
     def reset(self) -> None:
         """Forget speech state (keep the floor: it is the same line)."""

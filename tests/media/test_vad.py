@@ -200,6 +200,41 @@ def test_noise_floor_follows_a_line_that_gets_noisier_and_ignores_digital_silenc
     assert vad.noise_floor_dbfs == pytest.approx(-45.0, abs=2.5)
 
 
+def band_noise(n: int, dbfs: float, rng: np.random.Generator) -> np.ndarray:
+    """Line noise in the telephone band (300-3400 Hz) at ``dbfs``."""
+    import scipy.signal
+
+    b, a = scipy.signal.butter(4, [300 / 4000, 3400 / 4000], btype="band")
+    w = scipy.signal.lfilter(b, a, rng.normal(0.0, 1.0, n))
+    return np.asarray(w / np.sqrt(np.mean(w**2)) * 32768 * 10 ** (dbfs / 20))
+
+
+@needs_sounds
+def test_speech_ends_even_when_the_line_gets_30_db_noisier_after_it() -> None:
+    # webrtcvad calls loud steady noise speech, and the floor rose only on frames it did
+    # not: a voicemail on a line whose noise rose 30 dB after the message never ended.
+    rng = np.random.default_rng(12)
+    said = read_slin(SOUNDS / "vm-intro.wav").astype(np.float64)
+    x = band_noise(len(said) + 20 * SAMPLE_RATE, -58.0, rng)
+    x[:len(said)] += said
+    step = len(said) + SAMPLE_RATE
+    x[step:] *= 10 ** (30 / 20)
+    events = run(VoiceActivity(end_ms=3000), to_int16(x))
+    assert events[0][0] is SpeechEvent.START and events[-1][0] is SpeechEvent.END
+    assert events[-1][1] - step / SAMPLE_RATE < 12.0  # the floor's window, then end_ms
+
+
+@needs_sounds
+def test_a_quiet_talker_on_a_quiet_line_is_heard_throughout() -> None:
+    # webrtcvad refuses speech much below -40 dBFS however clear: a talker at -40 dBm0
+    # (15 dB above the line's noise) was heard in a few frames, and their message ended.
+    x, truth = conversation(PAIRS[0], -65.0, gap_s=1.0, seed=4)
+    quiet = to_int16(x.astype(np.float64) * 10 ** (-30 / 20))  # speech about -48 dBFS
+    events = run(VoiceActivity(end_ms=3000), quiet)
+    assert [e for e, _ in events] == [SpeechEvent.START, SpeechEvent.END]
+    assert events[0][1] - truth[0][0] <= 0.6 and events[1][1] - truth[1][1] >= 2.5
+
+
 def test_bad_mode_and_short_last_frame() -> None:
     with pytest.raises(ValueError, match="0-3"):
         VoiceActivity(mode=4)
