@@ -70,6 +70,7 @@ _SHORT_CYCLES = 3
 
 _VOICE_WINDOW_MS = 1000
 _BRIEF_VOICE_MS = 100  # voice that, with nothing after it, still counts as an answer
+_BRIEF_ANSWER_QUIET_MS = 1500  # ... once this much quiet followed it (no ring heard)
 
 
 def _frames(ms: float) -> int:
@@ -149,6 +150,7 @@ class CallProgress:
         self.frames = 0
         self.noise_floor_dbfs = math.nan  # set by the first frame that is not tone-like
         self.rings = 0  # ringback bursts confirmed by their long off time
+        self._ring_off = _frames(_RINGBACK_OFF[1])  # the pause between rings, once measured
         self._burst = _Burst()
         self._last_burst: _Burst | None = None  # the latest steady burst, awaiting its off time
         self._gap = 0  # frames since the last tone frame
@@ -259,6 +261,9 @@ class CallProgress:
     def _start_burst(self) -> None:
         """A burst begins: the previous burst's off time is now known, so match the cycle."""
         prev, off = self._last_burst, self._gap * FRAME_MS
+        if (prev is not None and not self._gap_voice and _within(prev.ms, *_RINGBACK_ON)
+                and _within(off, *_RINGBACK_OFF)):
+            self._ring_off = self._gap  # this exchange's pause between rings
         kind = None
         if prev is not None and not self._gap_voice:
             for name, (on_lo, on_hi, off_lo, off_hi) in (
@@ -296,6 +301,11 @@ class CallProgress:
     def _decide_live(self) -> Outcome | None:
         if self._voiced >= self.voice_frames:
             return Outcome.VOICE
+        # (The brief answer is a voice decision too: a voice_ms beyond the window, which
+        # switches that off, switches it off.)
+        if (self._word_since_tone >= _frames(_BRIEF_VOICE_MS)
+                and self.voice_frames <= len(self._window) and self._brief_answer_over()):
+            return Outcome.VOICE
         if self._cycles["busy"] >= _BUSY_CYCLES:
             return Outcome.BUSY
         if self._cycles["congestion"] >= _CONGESTION_CYCLES:
@@ -311,6 +321,15 @@ class CallProgress:
         if self.frames >= self.max_frames:
             return self._best_guess()
         return None
+
+    def _brief_answer_over(self) -> bool:
+        """A word too short to be sure of ("喂?", 250 ms) was the answer once nothing but
+        quiet follows it for a while, and, if it rang before, once the next ring is
+        overdue: what the silence timer would decide 10 s later, decided now."""
+        if self._quiet < _frames(_BRIEF_ANSWER_QUIET_MS):
+            return False
+        # 15 % and a frame of slack on the pause this exchange was heard to make.
+        return not self.rings or self._gap > self._ring_off * 1.15 + 1
 
     def _best_guess(self) -> Outcome:
         """Outcome from incomplete evidence: the audio ended or a timer ran out."""

@@ -246,8 +246,22 @@ def test_a_single_short_word_then_silence_is_still_an_answer() -> None:
     x = on_line(np.concatenate([silence(1.0), word, silence(12.0)]), rng)
     out, at = stream(CallProgress(silence_seconds=10.0), x)
     assert out is Outcome.VOICE
-    assert at > 10.0  # not sustained: decided when the silence timer ran out
+    # Not sustained, so not at once; but 1.5 s of quiet after it, not the 10 s silence
+    # timer (which left the callee 10 s of dead air).
+    assert 2.5 < at < 3.0
     assert detect_progress(x[: 3 * SAMPLE_RATE]) is Outcome.VOICE  # or when the audio ends
+
+
+@needs_sounds
+def test_a_short_word_after_ringing_is_an_answer_once_the_next_ring_is_overdue() -> None:
+    # It waited for 10 s of quiet: the callee who said a short "喂" heard 10 s of nothing.
+    rng = np.random.default_rng(24)
+    ring = line_tone("ringback", 6.0, rng, jitter=0.0)  # rings at 0 and 5 s
+    word = speech(["is.wav"]) * 0.2
+    x = on_line(np.concatenate([ring, silence(0.3), word, silence(12.0)]), rng)
+    out, at = stream(CallProgress(silence_seconds=10.0), x)
+    assert out is Outcome.VOICE
+    assert 10.0 < at < 11.0  # the ring due at 10 s (+15 %) did not come
 
 
 @needs_sounds
