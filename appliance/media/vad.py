@@ -44,14 +44,6 @@ _FLOOR_RISE_DB = 0.05
 # has nothing quieter. Kept as the minima of _MIN_BLOCKS blocks of _MIN_BLOCK_FRAMES.
 _MIN_BLOCK_FRAMES = 100  # 2 s
 _MIN_BLOCKS = 3
-# webrtcvad judges absolute levels and refuses speech much below -40 dBFS however clear it
-# is: a talker at -40 dBm0 on a quiet line lost all but a few frames, and their message
-# ended 4 s in. A frame quieter than this but clear of this line's own noise by
-# _BOOST_SNR_DB is raised to it before webrtcvad sees it, by at most _MAX_BOOST_DB. Not
-# a frame only just above the gate: raised, a line's noise stepping up 10 dB was speech.
-_QUIET_DBFS = -32.0
-_MAX_BOOST_DB = 20.0
-_BOOST_SNR_DB = 15.0
 
 
 def frame_levels_dbfs(block: np.ndarray) -> np.ndarray:
@@ -70,13 +62,6 @@ def frame_levels_dbfs(block: np.ndarray) -> np.ndarray:
 def _pad(frame: bytes) -> bytes:
     """webrtcvad takes only whole frames; the last one of a stream may come short."""
     return frame[:FRAME_BYTES].ljust(FRAME_BYTES, b"\0")
-
-
-def _raised(frame: bytes, level_dbfs: float) -> bytes:
-    """A quiet frame raised toward :data:`_QUIET_DBFS` (whole, for webrtcvad)."""
-    gain = 10.0 ** (min(_QUIET_DBFS - level_dbfs, _MAX_BOOST_DB) / 20.0)
-    x = np.frombuffer(_pad(frame), dtype="<i2") * gain
-    return np.clip(x, -32768, 32767).astype("<i2").tobytes()
 
 
 class SpeechEvent(enum.Enum):
@@ -135,9 +120,7 @@ class VoiceActivity:
             # The cheap gate first: most frames on most channels are line noise, and then
             # webrtcvad need not run at all.
             if level_dbfs >= floor + self.margin_db and self._is_speech(
-                _raised(frame, level_dbfs)
-                if floor + _BOOST_SNR_DB <= level_dbfs < _QUIET_DBFS
-                else frame if len(frame) == FRAME_BYTES else _pad(frame), SAMPLES_PER_FRAME
+                frame if len(frame) == FRAME_BYTES else _pad(frame), SAMPLES_PER_FRAME
             ):
                 speech = True
             elif level_dbfs < floor:
