@@ -135,7 +135,7 @@ class Call:
         self.vad: VoiceActivity | None = None
         self.progress: CallProgress | None = None  # outbound, until the answer is known
         self.progress_outcome = ""
-        #: an outbound call's last second of audio before the analysis heard the answer
+        #: an outbound call's audio since the last ring, until the analysis heard the answer
         self.heard_dialling: deque[bytes] | None = None
         self.recorder: Recorder | None = None
         self.task: asyncio.Task[None] | None = None
@@ -144,6 +144,7 @@ class Call:
         self.source: Source | None = None
         self._source_done: asyncio.Future[str | None] | None = None
         self._typeahead: list[str] = []
+        self._typeahead_recorded = 0  # of those, recorded already (the buffer overflowed)
         self._swallow = ""  # terminator keys to drop if they come next (see _after_full_entry)
         self._swallow_until = 0
         self._collector: DigitCollector | None = None
@@ -223,8 +224,9 @@ class Call:
         if a secret entry takes it: a caller who keys a PIN during the prompt before it
         must not find it in the call's records."""
         taken = self._typeahead[:count] if count is not None else self._typeahead
-        for digit in taken:
+        for digit in taken[self._typeahead_recorded:]:
             self.engine.record_key(self, digit, self.mask_keys)
+        self._typeahead_recorded = max(0, self._typeahead_recorded - len(taken))
         del self._typeahead[:len(taken)]
 
     async def play_tone(self, name: str, seconds: float) -> None:
@@ -448,6 +450,12 @@ class Call:
         typed = len(self._typeahead) < 32
         if typed:
             self._typeahead.append(digit)
+        else:
+            # The buffer is full and this key is dropped from it, but recorded now: the
+            # keys before it go first, so the call's keys keep the order they were pressed.
+            for earlier in self._typeahead[self._typeahead_recorded:]:
+                self.engine.record_key(self, earlier, self.mask_keys)
+            self._typeahead_recorded = len(self._typeahead)
         if self._source_done is not None and self._source_interruptible:
             self._stop_source(digit)
         return not typed

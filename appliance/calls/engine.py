@@ -89,9 +89,10 @@ MAX_BEHIND_TICKS = 5
 #: transaction, and before any call's final row; a commit every tick cost the engine's core
 #: more than the records gain from being current to the tick
 KEY_WRITE_TICKS = 5
-#: an outbound call's recording starts this many frames before call-progress analysis
-#: heard the answer (it needs some 300 ms of the callee's voice to be sure)
-PRE_ROLL_FRAMES = 50
+#: an outbound call's recording starts where call-progress analysis last heard a tone
+#: (ringback), at most this many frames before the answer was certain: it needs some 300
+#: ms of the callee's voice, or for a single short word the quiet after it, to be sure
+PRE_ROLL_FRAMES = 400
 #: how long a flow may take to unwind after its call ended before it is cancelled
 FLOW_GRACE_SECONDS = 5.0
 CAUSE_FLOW_ERROR = "flow-error"  # the flow, or the audio it was playing, failed
@@ -830,7 +831,10 @@ class Engine:
             heard = call.heard_dialling
             if outcome is None:
                 if heard is not None:
-                    heard.append(frame)
+                    if progress.tone:
+                        heard.clear()  # the recording starts after the last ring
+                    else:
+                        heard.append(frame)
                 continue
             woke = True
             call.progress_outcome = outcome.value
@@ -839,8 +843,7 @@ class Engine:
                 self._mark_active(call)
                 recorder = call.recorder
                 if recorder is not None and heard:
-                    # Voice is judged on its first 300 ms or so: the recording starts with
-                    # the second before, so the callee's "喂" is in it.
+                    # The callee's "喂" came before the answer was certain: it goes first.
                     for before in heard:
                         recorder.write_stereo(before, SILENCE)
             else:

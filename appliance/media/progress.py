@@ -150,6 +150,7 @@ class CallProgress:
         self.frames = 0
         self.noise_floor_dbfs = math.nan  # set by the first frame that is not tone-like
         self.rings = 0  # ringback bursts confirmed by their long off time
+        self.tone = False  # the last frame fed was a tone's
         self._ring_off = _frames(_RINGBACK_OFF[1])  # the pause between rings, once measured
         self._burst = _Burst()
         self._last_burst: _Burst | None = None  # the latest steady burst, awaiting its off time
@@ -195,7 +196,7 @@ class CallProgress:
             level = 10.0 * math.log10(energy / _FULL_SCALE_ENERGY)
             fraction = band / energy
         self.frames += 1
-        tone = level >= MIN_TONE_DBFS and (
+        self.tone = tone = level >= MIN_TONE_DBFS and (
             fraction >= TONE_FRACTION or (self._prev_tone and fraction >= TONE_HOLD_FRACTION))
         self._track_floor(level, tone, fraction)
         voice_candidate = (
@@ -328,8 +329,9 @@ class CallProgress:
         overdue: what the silence timer would decide 10 s later, decided now."""
         if self._quiet < _frames(_BRIEF_ANSWER_QUIET_MS):
             return False
-        # 15 % and a frame of slack on the pause this exchange was heard to make.
-        return not self.rings or self._gap > self._ring_off * 1.15 + 1
+        # 30 % and a frame of slack on the pause this exchange was heard to make: each
+        # pause may be 10 % off on its own, so one can be 22 % longer than the last.
+        return not self.rings or self._gap > self._ring_off * 1.3 + 1
 
     def _best_guess(self) -> Outcome:
         """Outcome from incomplete evidence: the audio ended or a timer ran out."""

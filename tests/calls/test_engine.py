@@ -444,6 +444,30 @@ def test_keys_typed_ahead_into_a_secret_entry_are_recorded_masked(
     assert events == ["1", "x", "x", "x", "x", "9"]
 
 
+def test_keys_past_a_full_type_ahead_buffer_are_recorded_in_the_order_pressed(
+        run_calls: Any, tmp_path: Path) -> None:
+    # The buffer holds 32 keys; the ones after were recorded at once, ahead of the 32
+    # still waiting to be used, so the CDR had the last keys first.
+    pressed = "0123456789*#" * 3  # 36 keys
+    flushed: list[str] = []
+
+    async def flow(call: Call) -> None:
+        await call.answer()
+        await call.sleep(7.0)
+        flushed.append(call.flush_keys())
+        await call.hangup()
+
+    async def scenario(rig: Rig) -> str:
+        bot, line = await keying_caller(rig, "13800138014")
+        await bot.press(pressed, on_ms=80, off_ms=80)
+        await bot.wait_hangup(10)
+        return line.id
+
+    line = run_calls(scenario, flow=flow)
+    assert flushed == [pressed[:32]]
+    assert cdr_row(tmp_path, line)["keys"] == pressed
+
+
 def test_key_reported_in_band_and_out_of_band_counts_once(run_calls: Any) -> None:
     keys: list[str] = []
     flow = collecting(keys, 4, inter_timeout=2)
@@ -572,10 +596,11 @@ def test_outbound_answer_busy_and_no_answer_from_the_line_audio(run_calls: Any) 
     assert results["8001"] == ("signalled", "normal")
 
 
+@pytest.mark.parametrize("frames", [50, 12])  # a sentence; a word too short to be sure of
 def test_an_outbound_call_answered_by_voice_is_recorded_from_the_callee_s_first_word(
-        run_calls: Any, tmp_path: Path) -> None:
-    # Voice is judged on its first 300 ms or so, and the recording began only then: the
-    # callee's "hello" was cut from the call's recording.
+        run_calls: Any, tmp_path: Path, frames: int) -> None:
+    # Voice is judged on its first 300 ms or so (a single short word, on the quiet after
+    # it), and the recording began only then: the callee's "hello" was cut from it.
     async def flow(call: Call) -> None:
         await call.wait_answered()
         await call.silence(2)
@@ -587,7 +612,7 @@ def test_an_outbound_call_answered_by_voice_is_recorded_from_the_callee_s_first_
         call = await rig.engine.originate(rig.exchange, "13911113333", flow)
         while not person.connected:
             await rig.exchange_tick()
-        said = speech(rig.prompts)[: 50 * FRAME]
+        said = speech(rig.prompts)[4 * FRAME: (4 + frames) * FRAME]
         with contextlib.suppress(LineError):
             await person.send(said)
         await call.wait_ended()

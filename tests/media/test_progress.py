@@ -264,6 +264,20 @@ def test_a_short_word_after_ringing_is_an_answer_once_the_next_ring_is_overdue()
     assert 10.0 < at < 11.0  # the ring due at 10 s (+15 %) did not come
 
 
+def test_a_click_burst_in_a_longer_ring_pause_is_not_an_answer() -> None:
+    # Each pause may be 10 % off on its own: after a pause of 3.7 s one of 4.37 s came, and
+    # a 120 ms burst in it was an answer once the pause passed 1.15 times the last one.
+    rng = np.random.default_rng(25)
+    amp = amplitude(-10.0)
+    ring = amp * np.sin(2 * np.pi * 450 * np.arange(SAMPLE_RATE) / SAMPLE_RATE)
+    burst = rng.normal(0.0, 3000.0, round(0.12 * SAMPLE_RATE))
+    second = silence(4.37)
+    second[SAMPLE_RATE: SAMPLE_RATE + len(burst)] = burst
+    x = on_line(np.concatenate([ring, silence(3.7), ring, second, ring, silence(0.5)]), rng)
+    assert stream(CallProgress(), x)[0] is None
+    assert detect_progress(x) is Outcome.RINGBACK
+
+
 @needs_sounds
 def test_recorded_speech_is_never_busy_or_congestion() -> None:
     """Every Asterisk prompt (about 25 minutes) as one stream, with pauses of 50 ms to
