@@ -295,11 +295,7 @@ def test_run_starts_the_appliance_and_stops_cleanly_on_ctrl_c(tmp_path: Path) ->
     import urllib.request
 
     web_port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "appliance.cli", "run", "--data", str(tmp_path / "var"),
-         "--port", "0", "--every", "1", "--web-port", str(web_port), "--control-port", "0"],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-    )
+    proc = start_run(tmp_path / "var", web_port, every=1)
     try:
         assert proc.stdout is not None
         seen = []
@@ -381,11 +377,7 @@ def test_run_starts_its_web_admin_again_when_it_dies_mid_run(tmp_path: Path) -> 
     import urllib.request
 
     web_port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "appliance.cli", "run", "--data", str(tmp_path / "var"),
-         "--port", "0", "--every", "5", "--web-port", str(web_port), "--control-port", "0"],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-    )
+    proc = start_run(tmp_path / "var", web_port, every=5)
     admin = f"web admin at http://127.0.0.1:{web_port}/"
     # Killed if the admin never comes back, so the reading below ends instead of hanging.
     watchdog = threading.Timer(90, proc.kill)
@@ -416,6 +408,16 @@ def children(pid: int) -> list[int]:
     """The processes ``pid`` started that are still running (the web admin)."""
     found = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
     return [int(p) for p in found]
+
+
+def start_run(data: Path, web_port: int, every: int) -> subprocess.Popen[str]:
+    """``appliance run`` on ``data`` with its web admin on ``web_port``, a simulated call
+    every ``every`` seconds; its stdout is a pipe to read."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "appliance.cli", "run", "--data", str(data), "--port", "0",
+         "--every", str(every), "--web-port", str(web_port), "--control-port", "0"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )
 
 
 def web_listening(port: int) -> bool:

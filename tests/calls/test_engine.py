@@ -228,6 +228,22 @@ def test_a_recording_cut_short_by_the_disk_is_indexed_as_long_as_the_file_is(
     assert asyncio.run(main()) == [{"frames": 5, "seconds": 0.1}]
 
 
+def start_and_stop(store: Any, recordings: Path) -> None:
+    """An engine that starts (recovering what a crash left) and stops at once."""
+    async def main() -> None:
+        async def flow(call: Call) -> None:
+            await call.answer()
+
+        engine = Engine(clock=ManualClock(), drivers=[], flow=flow, store=store,
+                        recordings=recordings)
+        task = asyncio.create_task(engine.run())
+        await engine.started.wait()
+        engine.stop()
+        await task
+
+    asyncio.run(main())
+
+
 def test_every_start_gives_a_crashed_call_its_finished_recording_whatever_else_was_kept(
         tmp_path: Path) -> None:
     # Three windows a crash (or a second crash during the start after it) could leave:
@@ -260,19 +276,8 @@ def test_every_start_gives_a_crashed_call_its_finished_recording_whatever_else_w
     cdr.index_recording(store, str(finals["c3"]), "c3", None, 25, False)
     cdr.close_unfinished(store, answered + 60).result()  # the start that died
 
-    async def main() -> None:
-        async def flow(call: Call) -> None:
-            await call.answer()
-
-        engine = Engine(clock=ManualClock(), drivers=[], flow=flow, store=store,
-                        recordings=tmp_path / "recordings")
-        task = asyncio.create_task(engine.run())
-        await engine.started.wait()
-        engine.stop()
-        await task
-
     try:
-        asyncio.run(main())
+        start_and_stop(store, tmp_path / "recordings")
         store.write(lambda db: None)
         indexed = {r["path"] for r in store.query("SELECT path FROM recordings")}
         named = {r["call_id"]: r["recording"] for r in store.query(
@@ -306,19 +311,8 @@ def test_a_recording_finished_but_not_indexed_before_a_crash_is_indexed_at_start
     cdr.cdr_start(store, "c2", "L", "sim", "in", "1", "2", answered)  # never answered
     store.write(lambda db: None)
 
-    async def main() -> None:
-        async def flow(call: Call) -> None:
-            await call.answer()
-
-        engine = Engine(clock=ManualClock(), drivers=[], flow=flow, store=store,
-                        recordings=tmp_path / "recordings")
-        task = asyncio.create_task(engine.run())
-        await engine.started.wait()
-        engine.stop()
-        await task
-
     try:
-        asyncio.run(main())
+        start_and_stop(store, tmp_path / "recordings")
         store.write(lambda db: None)
         rows = store.query("SELECT path, call_id, frames, started_at FROM recordings")
         call = cdr.get_call(store, "c1")
