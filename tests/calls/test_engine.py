@@ -8,6 +8,7 @@ import contextlib
 import itertools
 import time
 import wave
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -834,6 +835,17 @@ def test_a_call_ended_by_the_box_after_its_line_ended_keeps_the_line_s_cause(
     assert run_calls(scenario, flow=flow) == ["remote", "line-dropped"]
 
 
+def heard_until_hung_up(number: str) -> Callable[[Rig], Awaitable[bytes]]:
+    """A scenario: ``number`` calls the box and listens until the box hangs up."""
+    async def scenario(rig: Rig) -> bytes:
+        bot = CallerBot(rig.exchange, number)
+        await bot.dial("95500")
+        await bot.wait_hangup(10)
+        return bytes(bot.heard)
+
+    return scenario
+
+
 def test_a_sleep_or_a_collect_timeout_between_prompts_is_as_long_as_asked(
         run_calls: Any) -> None:
     # sleep() waking through asyncio.wait took one pass of the loop too many: the flow
@@ -850,12 +862,7 @@ def test_a_sleep_or_a_collect_timeout_between_prompts_is_as_long_as_asked(
         await call.play(a)
         await call.hangup()
 
-    async def scenario(rig: Rig) -> bytes:
-        bot = CallerBot(rig.exchange, "13800138016")
-        await bot.dial("95500")
-        await bot.wait_hangup(10)
-        return bytes(bot.heard)
-
+    scenario = heard_until_hung_up("13800138016")
     firsts = np.frombuffer(run_calls(scenario, flow=flow), "<i2").reshape(-1, 160)[:, 0]
     runs = [(int(value), len(list(frames))) for value, frames in itertools.groupby(firsts)]
     start = runs.index((1000, 10))
@@ -879,12 +886,7 @@ def test_prompts_and_silences_in_a_row_follow_each_other_without_a_gap(
         await call.play(b)
         await call.hangup()
 
-    async def scenario(rig: Rig) -> bytes:
-        bot = CallerBot(rig.exchange, "13800138017")
-        await bot.dial("95500")
-        await bot.wait_hangup(10)
-        return bytes(bot.heard)
-
+    scenario = heard_until_hung_up("13800138017")
     frames = np.frombuffer(run_calls(scenario, flow=flow), "<i2").reshape(-1, 160)
     firsts = frames[:, 0]
     runs = [(int(value), len(list(group))) for value, group in itertools.groupby(firsts)]
