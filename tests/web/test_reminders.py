@@ -9,7 +9,7 @@ import csv
 import io
 import re
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -54,9 +54,18 @@ def due_today_all_day(store: Store) -> dict[str, Any]:
         "SELECT p.number, c.phone FROM policies p JOIN customers c ON c.id = p.holder_id"
         " WHERE p.status = 'in_force' AND p.next_due_date IS NOT NULL ORDER BY p.number"
         " LIMIT 1")
-    today = datetime.now().date().isoformat()
-    store.write(lambda db: db.execute("UPDATE policies SET next_due_date = ? WHERE number = ?",
-                                      [today, policy["number"]]))
+    today = datetime.now().date()
+    tomorrow = (today + timedelta(days=1)).isoformat()
+
+    def only_this_one_due_today(db: Any) -> None:
+        # The demo book spreads its due dates over the days around the one it was made
+        # for: on some dates another of its policies falls due today too.
+        db.execute("UPDATE policies SET next_due_date = ? WHERE next_due_date = ?",
+                   [tomorrow, today.isoformat()])
+        db.execute("UPDATE policies SET next_due_date = ? WHERE number = ?",
+                   [today.isoformat(), policy["number"]])
+
+    store.write(only_this_one_due_today)
     store.write(lambda db: rs.save(db, rs.ReminderSettings(
         days_ahead=0, overdue_days=0, window_start="00:00", window_end="24:00"), by="t", at=0))
     return policy
