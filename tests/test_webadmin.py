@@ -46,3 +46,17 @@ def test_an_admin_stopped_by_the_run_is_not_started_again() -> None:
 
     asyncio.run(main())
     assert web.restarts == 0 and said == [] and web.process is None
+
+
+def test_an_admin_that_ends_as_the_run_stops_is_not_started_again() -> None:
+    # A SIGTERM to the whole process group (systemd stopping the service) ends the admin
+    # and the run together; the watcher must not take that for a crash.
+    said: list[str] = []
+    web = WebAdmin(exits_with(0), said.append, poll_seconds=0.01, first_delay=0.01)
+
+    async def main() -> None:
+        web.start()
+        await asyncio.wait_for(web.watch(running=lambda: False), 5)
+
+    asyncio.run(main())
+    assert web.restarts == 0 and said == []

@@ -278,6 +278,11 @@ class Engine:
     def stop(self) -> None:
         self._stopping = True
 
+    @property
+    def stopping(self) -> bool:
+        """:meth:`stop` was called (or the run is ending): no new calls."""
+        return self._stopping
+
     async def _shutdown(self) -> None:
         self._stopping = True  # from here on, a line offered is hung up (accept)
         # Lines offered since the last tick are calls too: each gets its record.

@@ -358,7 +358,8 @@ async def run_demo(data: Path, audiosocket_port: int, every: float, concurrent: 
                                                         out_dir=dirs.root / "faxes"))
     reminding = asyncio.create_task(reminders.serve()) if reminders is not None else None
     # An admin that dies mid-run (a crash, the OOM killer) is started again.
-    watching = asyncio.create_task(web.watch()) if web is not None else None
+    watching = asyncio.create_task(web.watch(lambda: not engine.stopping)) \
+        if web is not None else None
     if reminders is not None:
         rs = load_reminder_settings(store)
         _say(f"premium reminders {'on' if rs.enabled else 'off'}: due in {rs.days_ahead} days or"

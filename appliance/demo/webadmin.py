@@ -54,9 +54,10 @@ class WebAdmin:
         self.process = subprocess.Popen(self.command, start_new_session=True)
         self._started_at = time.monotonic()
 
-    async def watch(self) -> None:
-        """Start the admin again whenever it exits while the run goes on; returns only when
-        it has been given up (the run cancels it otherwise)."""
+    async def watch(self, running: Callable[[], bool] = lambda: True) -> None:
+        """Start the admin again whenever it exits while the run goes on (``running``);
+        returns when it has been given up, or exits as the run stops (the run cancels it
+        otherwise)."""
         quick_failures = 0
         delay = self.first_delay
         while not self._stopping:
@@ -67,6 +68,10 @@ class WebAdmin:
             if code is None:
                 await asyncio.sleep(self.poll_seconds)
                 continue
+            if not running():
+                # Stopped with the run (a SIGTERM to the whole process group, as systemd
+                # sends): not a crash to recover from.
+                return
             ran = time.monotonic() - self._started_at
             if ran >= STEADY_SECONDS:
                 quick_failures, delay = 0, self.first_delay
