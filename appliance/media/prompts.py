@@ -152,14 +152,20 @@ class PromptLibrary:
         path = self._file(language, name)
         if not path.is_file():
             raise PromptNotFound(f"no prompt {name!r} in language {language!r} (looked for {path})")
-        return Prompt.from_samples(name, read_slin(path), language)
+        return Prompt.from_samples(name, read_slin(path, whole=True), language)
 
     def preload(self, language: str | None = None) -> int:
         """Load every prompt of a language now (so the first caller waits for no disk)."""
         lang = language or self.default_language
         count = 0
         for wav in sorted((self.root / lang).glob("*.wav")):
-            self.get(wav.stem, lang)
+            try:
+                self.get(wav.stem, lang)
+            except (OSError, EOFError, wave.Error, ValueError) as exc:
+                # One bad file (a 16 kHz recording dropped in by hand) must not keep the
+                # box from starting, nor the prompts after it from loading.
+                log.error("prompt %s/%s cannot be loaded, skipped: %s", lang, wav.stem, exc)
+                continue
             count += 1
         return count
 

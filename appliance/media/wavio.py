@@ -18,8 +18,12 @@ class WavFormatError(ValueError):
     """The file is not 8 kHz 16-bit mono PCM WAV (the message says what it is)."""
 
 
-def read_slin(path: str | Path, *, channels: int = 1) -> Samples:
-    """Samples of an 8 kHz 16-bit PCM WAV file; ``channels`` > 1 returns interleaved samples."""
+def read_slin(path: str | Path, *, channels: int = 1, whole: bool = False) -> Samples:
+    """Samples of an 8 kHz 16-bit PCM WAV file; ``channels`` > 1 returns interleaved samples.
+
+    With ``whole`` a file must hold all the audio its header declares, and some: a prompt
+    read while it is being copied in, or left by a copy that died, is refused instead of
+    being played cut short or as silence."""
     path = Path(path)
     try:
         with wave.open(str(path), "rb") as w:
@@ -29,14 +33,19 @@ def read_slin(path: str | Path, *, channels: int = 1) -> Samples:
                     f"{path}: {rate} Hz, {8 * width}-bit, {nch} channel(s); expected "
                     f"{SAMPLE_RATE} Hz, 16-bit, {channels} channel(s)"
                 )
-            data = w.readframes(w.getnframes())
+            declared = w.getnframes()
+            data = w.readframes(declared)
     except wave.Error as exc:
         raise WavFormatError(f"{path}: not a PCM WAV file ({exc})") from exc
     except EOFError as exc:
         raise WavFormatError(f"{path}: truncated WAV file") from exc
+    if whole and (not data or len(data) < declared * 2 * channels):
+        raise WavFormatError(
+            f"{path}: holds {len(data)} bytes of audio, its header declares "
+            f"{declared * 2 * channels}: the file is cut short (still being copied?)")
     # A file cut off mid-sample (a copy or download that stopped) loses the half sample.
-    whole = len(data) - len(data) % (2 * channels)
-    return np.frombuffer(data, dtype="<i2", count=whole // 2).astype(np.int16)
+    usable = len(data) - len(data) % (2 * channels)
+    return np.frombuffer(data, dtype="<i2", count=usable // 2).astype(np.int16)
 
 
 def write_slin(path: str | Path, samples: Samples | bytes, *, channels: int = 1) -> None:

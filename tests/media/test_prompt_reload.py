@@ -85,3 +85,37 @@ def test_a_broken_or_missing_replacement_keeps_the_loaded_recording(folder: Path
     # A prompt never loaded and not on disk is still an error that names it.
     with pytest.raises(PromptNotFound, match="'bye'"):
         lib.get("bye")
+
+
+@pytest.mark.parametrize("keep_bytes", [0, 320])
+def test_a_file_cut_short_keeps_the_loaded_recording(
+        folder: Path, keep_bytes: int, caplog: pytest.LogCaptureFixture) -> None:
+    # Read while a copy was under way, or left by one that died, a file whose header
+    # declares more audio than it holds replaced the prompt: cut short, or silence.
+    now = [0.0]
+    lib = PromptLibrary(folder, now=lambda: now[0])
+    old = lib.get("hello")
+    path = folder / "zh" / "hello.wav"
+    _replace(path, np.full(8000, 300, dtype=np.int16))
+    with open(path, "r+b") as f:
+        f.truncate(44 + keep_bytes)
+    now[0] = 2.0
+    assert lib.get("hello") is old
+    assert "cut short" in caplog.text
+
+
+def test_preload_skips_a_bad_file_and_loads_the_rest(
+        folder: Path, caplog: pytest.LogCaptureFixture) -> None:
+    # The first bad file stopped preload, and with it the engine's start.
+    import wave
+
+    with wave.open(str(folder / "zh" / "a_stray.wav"), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(16000)
+        w.writeframes(bytes(3200))
+    write_slin(folder / "zh" / "z_menu.wav", np.full(1600, 5, dtype=np.int16))
+    lib = PromptLibrary(folder)
+    assert lib.preload("zh") == 2
+    assert len(lib.get("z_menu").frames) == 10
+    assert "a_stray" in caplog.text and "16000 Hz" in caplog.text
