@@ -150,7 +150,6 @@ class CallProgress:
         self.frames = 0
         self.noise_floor_dbfs = math.nan  # set by the first frame that is not tone-like
         self.rings = 0  # ringback bursts confirmed by their long off time
-        self.tone = False  # the last frame fed was a tone's
         self._ring_off = _frames(_RINGBACK_OFF[1])  # the pause between rings, once measured
         self._burst = _Burst()
         self._last_burst: _Burst | None = None  # the latest steady burst, awaiting its off time
@@ -196,7 +195,7 @@ class CallProgress:
             level = 10.0 * math.log10(energy / _FULL_SCALE_ENERGY)
             fraction = band / energy
         self.frames += 1
-        self.tone = tone = level >= MIN_TONE_DBFS and (
+        tone = level >= MIN_TONE_DBFS and (
             fraction >= TONE_FRACTION or (self._prev_tone and fraction >= TONE_HOLD_FRACTION))
         self._track_floor(level, tone, fraction)
         voice_candidate = (
@@ -375,6 +374,12 @@ class CallProgress:
         if self.outcome is None:
             self.outcome = self._best_guess()
         return self.outcome
+
+    @property
+    def tone(self) -> bool:
+        """The last frame fed was a tone's (the engine keeps the audio after the last
+        ring for the recording)."""
+        return self._prev_tone
 
     @property
     def ringing(self) -> bool:
