@@ -329,18 +329,26 @@ class Engine:
             if self.store is not None:
                 # A call's recording is <call id>.wav; other takes of the same call (a
                 # message: <call id>.msg.wav) are indexed with it but are not its recording.
-                call_id = path.stem.split(".")[0]
-                try:
-                    frames = wav_frames(path)
-                except (OSError, EOFError, wave.Error) as exc:
-                    # The box starts all the same; the file stays where it is.
-                    log.error("recovered recording %s is unreadable: %s; not indexed",
-                              path, exc)
-                    continue
-                cdr.index_recording(self.store, str(path), call_id, None, frames, True)
-                if path.stem == call_id:
-                    cdr.attach_recording(self.store, call_id, path)
+                self._index_left(path, path.stem.split(".")[0], recovered=True)
         return recovered
+
+    def _index_left(self, path: Path, call_id: str, *, recovered: bool) -> bool:
+        """Index a recording a crash left, and name it in its call's row when it is the
+        call's own; False (logged unless there is no file) when it cannot be read: the
+        box starts all the same, and the file stays where it is."""
+        assert self.store is not None
+        try:
+            frames = wav_frames(path)
+        except FileNotFoundError:
+            return False  # not recorded (or not yet at the first flush)
+        except (OSError, EOFError, wave.Error) as exc:
+            log.error("call %s: recording %s left by a crash is unreadable: %s; not indexed",
+                      call_id, path, exc)
+            return False
+        cdr.index_recording(self.store, str(path), call_id, None, frames, recovered)
+        if path.stem == call_id:
+            cdr.attach_recording(self.store, call_id, path)
+        return True
 
     def _recording_path(self, call_id: str, answered_at: float) -> Path:
         """Where a call's recording goes: under the day it was answered."""
@@ -365,17 +373,9 @@ class Engine:
             if some_indexed and cdr.is_indexed(self.store, path):
                 cdr.attach_recording(self.store, call_id, path)
                 continue
-            try:
-                frames = wav_frames(path)
-            except FileNotFoundError:
-                continue  # not recorded (or not yet at the first flush)
-            except (OSError, EOFError, wave.Error) as exc:
-                log.error("call %s: recording %s left by a crash is unreadable: %s",
-                          call_id, path, exc)
-                continue
-            log.warning("indexed recording %s, finished before a crash but not indexed", path)
-            cdr.index_recording(self.store, str(path), call_id, None, frames, False)
-            cdr.attach_recording(self.store, call_id, path)
+            if self._index_left(path, call_id, recovered=False):
+                log.warning("indexed recording %s, finished before a crash but not indexed",
+                            path)
 
     # ------------------------------------------------------------------ lines and calls
     def accept(self, line: Line) -> None:
