@@ -87,7 +87,9 @@ class Recorder:
         try:
             # The header now, so even a call that dies before its first flush leaves a
             # .part that recover() turns into a valid (empty) WAV rather than a broken one.
-            self._file.write(wav_header(channels, 0))
+            header = wav_header(channels, 0)
+            if self._file.write(header) != len(header):  # a raw write may be short
+                raise OSError(errno.ENOSPC, f"{self.part_path}: the header was not written whole")
         except BaseException:
             try:
                 with contextlib.suppress(OSError):
