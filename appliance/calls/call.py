@@ -271,10 +271,12 @@ class Call:
         if prompt:
             await self.play(*prompt)
         self._check()
-        collector = DigitCollector(self.next_free_tick(), max_digits, terminator, first_timeout,
-                                   inter_timeout)
+        start = self.next_free_tick()
+        collector = DigitCollector(start, max_digits, terminator, first_timeout, inter_timeout)
         for i, digit in enumerate(self._typeahead):
-            if collector.key(digit, self.engine.tick_no) is not None:
+            # Keys typed ahead count as keyed when the entry starts: its inter-digit
+            # timeout runs from the same frame as the first-digit one.
+            if collector.key(digit, start) is not None:
                 # Keys typed after the entry was complete stay buffered for the next one.
                 assert collector.result is not None
                 taken = i + 1

@@ -869,6 +869,33 @@ def test_a_sleep_or_a_collect_timeout_between_prompts_is_as_long_as_asked(
     assert runs[start:start + 5] == [(1000, 10), (0, 10), (2000, 10), (0, 10), (1000, 10)]
 
 
+def test_an_entry_started_by_a_key_typed_ahead_times_out_as_long_as_asked(
+        run_calls: Any) -> None:
+    # Keys typed ahead were timed from the tick the entry began in, the entry's own
+    # timeout from the first frame not yet written: the inter-digit wait was a frame short.
+    a = Prompt.from_samples("A", np.full(8000, 1000, np.int16))  # 1 s
+    b = Prompt.from_samples("B", np.full(1600, 2000, np.int16))
+
+    async def flow(call: Call) -> None:
+        await call.answer()
+        await call.play(a, interruptible=False)
+        await call.collect(4, inter_timeout=0.2)
+        await call.play(b)
+        await call.hangup()
+
+    async def scenario(rig: Rig) -> bytes:
+        bot = CallerBot(rig.exchange, "13800138018")
+        await bot.dial("95500")
+        await bot.press("1")  # during A: typed ahead
+        await bot.wait_hangup(10)
+        return bytes(bot.heard)
+
+    firsts = np.frombuffer(run_calls(scenario, flow=flow), "<i2").reshape(-1, 160)[:, 0]
+    runs = [(int(value), len(list(frames))) for value, frames in itertools.groupby(firsts)]
+    start = runs.index((1000, 50))
+    assert runs[start:start + 3] == [(1000, 50), (0, 10), (2000, 10)]
+
+
 def test_prompts_and_silences_in_a_row_follow_each_other_without_a_gap(
         run_calls: Any) -> None:
     # A source said it had finished only in the tick after its last frame, so every
