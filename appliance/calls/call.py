@@ -158,6 +158,7 @@ class Call:
         self.in_speech = False
         self.inbound_frame = b""  # this tick's inbound frame (silence when it was late)
         self.catch_up: list[bytes] = []  # further inbound frames processed this tick
+        self.late_tick = -1  # the last tick whose inbound frame had not come (a bridge covers it)
         # Lines on the far end's clock (AudioSocket) have their frame taken, and a key's
         # answer sent, by the engine's early pass when the frame came before it.
         self.far_end_clocked = False

@@ -719,6 +719,7 @@ class Engine:
         first = len(rows)
         ended = CallState.ENDED
         late = 0
+        tick = self.tick_no
         for call in calls:
             line = call.line
             if line.events:
@@ -730,6 +731,7 @@ class Engine:
             inbound = line.inbound  # Line.read_frame, inlined: this loop runs for every call
             if not inbound:
                 call.frames_late += 1
+                call.late_tick = tick
                 call.inbound_frame = SILENCE
                 late += 1
                 continue

@@ -213,3 +213,45 @@ def test_a_line_in_a_bridge_keys_without_an_early_frame(tmp_path: Path) -> None:
         assert all(abs(t - (100.0 + tick_of(t) * TICK)) < 1e-9 for t, _ in line.writes)
     tone = b"".join(audio_with_key("9", 4)[KEY_TICK - 1 : KEY_TICK + 3])
     assert tone in b"".join(f for _, f in driver.lines["b"].writes)
+
+
+def test_a_bridged_frame_that_comes_a_tick_late_is_heard_not_lost(tmp_path: Path) -> None:
+    # The far end's frame misses its tick and comes with the next one: the other member
+    # hears it a frame late, after a fading copy of the frame before, and no frame is lost.
+    calls: dict[str, Call] = {}
+
+    async def bridged(call: Call) -> None:
+        await call.answer()
+        calls[call.caller] = call
+        if len(calls) == 2:
+            call.engine.create_bridge(*calls.values())
+        await call.sleep(5)
+
+    rng = np.random.default_rng(9)
+    talk = frames_of(rng.normal(0, 3000, 100 * 160))  # a voice, no pause in it
+    gap = 40
+
+    async def main() -> FarEnd:
+        clock = ManualClock(start=100.0)
+        audio = {"a": talk, "b": frames_of(np.zeros(100 * 160))}
+        driver = FarEnd(clock, audio, late=set(), gap={"a": gap})
+        engine = Engine(clock=clock, drivers=[driver], flow=bridged, prompts=PromptLibrary(),
+                        recordings=tmp_path)
+        engine.early_lead = LEAD
+        task = asyncio.create_task(engine.run())
+        await engine.started.wait()
+        while engine.tick_no < gap + 20:
+            await asyncio.sleep(0)
+        engine.stop()
+        await task
+        return driver
+
+    heard = [f for _, f in asyncio.run(main()).lines["b"].writes]
+    late = gap - 1  # the far end's first frame is tick 1's
+    start = heard.index(talk[late - 10])
+    got = heard[start : start + 30]
+    assert got[:10] == talk[late - 10 : late]  # in step before the gap
+    filler = np.frombuffer(got[10], "<i2").astype(int)
+    assert np.any(filler != 0)
+    assert np.all(np.abs(filler) <= np.abs(np.frombuffer(talk[late - 1], "<i2").astype(int)))
+    assert got[11:] == talk[late : late + 19]  # every frame, a frame late
