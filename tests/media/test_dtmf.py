@@ -9,6 +9,7 @@ random source has a fixed seed.
 from __future__ import annotations
 
 import glob
+import struct
 import wave
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -562,6 +563,29 @@ def test_detect_dtmf_file_refuses_other_formats(
         w.setsampwidth(width)
         w.setframerate(rate)
         w.writeframes(bytes(width * channels * 800))
+    with pytest.raises(WavFormatError, match="expected 8000 Hz, 16-bit"):
+        detect_dtmf_file(path)
+
+
+def extensible_wav(pcm: bytes, *, subformat: int = 1, rate: int = 8000) -> bytes:
+    """A WAVE_FORMAT_EXTENSIBLE mono 16-bit file, as some editors write plain PCM, with a
+    LIST chunk of odd length (padded) between its header and its audio."""
+    guid = struct.pack("<H", subformat) + bytes.fromhex("000000001000800000aa00389b71")
+    fmt = struct.pack("<HHIIHHHHI", 0xFFFE, 1, rate, 2 * rate, 2, 16, 22, 16, 4) + guid
+    body = (b"WAVE" + b"fmt " + struct.pack("<I", len(fmt)) + fmt
+            + b"LIST" + struct.pack("<I", 3) + b"abc\0"
+            + b"data" + struct.pack("<I", len(pcm)) + pcm)
+    return b"RIFF" + struct.pack("<I", len(body)) + body
+
+
+def test_detect_dtmf_file_takes_pcm_in_the_extensible_header(tmp_path: Path) -> None:
+    path = tmp_path / "keys.wav"
+    path.write_bytes(extensible_wav(sig.to_slin(sig.keys("0571#")).tobytes()))
+    assert detect_dtmf_file(path) == "0571#"
+    path.write_bytes(extensible_wav(sig.to_slin(sig.keys("9")).tobytes(), subformat=3))
+    with pytest.raises(WavFormatError, match="not integer PCM"):
+        detect_dtmf_file(path)
+    path.write_bytes(extensible_wav(sig.to_slin(sig.keys("9")).tobytes(), rate=16000))
     with pytest.raises(WavFormatError, match="expected 8000 Hz, 16-bit"):
         detect_dtmf_file(path)
 
