@@ -68,16 +68,21 @@ log = logging.getLogger("appliance.calls")
 
 TICK = FRAME_MS / 1000
 #: Tick phase alignment for far-end clocked lines (see Engine._align_phase): judged once a
-#: second on up to PHASE_SAMPLES arrival times; the tick goes PHASE_MARGIN after all but
-#: PHASE_LATE_SHARE of them, moving at most PHASE_STEP a judgement; arrivals spread wider
-#: than PHASE_MAX_SPREAD (unsynchronised peers, a stalled sender) leave the fixed grid.
+#: second on up to PHASE_SAMPLES arrival times, placed in PHASE_BIN steps around the tick.
+#: Arrivals from PHASE_MARGIN before a tick position to PHASE_AFTER after it may cross it
+#: (wake-up delay, jitter): the tick goes where no more than PHASE_LATE_SHARE more of them
+#: do so than at the best place, and of those places where frames wait least; it moves at
+#: most PHASE_STEP a judgement, to the nearest position equivalent on the 20 ms grid.
 PHASE_WINDOW_TICKS = 50
 PHASE_MARGIN = 0.0005
+PHASE_AFTER = 0.001
+PHASE_BIN = 0.0001
 PHASE_STEP = 0.001
 PHASE_SAMPLES = 4000
 PHASE_MIN_ARRIVALS = 50
 PHASE_LATE_SHARE = 0.005
-PHASE_MAX_SPREAD = 0.008
+#: places whose mean wait is within this of the least are as good: the nearest is taken
+PHASE_WAIT_SLACK = 0.0001
 #: The early pass (see Engine._early) runs when about half of those arrivals are in, if
 #: that is at least EARLY_MIN_LEAD and at most EARLY_MAX_LEAD before the tick.
 EARLY_SHARE = 0.5
@@ -249,30 +254,43 @@ class Engine:
 
         A frame waits from its arrival to the next tick, and it arrives wherever the far
         end's clock (the line card behind Asterisk) puts it; every key, answer and bridged
-        word carries that wait. So the tick goes just after all but the last half per cent
-        of the last second's arrivals (plus a margin for the tick's own wake-up): a frame
-        later than that is taken in the next tick, so the answers to keys keep their tail
-        while their median gets up to a frame's wait shorter. Offsets are taken on the
-        20 ms grid around their circular mean, so a cluster that straddles a grid point
-        is not mistaken for a spread one; of the two equivalent positions a tick apart the
-        nearer is taken, and the tick moves a millisecond a judgement at most."""
+        word carries that wait. A frame that arrives just after its tick misses it (it is
+        late: silence in the recording, a covered gap in a bridge). So each second the tick
+        goes where fewest of the last second's arrivals fall around it (within half a per
+        cent of the fewest), and of those places where frames wait least: just after a
+        card's frames; with two cards out of step, just after one of them; with a burst of
+        late frames (a network hiccup), still just after the rest.
+
+        Positions are taken on the 20 ms grid, so the phase grows without bound while a
+        card's clock drifts against ours: the tick follows the card's rate instead of
+        walking back across the whole tick at each wrap. It moves a millisecond a
+        judgement at most, to the nearest equivalent position; among equally good places
+        it stays where it is."""
         arrivals = [t for d in self.drivers if d.far_end_clocked for t in d.take_arrivals()]
         if len(arrivals) < PHASE_MIN_ARRIVALS:
             return
         stride = max(1, len(arrivals) // PHASE_SAMPLES)
         offsets = np.mod(np.asarray(arrivals[::stride]) - self.start_time, TICK)
-        angle = np.angle(np.mean(np.exp(2j * np.pi * offsets / TICK)))
-        centre = float(angle) / (2 * np.pi) * TICK
-        spread = np.mod(offsets - centre + TICK / 2, TICK) - TICK / 2
-        lo, mid, hi = np.quantile(spread, [PHASE_LATE_SHARE, EARLY_SHARE, 1 - PHASE_LATE_SHARE])
-        if hi - lo > PHASE_MAX_SPREAD:
-            target = 0.0
-        else:
-            edge = float(np.mod(centre + hi + PHASE_MARGIN, TICK))
-            target = min((edge - TICK, edge), key=lambda t: abs(t - self.phase))
-        self.phase += float(np.clip(target - self.phase, -PHASE_STEP, PHASE_STEP))
+        bins = np.minimum((offsets / PHASE_BIN).astype(np.intp), _PHASE_BINS - 1)
+        share = np.bincount(bins, minlength=_PHASE_BINS) / len(offsets)
+        risk = _PHASE_NEAR @ share  # the share that may cross a tick at each bin boundary
+        wait = _PHASE_WAITS @ share  # the mean wait of a frame for a tick there
+        cost = np.where(risk <= risk.min() + PHASE_LATE_SHARE, wait, np.inf)
+        least = cost.min()
+        # Where the tick is now is as good when it is within chance of the best (two
+        # sigma of a count of this many arrivals): arrivals all over the tick leave it put.
+        here = round(float(np.mod(self.phase, TICK)) / PHASE_BIN) % _PHASE_BINS
+        waits = np.mod(self.phase - offsets, TICK)
+        n = len(offsets)
+        if (risk[here] > risk.min() + PHASE_LATE_SHARE + 2 * np.sqrt(risk.min() / n)
+                or wait[here] > least + PHASE_WAIT_SLACK + 2 * float(np.std(waits)) / np.sqrt(n)):
+            good = np.flatnonzero(cost <= least + PHASE_WAIT_SLACK) * PHASE_BIN
+            moves = np.mod(good - self.phase + TICK / 2, TICK) - TICK / 2
+            move = float(moves[np.argmin(np.abs(moves))])
+            self.phase += float(np.clip(move, -PHASE_STEP, PHASE_STEP))
         # The early pass goes when about half the frames are in, wherever the tick is.
-        lead = float(np.mod(self.phase - (centre + mid + PHASE_MARGIN), TICK))
+        waits = np.mod(self.phase - offsets, TICK)
+        lead = float(np.quantile(waits, EARLY_SHARE)) - PHASE_MARGIN
         self.early_lead = lead if EARLY_MIN_LEAD <= lead <= EARLY_MAX_LEAD else 0.0
 
     def stop(self) -> None:
@@ -961,6 +979,21 @@ class _Heard:
     batches: list[tuple[list[Call], list[bytes], np.ndarray]] = field(default_factory=list)
     messages: list[tuple[Call, object]] = field(default_factory=list)  # taking a message
 
+
+def _phase_tables() -> tuple[np.ndarray, np.ndarray]:
+    """For Engine._align_phase, [i, j] of a frame arriving in bin j and a tick at the start
+    of bin i: how long the frame waits for it, and 1 when it arrives within PHASE_MARGIN
+    before the tick or PHASE_AFTER after it."""
+    bins = np.arange(_PHASE_BINS)
+    gap = np.mod(bins[:, None] - bins[None, :], _PHASE_BINS)  # bin j's start to the tick
+    waits = np.mod(gap - 0.5, _PHASE_BINS) * PHASE_BIN
+    before, after = round(PHASE_MARGIN / PHASE_BIN), round(PHASE_AFTER / PHASE_BIN)
+    near = ((gap >= 1) & (gap <= before)) | (gap == 0) | (gap > _PHASE_BINS - after)
+    return waits, near.astype(float)
+
+
+_PHASE_BINS = round(TICK / PHASE_BIN)
+_PHASE_WAITS, _PHASE_NEAR = _phase_tables()
 
 _PROGRESS_CAUSES = {
     Outcome.BUSY: CAUSE_BUSY,
