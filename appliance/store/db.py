@@ -36,6 +36,10 @@ T = TypeVar("T")
 # the engine's writer must outwait it rather than drop a CDR row; calls never wait, since
 # their writes are queued Futures. Thirty seconds of waiting means something is wrong.
 BUSY_TIMEOUT_S = 30.0
+#: a write still locked out after its busy timeout is tried again, as long as the store is
+#: open, with a warning this often: a CDR row is never dropped for a lock (an admin's
+#: sqlite3 shell left in a transaction)
+BUSY_WARN_S = 60.0
 
 _Task = tuple[Callable[[Database], Any], "Future[Any]"]
 
@@ -148,6 +152,9 @@ class Store:
             # readers hold no snapshot, so this normally succeeds; if not, the WAL stays
             # and SQLite replays it at the next open.
             try:
+                # Not waiting for a reader's snapshot (a long report, a backup download in
+                # the web): the engine's stop must not wait 30 s for it.
+                db.execute("PRAGMA busy_timeout = 0")
                 db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             except sqlite3.Error:
                 log.warning("%s: WAL checkpoint at close failed; kept for the next open",
@@ -163,21 +170,48 @@ class Store:
 
     def _run_one(self, db: Database, fn: Callable[[Database], Any], future: Future[Any]) -> None:
         try:
-            if not future.set_running_or_notify_cancel():
-                return
+            # A write once handed in is done even if its Future was cancelled meanwhile (a
+            # task awaiting it was cancelled, as every task is at a second Ctrl-C): a call's
+            # final row must not depend on whether anyone still waits for it.
+            wanted = future.set_running_or_notify_cancel()
             try:
-                result = _in_transaction(db, fn)
+                result = self._locked_out_retried(db, fn)
             except BaseException as exc:
                 # Logged here as well because the engine does not wait for its Futures: a
                 # failed CDR write must still show up somewhere.
                 log.exception("store write %s failed", getattr(fn, "__qualname__", fn))
-                future.set_exception(exc)
+                if wanted:
+                    future.set_exception(exc)
             else:
-                future.set_result(result)
+                if wanted:
+                    future.set_result(result)
         finally:
             with self._ran:
                 self.writes_finished += 1
                 self._ran.notify_all()
+
+    def _locked_out_retried(self, db: Database, fn: Callable[[Database], Any]) -> Any:
+        """``fn`` in a transaction, tried again while another process holds the database
+        locked past the busy timeout (the writes queued behind it wait their turn, so
+        their order is kept)."""
+        tries = 0
+        while True:
+            try:
+                return _in_transaction(db, fn)
+            except sqlite3.OperationalError as exc:
+                if not _locked(exc):
+                    raise
+                if self._closed:
+                    # Stopping: the writes still queued fail at once rather than each wait
+                    # its 30 s (the next start closes their calls' rows).
+                    db.execute("PRAGMA busy_timeout = 0")
+                    raise
+                tries += 1
+                if tries == 1 or tries % max(1, round(BUSY_WARN_S / BUSY_TIMEOUT_S)) == 0:
+                    log.warning("%s: another process has held the database locked for %.0f "
+                                "s; store write %s waits (%d more queued)", self.path,
+                                tries * BUSY_TIMEOUT_S, getattr(fn, "__qualname__", fn),
+                                self._queue.qsize())
 
     # -- reading ----------------------------------------------------------------------
 
@@ -268,6 +302,7 @@ def _connect_writer(path: Path) -> Database:
     conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S)
     try:
         db = Database(conn)
+        _check_ours(conn)
         db.enable_wal()  # persistent in the file; readers need it to read while we write
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA foreign_keys=ON")
@@ -276,6 +311,25 @@ def _connect_writer(path: Path) -> Database:
         conn.close()
         raise
     return db
+
+
+def _check_ours(conn: sqlite3.Connection) -> None:
+    """Refuse, before anything is written, a database another program made (a file
+    restored to the wrong place): the migrations would add our tables beside its own and
+    switch it to WAL, and then fail on a name they share."""
+    tables = {name for (name,) in conn.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")}
+    if tables and "_sqlite_migrations" not in tables:
+        shown = ", ".join(sorted(tables)[:5]) + (" ..." if len(tables) > 5 else "")
+        raise sqlite3.DatabaseError(
+            f"not this appliance's database (it has tables {shown} and no migration "
+            "record); left untouched")
+
+
+def _locked(exc: sqlite3.OperationalError) -> bool:
+    """SQLITE_BUSY or SQLITE_LOCKED, with or without an extended code."""
+    return getattr(exc, "sqlite_errorcode", 0) & 0xFF in (sqlite3.SQLITE_BUSY,
+                                                          sqlite3.SQLITE_LOCKED)
 
 
 def _check_writable(conn: sqlite3.Connection) -> None:

@@ -92,7 +92,8 @@ def test_a_database_from_newer_software_is_refused_and_left_as_it_is(tmp_path: P
 
 def test_recordings_indexed_without_a_date_are_dated_by_their_call(tmp_path: Path) -> None:
     path = tmp_path / "app.db"
-    with Store(path, migrations=MIGRATIONS[:-1]) as s:  # before 0025_recording_dates
+    before = MIGRATIONS[: ALL_STEPS.index("0025_recording_dates")]
+    with Store(path, migrations=before) as s:
         cdr_start(s, "c1", "L", "sim", "in", "1", "2", 100.0)
         cdr_answer(s, "c1", 104.0)
         s.write(lambda db: db.execute(
@@ -100,7 +101,7 @@ def test_recordings_indexed_without_a_date_are_dated_by_their_call(tmp_path: Pat
             " indexed_at) VALUES ('/r/c1.wav', 'c1', NULL, 5, 0.1, 0, 1.0),"
             " ('/r/x.wav', NULL, NULL, 5, 0.1, 1, 1.0)"))
     with Store(path) as s:
-        assert s.migrated == ["0025_recording_dates"]
+        assert s.migrated == ALL_STEPS[len(before):]
         rows = s.query("SELECT path, started_at FROM recordings ORDER BY path")
     assert [(r["path"], r["started_at"]) for r in rows] == [("/r/c1.wav", 104.0),
                                                             ("/r/x.wav", None)]
@@ -132,6 +133,22 @@ def test_failing_migration_leaves_nothing_half_applied(tmp_path: Path) -> None:
     steps[-2] = ("9001_half", whole)
     with Store(path, migrations=steps) as s:
         assert s.migrated == ["9001_half", "9002_notes"]
+
+
+def test_another_programs_database_is_refused_untouched(tmp_path: Path) -> None:
+    # A file restored to the wrong place: migrating it would add our tables beside its own
+    # and switch it to WAL, then fail on a table name both use.
+    path = tmp_path / "app.db"
+    with sqlite3.connect(path) as other:
+        other.execute("CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT)")
+        other.execute("INSERT INTO customers VALUES (1, 'Wang')")
+    other.close()
+    before = path.read_bytes()
+    with pytest.raises(sqlite3.DatabaseError, match=r"app\.db: not this appliance's database "
+                                                     r"\(it has tables customers"):
+        Store(path)
+    assert path.read_bytes() == before
+    assert not (tmp_path / "app.db-wal").exists()
 
 
 def test_unopenable_file_is_named(tmp_path: Path) -> None:
@@ -314,6 +331,62 @@ def test_close_drains_the_queue_and_is_idempotent(tmp_path: Path) -> None:
         s.query("SELECT 1")
     with Store(path) as s2:
         assert s2.query("SELECT count(*) AS n FROM calls") == [{"n": 200}]
+
+
+def test_a_write_locked_out_past_the_busy_timeout_waits_its_turn(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Another process holds the database locked longer than the busy timeout (an admin's
+    # sqlite3 shell left in a transaction): the call's row is written once it lets go,
+    # and the writes behind it keep their order.
+    monkeypatch.setattr("appliance.store.db.BUSY_TIMEOUT_S", 0.2)
+    path = tmp_path / "app.db"
+    with Store(path) as s:
+        other = sqlite3.connect(path, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")
+        with caplog.at_level(logging.WARNING, logger="appliance.store.db"):
+            start = cdr_start(s, "c1", "L1", "sim", "in", "1", "2", 1.0)
+            end = cdr_end(s, "c1", 5.0, "normal", None)
+            time.sleep(1.0)  # five busy timeouts
+            assert not start.done()
+            other.execute("ROLLBACK")
+            other.close()
+            start.result(timeout=5)
+            assert end.result(timeout=5) is True
+        assert "held the database locked" in caplog.text
+        assert s.query("SELECT ended_at, end_cause FROM calls") == [
+            {"ended_at": 5.0, "end_cause": "normal"}]
+
+
+def test_a_write_whose_future_was_cancelled_is_still_done(store: Store) -> None:
+    # An awaiting task cancelled (a second Ctrl-C cancels them all) must not unqueue the
+    # final row of a call.
+    release = threading.Event()
+    store.submit(lambda db: release.wait(5))
+    cdr_start(store, "c1", "L1", "sim", "in", "1", "2", 1.0)
+    end = cdr_end(store, "c1", 5.0, "shutdown", None)
+    assert end.cancel()
+    release.set()
+    assert store.wait_written(5)
+    assert store.query("SELECT end_cause FROM calls") == [{"end_cause": "shutdown"}]
+
+
+def test_close_does_not_wait_for_a_readers_snapshot(tmp_path: Path) -> None:
+    # The web serving a long report (a read snapshot open) as the engine stops: the WAL
+    # is left for the next open instead of the stop waiting up to 30 s.
+    path = tmp_path / "app.db"
+    s = Store(path)
+    cdr_start(s, "c1", "L1", "sim", "in", "1", "2", 1.0).result(timeout=5)
+    reader = sqlite3.connect(path)
+    reader.execute("BEGIN")
+    assert reader.execute("SELECT count(*) FROM calls").fetchone() == (1,)
+    cdr_start(s, "c2", "L1", "sim", "in", "1", "2", 2.0).result(timeout=5)
+    t0 = time.monotonic()
+    s.close()
+    assert time.monotonic() - t0 < 5
+    reader.close()
+    with Store(path) as again:
+        assert again.query("SELECT count(*) AS n FROM calls") == [{"n": 2}]
 
 
 # -- readers -----------------------------------------------------------------------------
