@@ -94,6 +94,8 @@ MAX_BEHIND_TICKS = 5
 #: transaction, and before any call's final row; a commit every tick cost the engine's core
 #: more than the records gain from being current to the tick
 KEY_WRITE_TICKS = 5
+#: the engine records that it runs every ALIVE_EVERY_S (a crash's calls end then)
+ALIVE_TICKS = round(cdr.ALIVE_EVERY_S / TICK)
 #: an outbound call's recording starts where call-progress analysis last heard a tone
 #: (ringback), at most this many frames before the answer was certain: it needs some 300
 #: ms of the callee's voice, or for a single short word the quiet after it, to be sure
@@ -366,6 +368,7 @@ class Engine:
         cdr.index_recording(self.store, str(path), call_id, None, frames, recovered)
         if path.stem == call_id:
             cdr.attach_recording(self.store, call_id, path)
+            cdr.end_crashed_by_recording(self.store, call_id, frames * TICK)
         return True
 
     def _recording_path(self, call_id: str, answered_at: float) -> Path:
@@ -550,13 +553,20 @@ class Engine:
 
     async def _finalise(self, call: Call, recorder: Recorder | None, cause: str,
                         ended_at: float) -> None:
-        path = await self.close_recorder(recorder, call.id) if recorder is not None else None
-        if self.store is not None:
-            # Waited for (on the writer thread, not the loop): once the engine has stopped,
-            # every CDR row is final.
-            await asyncio.wrap_future(
-                cdr.cdr_end(self.store, call.id, ended_at, cause, str(path) if path else None)
-            )
+        path = None
+        try:
+            if recorder is not None:
+                path = await self.close_recorder(recorder, call.id)
+        finally:
+            # Whatever happened to the recording, the row is made final.
+            if self.store is not None:
+                end = cdr.cdr_end(self.store, call.id, ended_at, cause,
+                                  str(path) if path else None)
+                # Waited for (on the writer thread, not the loop): once the engine has
+                # stopped, every CDR row is final. Shielded: a flow cancelled meanwhile
+                # does not unqueue it (the store runs it anyway).
+                if not await asyncio.shield(asyncio.wrap_future(end)):
+                    log.warning("call %s: no open call record to end (%s)", call.id, cause)
 
     async def close_recorder(self, recorder: Recorder, call_id: str, *,
                              index: bool = True) -> Path | None:
@@ -570,7 +580,11 @@ class Engine:
             frames = recorder.frames_written
             if recorder.error is not None:
                 # A disk error cut the recording short: index what the file holds.
-                frames = await self.loop.run_in_executor(None, wav_frames, path)
+                try:
+                    frames = await self.loop.run_in_executor(None, wav_frames, path)
+                except (OSError, EOFError, wave.Error) as exc:
+                    log.error("call %s: recording %s cut short by %s cannot be read back "
+                              "(%s); indexed as written", call_id, path, recorder.error, exc)
             cdr.index_recording(self.store, str(path), call_id, None, frames, False)
         return path
 
@@ -662,6 +676,8 @@ class Engine:
             self._caught_up.clear()
         if self._key_rows and n % KEY_WRITE_TICKS == 0:
             self._write_keys()
+        if n % ALIVE_TICKS == 0 and self.store is not None:
+            cdr.alive(self.store, self.clock.wall())
         for driver in self.drivers:
             driver.after_tick(n)
 

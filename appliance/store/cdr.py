@@ -169,19 +169,50 @@ def cdr_ivr_path(store: Store, call_id: str, steps: list[dict[str, Any]],
                    (text, policy_number, call_id))
 
 
+#: how often a running engine records that it is alive (:func:`alive`)
+ALIVE_EVERY_S = 10.0
+
+
+def alive(store: Store, at: float) -> Future[None]:
+    """The engine runs at ``at`` (wall time): written every :data:`ALIVE_EVERY_S`."""
+
+    def write(db: Database) -> None:
+        db.execute("INSERT INTO engine_alive (id, at) VALUES (1, ?)"
+                   " ON CONFLICT (id) DO UPDATE SET at = excluded.at", (at,))
+
+    return store.submit(write)
+
+
 def close_unfinished(store: Store, at: float, cause: str = "engine-crash") -> Future[int]:
-    """At engine start: rows a crash left open are closed now, with ``cause``; returns how many.
+    """At engine start: rows a crash left open are closed, with ``cause``; returns how many.
 
     Only one engine runs per database, so any open row at its start belongs to a call the
-    previous engine process never finished.
+    previous engine process never finished. It ended by the time that engine was next due
+    to say it was alive (:func:`alive`), or ``at`` (now) if that is sooner or unknown;
+    never before the call was answered (or began).
     """
 
     def close(db: Database) -> int:
         return db.execute(
-            "UPDATE calls SET ended_at = ?, end_cause = ? WHERE ended_at IS NULL", (at, cause)
+            "UPDATE calls SET end_cause = ?, ended_at = MAX(COALESCE(answered_at, started_at),"
+            " MIN(?, COALESCE((SELECT at FROM engine_alive WHERE id = 1) + ?, ?)))"
+            " WHERE ended_at IS NULL", (cause, at, ALIVE_EVERY_S, at)
         ).rowcount
 
     return store.submit(close)
+
+
+def end_crashed_by_recording(store: Store, call_id: str, seconds: float,
+                             cause: str = "engine-crash") -> Future[bool]:
+    """A call a crash ended, whose recording a start found: it lasted as long as its
+    recording (which starts at the answer), if that is sooner than the end
+    :func:`close_unfinished` could tell."""
+    return _update(
+        store,
+        "UPDATE calls SET ended_at = MIN(ended_at, answered_at + ?)"
+        " WHERE call_id = ? AND end_cause = ? AND answered_at IS NOT NULL",
+        (seconds, call_id, cause),
+    )
 
 
 def crashed_unrecorded(store: Store, cause: str = "engine-crash", limit: int = 1000

@@ -1106,6 +1106,19 @@ def _recording_dates(db: Database) -> None:
     )
 
 
+def _engine_alive(db: Database) -> None:
+    # When the engine was last known to run (written every few seconds): a start after a
+    # crash ends the calls it left open then, not at the restart, hours later perhaps.
+    db.execute(
+        """
+        CREATE TABLE engine_alive (
+            id INTEGER PRIMARY KEY NOT NULL CHECK (id = 1),
+            at REAL NOT NULL
+        ) STRICT
+        """
+    )
+
+
 MIGRATIONS: list[Step] = [
     ("0001_calls", _calls),
     ("0002_recordings", _recordings),
@@ -1131,6 +1144,7 @@ MIGRATIONS: list[Step] = [
     ("0023_sms", _sms),
     ("0024_reminder_sms", _reminder_sms),
     ("0025_recording_dates", _recording_dates),
+    ("0026_engine_alive", _engine_alive),
 ]
 
 

@@ -4,10 +4,12 @@ the audio up to the last flush, and is indexed with its call."""
 from __future__ import annotations
 
 import asyncio
+import time
 import wave
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from appliance.calls.clock import ManualClock
 from appliance.calls.engine import Engine
@@ -26,7 +28,7 @@ def test_recording_survives_sigkill_and_is_indexed_at_restart(tmp_path: Path) ->
 
     async def restart() -> None:
         store = Store(tmp_path / "appliance.db")
-        engine = Engine(clock=ManualClock(), drivers=[SimExchange()],
+        engine = Engine(clock=ManualClock(wall_start=time.time()), drivers=[SimExchange()],
                         flow=lambda call: call.hangup(), store=store,
                         recordings=tmp_path / "recordings")
         task = asyncio.create_task(engine.run())
@@ -35,6 +37,7 @@ def test_recording_survives_sigkill_and_is_indexed_at_restart(tmp_path: Path) ->
         await task
         store.close()
 
+    restarted_at = time.time()
     asyncio.run(restart())
     assert not list(tmp_path.rglob("*.wav.part"))
     store = Store(tmp_path / "appliance.db")
@@ -44,6 +47,10 @@ def test_recording_survives_sigkill_and_is_indexed_at_restart(tmp_path: Path) ->
     finally:
         store.close()
     assert call["end_cause"] == "engine-crash" and call["ended_at"] is not None
+    # It lasted as long as its recording, not until the restart (an outage in a report's
+    # talk time): the engine writes every 10 s that it runs, and a recording found says more.
+    assert call["ended_at"] - call["answered_at"] == pytest.approx(indexed[0]["seconds"])
+    assert call["ended_at"] < restarted_at
     path = Path(call["recording"])
     assert path.name == f"{call['call_id']}.wav" and path.is_file()
     assert len(indexed) == 1 and indexed[0]["recovered"] == 1

@@ -229,6 +229,50 @@ def test_a_recording_cut_short_by_the_disk_is_indexed_as_long_as_the_file_is(
     assert asyncio.run(main()) == [{"frames": 5, "seconds": 0.1}]
 
 
+def test_a_call_whose_recording_cannot_be_read_back_still_gets_its_final_row(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The disk fails mid-call, and reading the cut recording back fails on it too: the
+    # call's row is made final all the same, while the engine runs.
+    import appliance.calls.engine as engine_module
+    from appliance.store.db import Store
+    from drivers.sim import CallerBot
+    from tests.rig import running_engine
+
+    def failing_disk(path: Path) -> int:
+        raise OSError(5, "Input/output error", str(path))
+
+    monkeypatch.setattr(engine_module, "wav_frames", failing_disk)
+
+    async def flow(call: Call) -> None:
+        await call.answer()
+        await call.sleep(30)
+
+    async def main() -> list[dict[str, Any]]:
+        store = Store(tmp_path / "appliance.db")
+        try:
+            async with running_engine(flow, prompts=PromptLibrary(), store=store,
+                                      recordings=tmp_path / "rec") as (engine, exchange):
+                bot = CallerBot(exchange, "13800138000")
+                await bot.dial("95500")
+                await bot.listen(0.5)
+                rec = engine.calls[0].recorder
+                assert rec is not None
+                monkeypatch.setattr(rec, "_file", DiskFills(rec._file, room=0))
+                await bot.listen(1.5)
+                assert rec.error is not None
+                await bot.hangup()
+                await bot.wait(0.2)  # the engine hears it, and ends the call
+                await engine.settle()
+                store.write(lambda db: None)
+                return store.query("SELECT end_cause, recording FROM calls")
+        finally:
+            store.close()
+
+    rows = asyncio.run(main())
+    assert len(rows) == 1 and rows[0]["end_cause"] == "remote"
+    assert rows[0]["recording"] and Path(rows[0]["recording"]).is_file()
+
+
 def start_and_stop(store: Any, recordings: Path) -> None:
     """An engine that starts (recovering what a crash left) and stops at once."""
     async def main() -> None:
