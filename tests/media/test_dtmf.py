@@ -590,6 +590,29 @@ def test_detect_dtmf_file_takes_pcm_in_the_extensible_header(tmp_path: Path) -> 
         detect_dtmf_file(path)
 
 
+def test_detect_dtmf_file_takes_what_streaming_writers_leave(tmp_path: Path) -> None:
+    # ffmpeg or sox writing to a pipe cannot go back to fill in the sizes: the RIFF size
+    # is 0 or unknown and the data size 0 or 0xFFFFFFFF, the audio runs to the end.
+    pcm = sig.to_slin(sig.keys("0571#")).tobytes()
+    fmt = struct.pack("<HHIIHH", 1, 1, 8000, 16000, 2, 16)
+    for riff, data in ((0, 0), (0xFFFFFFFF, 0xFFFFFFFF), (0, len(pcm)), (36 + len(pcm), 0)):
+        path = tmp_path / f"stream-{riff}-{data}.wav"
+        path.write_bytes(b"RIFF" + struct.pack("<I", riff) + b"WAVE" + b"fmt "
+                         + struct.pack("<I", len(fmt)) + fmt + b"data"
+                         + struct.pack("<I", data) + pcm)
+        assert detect_dtmf_file(path) == "0571#", path.name
+
+
+def test_detect_dtmf_file_names_the_format_it_refuses(tmp_path: Path) -> None:
+    path = tmp_path / "alaw.wav"
+    fmt = struct.pack("<HHIIHH", 6, 1, 8000, 8000, 1, 8)
+    path.write_bytes(b"RIFF" + struct.pack("<I", 36 + 800) + b"WAVE" + b"fmt "
+                     + struct.pack("<I", 16) + fmt + b"data" + struct.pack("<I", 800)
+                     + bytes(800))
+    with pytest.raises(WavFormatError, match=r"not a PCM WAV file \(A-law\)"):
+        detect_dtmf_file(path)
+
+
 def test_detect_dtmf_file_refuses_a_non_wav(tmp_path: Path) -> None:
     path = tmp_path / "not.wav"
     path.write_bytes(b"RIFX nothing here")
