@@ -124,6 +124,8 @@ def engine(data: Path, audiosocket: str, sim: bool, flow_name: str, control_port
 
 def _address(value: str, option: str) -> tuple[str, int]:
     host, _, port = value.rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]  # an IPv6 address, written [::1]:9092 as in a URL
     if not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise click.BadParameter(f"expected HOST:PORT, got {value!r}", param_hint=option)
     return host, int(port)

@@ -200,8 +200,17 @@ def test_a_damaged_database_is_a_one_line_error_naming_the_file(tmp_path: Path,
     assert (data / "appliance.db").read_bytes() == junk  # left as it was
 
 
+def test_an_ipv6_address_is_written_in_brackets() -> None:
+    from appliance.cli import _address
+
+    assert _address("[::1]:9092", "--audiosocket") == ("::1", 9092)
+    assert _address("::1:9092", "--audiosocket") == ("::1", 9092)
+    assert _address("127.0.0.1:9092", "--audiosocket") == ("127.0.0.1", 9092)
+
+
 @pytest.mark.parametrize(("args", "named"), [
     (["--audiosocket", "foo"], "Invalid value for --audiosocket: expected HOST:PORT, got 'foo'"),
+    (["--audiosocket", "[]:9092"], "expected HOST:PORT, got '[]:9092'"),
     (["--audiosocket", ""], "no driver configured: give --audiosocket or --sim"),
 ])
 def test_engine_options_are_checked_before_the_data_folder_is_made(

@@ -148,9 +148,12 @@ async def demo_agent(exchange: SimExchange, prompts: PromptLibrary, seat: SeatCo
         if bot.line is None or bot.line is line or not bot.line.connected:
             continue
         line = bot.line
-        await bot.send(greeting)
-        await bot.wait(4.0)
-        await bot.hangup()
+        try:
+            await bot.send(greeting)
+            await bot.wait(4.0)
+            await bot.hangup()
+        except LineError:
+            continue  # the caller hung up first: the phone is free for the next call
 
 
 async def console_phone(exchange: SimExchange, seat: SeatConfig) -> None:

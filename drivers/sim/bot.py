@@ -18,10 +18,13 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from appliance.media.frame import FRAME_BYTES, SILENCE, chunk_pcm
+from appliance.media.frame import FRAME_BYTES, SAMPLE_RATE, SAMPLES_PER_FRAME, SILENCE, chunk_pcm
 from appliance.media.tones import ToneSource, dtmf_sequence
 from drivers.base import LineError, LineState
 from drivers.sim.exchange import TICKS_PER_SECOND, SimExchange, SimLine, TrunksBusy
+
+#: how much of a key's tone a detector needs before it reports the key (40 ms: Q.24)
+KEY_HEARD_MS = 40
 
 
 class CallerBot:
@@ -73,18 +76,45 @@ class CallerBot:
 
     async def press(self, digits: str, on_ms: int = 80, off_ms: int = 80,
                     level_dbm0: float = -7.0) -> None:
-        """Key DTMF digits as audio tones; returns when the last tone has been sent."""
-        await self.send(dtmf_sequence(digits, on_ms, off_ms, level_dbm0))
+        """Key DTMF digits as audio tones; returns when the last tone has been sent (the
+        pause after it goes out before anything sent next). A call the box ends during
+        the last tone, once 40 ms of it (what a detector needs) went out, is no error:
+        a flow may hang up the moment it hears its terminator key."""
+        tones = dtmf_sequence(digits, on_ms, off_ms, level_dbm0)
+        if not digits:
+            return
+        ms = SAMPLE_RATE // 1000
+        last_end = len(tones) - off_ms * ms
+        heard = last_end - on_ms * ms + min(on_ms, KEY_HEARD_MS) * ms
+        frames = SAMPLES_PER_FRAME
+        end = self._queue(tones)
+        start = end - -(-len(tones) // frames)
+        await self._guard(self._sent(start + -(-heard // frames)))
+        await self._guard(self._sent(start + -(-last_end // frames)), allow_end=True)
 
     async def send(self, samples: npt.NDArray[np.int16] | bytes) -> None:
-        """Send audio (speech, tones, fax...) toward the engine, paced one frame a tick."""
+        """Send audio (speech, tones, fax...) toward the engine, paced one frame a tick;
+        returns when it has all gone."""
+        await self._guard(self._sent(self._queue(samples)))
+
+    def _queue(self, samples: npt.NDArray[np.int16] | bytes) -> int:
+        """Queue audio to send; the count of frames queued on this phone up to its end."""
+        ended = self._ended
+        if ended is None or ended.done():
+            # Queued now, it would go out at the start of the next call.
+            raise LineError(f"{self.name}: " + ("not in a call" if ended is None else
+                                                f"the call ended ({ended.result()})"))
         pcm = samples if isinstance(samples, bytes) else np.asarray(samples, "<i2").tobytes()
         frames = chunk_pcm(pcm)
         self._out.extend(frames)
         self._queued += len(frames)
-        fut = asyncio.get_running_loop().create_future()
-        heapq.heappush(self._sent_waiters, (self._queued, next(self._seq), fut))
-        await self._guard(fut)
+        return self._queued
+
+    def _sent(self, position: int) -> asyncio.Future[None]:
+        """A future done once the frames queued up to ``position`` have gone out."""
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._sent_waiters, (position, next(self._seq), fut))
+        return fut
 
     async def listen(self, seconds: float) -> npt.NDArray[np.int16]:
         """Wait ``seconds`` and return what was heard meanwhile."""
@@ -135,7 +165,9 @@ class CallerBot:
 
     @property
     def connected(self) -> bool:
-        return self.line is not None and self.line.connected and self.hangup_cause is None
+        line = self.line
+        return (line is not None and line.connected and line.state is not LineState.ENDED
+                and self.hangup_cause is None)
 
     # ------------------------------------------------------------------ exchange side
     def attach(self, line: SimLine) -> None:
@@ -199,6 +231,8 @@ class CallerBot:
         ended: asyncio.Future[str] = loop.create_future()
         self._answered, self._ended = answered, ended
         self.hangup_cause = None
+        self._out.clear()  # nothing of the last call is sent into this one
+        self._produced = self._queued
         self._local_tone = None
         self.exchange.listen_ticks(self)
         return answered, ended

@@ -90,3 +90,33 @@ def test_a_stopped_exchange_frees_its_trunks_and_tells_the_far_ends(run_calls: A
     assert exchange.lines == {}  # the trunk stayed taken
     assert bot.hangup_cause == "shutdown"  # the caller was never told
     assert line.end_cause == "shutdown"
+
+
+def test_keys_pressed_after_a_call_ended_never_reach_the_next_call(run_calls: Any) -> None:
+    keys: list[str] = []
+
+    async def take_keys(call: Call) -> None:
+        await call.answer()
+        with contextlib.suppress(CallEnded):
+            got = await call.collect(8, terminator="#", first_timeout=3.0, inter_timeout=2.0)
+            keys.append(got.digits)
+            await call.hangup()
+
+    async def scenario(rig: Rig) -> tuple[bool, bool]:
+        bot = CallerBot(rig.exchange, "13800000001")
+        await bot.dial("95500")
+        await bot.press("1")
+        await bot.press("#")
+        await bot.wait_hangup()
+        with pytest.raises(LineError, match="the call ended"):
+            await bot.press("999#")  # too late: the box has hung up
+        ended_by_box = bot.connected
+        await bot.dial("95500")  # the next call; the caller keys nothing
+        await bot.wait_hangup()
+        await bot.hangup()
+        await rig.engine.settle()
+        return ended_by_box, bot.connected
+
+    connected_after_box, connected_after_own = run_calls(scenario, flow=take_keys)
+    assert keys == ["1", ""]
+    assert not connected_after_box and not connected_after_own
