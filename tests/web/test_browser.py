@@ -7,7 +7,6 @@ the policy list on a phone-sized screen."""
 from __future__ import annotations
 
 import re
-import threading
 import wave
 from collections.abc import Iterator
 from decimal import Decimal
@@ -16,10 +15,10 @@ from typing import Any
 
 import pytest
 from playwright.sync_api import Page, expect
-from waitress import create_server
 
 from appliance.insurance.quote import quote
 from appliance.store.db import Store
+from tests.web.live import serving
 from tests.web.sheets import HEADER, policy_row, xlsx
 from web import create_app
 from web.accounts import ensure_first_admin
@@ -45,14 +44,10 @@ def live(data_dir: Path) -> Iterator[tuple[str, str, Store]]:
     first = ensure_first_admin(store)
     assert first
     app = create_app(data_dir, store=store)
-    server = create_server(app, host="127.0.0.1", port=0, threads=2)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
     try:
-        yield f"http://127.0.0.1:{server.effective_port}", first, store  # type: ignore[union-attr]
+        with serving(app) as url:
+            yield url, first, store
     finally:
-        server.close()
-        thread.join(5)
         store.close()
 
 
@@ -189,14 +184,10 @@ def live_voicemail(data_dir: Path) -> Iterator[tuple[str, Store, int]]:
     add_seller_accounts(store)
     message = general_message(store, data_dir, caller="13812345678")
     app = create_app(data_dir, store=store)
-    server = create_server(app, host="127.0.0.1", port=0, threads=2)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
     try:
-        yield f"http://127.0.0.1:{server.effective_port}", store, message.id  # type: ignore[union-attr]
+        with serving(app) as url:
+            yield url, store, message.id
     finally:
-        server.close()
-        thread.join(5)
         store.close()
 
 

@@ -8,19 +8,18 @@ thread; the web is served by waitress; they talk only over the control API."""
 from __future__ import annotations
 
 import re
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect
-from waitress import create_server
 
 from appliance.media.prompts import PromptLibrary
 from appliance.store.db import Store
 from tests.acd.helpers import voice
 from tests.control.live import LiveEngine, live_engine
+from tests.web.live import serving
 from tests.web.test_browser import (  # noqa: F401 (the Chromium fixtures)
     CHROMIUM,
     base_url,
@@ -39,26 +38,11 @@ def served(data_dir: Path) -> Iterator[tuple[str, LiveEngine, Store]]:
     engine_store = Store(data_dir / "appliance.db")
     web_store = Store(data_dir / "appliance.db")
     app = create_app(data_dir, store=web_store)
-    server = create_server(app, host="127.0.0.1", port=0, threads=4)
-    closing = threading.Event()
-
-    def serve() -> None:
-        try:
-            server.run()
-        except OSError:
-            # Closed under its select loop while the page's event stream was still open.
-            if not closing.is_set():
-                raise
-
-    thread = threading.Thread(target=serve, daemon=True)
     try:
-        with live_engine(data_dir, engine_store, answer_after=1.5) as live:
-            thread.start()
-            yield f"http://127.0.0.1:{server.effective_port}", live, web_store  # type: ignore[union-attr]
+        with live_engine(data_dir, engine_store, answer_after=1.5) as live, \
+                serving(app, threads=4) as url:
+            yield url, live, web_store
     finally:
-        closing.set()
-        server.close()
-        thread.join(5)
         web_store.close()
         engine_store.close()
 

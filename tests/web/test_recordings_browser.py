@@ -6,15 +6,14 @@ access log."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Page, expect
-from waitress import create_server
 
 from appliance.store.db import Store
+from tests.web.live import serving
 from tests.web.test_browser import (  # noqa: F401 (the Chromium fixtures)
     CHROMIUM,
     base_url,
@@ -32,14 +31,10 @@ pytestmark = pytest.mark.skipif(not CHROMIUM.exists(),
 def served(data_dir: Path) -> Iterator[tuple[str, Store]]:
     store = Store(data_dir / "appliance.db")
     app = create_app(data_dir, store=store)
-    server = create_server(app, host="127.0.0.1", port=0, threads=4)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
     try:
-        yield f"http://127.0.0.1:{server.effective_port}", store  # type: ignore[union-attr]
+        with serving(app, threads=4) as url:
+            yield url, store
     finally:
-        server.close()
-        thread.join(5)
         store.close()
 
 

@@ -6,20 +6,19 @@ customer's reply arrives on the SIM and shows up under the customer's messages."
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect
-from waitress import create_server
 
 from appliance.box.settings import ModemSettings, save_modem
 from appliance.sms.service import SmsService
 from appliance.store.db import Store
 from drivers.gsm.simulated import SimulatedModem
 from tests.drivers.gsm.test_sms import CHINESE_100
+from tests.web.live import serving
 from tests.web.test_browser import (  # noqa: F401 (the Chromium fixtures)
     CHROMIUM,
     base_url,
@@ -40,16 +39,14 @@ def with_modem(data_dir: Path) -> Iterator[tuple[str, SimulatedModem, Store]]:
     save_modem(engine_store, ModemSettings(modem.path, 115200, "", True), by="admin")
     service = SmsService(engine_store, poll=0.2, at_timeout=1.0, send_timeout=2.0)
     app = create_app(data_dir, store=web_store)
-    server = create_server(app, host="127.0.0.1", port=0, threads=2)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    service.start()
     try:
-        yield f"http://127.0.0.1:{server.effective_port}", modem, web_store  # type: ignore[union-attr]
+        with serving(app) as url:
+            service.start()
+            try:
+                yield url, modem, web_store
+            finally:
+                service.stop()
     finally:
-        service.stop()
-        server.close()
-        thread.join(5)
         modem.close()
         web_store.close()
         engine_store.close()
