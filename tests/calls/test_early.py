@@ -180,9 +180,10 @@ def test_a_key_in_a_frame_that_came_early_is_answered_before_the_tick(tmp_path: 
         assert sum(want in side for side in sides) == 1
 
 
-def test_a_line_in_a_bridge_keys_without_an_early_frame(tmp_path: Path) -> None:
-    # Its frame mixes the other members' frames of the tick, which are not all in at the
-    # early pass: it waits for the tick, and the other side hears the key in step.
+def run_bridged(tmp_path: Path, audio: dict[str, list[bytes]], gap: dict[str, int],
+                until: int) -> tuple[FarEnd, dict[str, Call]]:
+    """Lines "a" and "b" on the far end's clock, bridged once both are answered, run to
+    tick ``until``; the driver (what each line was sent) and the calls by line."""
     calls: dict[str, Call] = {}
 
     async def bridged(call: Call) -> None:
@@ -194,21 +195,27 @@ def test_a_line_in_a_bridge_keys_without_an_early_frame(tmp_path: Path) -> None:
 
     async def main() -> FarEnd:
         clock = ManualClock(start=100.0)
-        audio = {"a": audio_with_key("9", 4), "b": frames_of(np.zeros(100 * 160))}
-        driver = FarEnd(clock, audio, late=set(), gap={})
+        driver = FarEnd(clock, audio, late=set(), gap=gap)
         engine = Engine(clock=clock, drivers=[driver], flow=bridged, prompts=PromptLibrary(),
                         recordings=tmp_path)
         engine.early_lead = LEAD
         task = asyncio.create_task(engine.run())
         await engine.started.wait()
-        while engine.tick_no < KEY_TICK + 20:
+        while engine.tick_no < until:
             await asyncio.sleep(0)
         engine.stop()
         await task
-        assert calls["a"].keys == "9"
         return driver
 
-    driver = asyncio.run(main())
+    return asyncio.run(main()), calls
+
+
+def test_a_line_in_a_bridge_keys_without_an_early_frame(tmp_path: Path) -> None:
+    # Its frame mixes the other members' frames of the tick, which are not all in at the
+    # early pass: it waits for the tick, and the other side hears the key in step.
+    audio = {"a": audio_with_key("9", 4), "b": frames_of(np.zeros(100 * 160))}
+    driver, calls = run_bridged(tmp_path, audio, gap={}, until=KEY_TICK + 20)
+    assert calls["a"].keys == "9"
     for line in driver.lines.values():
         assert all(abs(t - (100.0 + tick_of(t) * TICK)) < 1e-9 for t, _ in line.writes)
     tone = b"".join(audio_with_key("9", 4)[KEY_TICK - 1 : KEY_TICK + 3])
@@ -218,35 +225,12 @@ def test_a_line_in_a_bridge_keys_without_an_early_frame(tmp_path: Path) -> None:
 def test_a_bridged_frame_that_comes_a_tick_late_is_heard_not_lost(tmp_path: Path) -> None:
     # The far end's frame misses its tick and comes with the next one: the other member
     # hears it a frame late, after a fading copy of the frame before, and no frame is lost.
-    calls: dict[str, Call] = {}
-
-    async def bridged(call: Call) -> None:
-        await call.answer()
-        calls[call.caller] = call
-        if len(calls) == 2:
-            call.engine.create_bridge(*calls.values())
-        await call.sleep(5)
-
     rng = np.random.default_rng(9)
     talk = frames_of(rng.normal(0, 3000, 100 * 160))  # a voice, no pause in it
     gap = 40
-
-    async def main() -> FarEnd:
-        clock = ManualClock(start=100.0)
-        audio = {"a": talk, "b": frames_of(np.zeros(100 * 160))}
-        driver = FarEnd(clock, audio, late=set(), gap={"a": gap})
-        engine = Engine(clock=clock, drivers=[driver], flow=bridged, prompts=PromptLibrary(),
-                        recordings=tmp_path)
-        engine.early_lead = LEAD
-        task = asyncio.create_task(engine.run())
-        await engine.started.wait()
-        while engine.tick_no < gap + 20:
-            await asyncio.sleep(0)
-        engine.stop()
-        await task
-        return driver
-
-    heard = [f for _, f in asyncio.run(main()).lines["b"].writes]
+    audio = {"a": talk, "b": frames_of(np.zeros(100 * 160))}
+    driver, _ = run_bridged(tmp_path, audio, gap={"a": gap}, until=gap + 20)
+    heard = [f for _, f in driver.lines["b"].writes]
     late = gap - 1  # the far end's first frame is tick 1's
     start = heard.index(talk[late - 10])
     got = heard[start : start + 30]
