@@ -164,6 +164,7 @@ class Engine:
         self._keyed: list[Call] = []  # calls with a key this tick: their reply goes out first
         self._sounding: set[Call] = set()  # calls whose in-band key may still be held down
         self._key_rows: list[tuple[str, str]] = []  # (call id, key as shown): CDR, end of tick
+        self._alive_due = 0  # the tick that next writes the engine's alive mark
         self._timers: list[tuple[int, int, asyncio.Future[None]]] = []
         self._seq = itertools.count()
         self._dtmf = DtmfBank()
@@ -676,7 +677,10 @@ class Engine:
             self._caught_up.clear()
         if self._key_rows and n % KEY_WRITE_TICKS == 0:
             self._write_keys()
-        if n % ALIVE_TICKS == 0 and self.store is not None:
+        if n >= self._alive_due and self.store is not None:
+            # Due by tick, not on a multiple of it: a stall skips ticks, and a skipped
+            # mark would let a crash soon after end its calls up to 10 s early.
+            self._alive_due = n + ALIVE_TICKS
             cdr.alive(self.store, self.clock.wall())
         for driver in self.drivers:
             driver.after_tick(n)

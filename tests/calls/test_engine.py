@@ -273,6 +273,51 @@ def test_a_call_whose_recording_cannot_be_read_back_still_gets_its_final_row(
     assert rows[0]["recording"] and Path(rows[0]["recording"]).is_file()
 
 
+def test_the_alive_mark_is_written_every_10_s_even_across_a_stall(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A 2 s stall (swap, a stopped VM) skips about 100 ticks; the mark due among them is
+    # written at once after it, not 10 s later: a crash then ends its calls in time.
+    from appliance.store import cdr
+    from appliance.store.db import Store
+
+    marks: list[float] = []
+    write = cdr.alive
+
+    def spy(store: Any, at: float) -> Any:
+        marks.append(at - 1_780_000_000.0)
+        return write(store, at)
+
+    monkeypatch.setattr(cdr, "alive", spy)
+
+    async def main() -> int:
+        clock = ManualClock()
+        stalled = False
+
+        def hold() -> None:
+            nonlocal stalled
+            if not stalled and clock.now() >= 9.0:
+                stalled = True
+                clock.advance(2.0)
+
+        clock.hold = hold
+        store = Store(tmp_path / "appliance.db")
+        try:
+            engine = Engine(clock=clock, drivers=[], flow=lambda call: call.hangup(),
+                            store=store)
+            task = asyncio.create_task(engine.run())
+            while clock.now() < 25.0:
+                await asyncio.sleep(0)
+            engine.stop()
+            await task
+            return engine.stats.skipped_ticks
+        finally:
+            store.close()
+
+    assert asyncio.run(main()) >= 50
+    assert marks[0] == 0.0
+    assert max(b - a for a, b in itertools.pairwise(marks)) <= cdr.ALIVE_EVERY_S + 2.0
+
+
 def start_and_stop(store: Any, recordings: Path) -> None:
     """An engine that starts (recovering what a crash left) and stops at once."""
     async def main() -> None:
