@@ -202,16 +202,23 @@ def close_unfinished(store: Store, at: float, cause: str = "engine-crash") -> Fu
     return store.submit(close)
 
 
+#: how much of a recording a crash may cost: the audio since its last flush
+RECORDING_FLUSH_S = 1.0
+
+
 def end_crashed_by_recording(store: Store, call_id: str, seconds: float,
                              cause: str = "engine-crash") -> Future[bool]:
     """A call a crash ended, whose recording a start found: it lasted as long as its
     recording (which starts at the answer), if that is sooner than the end
-    :func:`close_unfinished` could tell."""
+    :func:`close_unfinished` could tell. Only a recording that ran until the engine's
+    last alive mark (less what the crash cost it) says when the call ended: one a full
+    disk cut short earlier ended before its call did."""
     return _update(
         store,
         "UPDATE calls SET ended_at = MIN(ended_at, answered_at + ?)"
-        " WHERE call_id = ? AND end_cause = ? AND answered_at IS NOT NULL",
-        (seconds, call_id, cause),
+        " WHERE call_id = ? AND end_cause = ? AND answered_at IS NOT NULL"
+        " AND answered_at + ? >= COALESCE((SELECT at FROM engine_alive WHERE id = 1), 0) - ?",
+        (seconds, call_id, cause, seconds, RECORDING_FLUSH_S),
     )
 
 

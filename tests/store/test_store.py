@@ -18,11 +18,14 @@ import pytest
 from sqlite_utils import Database
 
 from appliance.store.cdr import (
+    alive,
     cdr_answer,
     cdr_end,
     cdr_keys,
     cdr_keys_many,
     cdr_start,
+    close_unfinished,
+    end_crashed_by_recording,
     get_call,
     index_recording,
     recent_calls,
@@ -356,6 +359,22 @@ def test_a_write_locked_out_past_the_busy_timeout_waits_its_turn(
         assert "held the database locked" in caplog.text
         assert s.query("SELECT ended_at, end_cause FROM calls") == [
             {"ended_at": 5.0, "end_cause": "normal"}]
+
+
+def test_a_crashs_calls_end_by_the_alive_mark_or_a_recording_that_ran_to_it(
+        store: Store) -> None:
+    for call in ("whole", "cut", "ringing"):
+        cdr_start(store, call, "L1", "sim", "in", "1", "2", 100.0)
+    cdr_answer(store, "whole", 101.0)
+    cdr_answer(store, "cut", 101.0)
+    alive(store, 200.0)  # the engine's last mark: it died within 10 s of it
+    assert close_unfinished(store, 5000.0).result(timeout=5) == 3
+    # The whole recording ran until the crash; the other stopped when the disk filled.
+    end_crashed_by_recording(store, "whole", 104.5)
+    end_crashed_by_recording(store, "cut", 20.0)
+    store.write(lambda db: None)
+    ends = {r["call_id"]: r["ended_at"] for r in store.query("SELECT * FROM calls")}
+    assert ends == {"whole": 205.5, "cut": 210.0, "ringing": 210.0}
 
 
 def test_a_write_whose_future_was_cancelled_is_still_done(store: Store) -> None:
