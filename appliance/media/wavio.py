@@ -33,7 +33,9 @@ def read_slin(path: str | Path, *, channels: int = 1, whole: bool = False) -> Sa
             f"{SAMPLE_RATE} Hz, 16-bit, {channels} channel(s)"
         )
     data = wav.data
-    if whole and (not data or (wav.declared is not None and len(data) < wav.declared)):
+    if whole and not data:
+        raise WavFormatError(f"{path}: holds no audio")
+    if whole and wav.declared is not None and len(data) < wav.declared:
         raise WavFormatError(
             f"{path}: holds {len(data)} bytes of audio, its header declares "
             f"{wav.declared}: the file is cut short (still being copied?)")
@@ -60,8 +62,9 @@ def parse_wav(raw: bytes, name: str = "file") -> Wav:
 
     Written for what tools outside the project make: the RIFF size is not trusted (a
     streaming writer leaves it 0), chunks before the audio (LIST, fact) are skipped with
-    their padding, a data size of 0 with audio after it or of 0xFFFFFFFF (a pipe's
-    "unknown") means "to the end of the file", and what follows the audio is ignored."""
+    their padding, a data size of 0 with audio after it (not another chunk) or of
+    0xFFFFFFFF (a pipe's "unknown") means "to the end of the file", and what follows the
+    audio is ignored."""
     if len(raw) < 12 or raw[:4] != b"RIFF" or raw[8:12] != b"WAVE":
         known = {b"RIFX": "a big-endian RIFX file", b"RF64": "an RF64 file"}
         what = known.get(raw[:4], "no RIFF WAVE header")
@@ -78,14 +81,24 @@ def parse_wav(raw: bytes, name: str = "file") -> Wav:
                 raise WavFormatError(f"{name}: not a PCM WAV file (its audio comes before "
                                      "its format)")
             rate, bits, nch = _pcm_format(fmt, name)
-            rest = len(raw) - body_at
-            if size == _UNKNOWN_SIZE or (size == 0 and rest > 0):
+            if size == _UNKNOWN_SIZE or (size == 0 and not _chunk_at(raw, body_at)
+                                         and len(raw) > body_at):
                 return Wav(rate, bits, nch, raw[body_at:], None)
             return Wav(rate, bits, nch, raw[body_at : body_at + size], size)
         pos = body_at + size + (size & 1)  # chunks are padded to an even length
     if fmt is None:
         raise WavFormatError(f"{name}: not a PCM WAV file (no format chunk)")
     raise WavFormatError(f"{name}: not a PCM WAV file (no audio: the data chunk is missing)")
+
+
+def _chunk_at(raw: bytes, pos: int) -> bool:
+    """Whether a chunk header (four printable characters, a size that fits) starts at
+    ``pos``: after an empty data chunk, metadata (a LIST chunk), not a streaming writer's
+    audio."""
+    ident = raw[pos : pos + 4]
+    size = int.from_bytes(raw[pos + 4 : pos + 8], "little")
+    return (len(ident) == 4 and all(0x20 <= b < 0x7F for b in ident)
+            and pos + 8 + size <= len(raw) + 1)
 
 
 def _pcm_format(fmt: bytes, name: str) -> tuple[int, int, int]:

@@ -603,6 +603,22 @@ def test_detect_dtmf_file_takes_what_streaming_writers_leave(tmp_path: Path) -> 
         assert detect_dtmf_file(path) == "0571#", path.name
 
 
+def test_an_empty_recording_with_metadata_after_it_holds_no_audio(tmp_path: Path) -> None:
+    # An editor's empty take: a data chunk of 0 bytes, then its LIST chunk. Not a
+    # streaming writer's audio running to the end: the LIST is not read as samples.
+    from appliance.media.wavio import read_slin
+
+    path = tmp_path / "empty.wav"
+    fmt = struct.pack("<HHIIHH", 1, 1, 8000, 16000, 2, 16)
+    info = b"INFO" + b"ISFT" + struct.pack("<I", 14) + b"Lavf60.16.100\0"
+    body = (b"WAVE" + b"fmt " + struct.pack("<I", 16) + fmt + b"data" + struct.pack("<I", 0)
+            + b"LIST" + struct.pack("<I", len(info)) + info)
+    path.write_bytes(b"RIFF" + struct.pack("<I", len(body)) + body)
+    assert len(read_slin(path)) == 0
+    with pytest.raises(WavFormatError, match="holds no audio"):
+        read_slin(path, whole=True)
+
+
 def test_detect_dtmf_file_names_the_format_it_refuses(tmp_path: Path) -> None:
     path = tmp_path / "alaw.wav"
     fmt = struct.pack("<HHIIHH", 6, 1, 8000, 8000, 1, 8)
