@@ -33,7 +33,7 @@ def read_slin(path: str | Path, *, channels: int = 1, whole: bool = False) -> Sa
             f"{SAMPLE_RATE} Hz, 16-bit, {channels} channel(s)"
         )
     data = wav.data
-    if whole and not data:
+    if whole and not data and not wav.declared:
         raise WavFormatError(f"{path}: holds no audio")
     if whole and wav.declared is not None and len(data) < wav.declared:
         raise WavFormatError(
