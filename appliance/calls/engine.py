@@ -369,7 +369,8 @@ class Engine:
         cdr.index_recording(self.store, str(path), call_id, None, frames, recovered)
         if path.stem == call_id:
             cdr.attach_recording(self.store, call_id, path)
-            cdr.end_crashed_by_recording(self.store, call_id, frames * TICK)
+            cdr.end_crashed_by_recording(self.store, call_id, frames * TICK,
+                                         finished=not recovered)
         return True
 
     def _recording_path(self, call_id: str, answered_at: float) -> Path:

@@ -206,19 +206,21 @@ def close_unfinished(store: Store, at: float, cause: str = "engine-crash") -> Fu
 RECORDING_FLUSH_S = 1.0
 
 
-def end_crashed_by_recording(store: Store, call_id: str, seconds: float,
+def end_crashed_by_recording(store: Store, call_id: str, seconds: float, *, finished: bool,
                              cause: str = "engine-crash") -> Future[bool]:
     """A call a crash ended, whose recording a start found: it lasted as long as its
     recording (which starts at the answer), if that is sooner than the end
-    :func:`close_unfinished` could tell. Only a recording that ran until the engine's
-    last alive mark (less what the crash cost it) says when the call ended: one a full
-    disk cut short earlier ended before its call did."""
+    :func:`close_unfinished` could tell. A ``finished`` recording (closed and renamed
+    when its call ended, the row's end then lost) is the whole call. An unfinished one
+    the crash cut says when the call ended only if it ran until the engine's last alive
+    mark (less what the crash cost it): one a full disk cut short earlier ended before
+    its call did."""
     return _update(
         store,
         "UPDATE calls SET ended_at = MIN(ended_at, answered_at + ?)"
-        " WHERE call_id = ? AND end_cause = ? AND answered_at IS NOT NULL"
-        " AND answered_at + ? >= COALESCE((SELECT at FROM engine_alive WHERE id = 1), 0) - ?",
-        (seconds, call_id, cause, seconds, RECORDING_FLUSH_S),
+        " WHERE call_id = ? AND end_cause = ? AND answered_at IS NOT NULL AND (? OR"
+        " answered_at + ? >= COALESCE((SELECT at FROM engine_alive WHERE id = 1), 0) - ?)",
+        (seconds, call_id, cause, finished, seconds, RECORDING_FLUSH_S),
     )
 
 

@@ -363,18 +363,20 @@ def test_a_write_locked_out_past_the_busy_timeout_waits_its_turn(
 
 def test_a_crashs_calls_end_by_the_alive_mark_or_a_recording_that_ran_to_it(
         store: Store) -> None:
-    for call in ("whole", "cut", "ringing"):
+    for call in ("whole", "cut", "ended", "ringing"):
         cdr_start(store, call, "L1", "sim", "in", "1", "2", 100.0)
-    cdr_answer(store, "whole", 101.0)
-    cdr_answer(store, "cut", 101.0)
+    for call in ("whole", "cut", "ended"):
+        cdr_answer(store, call, 101.0)
     alive(store, 200.0)  # the engine's last mark: it died within 10 s of it
-    assert close_unfinished(store, 5000.0).result(timeout=5) == 3
+    assert close_unfinished(store, 5000.0).result(timeout=5) == 4
     # The whole recording ran until the crash; the other stopped when the disk filled.
-    end_crashed_by_recording(store, "whole", 104.5)
-    end_crashed_by_recording(store, "cut", 20.0)
+    end_crashed_by_recording(store, "whole", 104.5, finished=False)
+    end_crashed_by_recording(store, "cut", 20.0, finished=False)
+    # This call had ended and its recording was finished; its row's end was lost.
+    end_crashed_by_recording(store, "ended", 20.0, finished=True)
     store.write(lambda db: None)
     ends = {r["call_id"]: r["ended_at"] for r in store.query("SELECT * FROM calls")}
-    assert ends == {"whole": 205.5, "cut": 210.0, "ringing": 210.0}
+    assert ends == {"whole": 205.5, "cut": 210.0, "ended": 121.0, "ringing": 210.0}
 
 
 def test_a_write_whose_future_was_cancelled_is_still_done(store: Store) -> None:
