@@ -37,6 +37,7 @@ from sqlite_utils import Database
 
 from appliance.media.convert import ConversionError, to_prompt_wav
 from appliance.media.frame import SAMPLE_RATE
+from appliance.media.wavio import WavFormatError, parse_wav
 from appliance.promptrec import files, pins
 from web import audit, permissions
 from web.db import store
@@ -119,21 +120,20 @@ def audio(lang: str, name: str) -> ResponseReturnValue:
 
 
 def check_wav(data: bytes) -> str | None:
-    """Why ``data`` is not a prompt the engine can play, or None."""
+    """Why ``data`` is not a prompt the engine can play, or None: read as the engine reads
+    it (:func:`appliance.media.wavio.parse_wav`)."""
     try:
-        with wave.open(io.BytesIO(data), "rb") as w:
-            rate, width, channels = w.getframerate(), w.getsampwidth(), w.getnchannels()
-            frames = w.getnframes()
-            pcm = w.readframes(frames)
-    except (wave.Error, EOFError):
+        wav = parse_wav(data)
+    except WavFormatError:
         return _("The file is not a PCM WAV recording.")
-    if (rate, width, channels) != (SAMPLE_RATE, 2, 1):
+    if (wav.rate, wav.bits, wav.channels) != (SAMPLE_RATE, 16, 1):
         return _("The recording is %(rate)d Hz, %(bits)d-bit, %(channels)d channel(s); "
-                 "prompts must be 8000 Hz, 16-bit, mono.", rate=rate, bits=8 * width,
-                 channels=channels)
-    if frames == 0 or len(pcm) < frames * 2:
+                 "prompts must be 8000 Hz, 16-bit, mono.", rate=wav.rate, bits=wav.bits,
+                 channels=wav.channels)
+    frames = len(wav.data) // 2
+    if frames == 0 or (wav.declared is not None and len(wav.data) < wav.declared):
         return _("The recording is empty or cut short.")
-    if frames / rate > MAX_PROMPT_SECONDS:
+    if frames / wav.rate > MAX_PROMPT_SECONDS:
         return _("The recording is longer than %(n)d seconds.", n=MAX_PROMPT_SECONDS)
     return None
 
