@@ -26,6 +26,7 @@ import numpy.typing as npt
 
 from appliance.media.frame import SAMPLES_PER_FRAME
 from appliance.media.mixer import mix_heard, mix_minus
+from appliance.media.vad import frame_levels_dbfs
 
 if TYPE_CHECKING:
     from appliance.calls.call import Call
@@ -33,9 +34,9 @@ if TYPE_CHECKING:
 #: how many frames a member's voice may run behind in the mix; past this the oldest go,
 #: pause or not (a far end that stalled, then sent its backlog at once)
 MAX_BEHIND_FRAMES = 3
-#: while behind, a frame whose mean square is under this (-45 dBFS: a pause, line noise)
-#: is dropped to catch up; nobody hears 20 ms less of a pause
-CATCH_UP_BELOW = 32768.0**2 * 10 ** (-45 / 10)
+#: while behind, a frame below this level (a pause, line noise) is dropped to catch up;
+#: nobody hears 20 ms less of a pause
+CATCH_UP_BELOW_DBFS = -45.0
 
 
 class Bridge:
@@ -146,8 +147,8 @@ class _Playout:
 
 
 def _quiet(frame: bytes) -> bool:
-    samples = np.frombuffer(frame, dtype="<i2").astype(np.float64)
-    return float(np.dot(samples, samples)) < CATCH_UP_BELOW * SAMPLES_PER_FRAME
+    block = np.frombuffer(frame, dtype="<i2").reshape(1, SAMPLES_PER_FRAME)
+    return bool(frame_levels_dbfs(block)[0] < CATCH_UP_BELOW_DBFS)
 
 
 def _fade_out(frame: bytes) -> bytes:
