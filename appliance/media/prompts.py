@@ -19,7 +19,6 @@ import logging
 import os
 import threading
 import time
-import wave
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -124,7 +123,7 @@ class PromptLibrary:
             return cached
         try:
             prompt = self._load(lang, name)
-        except (PromptNotFound, OSError, EOFError, wave.Error, ValueError):
+        except (PromptNotFound, OSError, ValueError):  # WavFormatError is a ValueError
             if cached is None:
                 raise
             log.warning("prompt %s/%s changed on disk but cannot be loaded; keeping the "
@@ -161,7 +160,7 @@ class PromptLibrary:
         for wav in sorted((self.root / lang).glob("*.wav")):
             try:
                 self.get(wav.stem, lang)
-            except (OSError, EOFError, wave.Error, ValueError) as exc:
+            except (OSError, ValueError) as exc:  # WavFormatError is a ValueError
                 # One bad file (a 16 kHz recording dropped in by hand) must not keep the
                 # box from starting, nor the prompts after it from loading.
                 log.error("prompt %s/%s cannot be loaded, skipped: %s", lang, wav.stem, exc)
