@@ -100,6 +100,19 @@ def test_detect_refuses_a_file_of_the_wrong_format(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("kind", ["dtmf", "progress"])
+def test_detect_refuses_a_file_cut_short(tmp_path: Path, kind: str) -> None:
+    # A copy that stopped half-way: the keys (or the tone) at the end are missing, and an
+    # answer from the first half would be wrong without a word.
+    whole = dtmf_file(tmp_path, "159#")
+    cut = tmp_path / "cut.wav"
+    raw = whole.read_bytes()
+    cut.write_bytes(raw[: len(raw) // 2])
+    res = appliance("detect", kind, str(cut))
+    assert res.returncode == 1
+    assert "the file is cut short" in res.stderr and str(cut) in res.stderr
+
+
+@pytest.mark.parametrize("kind", ["dtmf", "progress"])
 def test_detect_names_a_file_it_cannot_read(kind: str) -> None:
     # /proc/self/mem opens and then fails every read, as a bad sector does: a traceback.
     res = appliance("detect", kind, "/proc/self/mem")

@@ -404,7 +404,8 @@ def detect_progress(
 def detect_progress_file(
     path: str | Path, *, max_seconds: float = 60.0, silence_seconds: float = 10.0
 ) -> Outcome:
-    """:func:`detect_progress` of an 8 kHz 16-bit mono WAV file (else WavFormatError)."""
+    """:func:`detect_progress` of an 8 kHz 16-bit mono WAV file (else WavFormatError, also
+    for a file cut short of the audio its header declares: its end would read as silence)."""
     return detect_progress(
-        read_slin(path), max_seconds=max_seconds, silence_seconds=silence_seconds
+        read_slin(path, whole=True), max_seconds=max_seconds, silence_seconds=silence_seconds
     )
