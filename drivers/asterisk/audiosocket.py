@@ -338,8 +338,7 @@ class AudioSocketConnection(asyncio.Protocol):
                      self.peer)
             return dialled
         if line_id in driver._cancelled:
-            log.info("AudioSocket call %s: the engine hung it up while it was dialled",
-                     line_id)
+            log.info("AudioSocket call %s: it ended while it was dialled; refused", line_id)
             self.close(send_hangup=True)
             return None
         other = driver._lines.get(line_id)
@@ -448,6 +447,8 @@ class AudioSocketDriver(Driver):
         #: each call's channel and numbers from the AMI (None: no AMI, they stay unknown)
         self.channels = channels
         self._offering: set[asyncio.Task[None]] = set()
+        # AMI Hangup actions under way; stop() lets them finish (a ringing phone otherwise)
+        self._hangups: set[asyncio.Task[None]] = set()
         #: the bound port once started (useful when 0 asked for any free port)
         self.port = port
         self._server: asyncio.Server | None = None
@@ -506,7 +507,10 @@ class AudioSocketDriver(Driver):
         try:
             await ami.action("Originate", fields, action_id=f"originate-{line_id}")
         except AmiError as exc:
-            self._forget(line)
+            # No answer (a timeout, the AMI connection lost) is not a refusal: Asterisk
+            # may have queued the call all the same. Its channel is hung up when it shows,
+            # and its AudioSocket connection refused, as for a call hung up while dialled.
+            self._cancel(line)
             line._end(CAUSE_CONGESTION)
             raise LineError(f"{number}: Asterisk did not place the call: {exc}") from None
         log.info("AudioSocket call %s: dialling %s", line_id, number)
@@ -520,13 +524,16 @@ class AudioSocketDriver(Driver):
         kind = event.get("Event")
         if kind not in ("Newchannel", "OriginateResponse", "Hangup"):
             return
-        call = event.get("Uniqueid", "")
-        if call not in self._outbound:
-            call = event.get("ActionID", "").removeprefix("originate-")
+        unique = event.get("Uniqueid", "")
+        if kind == "Newchannel" and unique in self._cancelled:
+            # The channel of a call hung up before Asterisk named it (the Originate's
+            # ChannelId is the line's id): hang it up now, or the callee's phone rings on.
+            self._hang_up_channel(event.get("Channel", ""))
+            return
+        call = unique if unique in self._outbound else \
+            event.get("ActionID", "").removeprefix("originate-")
         line = self._outbound.get(call)
         if line is None:
-            if kind == "Newchannel" and call in self._cancelled:
-                self._hang_up_channel(event.get("Channel", ""))  # hung up while dialled
             return
         if kind == "Newchannel":
             line.channel = event.get("Channel", "")
@@ -544,7 +551,9 @@ class AudioSocketDriver(Driver):
 
     def _failed(self, line: AudioSocketLine, cause: str, why: str) -> None:
         log.info("AudioSocket call %s to %s: %s: %s", line.id, line.callee, why, cause)
-        self._forget(line)
+        # Its AudioSocket connection may still come (the callee answered as the Hangup
+        # event was sent): refused, never offered as a new inbound call.
+        self._forget_dialled(line)
         line._end(cause)
 
     def _forget(self, line: AudioSocketLine) -> None:
@@ -552,13 +561,18 @@ class AudioSocketDriver(Driver):
         if self._lines.get(line.id) is line:
             del self._lines[line.id]
 
-    def _cancel(self, line: AudioSocketLine) -> None:
-        """The engine hung up an outbound call still dialling: Asterisk hangs the channel
-        up, and its AudioSocket connection, if it still comes, is refused."""
+    def _forget_dialled(self, line: AudioSocketLine) -> None:
+        """An outbound call ended before it connected: forgotten, and its id kept so that
+        its AudioSocket connection, if it still comes, is refused."""
         self._forget(line)
         self._cancelled[line.id] = None
         while len(self._cancelled) > MAX_CANCELLED:
             self._cancelled.popitem(last=False)
+
+    def _cancel(self, line: AudioSocketLine) -> None:
+        """The engine hung up an outbound call still dialling: Asterisk hangs the channel
+        up, and its AudioSocket connection, if it still comes, is refused."""
+        self._forget_dialled(line)
         self._hang_up_channel(line.channel)
 
     def _hang_up_channel(self, channel: str) -> None:
@@ -566,8 +580,8 @@ class AudioSocketDriver(Driver):
         if not channel or ami is None:
             return  # not created yet: its Newchannel event will be answered with a hangup
         task = asyncio.get_running_loop().create_task(self._ami_hangup(ami, channel))
-        self._offering.add(task)
-        task.add_done_callback(self._offering.discard)
+        self._hangups.add(task)
+        task.add_done_callback(self._hangups.discard)
 
     @staticmethod
     async def _ami_hangup(ami: AmiClient, channel: str) -> None:
@@ -649,6 +663,10 @@ class AudioSocketDriver(Driver):
             line.hangup(CAUSE_SHUTDOWN)  # still dialling: Asterisk is asked to hang up
         for task in list(self._offering):
             task.cancel()  # calls still waiting for their AMI event are not offered now
+        if self._hangups:
+            # The hangups just asked for (the calls still dialling) go out before stop()
+            # returns and the AMI client with it; bounded, as the AMI may not answer.
+            await asyncio.wait(list(self._hangups), timeout=STOP_GRACE_S)
         connections = list(self._connections)
         for connection in connections:
             if connection.line is not None:

@@ -407,6 +407,92 @@ def test_hanging_up_while_dialling_hangs_the_channel_up_and_refuses_its_late_aud
     run(main)
 
 
+def hangups(ami: FakeAmi) -> list[bytes]:
+    return [b for b in ami.received if b.startswith(b"Action: Hangup")]
+
+
+def test_an_originate_the_ami_never_answers_is_hung_up_when_its_channel_shows() -> None:
+    # The AMI was slow (or its connection dropped) after the Originate went out: the dial
+    # is reported failed, but Asterisk placed it. Its channel is hung up when it shows,
+    # and if the callee answered first, its AudioSocket connection is refused: never a
+    # new inbound call where the callee would hear the welcome.
+    async def main() -> None:
+        async with fake_ami() as ami, serving() as (driver, engine, fakes):
+            amic = driver.ami = AmiClient("127.0.0.1", ami.port, "appliance", "s3cret-pass",
+                                          on_event=driver.on_ami_event,
+                                          reconnect_delays=FAST, answer_timeout=0.2)
+            await amic.start()
+            await asyncio.wait_for(amic.logged_in.wait(), 3)
+            ami.answer = False
+            with pytest.raises(LineError, match="13800138000: Asterisk did not place the call"):
+                await driver.originate("13800138000")
+            sent = [b for b in ami.received if b.startswith(b"Action: Originate")]
+            line_id = re.search(rb"ChannelId: ([-0-9a-f]+)", sent[-1])[1].decode()  # type: ignore[index]
+            ami.send(block("Event: Newchannel", "Channel: DAHDI/3-1", f"Uniqueid: {line_id}"))
+            await until(lambda: bool(hangups(ami)))
+            assert hangups(ami)[-1].endswith(b"Channel: DAHDI/3-1\r\nCause: 16\r\n\r\n")
+            fake = await call(driver, fakes, call_id=uuid.UUID(line_id))
+            await fake.wait_eof()
+            assert bytes(fake.received) == b"\x00\x00\x00" and engine.lines == []
+            await amic.stop()
+
+    run(main)
+
+
+def test_a_call_hung_up_before_asterisk_names_its_channel_is_hung_up_when_it_does() -> None:
+    async def main() -> None:
+        async with fake_ami() as ami, serving() as (driver, _engine, _fakes):
+            amic = await logged_in_for(driver, ami)
+            line = await driver.originate("13800138000")
+            line.hangup(CAUSE_NO_ANSWER)  # before any Newchannel: no channel to hang up yet
+            assert not hangups(ami)
+            ami.send(block("Event: Newchannel", "Channel: DAHDI/4-1", "ChannelState: 0",
+                           f"Uniqueid: {line.id}", f"Linkedid: {line.id}"))
+            await until(lambda: bool(hangups(ami)))
+            assert hangups(ami)[-1].endswith(b"Channel: DAHDI/4-1\r\nCause: 16\r\n\r\n")
+            await amic.stop()
+
+    run(main)
+
+
+def test_a_connection_after_the_hangup_event_of_a_dialled_call_is_refused() -> None:
+    # The AMI's Hangup and the AudioSocket connection race on two sockets: the callee
+    # answered and hung up at once. The call has ended as failed; its connection is not
+    # a new inbound call with a CDR row of its own.
+    async def main() -> None:
+        async with fake_ami() as ami, serving() as (driver, engine, fakes):
+            amic = await logged_in_for(driver, ami)
+            line = await driver.originate("13800138000")
+            ami.send(block("Event: Hangup", f"Uniqueid: {line.id}", "Cause: 16",
+                           "Cause-txt: Normal Clearing"))
+            await until(lambda: line.ended)
+            fake = await call(driver, fakes, call_id=uuid.UUID(line.id))
+            await fake.wait_eof()
+            assert bytes(fake.received) == b"\x00\x00\x00" and engine.lines == []
+            await amic.stop()
+
+    run(main)
+
+
+def test_stopping_the_driver_hangs_up_the_calls_still_dialled() -> None:
+    async def main() -> None:
+        async with fake_ami() as ami:
+            driver = AudioSocketDriver(port=0)
+            await driver.start(lambda line: None)
+            amic = await logged_in_for(driver, ami)
+            line = await driver.originate("13800138000")
+            ami.send(block("Event: Newchannel", "Channel: DAHDI/4-1", f"Uniqueid: {line.id}"))
+            await until(lambda: line.channel == "DAHDI/4-1")
+            await driver.stop()
+            assert line.end_cause == "shutdown"
+            # Sent before stop() returned, not cancelled by it.
+            assert [h.endswith(b"Channel: DAHDI/4-1\r\nCause: 16\r\n\r\n")
+                    for h in hangups(ami)] == [True]
+            await amic.stop()
+
+    run(main)
+
+
 def test_an_originate_asterisk_refuses_is_a_line_error_naming_why() -> None:
     async def main() -> None:
         async with fake_ami() as ami, serving() as (driver, _engine, _fakes):
