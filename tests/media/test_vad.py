@@ -96,8 +96,19 @@ def test_frame_levels_dbfs_reference_points() -> None:
     assert levels[0] == pytest.approx(-3.01, abs=0.01)
     assert levels[1] == FLOOR_DBFS
     assert np.mean(levels[2:]) == pytest.approx(-40.0, abs=0.3)
-    one_lsb = frame_levels_dbfs(np.ones((1, SAMPLES_PER_FRAME), np.int16))[0]
-    assert FLOOR_DBFS < one_lsb < -90
+    one_lsb = frame_levels_dbfs(np.resize(np.array([1, -1], np.int16), (1, SAMPLES_PER_FRAME)))
+    assert FLOOR_DBFS < one_lsb[0] < -90
+
+
+def test_a_dc_offset_is_no_sound() -> None:
+    # What an analog port adds: a constant frame is silence, and a tone over it keeps
+    # the tone's own level.
+    t = np.arange(SAMPLES_PER_FRAME)
+    tone = 1000 * np.sin(2 * np.pi * 1000 * t / SAMPLE_RATE)
+    block = to_int16(np.vstack([np.full(SAMPLES_PER_FRAME, 655.0), tone, tone + 655.0]))
+    levels = frame_levels_dbfs(block)
+    assert levels[0] == FLOOR_DBFS
+    assert levels[2] == pytest.approx(levels[1], abs=0.01)
 
 
 def test_frame_levels_dbfs_wants_a_block() -> None:
@@ -116,10 +127,14 @@ PAIRS = [
 
 
 @needs_sounds
+@pytest.mark.parametrize("dc", [0.0, 0.02], ids=["no-offset", "offset-2%"])
 @pytest.mark.parametrize("noise_dbfs", [-50.0, -40.0])
 @pytest.mark.parametrize("prompts", PAIRS, ids=lambda p: p[0])
-def test_start_and_end_on_real_speech(prompts: tuple[str, str], noise_dbfs: float) -> None:
+def test_start_and_end_on_real_speech(prompts: tuple[str, str], noise_dbfs: float,
+                                      dc: float) -> None:
+    # An analog port's DC offset (2 % of full scale) must not hide the speech.
     x, truth = conversation(prompts, noise_dbfs, gap_s=2.0, seed=len(prompts[0]))
+    x = to_int16(x + dc * 32768)
     vad = VoiceActivity(mode=3, start_ms=60, end_ms=800)
     events = run(vad, x)
     assert [e for e, _ in events] == [SpeechEvent.START, SpeechEvent.END] * 2
