@@ -113,6 +113,8 @@ _FULL_SCALE_ENERGY = SAMPLES_PER_FRAME * 32768.0**2
 @dataclass
 class _Burst:
     frames: int = 0
+    cut: bool = False  # began with the audio: its true length is unknown, maybe longer
+    before: int = 0  # frames of quiet since the burst before it (0: the first burst)
     lo: float = math.inf  # level range of the burst's frames after the first
     hi: float = -math.inf
 
@@ -152,6 +154,7 @@ class CallProgress:
         self.rings = 0  # ringback bursts confirmed by their long off time
         self._ring_off = _frames(_RINGBACK_OFF[1])  # the pause between rings, once measured
         self._burst = _Burst()
+        self._heard_tone = False
         self._last_burst: _Burst | None = None  # the latest steady burst, awaiting its off time
         self._gap = 0  # frames since the last tone frame
         self._gap_voice = False  # voice heard since the last tone frame
@@ -248,6 +251,10 @@ class CallProgress:
     def _on_tone(self, level: float) -> None:
         b = self._burst
         if b.frames == 0:
+            # The quiet before the first burst is the exchange's delay after dialing, not
+            # a cadence's off time.
+            b.cut, b.before = self.frames == 1, self._gap if self._heard_tone else 0
+            self._heard_tone = True
             self._start_burst()
             self._word_since_tone = 0
         else:  # the first frame may be partial: leave it out of the range
@@ -356,17 +363,27 @@ class CallProgress:
         if self.rings:
             return Outcome.RINGBACK
         last, off = self._last_burst, self._gap * FRAME_MS
-        # The audio may end inside the off time of a cadence already matched once.
-        if last and _within(last.ms, *_BUSY[:2]) and off >= _BUSY[2]:
-            return Outcome.BUSY
-        # A burst that fits both congestion's on time and a ring's, followed by a gap
-        # longer than congestion's off time, was a ring: congestion would have come again.
-        if last and _within(last.ms, *_CONGESTION[:2]) and _within(off, *_CONGESTION[2:]):
-            return Outcome.CONGESTION
-        if last and _within(last.ms, *_RINGBACK_ON):
-            return Outcome.RINGBACK
-        if last and _within(last.ms, *_CONGESTION[:2]) and off >= _CONGESTION[2]:
-            return Outcome.CONGESTION
+        ending = burst.frames >= 2 and burst.steady  # the audio ends inside this burst
+        if ending:
+            last, off = burst, 0
+        if last is None:
+            return Outcome.SILENCE
+        # One burst, and the quiet around it: of the cadences whose on time it fits, whose
+        # burst before it is not missing and whose next one is not yet overdue, the one
+        # whose on time is nearest. A burst the audio began or ended in may have been
+        # longer (the tail of a ring).
+        before = last.before * FRAME_MS
+        fits = [(abs(last.ms - nominal), outcome)
+                for (on_lo, on_hi, off_hi), nominal, outcome in (
+                    ((*_BUSY[:2], _BUSY[3]), 350, Outcome.BUSY),
+                    ((*_CONGESTION[:2], _CONGESTION[3]), 700, Outcome.CONGESTION),
+                    ((*_RINGBACK_ON, _RINGBACK_OFF[1]), 1000, Outcome.RINGBACK))
+                if (last.ms <= on_hi if last.cut or ending else _within(last.ms, on_lo, on_hi))
+                and off <= off_hi and before <= off_hi]
+        if fits:
+            return min(fits, key=lambda fit: fit[0])[1]
+        if last.cut and last.ms <= _RINGBACK_ON[1]:
+            return Outcome.RINGBACK  # a ring's tail, and the ringing stopped
         return Outcome.SILENCE
 
     def finish(self) -> Outcome:
