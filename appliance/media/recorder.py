@@ -32,6 +32,9 @@ BROKEN_SUFFIX = ".broken"
 
 # The canonical header the wave module writes: RIFF, fmt (16 bytes of PCM), data.
 _HEADER_BYTES = 44
+#: The most audio a WAV header can declare (its RIFF size is 32 bits): 4 GiB, 37 hours of
+#: a stereo call. A recording stops there instead of losing its header.
+MAX_DATA_BYTES = 0xFFFFFFFF - (_HEADER_BYTES - 8)
 
 
 class Recorder:
@@ -59,6 +62,7 @@ class Recorder:
         self.channels = channels
         self.flush_frames = flush_frames
         self._frame_bytes = FRAME_BYTES * channels
+        self._max_data = MAX_DATA_BYTES - MAX_DATA_BYTES % (2 * channels)
         # Flush when (frames + flush_offset) % flush_frames == 0: count down to the first
         # such frame, then every flush_frames, so write() tests one integer.
         self._countdown = flush_frames - flush_offset % flush_frames
@@ -160,22 +164,25 @@ class Recorder:
             return
         written = 0
         if self.error is None:
+            take = min(len(buf), self._max_data - self._flushed_bytes)
             try:
-                chunk = buf
-                while True:
+                chunk = buf if take == len(buf) else buf[:take]
+                while written < take:
                     # A raw write may be short (the disk filling up): go on from there.
                     n = self._file.write(chunk)
                     if not n:
                         raise OSError(errno.EIO, "the file took no bytes")
                     written += n
-                    if written >= len(buf):
-                        break
-                    chunk = buf[written:]
+                    chunk = buf[written:take]
             except OSError as exc:
                 # Without its traceback: kept in ``error``, it would keep the frames and
                 # the buffer they hold alive.
                 self.error = exc.with_traceback(None)
                 log.error("%s: recording stopped, a write failed: %s", self.part_path, exc)
+            else:
+                if take < len(buf):
+                    self.error = OSError(errno.EFBIG, "the 4 GiB a WAV file can hold is full")
+                    log.error("%s: recording stopped: %s", self.part_path, self.error.strerror)
         self._flushed_bytes += written
         self._dropped_bytes += len(buf) - written
         buf.clear()
@@ -212,10 +219,10 @@ class Recorder:
             finally:
                 self._file.close()
             os.replace(self.part_path, self.path)
-            _fsync_dir(self.path.parent)
         except BaseException:
             self._failed = True
             raise
+        _sync_rename(self.path)
         return self.path
 
     def abort(self) -> None:
@@ -289,12 +296,12 @@ def _recover_one(part: Path) -> Path | None:
         broken = _unused(part.parent, stem, ".wav" + BROKEN_SUFFIX)
         log.warning("%s: %s; moved aside to %s", part, exc, broken.name)
         os.replace(part, broken)
-        _fsync_dir(part.parent)
+        _sync_rename(broken)
         return None
     # A finished file of the same name is kept; the recovered audio takes a new name.
     final = _unused(part.parent, stem, ".wav")
     os.replace(part, final)
-    _fsync_dir(part.parent)
+    _sync_rename(final)
     log.info("recovered recording %s", final)
     return final
 
@@ -362,6 +369,17 @@ def _unused(directory: Path, stem: str, tail: str) -> Path:
         path = directory / f"{stem}.{n}{tail}"
         n += 1
     return path
+
+
+def _sync_rename(path: Path) -> None:
+    """Make the rename that put ``path`` in place durable. The file is finished and in
+    place already: a failure here is logged, and the recording is not given up for it
+    (a raise would leave a finished file that no row names and no recover() finds)."""
+    try:
+        _fsync_dir(path.parent)
+    except OSError as exc:
+        log.warning("%s: in place, but its folder could not be synced (%s): a power cut "
+                    "now could undo the rename", path, exc)
 
 
 def _fsync_dir(directory: Path) -> None:

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from appliance.media import recorder
 from appliance.media.frame import FRAME_BYTES, SAMPLE_RATE, SAMPLES_PER_FRAME
 from appliance.media.recorder import Recorder, recover, wav_frames
 from appliance.media.wavio import read_slin
@@ -177,6 +178,46 @@ def test_a_disk_that_fills_inside_a_write_leaves_exactly_what_it_took(
     pcm = wav_contents(final)[2]
     assert pcm == expected_pcm(15)[: 8 * 320 + 100]  # a half sample is cut off
     assert wav_frames(final) == 8
+
+
+@pytest.mark.parametrize("channels", [1, 2])
+def test_a_recording_stops_where_a_wav_header_can_no_longer_count(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch,
+    channels: int
+) -> None:
+    # The real limit is 4 GiB (37 hours of a stereo call); past it close() died on the
+    # header's 32-bit size and the whole recording was lost. Shrunk here to 7.5 frames.
+    monkeypatch.setattr(recorder, "MAX_DATA_BYTES", 7 * FRAME_BYTES * channels + 161)
+    rec = Recorder(tmp_path / "long.wav", channels=channels, flush_frames=3)
+    with caplog.at_level(logging.ERROR, logger="appliance.media.recorder"):
+        for i in range(12):
+            rec.write(pattern(i, channels))
+    assert isinstance(rec.error, OSError) and "4 GiB" in str(rec.error)
+    assert "long.wav.part: recording stopped: the 4 GiB a WAV file can hold is full" \
+        in caplog.text
+    final = rec.close()
+    data = wav_contents(final)[2]
+    assert data == expected_pcm(12, channels)[: len(data)]
+    assert len(data) == 7 * FRAME_BYTES * channels + 160 - 160 % (2 * channels)
+
+
+def test_a_folder_that_cannot_be_synced_after_the_rename_keeps_the_recording(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The file was finished and in place, but close() raised: the call's row named no
+    # recording and no later start looked for it.
+    def fails(directory: Path) -> None:
+        raise OSError(5, "Input/output error")
+
+    rec = Recorder(tmp_path / "synced.wav", flush_frames=5)
+    for i in range(7):
+        rec.write(pattern(i))
+    monkeypatch.setattr(recorder, "_fsync_dir", fails)
+    with caplog.at_level(logging.WARNING, logger="appliance.media.recorder"):
+        assert rec.close() == tmp_path / "synced.wav"
+    assert "its folder could not be synced" in caplog.text
+    assert wav_contents(tmp_path / "synced.wav")[2] == expected_pcm(7)
+    assert not rec.part_path.exists()
 
 
 def test_refuses_to_replace_a_finished_recording(tmp_path: Path) -> None:
