@@ -122,6 +122,10 @@ class Call:
         self.language = engine.prompts.default_language
         self.state = CallState.RINGING if line.direction is Direction.INBOUND else CallState.DIALING
         self.started_at = started_at
+        # The engine's monotonic time at the start: the answer and the end are dated from
+        # it, so a step of the wall clock mid-call (NTP setting a box that booted with the
+        # wrong time) cannot give a call a negative or hour-long duration.
+        self.started_mono = engine.clock.now()
         self.answered_at: float | None = None
         self.ended_at: float | None = None
         self.end_cause = ""

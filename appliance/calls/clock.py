@@ -170,6 +170,10 @@ class ManualClock:
     def wall(self) -> float:
         return self._now + self._wall_offset
 
+    def step_wall(self, seconds: float) -> None:
+        """Move the wall clock alone, as NTP steps a box's clock (monotonic time runs on)."""
+        self._wall_offset += seconds
+
     def advance(self, seconds: float) -> None:
         self._now += seconds
 

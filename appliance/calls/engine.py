@@ -485,7 +485,7 @@ class Engine:
         if call.state is CallState.ACTIVE or call.state is CallState.ENDED:
             return
         call.state = CallState.ACTIVE
-        call.answered_at = self.clock.wall()
+        call.answered_at = self._wall_of(call)
         self.dialing.discard(call)
         if self.record_calls and self.recordings is not None:
             path = self._recording_path(call.id, call.answered_at)
@@ -500,6 +500,11 @@ class Engine:
             cdr.cdr_answer(self.store, call.id, call.answered_at)
         call.mark_answered()
         self._emit("answered", call)
+
+    def _wall_of(self, call: Call) -> float:
+        """Wall-clock time now on ``call``'s own time line: its start plus the monotonic
+        time since."""
+        return call.started_at + (self.clock.now() - call.started_mono)
 
     async def end_call(self, call: Call, cause: str) -> None:
         """End a call and wait until its recording and CDR row are final (the clean-up
@@ -525,7 +530,7 @@ class Engine:
             self._write_keys()  # before the final row, which no later key may change
         call.state = CallState.ENDED
         call.end_cause = cause
-        call.ended_at = self.clock.wall()
+        call.ended_at = self._wall_of(call)
         self._prune = True
         if not call.line.ended:
             call.line.hangup(cause)

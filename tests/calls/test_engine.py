@@ -143,6 +143,27 @@ def test_caller_hangs_up_mid_greeting(run_calls: Any, tmp_path: Path) -> None:
     assert abs(n / 8000 - 1.2) < 0.1
 
 
+def test_a_step_of_the_wall_clock_mid_call_leaves_its_duration_whole(
+        run_calls: Any, tmp_path: Path) -> None:
+    # NTP setting the clock of a box that booted an hour ahead: a 6 s call showed -3594 s
+    # of talk, and the day's report a negative total.
+    async def scenario(rig: Rig) -> str:
+        clock = rig.engine.clock
+        assert isinstance(clock, ManualClock)
+        bot = CallerBot(rig.exchange, "13800138013")
+        await bot.dial("95500")
+        await bot.listen(2.0)
+        clock.step_wall(-3600.0)
+        await bot.listen(4.0)
+        await bot.hangup()
+        await bot.wait(0.3)
+        return bot.line.id if bot.line else ""
+
+    row = cdr_row(tmp_path, run_calls(scenario))
+    assert row["started_at"] <= row["answered_at"] <= row["ended_at"]
+    assert 5.9 <= row["ended_at"] - row["answered_at"] <= 6.3
+
+
 def test_a_caller_gone_before_the_next_tick_still_has_a_call_record(run_calls: Any,
                                                                    tmp_path: Path) -> None:
     # The line is offered and hung up within one tick: the call happened, so it has a row.
