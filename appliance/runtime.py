@@ -9,11 +9,12 @@ path before the process exits.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fcntl
 import logging
 import os
 import signal
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -72,6 +73,34 @@ class DataDirs:
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         _CLAIMS[key] = fd  # held open (and so locked) for the life of the process
         return self
+
+    @contextlib.contextmanager
+    def held(self) -> Iterator[None]:
+        """Keep any engine off the folder while the block runs (a restore replacing the
+        database and the recordings under it); DataFolderInUse if an engine has it, in this
+        process or another: its calls in progress would write into the replaced folders."""
+        if self.root.resolve() in _CLAIMS:
+            raise DataFolderInUse(f"{self.root}: the engine of this process is using this "
+                                  "data folder")
+        fd = os.open(self.lock_file, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "?"
+                raise DataFolderInUse(f"{self.root}: an engine (process {holder}) is using "
+                                      "this data folder") from None
+            yield
+        finally:
+            os.close(fd)  # and with it the lock
+
+    def in_use(self) -> bool:
+        """Whether an engine holds the folder now (:meth:`held` would refuse)."""
+        try:
+            with self.held():
+                return False
+        except DataFolderInUse:
+            return True
 
 
 class DataFolderInUse(RuntimeError):

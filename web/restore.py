@@ -32,8 +32,7 @@ from flask import (
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 
-from appliance.control import ControlClient, ControlError, ControlUnavailable
-from appliance.runtime import DataDirs
+from appliance.runtime import DataDirs, DataFolderInUse
 from appliance.store import backup
 from web import audit
 from web.db import store
@@ -77,11 +76,9 @@ def _current() -> dict[str, Any]:
 
 
 def _engine_running() -> bool:
-    try:
-        ControlClient.for_data(_dirs().root, timeout=1.0).request("queues")
-    except (ControlUnavailable, ControlError, OSError):
-        return False
-    return True
+    # By the engine's own lock on the data folder: the control API is up only on boxes
+    # with seats and queues.
+    return _dirs().in_use()
 
 
 @bp.route("/", endpoint="form")
@@ -144,7 +141,15 @@ def apply(token: str) -> ResponseReturnValue:
         checked = _load(token)
         dirs = _dirs()
         try:
-            kept = backup.restore(checked, dirs.database, dirs.recordings)
+            # No engine may run meanwhile: its calls in progress would end with their
+            # recordings in previous/ and no call record in the restored database.
+            with dirs.held():
+                kept = backup.restore(checked, dirs.database, dirs.recordings)
+        except DataFolderInUse:
+            flash(_("Not restored: the engine is running. Stop it first, then restore: "
+                    "calls in progress would lose their recordings and call records."),
+                  "error")
+            return redirect(url_for("restore.form")), 303
         except (backup.BackupError, OSError) as exc:
             flash(_("Not restored: %(reason)s", reason=str(exc)), "error")
             return redirect(url_for("restore.form")), 303
@@ -156,7 +161,7 @@ def apply(token: str) -> ResponseReturnValue:
     finally:
         _LOCK.release()
     flash(_("Restored the backup of %(when)s. The previous database and recordings are kept "
-            "in %(kept)s. Restart the engine so it loads everything from the restored "
+            "in %(kept)s. Start the engine again: it loads everything from the restored "
             "database.", when=checked.created_at, kept=str(kept)))
     return redirect(url_for("restore.form")), 303
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import io
 import sqlite3
+import subprocess
+import sys
 import tarfile
 from pathlib import Path
 from typing import Any
@@ -200,3 +202,38 @@ def test_only_the_admin_restores(as_role: Any, store: Store, recordings: Path) -
     assert upload(sup, token, archive).status_code == 403
     assert admin.post("/staff/restore/", data={"archive": (io.BytesIO(archive), "a.tar.gz")},
                       content_type="multipart/form-data").status_code == 400  # no CSRF
+
+
+def test_no_restore_while_an_engine_holds_the_data_folder(
+        as_role: Any, store: Store, data_dir: Path, recordings: Path) -> None:
+    # An engine in another process (the lock it takes at start): its calls in progress
+    # would finish their recordings in previous/ and have no row in the restored database.
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys; from pathlib import Path; "
+         "from appliance.runtime import DataDirs; DataDirs(Path(sys.argv[1])).claim(); "
+         "print('held', flush=True); sys.stdin.read()", str(data_dir)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        client, token = as_role("admin")
+        archive = download(client)
+        store.write(lambda db: db.execute("DELETE FROM policies WHERE rowid IN "
+                                          "(SELECT rowid FROM policies LIMIT 5)"))
+        page = upload(client, token, archive).get_data(as_text=True)
+        assert 'id="restore-engine"' in page and "请先停止引擎再恢复" in page
+        restore_url = page.split('action="/staff/restore/')[1].split('"')[0]
+        res = client.post(f"/staff/restore/{restore_url}", data={"csrf_token": token},
+                          follow_redirects=True)
+        assert "未恢复：引擎正在运行" in res.get_data(as_text=True)
+        assert policies(store) == 295 and (recordings / WAV).is_file()
+        assert not (data_dir / "previous").exists()
+    finally:
+        holder.communicate("", timeout=10)
+    # The engine gone, the same archive restores.
+    client, token = as_role("admin")
+    page = upload(client, token, archive).get_data(as_text=True)
+    assert 'id="restore-engine"' not in page
+    restore_url = page.split('action="/staff/restore/')[1].split('"')[0]
+    assert client.post(f"/staff/restore/{restore_url}",
+                       data={"csrf_token": token}).status_code == 303
+    assert policies(store) == 300
