@@ -360,13 +360,17 @@ class Engine:
         assert self.store is not None
         try:
             frames = wav_frames(path)
+            # Its last write, less its length: when it began, should its call's row have
+            # been lost with the crash (a locked-out database), so it is still found by day.
+            began = path.stat().st_mtime - frames * TICK
         except FileNotFoundError:
             return False  # not recorded (or not yet at the first flush)
         except (OSError, EOFError, wave.Error) as exc:
             log.error("call %s: recording %s left by a crash is unreadable: %s; not indexed",
                       call_id, path, exc)
             return False
-        cdr.index_recording(self.store, str(path), call_id, None, frames, recovered)
+        cdr.index_recording(self.store, str(path), call_id, None, frames, recovered,
+                            undated_at=began)
         if path.stem == call_id:
             cdr.attach_recording(self.store, call_id, path)
             cdr.end_crashed_by_recording(self.store, call_id, frames * TICK,

@@ -290,6 +290,9 @@ def _recover_one(part: Path) -> Path | None:
     """Repair and rename one ``.part``: the recording's new path, or None if it was
     moved aside as broken."""
     stem = part.name[: -len(".wav" + PART_SUFFIX)]
+    # The repair rewrites the header: the file keeps the time of its last audio, which
+    # dates a recording whose call record the crash lost.
+    written = os.stat(part)
     try:
         _repair(part)
     except _BrokenPart as exc:
@@ -300,6 +303,7 @@ def _recover_one(part: Path) -> Path | None:
         return None
     # A finished file of the same name is kept; the recovered audio takes a new name.
     final = _unused(part.parent, stem, ".wav")
+    os.utime(part, ns=(written.st_atime_ns, written.st_mtime_ns))
     os.replace(part, final)
     _sync_rename(final)
     log.info("recovered recording %s", final)

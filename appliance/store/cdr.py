@@ -121,10 +121,12 @@ def index_recording(
     recovered: bool,
     *,
     indexed_at: float | None = None,
+    undated_at: float | None = None,
 ) -> Future[None]:
     """Add or refresh a recording in the index (a re-index after recovery replaces it).
     Without ``started_at`` the recording is dated by its call: answered (when recording
-    starts), else started; the recordings page searches by this date."""
+    starts), else started, else (a call whose row a crash lost) ``undated_at``; the
+    recordings page searches by this date."""
     if frames < 0:
         raise ValueError(f"recording {path}: frames must be >= 0, got {frames}")
     params = (
@@ -132,6 +134,7 @@ def index_recording(
         call_id,
         started_at,
         call_id,
+        undated_at,
         frames,
         frames * FRAME_MS / 1000,
         int(bool(recovered)),
@@ -143,7 +146,7 @@ def index_recording(
             "INSERT INTO recordings"
             " (path, call_id, started_at, frames, seconds, recovered, indexed_at)"
             " VALUES (?, ?, COALESCE(?, (SELECT COALESCE(answered_at, started_at) FROM calls"
-            " WHERE call_id = ?)), ?, ?, ?, ?)"
+            " WHERE call_id = ?), ?), ?, ?, ?, ?)"
             " ON CONFLICT (path) DO UPDATE SET call_id = excluded.call_id,"
             " started_at = excluded.started_at, frames = excluded.frames,"
             " seconds = excluded.seconds, recovered = excluded.recovered,"

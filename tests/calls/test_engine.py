@@ -435,6 +435,34 @@ def test_a_recording_finished_but_not_indexed_before_a_crash_is_indexed_at_start
     assert (call["end_cause"], call["recording"]) == ("engine-crash", str(final))
 
 
+def test_a_recording_whose_call_row_a_crash_lost_is_dated_by_its_file(tmp_path: Path) -> None:
+    # The call's row never reached the disk (the database locked out, then kill -9): its
+    # recording was indexed with no date, and no search by day found it.
+    import os as _os
+
+    from appliance.media.recorder import Recorder
+    from appliance.store.db import Store
+
+    (tmp_path / "recordings" / "2026" / "11" / "27").mkdir(parents=True)
+    rec = Recorder(tmp_path / "recordings" / "2026" / "11" / "27" / "lost.wav", channels=2,
+                   flush_frames=5)
+    for _ in range(150):  # 3 s
+        rec.write(bytes(2 * FRAME))
+    rec.flush()
+    rec._file.close()  # as a kill -9 leaves it: the .part, its header never patched
+    ended = 1_780_000_300.0
+    _os.utime(rec.part_path, (ended, ended))
+    store = Store(tmp_path / "appliance.db")
+    try:
+        start_and_stop(store, tmp_path / "recordings")
+        store.write(lambda db: None)
+        rows = store.query("SELECT call_id, frames, started_at, recovered FROM recordings")
+    finally:
+        store.close()
+    assert rows == [{"call_id": "lost", "frames": 150, "started_at": ended - 3.0,
+                     "recovered": 1}]
+
+
 def test_engine_stop_ends_calls_through_the_same_clean_up(run_calls: Any, tmp_path: Path) -> None:
     async def scenario(rig: Rig) -> list[str]:
         bots = [CallerBot(rig.exchange, f"1390000000{i}") for i in range(3)]
