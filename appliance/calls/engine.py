@@ -32,6 +32,7 @@ import uuid
 import wave
 from collections import deque
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -344,37 +345,50 @@ class Engine:
         if self.recordings is None:
             return []
         self.recordings.mkdir(parents=True, exist_ok=True)
-        recovered = recover(self.recordings)
+        recovered = recover(self.recordings, before_rename=self._index_recovered
+                            if self.store is not None else None)
         for path in recovered:
             log.warning("recovered unfinished recording %s", path)
-            if self.store is not None:
-                # A call's recording is <call id>.wav; other takes of the same call (a
-                # message: <call id>.msg.wav) are indexed with it but are not its recording.
-                self._index_left(path, path.stem.split(".")[0], recovered=True)
         return recovered
 
-    def _index_left(self, path: Path, call_id: str, *, recovered: bool) -> bool:
-        """Index a recording a crash left, and name it in its call's row when it is the
-        call's own; False (logged unless there is no file) when it cannot be read: the
-        box starts all the same, and the file stays where it is."""
+    def _index_recovered(self, part: Path, final: Path) -> None:
+        """Index a repaired ``.part`` under its final name before it takes it, the writes
+        committed: a start that dies here leaves the ``.part`` to the next, and no file
+        in place that nothing indexes (a message take, which no row names, would stay so
+        for good). A call's recording is <call id>.wav; other takes of the same call (a
+        message: <call id>.msg.wav) are indexed with it but are not its recording."""
+        if not self._index_left(final, final.stem.split(".")[0], recovered=True, file=part,
+                                wait=True):
+            raise OSError(f"{part}: could not be indexed")
+
+    def _index_left(self, path: Path, call_id: str, *, recovered: bool,
+                    file: Path | None = None, wait: bool = False) -> bool:
+        """Index a recording a crash left (read from ``file`` if it is not at ``path``
+        yet), and name it in its call's row when it is the call's own; False (logged
+        unless there is no file) when it cannot be read: the box starts all the same,
+        and the file stays where it is. With ``wait``, once the writes are committed."""
         assert self.store is not None
+        source = path if file is None else file
         try:
-            frames = wav_frames(path)
+            frames = wav_frames(source)
             # Its last write, less its length: when it began, should its call's row have
             # been lost with the crash (a locked-out database), so it is still found by day.
-            began = path.stat().st_mtime - frames * TICK
+            began = source.stat().st_mtime - frames * TICK
         except FileNotFoundError:
             return False  # not recorded (or not yet at the first flush)
         except (OSError, EOFError, wave.Error) as exc:
             log.error("call %s: recording %s left by a crash is unreadable: %s; not indexed",
                       call_id, path, exc)
             return False
-        cdr.index_recording(self.store, str(path), call_id, None, frames, recovered,
-                            undated_at=began)
+        writes: list[Future[Any]] = [cdr.index_recording(
+            self.store, str(path), call_id, None, frames, recovered, undated_at=began)]
         if path.stem == call_id:
-            cdr.attach_recording(self.store, call_id, path)
-            cdr.end_crashed_by_recording(self.store, call_id, frames * TICK,
-                                         finished=not recovered)
+            writes.append(cdr.attach_recording(self.store, call_id, path))
+            writes.append(cdr.end_crashed_by_recording(self.store, call_id, frames * TICK,
+                                                       finished=not recovered))
+        if wait:
+            for write in writes:
+                write.result()
         return True
 
     def _recording_path(self, call_id: str, answered_at: float) -> Path:

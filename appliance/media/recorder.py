@@ -18,6 +18,7 @@ import logging
 import os
 import struct
 import wave
+from collections.abc import Callable
 from pathlib import Path
 from typing import NoReturn
 
@@ -262,19 +263,23 @@ class _ClosedBuffer(bytearray):
         raise ValueError(f"{self.path}: write to a recording that is closed")
 
 
-def recover(directory: Path) -> list[Path]:
+def recover(directory: Path,
+            before_rename: Callable[[Path, Path], object] | None = None) -> list[Path]:
     """Repair and rename every ``*.wav.part`` under ``directory``; return the new paths.
 
     Runs at engine start, before any Recorder is created. A ``.part`` whose header is
     missing or unreadable is moved aside to ``<name>.wav.broken`` with a warning: audio
-    is never deleted here.
+    is never deleted here. ``before_rename(part, final)`` runs on each repaired file
+    before it takes its final name (the engine indexes it there): should the process die
+    in between, the ``.part`` is still there for the next start, and none is renamed
+    into place unindexed. If it raises, the file is left as a ``.part``.
     """
     recovered: list[Path] = []
     for part in sorted(Path(directory).rglob("*.wav" + PART_SUFFIX)):
         if not part.is_file():
             continue
         try:
-            final = _recover_one(part)
+            final = _recover_one(part, before_rename)
         except Exception as exc:
             # A file that cannot be repaired or renamed (read-only folder, bad sector) is
             # left where it is for the next start; the box still starts and takes calls.
@@ -286,7 +291,8 @@ def recover(directory: Path) -> list[Path]:
     return recovered
 
 
-def _recover_one(part: Path) -> Path | None:
+def _recover_one(part: Path, before_rename: Callable[[Path, Path], object] | None = None
+                 ) -> Path | None:
     """Repair and rename one ``.part``: the recording's new path, or None if it was
     moved aside as broken."""
     stem = part.name[: -len(".wav" + PART_SUFFIX)]
@@ -304,6 +310,8 @@ def _recover_one(part: Path) -> Path | None:
     # A finished file of the same name is kept; the recovered audio takes a new name.
     final = _unused(part.parent, stem, ".wav")
     os.utime(part, ns=(written.st_atime_ns, written.st_mtime_ns))
+    if before_rename is not None:
+        before_rename(part, final)
     os.replace(part, final)
     _sync_rename(final)
     log.info("recovered recording %s", final)

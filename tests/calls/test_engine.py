@@ -463,6 +463,47 @@ def test_a_recording_whose_call_row_a_crash_lost_is_dated_by_its_file(tmp_path: 
                      "recovered": 1}]
 
 
+def test_a_start_that_dies_while_recovering_leaves_no_take_unindexed(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A crash mid-message, then the start after it killed once recover() had renamed the
+    # .part files and before their index writes were committed: the third start found
+    # the call's own recording by its row, but the message take (which no row names)
+    # stayed unindexed for good, and the recording lost its "recovered" mark.
+    from appliance.media.recorder import Recorder
+    from appliance.store import cdr
+    from appliance.store.db import Store
+
+    day = tmp_path / "recordings" / "2026" / "11" / "27"
+    day.mkdir(parents=True)
+    for name, channels in (("c9.wav", 2), ("c9.msg.wav", 1)):
+        rec = Recorder(day / name, channels=channels, flush_frames=5)
+        for _ in range(50):
+            rec.write(bytes(FRAME * channels))
+        rec.flush()
+        rec._file.close()  # as the crash left it
+    store = Store(tmp_path / "appliance.db")
+    cdr.cdr_start(store, "c9", "L", "sim", "in", "1", "2", 1_780_000_000.0)
+    cdr.cdr_answer(store, "c9", 1_780_000_001.0)
+    try:
+        def dies(*args: Any, **kw: Any) -> None:
+            raise OSError("the start was killed here")
+
+        monkeypatch.setattr(cdr, "index_recording", dies)
+        start_and_stop(store, tmp_path / "recordings")
+        # Nothing was put in place unindexed: both are still there to recover.
+        assert sorted(p.name for p in day.iterdir()) == ["c9.msg.wav.part", "c9.wav.part"]
+        monkeypatch.undo()
+        start_and_stop(store, tmp_path / "recordings")
+        store.write(lambda db: None)
+        rows = store.query("SELECT path, frames, recovered FROM recordings ORDER BY path")
+        call = cdr.get_call(store, "c9")
+    finally:
+        store.close()
+    assert rows == [{"path": str(day / "c9.msg.wav"), "frames": 50, "recovered": 1},
+                    {"path": str(day / "c9.wav"), "frames": 50, "recovered": 1}]
+    assert call is not None and call["recording"] == str(day / "c9.wav")
+
+
 def test_engine_stop_ends_calls_through_the_same_clean_up(run_calls: Any, tmp_path: Path) -> None:
     async def scenario(rig: Rig) -> list[str]:
         bots = [CallerBot(rig.exchange, f"1390000000{i}") for i in range(3)]
