@@ -68,6 +68,7 @@ from drivers.base import (
 log = logging.getLogger("appliance.calls")
 
 TICK = FRAME_MS / 1000
+DAY = 86_400.0  # seconds
 #: Tick phase alignment for far-end clocked lines (see Engine._align_phase): judged once a
 #: second on up to PHASE_SAMPLES arrival times, placed in PHASE_BIN steps around the tick.
 #: Arrivals from PHASE_MARGIN before a tick position to PHASE_AFTER after it may cross it
@@ -409,6 +410,12 @@ class Engine:
             return
         for call_id, answered_at, some_indexed in cdr.crashed_unrecorded(self.store):
             path = self._recording_path(call_id, answered_at)
+            if not path.exists():
+                # Its day folder came from the local time zone of the engine that recorded
+                # it; the box's zone may have changed since (time zones are at most 26 h
+                # apart, so two days either way).
+                path = next((p for p in (self._recording_path(call_id, answered_at + d * DAY)
+                                         for d in (-1, 1, -2, 2)) if p.exists()), path)
             if path in recovered:
                 continue
             if some_indexed and cdr.is_indexed(self.store, path):

@@ -504,6 +504,47 @@ def test_a_start_that_dies_while_recovering_leaves_no_take_unindexed(
     assert call is not None and call["recording"] == str(day / "c9.wav")
 
 
+def test_a_finished_recording_is_found_after_the_time_zone_changed(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Recorded (and the engine killed before indexing it) with the box on UTC-12, found
+    # at the next start with the box on Shanghai time: the day folder is computed anew.
+    import time as _time
+
+    from appliance.media.recorder import Recorder
+    from appliance.store import cdr
+    from appliance.store.db import Store
+
+    answered = 1_780_000_000.0  # 2026-05-28 20:26 UTC: the 28th at UTC-12, the 29th in Shanghai
+    monkeypatch.setenv("TZ", "Etc/GMT+12")
+    _time.tzset()
+    try:
+        day = tmp_path / "recordings" / _time.strftime("%Y/%m/%d", _time.localtime(answered))
+        day.mkdir(parents=True)
+        rec = Recorder(day / "c7.wav", channels=2)
+        for _ in range(25):
+            rec.write(bytes(2 * FRAME))
+        final = rec.close()
+        store = Store(tmp_path / "appliance.db")
+        cdr.cdr_start(store, "c7", "L", "sim", "in", "1", "2", answered - 4)
+        cdr.cdr_answer(store, "c7", answered)
+        store.write(lambda db: None)
+        monkeypatch.setenv("TZ", "Asia/Shanghai")
+        _time.tzset()
+        assert _time.strftime("%d", _time.localtime(answered)) != day.name
+        try:
+            start_and_stop(store, tmp_path / "recordings")
+            store.write(lambda db: None)
+            call = cdr.get_call(store, "c7")
+            indexed = store.query("SELECT path FROM recordings")
+        finally:
+            store.close()
+    finally:
+        monkeypatch.undo()
+        _time.tzset()
+    assert call is not None and call["recording"] == str(final)
+    assert indexed == [{"path": str(final)}]
+
+
 def test_engine_stop_ends_calls_through_the_same_clean_up(run_calls: Any, tmp_path: Path) -> None:
     async def scenario(rig: Rig) -> list[str]:
         bots = [CallerBot(rig.exchange, f"1390000000{i}") for i in range(3)]
