@@ -56,7 +56,12 @@ class Bridge:
     def add(self, call: Call, *, muted: bool = False,
             heard_by: Iterable[Call] | None = None) -> None:
         """``call`` joins (or changes how it is heard): ``muted``, nobody hears it;
-        ``heard_by``, only those members hear it; neither, everyone does."""
+        ``heard_by``, only those members hear it; neither, everyone does. A call that
+        has ended does not join (its hang-up raced the bridging, which goes on for the
+        others): nothing would ever take it out, and they would hear its last frame over
+        and over."""
+        if call.ended:
+            return
         if call.bridge is not None and call.bridge is not self:
             call.bridge.remove(call)
         if call not in self.members:

@@ -21,7 +21,7 @@ from appliance.media.collector import Collected, CollectEnd, DigitCollector, sec
 from appliance.media.frame import FRAME_MS
 from appliance.media.prompts import Prompt, PromptPlayer
 from appliance.media.tones import ToneSource, beep
-from drivers.base import Direction, Line
+from drivers.base import CAUSE_REMOTE, Direction, Line
 
 if TYPE_CHECKING:
     from appliance.calls.bridge import Bridge
@@ -156,6 +156,8 @@ class Call:
         self.message: _MessageTake | None = None  # the message being recorded, if any
         self._answer_waiters: list[asyncio.Future[None]] = []  # wait_answered()'s
         self._sleeping: asyncio.Future[None] | None = None  # the flow's sleep() timer
+        #: timers set for this call (Engine.wait_ticks), woken when it ends
+        self.timers: set[asyncio.Future[None]] = set()
         self._ended: asyncio.Future[str] = engine.loop.create_future()
         #: the clean-up once the call has ended (recording closed, CDR row final)
         self.finalised: asyncio.Task[None] | None = None
@@ -178,6 +180,10 @@ class Call:
     async def answer(self) -> None:
         self._check()
         if self.state is CallState.RINGING:
+            if self.line.ended:
+                # The caller hung up while the flow looked something up off the tick; the
+                # hang-up waits for the next tick. It rang out: not an answered call.
+                raise CallEnded(self.line.end_cause or CAUSE_REMOTE)
             self.engine.answer_call(self)
 
     async def wait_answered(self) -> None:
@@ -203,7 +209,12 @@ class Call:
         """
         self._check()
         if interruptible and self._typeahead:
-            return self._typeahead[0]
+            # Answered a tick from now, like every action: returned at once, a menu loop
+            # that replays its prompt over a key it leaves buffered would spin forever
+            # and no call would get another frame.
+            await self.sleep(0)
+            if self._typeahead:
+                return self._typeahead[0]
         playlist = [self.engine.prompts.get(p, self.language) if isinstance(p, str) else p
                     for p in prompts]
         # The event log of what the caller was played, beside the audio itself.
@@ -510,6 +521,11 @@ class Call:
                     *self._answer_waiters):
             if fut is not None and not fut.done():
                 fut.set_exception(exc)
+        for timer in list(self.timers):
+            # Woken, not failed: whoever waits on a call's timer looks at the call next
+            # (and an ACD deadline nobody awaits any more must not log an exception).
+            if not timer.done():
+                timer.set_result(None)
         if self.message is not None and not self.message.future.done():
             self.message.future.set_result(RecordEnd.HANGUP)
         if not self._ended.done():

@@ -646,6 +646,14 @@ class Engine:
         for that tick's outbound frames (``call`` may be None: the ACD times ring and
         wrap-up periods that belong to no single call)."""
         fut: asyncio.Future[None] = self.loop.create_future()
+        if call is not None:
+            # The call's end wakes it: a flow waiting out a pause then finds the call over
+            # (at once, and the engine's stop does not wait its grace period for it).
+            if call.state is CallState.ENDED:
+                fut.set_result(None)
+                return fut
+            call.timers.add(fut)
+            fut.add_done_callback(call.timers.discard)
         at = (self.tick_no if start is None else start) + ticks
         heapq.heappush(self._timers, (at, next(self._seq), fut))
         return fut

@@ -20,6 +20,7 @@ class Party:
         self.catch_up: list[bytes] = []
         self.late_tick = -1
         self.bridge: Bridge | None = None
+        self.ended = False
 
 
 def party(level: int) -> Any:

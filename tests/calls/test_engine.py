@@ -1230,3 +1230,117 @@ def test_cancelled_actions_stop_their_audio_keep_their_message_and_spare_other_w
     assert path.is_file() and not path.with_name(path.name + ".part").exists()
     assert 45 <= wav_frames(path) <= 51
     assert (cause, answered_at) == ("normal", "answered")
+
+
+def test_an_ended_call_does_not_join_a_bridge(run_calls: Any) -> None:
+    # A caller gone while the agent's phone rang, then bridged: the agent heard the
+    # caller's last frame over and over, nothing ever taking it out of the bridge.
+    outcome: list[str] = []
+
+    async def flow(call: Call) -> None:
+        await call.answer()
+        await call.wait_ended()
+        bridge = call.engine.create_bridge(call)
+        outcome.append(f"members: {len(bridge)}, call's bridge: {call.bridge}")
+
+    async def scenario(rig: Rig) -> None:
+        bot = await hangs_up_after(rig, "13800138020", 0.5)
+        assert bot.line is not None
+        await rig.engine.settle()
+
+    run_calls(scenario, flow=flow)
+    assert outcome == ["members: 0, call's bridge: None"]
+
+
+def test_a_menu_loop_over_a_key_it_leaves_buffered_still_lets_the_engine_tick(
+        run_calls: Any) -> None:
+    # play() returned a typed-ahead key without a tick: a menu replayed over a key the flow
+    # never flushes spun forever, and no call on the box got another frame.
+    ticks: list[int] = []
+
+    async def flow(call: Call) -> None:
+        await call.answer()
+        if call.caller != "13800138021":
+            await call.play("welcome")  # another caller, who must go on hearing it
+            return
+        key = await call.play("welcome")
+        while key is not None and len(ticks) < 50:
+            ticks.append(call.engine.tick_no)
+            key = await call.play("welcome")  # replays it over the same buffered key
+
+    async def scenario(rig: Rig) -> bytes:
+        other = CallerBot(rig.exchange, "13800138022")
+        await other.dial("95500")
+        bot = CallerBot(rig.exchange, "13800138021")
+        await bot.dial("95500")
+        await bot.listen(0.3)
+        await bot.press("9")
+        before = len(other.heard)
+        await bot.listen(1.5)
+        return bytes(other.heard)[before:]
+
+    heard = run_calls(scenario, flow=flow)
+    assert len(ticks) == 50 and ticks == sorted(set(ticks))  # one replay a tick at most
+    welcome = concat([PromptLibrary().get("welcome")])
+    assert len(heard) >= 40 * FRAME and heard[:FRAME * 10] in welcome
+
+
+def test_a_caller_gone_before_the_flow_answers_is_not_an_answered_call(
+        run_calls: Any, tmp_path: Path) -> None:
+    # The flow looked the route up off the tick; the caller hung up meanwhile, and the
+    # hang-up was still waiting for the next tick when the flow answered.
+    looked_up: list[asyncio.Future[None]] = []
+
+    async def flow(call: Call) -> None:
+        lookup = call.engine.loop.create_future()
+        looked_up.append(lookup)
+        await lookup
+        await call.answer()
+        await call.play("welcome")
+
+    async def scenario(rig: Rig) -> str:
+        bot = CallerBot(rig.exchange, "13800138023")
+        dialling = asyncio.ensure_future(bot.dial("95500", timeout=5))
+        while not looked_up:
+            await asyncio.sleep(0)
+        await bot.wait(0.5)
+        line = bot.line
+        assert line is not None
+        after_tick = rig.exchange.after_tick
+
+        def hang_up_then_answer(n: int) -> None:
+            after_tick(n)
+            if not looked_up[0].done():
+                rig.exchange.far_hangup(line)
+                looked_up[0].set_result(None)
+
+        rig.exchange.after_tick = hang_up_then_answer  # type: ignore[method-assign]
+        with contextlib.suppress(Exception):
+            await dialling
+        await bot.wait(0.3)
+        await rig.engine.settle()
+        return line.id
+
+    row = cdr_row(tmp_path, run_calls(scenario, flow=flow))
+    assert (row["answered_at"], row["end_cause"], row["recording"]) == (None, "remote", None)
+
+
+def test_the_stop_wakes_a_flow_waiting_on_its_calls_timer(run_calls: Any) -> None:
+    # The engine's stop waited its whole grace period (5 s) for a flow waiting on a timer
+    # of a call already ended, and then cancelled it.
+    seen: list[str] = []
+
+    async def flow(call: Call) -> None:
+        await call.answer()
+        await call.engine.wait_ticks(call, 50 * 60)
+        seen.append(f"woke, call ended: {call.ended}")
+
+    async def scenario(rig: Rig) -> None:
+        bot = CallerBot(rig.exchange, "13800138024")
+        await bot.dial("95500")
+        await bot.listen(0.2)
+
+    started = time.monotonic()
+    run_calls(scenario, flow=flow)
+    assert seen == ["woke, call ended: True"]
+    assert time.monotonic() - started < 3.0
