@@ -363,7 +363,7 @@ class Acd:
             while True:
                 waits: set[asyncio.Future[Any]] = {waiter.connected, ended, deadline}
                 await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-                if waiter.connected.done() or ended.done() or not entry.engaged:
+                if waiter.connected.done() or call.ended or not entry.engaged:
                     break
                 # The maximum wait passed while a seat rings for this caller: let it ring
                 # out before sending them elsewhere.
@@ -371,7 +371,7 @@ class Acd:
             if waiter.connected.done():
                 await ended  # the conversation: the ACD hangs up both sides at its end
                 return "answered"
-            if ended.done():
+            if call.ended:
                 # The engine stopping is not a caller giving up: the reports tell them apart.
                 gone = "shutdown" if call.end_cause == CAUSE_SHUTDOWN else "abandoned"
                 self._leave(q, waiter, gone)

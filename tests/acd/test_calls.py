@@ -401,3 +401,29 @@ def test_a_wrap_up_cut_short_by_the_box_stopping_leaves_the_seat_as_it_was(
     finally:
         store.close()
     assert states[-1] == "wrap-up" and acd.seats["s1"].state is AgentState.WRAP_UP
+
+
+@pytest.mark.parametrize(("hang_up", "outcome"), [(False, "shutdown"), (True, "abandoned")])
+def test_a_caller_waiting_when_the_engine_stops_is_not_counted_abandoned(
+        tmp_path: Path, hang_up: bool, outcome: str) -> None:
+    # The end of the call woke the queue's deadline a moment before the call's end was
+    # seen: the caller went to overflow and was closed as abandoned, inflating the
+    # abandon rate with every stop of the engine.
+    store, acd = open_acd(tmp_path, 1, QueueConfig("service", max_wait=60.0))
+    flow = queue_flow(acd, "service", {})
+
+    async def scenario(engine: Engine, ex: SimExchange) -> None:
+        caller = CallerBot(ex, "13800138000")
+        await caller.dial("95500")
+        await caller.wait(2.0)
+        if hang_up:
+            await caller.hangup()
+            await caller.wait(0.5)
+
+    try:
+        run_calls(tmp_path, store, acd, flow, scenario)
+        flush(store)
+        (entry,) = records.entries(store)
+    finally:
+        store.close()
+    assert entry["outcome"] == outcome
