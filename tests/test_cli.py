@@ -112,6 +112,20 @@ def test_detect_refuses_a_file_cut_short(tmp_path: Path, kind: str) -> None:
     assert "the file is cut short" in res.stderr and str(cut) in res.stderr
 
 
+@pytest.mark.parametrize(("kind", "answer"), [("dtmf", ""), ("progress", "silence")])
+def test_detect_takes_a_wav_that_declares_no_audio(tmp_path: Path, kind: str,
+                                                   answer: str) -> None:
+    # What the recorder leaves for a call recorded for no frame at all: valid, and empty.
+    empty = tmp_path / "empty.wav"
+    with wave.open(str(empty), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(8000)
+    res = appliance("detect", kind, str(empty))
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.endswith("\n") and last_line(res.stdout) == answer
+
+
 @pytest.mark.parametrize("kind", ["dtmf", "progress"])
 def test_detect_names_a_file_it_cannot_read(kind: str) -> None:
     # /proc/self/mem opens and then fails every read, as a bad sector does: a traceback.

@@ -619,7 +619,7 @@ def detect_dtmf_file(path: str | Path) -> str:
     """Keys in an 8 kHz 16-bit mono WAV file; raises WavFormatError for any other format,
     and for a file cut short of the audio its header declares (the keys at its end would
     be missing from the answer without a word)."""
-    return detect_digits(read_slin(path, whole=True))
+    return detect_digits(read_slin(path, complete=True))
 
 
 class DigitMerger:

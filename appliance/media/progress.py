@@ -424,5 +424,5 @@ def detect_progress_file(
     """:func:`detect_progress` of an 8 kHz 16-bit mono WAV file (else WavFormatError, also
     for a file cut short of the audio its header declares: its end would read as silence)."""
     return detect_progress(
-        read_slin(path, whole=True), max_seconds=max_seconds, silence_seconds=silence_seconds
+        read_slin(path, complete=True), max_seconds=max_seconds, silence_seconds=silence_seconds
     )

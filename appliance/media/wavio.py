@@ -19,12 +19,14 @@ class WavFormatError(ValueError):
     """The file is not 8 kHz 16-bit mono PCM WAV (the message says what it is)."""
 
 
-def read_slin(path: str | Path, *, channels: int = 1, whole: bool = False) -> Samples:
+def read_slin(path: str | Path, *, channels: int = 1, whole: bool = False,
+              complete: bool = False) -> Samples:
     """Samples of an 8 kHz 16-bit PCM WAV file; ``channels`` > 1 returns interleaved samples.
 
-    With ``whole`` a file must hold all the audio its header declares, and some: a prompt
-    read while it is being copied in, or left by a copy that died, is refused instead of
-    being played cut short or as silence. The file is read once (a pipe works too)."""
+    With ``complete`` a file must hold all the audio its header declares (a file that
+    declares none may be empty); with ``whole``, that and some: a prompt read while it is
+    being copied in, or left by a copy that died, is refused instead of being played cut
+    short or as silence. The file is read once (a pipe works too)."""
     path = Path(path)
     wav = parse_wav(path.read_bytes(), str(path))
     if (wav.rate, wav.bits, wav.channels) != (SAMPLE_RATE, 16, channels):
@@ -35,7 +37,7 @@ def read_slin(path: str | Path, *, channels: int = 1, whole: bool = False) -> Sa
     data = wav.data
     if whole and not data and not wav.declared:
         raise WavFormatError(f"{path}: holds no audio")
-    if whole and wav.declared is not None and len(data) < wav.declared:
+    if (whole or complete) and wav.declared is not None and len(data) < wav.declared:
         raise WavFormatError(
             f"{path}: holds {len(data)} bytes of audio, its header declares "
             f"{wav.declared}: the file is cut short (still being copied?)")
