@@ -236,7 +236,7 @@ async def _engine(data: Path, listen: tuple[str, int] | None, sim: bool, flow_na
         flow = make_demo_flow(dirs.messages)
     eng = Engine(clock=MonotonicClock(), drivers=drivers, flow=flow, freeze_heap=True,
                  prompts=prompts, store=store, recordings=dirs.recordings,
-                 after_recover=[recovery_hook(store)],
+                 after_recover=[recovery_hook(store, engine_folder=dirs.recordings)],
                  on_event=control.call_event if control is not None else None)
     install_stop_signals(eng.stop)
     reminders = None

@@ -310,7 +310,7 @@ async def run_demo(data: Path, audiosocket_port: int, every: float, concurrent: 
     engine = Engine(clock=MonotonicClock(), drivers=[exchange, audiosocket],
                     flow=flow, prompts=prompts, store=store, freeze_heap=True,
                     recordings=dirs.recordings, on_event=on_event,
-                    after_recover=[recovery_hook(store)])
+                    after_recover=[recovery_hook(store, engine_folder=dirs.recordings)])
     install_stop_signals(engine.stop)
     # Premium reminder calls on the simulated exchange (on the box: Asterisk's lines, once
     # AMI originates); the web's "run now" reaches them through the control API.

@@ -151,18 +151,27 @@ def _complete(db: Database, message_id: int, raw: Path, play: Path, analysis: An
         assign_in(db, message_id, row["salesperson_code"], SYSTEM, now)
 
 
-def recover_messages(store: Store, now: float) -> list[int]:
+def recover_messages(store: Store, now: float, engine_folder: Path | None = None
+                     ) -> list[int]:
     """Complete every message a crash left ``recording``; returns their ids.
 
     Runs at engine start, after the engine repaired the ``.part`` files under its recordings
-    folder. A message kept elsewhere is repaired here. A message with no audio at all (the
-    engine died before the recorder opened its file) is marked ``lost``.
+    folder (``engine_folder``). A message kept elsewhere is repaired here; one still a
+    ``.part`` under that folder is the engine's, which could not index it: it stays
+    ``recording`` for the next start (repaired here, it would be in place unindexed). A
+    message with no audio at all (the engine died before the recorder opened its file) is
+    marked ``lost``.
     """
     done: list[int] = []
     for row in store.query("SELECT id, raw_path FROM voicemails WHERE recording = 'recording'"):
         raw = Path(row["raw_path"])
         part = raw.with_name(raw.name + PART_SUFFIX)
         if not raw.is_file() and part.is_file():
+            if engine_folder is not None and part.resolve().is_relative_to(
+                    engine_folder.resolve()):
+                log.warning("message %d: %s is left for the next start to recover",
+                            row["id"], part)
+                continue
             recover(raw.parent)  # the day folder of messages: only message takes in it
         if raw.is_file():
             try:
@@ -187,13 +196,13 @@ def _mark_lost(store: Store, message_id: int, now: float, why: str) -> None:
     store.write(lost)
 
 
-def recovery_hook(store: Store, now: Callable[[], float] = time.time
-                  ) -> Callable[[list[Path]], None]:
+def recovery_hook(store: Store, now: Callable[[], float] = time.time, *,
+                  engine_folder: Path | None = None) -> Callable[[list[Path]], None]:
     """The engine's ``after_recover`` hook for voicemail: ``Engine(...,
-    after_recover=[recovery_hook(store)])``."""
+    recordings=folder, after_recover=[recovery_hook(store, engine_folder=folder)])``."""
 
     def hook(_recovered: list[Path]) -> None:
-        recover_messages(store, now())
+        recover_messages(store, now(), engine_folder)
 
     return hook
 

@@ -37,7 +37,7 @@ async def main(root: Path) -> None:
     exchange = SimExchange()
     engine = Engine(clock=MonotonicClock(), drivers=[exchange], flow=flow,
                     prompts=PromptLibrary(), store=store, recordings=root / "recordings",
-                    after_recover=[recovery_hook(store)])
+                    after_recover=[recovery_hook(store, engine_folder=root / "recordings")])
     task = asyncio.create_task(engine.run())
     await engine.started.wait()
     bot = CallerBot(exchange, "13700001111")

@@ -7,6 +7,7 @@ import asyncio
 import logging
 import wave
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -36,7 +37,9 @@ def restart(root: Path) -> None:
         try:
             async with running_engine(lambda call: call.hangup(), prompts=PromptLibrary(),
                                       store=store, recordings=root / "recordings",
-                                      after_recover=[recovery_hook(store, lambda: RESTART)]):
+                                      after_recover=[recovery_hook(
+                                          store, lambda: RESTART,
+                                          engine_folder=root / "recordings")]):
                 pass
         finally:
             store.close()
@@ -150,3 +153,33 @@ def test_a_failing_start_up_hook_is_logged_and_the_engine_still_starts(
         assert asyncio.run(run())
     assert seen == [[]]  # the next hook ran, told that nothing needed recovering
     assert "start-up recovery hook" in caplog.text and "disk on fire" in caplog.text
+
+
+def test_a_message_the_engine_could_not_index_waits_for_the_next_start(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The start after the crash could not index the take (a store write failed) and left
+    # its .part; the voicemail hook then renamed it into place itself, unindexed for good.
+    from appliance.store import cdr
+
+    line = killed_after_report("tests.voicemail._crash_engine", tmp_path)
+    assert line and line[0] == "RECORDING", line
+
+    def fails(*args: Any, **kw: Any) -> None:
+        raise OSError("disk I/O error")
+
+    monkeypatch.setattr(cdr, "index_recording", fails)
+    restart(tmp_path)
+    # Both takes the crash cut (the call's and the message) wait, and the message too.
+    assert sorted(p.name for p in (tmp_path / "recordings").rglob("*.wav*")) == [
+        f"{line[1]}.vm1.wav.part", f"{line[1]}.wav.part"]
+    monkeypatch.undo()
+    restart(tmp_path)
+    store = Store(tmp_path / "appliance.db")
+    try:
+        indexed = store.query("SELECT path, recovered FROM recordings ORDER BY path")
+        [msg] = box_messages(store, general_box(store))
+    finally:
+        store.close()
+    assert sorted((Path(r["path"]).name, r["recovered"]) for r in indexed) == [
+        (f"{line[1]}.vm1.wav", 1), (f"{line[1]}.wav", 1)]
+    assert (msg.recording, msg.raw_path.name) == ("recovered", f"{line[1]}.vm1.wav")
