@@ -64,10 +64,10 @@ class DataDirs:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "?"
+            holder = _holder(fd)
             os.close(fd)
             raise DataFolderInUse(
-                f"{self.root}: another engine (process {holder}) is using this data folder; "
+                f"{self.root}: {holder} is using this data folder; "
                 "stop it first, or give this one another --data") from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
@@ -87,20 +87,31 @@ class DataDirs:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "?"
-                raise DataFolderInUse(f"{self.root}: an engine (process {holder}) is using "
-                                      "this data folder") from None
+                raise DataFolderInUse(f"{self.root}: {_holder(fd)} is using this data "
+                                      "folder") from None
+            # Who holds it, for an engine refused meanwhile (not the last engine's pid).
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"a restore (process {os.getpid()})\n".encode(), 0)
             yield
         finally:
             os.close(fd)  # and with it the lock
 
     def in_use(self) -> bool:
-        """Whether an engine holds the folder now (:meth:`held` would refuse)."""
+        """Whether an engine holds the folder now (:meth:`held` would refuse); False when
+        that cannot be told (a lock file this user may not open)."""
         try:
             with self.held():
                 return False
         except DataFolderInUse:
             return True
+        except OSError:
+            return False
+
+
+def _holder(fd: int) -> str:
+    """Who holds the folder's lock, as its lock file says: an engine writes its pid."""
+    text = os.pread(fd, 64, 0).decode("ascii", "replace").strip() or "?"
+    return f"another engine (process {text})" if text.isdigit() or text == "?" else text
 
 
 class DataFolderInUse(RuntimeError):

@@ -110,8 +110,8 @@ def check() -> ResponseReturnValue:
     summary["staging"] = str(checked.staging)
     staging.with_suffix(".json").write_text(json.dumps(summary))
     return render_template("staff/restore.html", checked=summary, token=token,
-                           current=_current(), engine=_engine_running(), error=None,
-                           filename=upload.filename)
+                           current=_current(), engine=_engine_running(),
+                           data_folder=str(_dirs().root), error=None, filename=upload.filename)
 
 
 def _load(token: str) -> backup.Checked:
@@ -146,9 +146,10 @@ def apply(token: str) -> ResponseReturnValue:
             with dirs.held():
                 kept = backup.restore(checked, dirs.database, dirs.recordings)
         except DataFolderInUse:
-            flash(_("Not restored: the engine is running. Stop it first, then restore: "
-                    "calls in progress would lose their recordings and call records."),
-                  "error")
+            flash(_("Not restored: the engine is running, and the calls in progress would "
+                    "lose their recordings and call records. Stop the engine, restore from "
+                    "the web admin started alone (python -m web --data %(folder)s), then "
+                    "start the engine again.", folder=str(dirs.root)), "error")
             return redirect(url_for("restore.form")), 303
         except (backup.BackupError, OSError) as exc:
             flash(_("Not restored: %(reason)s", reason=str(exc)), "error")

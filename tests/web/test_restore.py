@@ -7,6 +7,7 @@ reason and nothing changes."""
 from __future__ import annotations
 
 import io
+import os
 import sqlite3
 import subprocess
 import sys
@@ -19,6 +20,7 @@ import pytest
 from flask.testing import FlaskClient
 
 from appliance.media.wavio import write_slin
+from appliance.runtime import DataDirs, DataFolderInUse
 from appliance.store.db import Store
 
 WAV = Path("2026/11/25/call-001.wav")
@@ -220,7 +222,8 @@ def test_no_restore_while_an_engine_holds_the_data_folder(
         store.write(lambda db: db.execute("DELETE FROM policies WHERE rowid IN "
                                           "(SELECT rowid FROM policies LIMIT 5)"))
         page = upload(client, token, archive).get_data(as_text=True)
-        assert 'id="restore-engine"' in page and "请先停止引擎再恢复" in page
+        assert 'id="restore-engine"' in page and "运行期间不能恢复" in page
+        assert f"python -m web --data {data_dir}" in page
         restore_url = page.split('action="/staff/restore/')[1].split('"')[0]
         res = client.post(f"/staff/restore/{restore_url}", data={"csrf_token": token},
                           follow_redirects=True)
@@ -237,3 +240,15 @@ def test_no_restore_while_an_engine_holds_the_data_folder(
     assert client.post(f"/staff/restore/{restore_url}",
                        data={"csrf_token": token}).status_code == 303
     assert policies(store) == 300
+
+
+def test_an_engine_started_during_a_restore_is_told_what_holds_the_folder(
+        data_dir: Path) -> None:
+    # It named the pid of the last engine, long gone.
+    dirs = DataDirs(data_dir)
+    with dirs.held():
+        assert dirs.in_use()
+        with pytest.raises(DataFolderInUse,
+                           match=rf"a restore \(process {os.getpid()}\) is using this data"):
+            dirs.claim()
+    assert not dirs.in_use()
