@@ -10,13 +10,14 @@ import asyncio
 import errno
 import json
 import logging
+import math
 import os
 import socket
 import sqlite3
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -32,6 +33,33 @@ DEFAULT_DATA = Path(os.environ.get("APPLIANCE_DATA", "var"))
 PORT = click.IntRange(0, 65535)
 
 
+class FiniteRange(click.FloatRange):
+    """A FloatRange that also refuses nan and inf (nan passes every comparison a range
+    makes: a bench ran forever, or printed a NaN that is not JSON)."""
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> Any:
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return number
+
+
+class DataFolder(click.Path):
+    """--data: a folder path, never empty (an unset variable in a unit file would put the
+    database and the recordings in whatever folder the command started in)."""
+
+    def __init__(self) -> None:
+        super().__init__(path_type=Path)
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> Any:
+        if isinstance(value, str) and not value.strip():
+            self.fail("is empty: give the folder for the database and the recordings.",
+                      param, ctx)
+        return super().convert(value, param, ctx)
+
+
 @click.group()
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
 def main(verbose: bool) -> None:
@@ -44,11 +72,11 @@ def main(verbose: bool) -> None:
 
 
 @main.command()
-@click.option("--data", type=click.Path(path_type=Path), default=DEFAULT_DATA, show_default=True,
+@click.option("--data", type=DataFolder(), default=DEFAULT_DATA, show_default=True,
               help="Folder for the database, recordings and messages.")
 @click.option("--port", default=9092, show_default=True, type=PORT,
               help="AudioSocket port on 127.0.0.1 (0: any free port).")
-@click.option("--every", default=8.0, show_default=True, type=click.FloatRange(min=0.1),
+@click.option("--every", default=8.0, show_default=True, type=FiniteRange(min=0.1),
               help="Seconds between new callers.")
 @click.option("--concurrent", default=3, show_default=True, type=click.IntRange(min=0),
               help="Most callers at once (0: no simulated callers).")
@@ -66,6 +94,14 @@ def run(data: Path, port: int, every: float, concurrent: int, flow_name: str,
     from appliance.demo.run import run_demo
     from appliance.runtime import run_loop
 
+    ports = [("--port", port), ("--web-port", web_port), ("--control-port", control_port)]
+    for i, (name, number) in enumerate(ports):
+        for other, same in ports[i + 1:]:
+            if number and number == same:
+                # The second service would fail to listen, the web admin only after five
+                # tries half a minute later, leaving the box without its admin page.
+                raise click.UsageError(f"{name} and {other} are both {number}: each service "
+                                       "needs its own port")
     try:
         run_loop(lambda: run_demo(data, port, every, concurrent, show_calls=10,
                                   flow_name=flow_name, web_port=web_port,
@@ -83,7 +119,7 @@ def run(data: Path, port: int, every: float, concurrent: int, flow_name: str,
 
 
 @main.command()
-@click.option("--data", type=click.Path(path_type=Path), default=DEFAULT_DATA, show_default=True)
+@click.option("--data", type=DataFolder(), default=DEFAULT_DATA, show_default=True)
 @click.option("--audiosocket", default="127.0.0.1:9092", show_default=True,
               help="HOST:PORT the AudioSocket server listens on ('' for none).")
 @click.option("--sim/--no-sim", default=False, help="Also run the simulated exchange.")
@@ -421,16 +457,16 @@ def _load_options(channels: int, seconds: float, warmup: float) -> Callable[[F],
         click.option("--channels", default=channels, show_default=True,
                      type=click.IntRange(min=1), help="Calls at once."),
         click.option("--seconds", default=seconds, show_default=True,
-                     type=click.FloatRange(min=1.0), help="Seconds measured."),
+                     type=FiniteRange(min=1.0), help="Seconds measured."),
         click.option("--warmup", default=warmup, show_default=True,
-                     type=click.FloatRange(min=0.0), help="Seconds not measured."),
+                     type=FiniteRange(min=0.0), help="Seconds not measured."),
         click.option("--engine-core", default=0, show_default=True, type=cores,
                      is_eager=True, help="The core the engine is pinned to."),
         click.option("--load-core", default=1, show_default=True, type=cores,
                      callback=check_cores,
                      help="The load process's core (its CPU is not counted)."),
         click.option("--lead-ms", default=6.0, show_default=True,
-                     type=click.FloatRange(0.0, 19.0),
+                     type=FiniteRange(0.0, 19.0),
                      help="How long before each tick the load sends its frames."),
     ]
 
@@ -502,11 +538,12 @@ def bench_lookup(policies: int, lookups: int) -> None:
 @bench.command("fax")
 @click.option("--calls", default=50, show_default=True, type=click.IntRange(min=1),
               help="Fax calls on the noisy line.")
-@click.option("--snr-db", default=20.0, show_default=True, type=click.FloatRange(0.0, 60.0),
+@click.option("--snr-db", default=20.0, show_default=True, type=FiniteRange(0.0, 60.0),
               help="White noise this many dB below the fax signal, both directions.")
 @click.option("--concurrent", default=5, show_default=True, type=click.IntRange(min=1),
               help="Noisy calls at once.")
-@click.option("--seed", default=1, show_default=True, help="Seed of the first call's noise.")
+@click.option("--seed", default=1, show_default=True, type=click.IntRange(min=0),
+              help="Seed of the first call's noise.")
 def bench_fax(calls: int, snr_db: float, concurrent: int, seed: int) -> None:
     """One A4 fine page between two spandsp ends on the simulated line: clean, then noisy."""
     from appliance.fax.bench import run_fax_bench

@@ -20,6 +20,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 import uuid
 import wave
 from collections.abc import Callable, Iterator
@@ -746,3 +747,88 @@ def test_the_engine_sends_queued_sms_and_stores_received_ones_through_the_modem(
         reap(proc)
         modem.close()
     assert proc.returncode == 0, "".join(seen) + out
+
+
+@pytest.mark.parametrize("args", [
+    ("run", "--data", ""), ("engine", "--data", " "),
+    ("run", "--web-port", "23593", "--control-port", "23593"),
+    ("run", "--port", "23592", "--web-port", "23592"),
+    ("bench", "engine", "--channels", "2", "--seconds", "nan"),
+    ("bench", "transport", "--channels", "2", "--lead-ms", "inf"),
+    ("run", "--every", "nan"), ("bench", "fax", "--seed", "-1"),
+], ids=["run-empty-data", "engine-blank-data", "web-and-control-port", "audiosocket-and-web",
+        "nan-seconds", "inf-lead", "nan-every", "negative-seed"])
+def test_bad_options_are_refused_before_anything_starts(tmp_path: Path,
+                                                        args: tuple[str, ...]) -> None:
+    # An empty --data (an unset variable in a unit file) put the database in the folder the
+    # command started in; two services on one port left the box without its web admin
+    # half a minute later; nan ran a bench forever or printed a NaN that is not JSON.
+    res = subprocess.run([sys.executable, "-m", "appliance.cli", *args], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 2, res.stderr
+    assert res.stderr.strip().splitlines()[-1].startswith("Error: ")
+    assert "Traceback" not in res.stderr
+    assert list(tmp_path.iterdir()) == []  # nothing written where it was started
+
+
+def test_run_stopped_in_the_last_moment_of_its_start_stops_cleanly(tmp_path: Path) -> None:
+    # SIGTERM (systemctl stop, a quick Ctrl-C) while the engine was starting its drivers:
+    # the demo went on with the store closed, a traceback and exit status 1.
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "appliance.cli", "run", "--data", str(tmp_path / "box"),
+         "--port", "0", "--web-port", "0", "--control-port", "0", "--concurrent", "0"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, "OPENBLAS_NUM_THREADS": "1"})
+    seen: list[str] = []
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            seen.append(line)
+            if "control API on" in line:
+                proc.send_signal(signal.SIGTERM)
+                break
+        seen.extend(proc.stdout)
+        assert proc.wait(timeout=60) == 0, "".join(seen)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
+    out = "".join(seen)
+    assert "Traceback" not in out and "Error" not in out
+    assert "stopped before the start-up finished" in out or "stopped cleanly" in out
+
+
+def test_run_goes_on_when_nobody_reads_its_console_any_more(tmp_path: Path) -> None:
+    # `appliance run | head`: once the pipe closed, every call event raised out of the
+    # console printer before reaching the web's live pages, and the web admin died on its
+    # own print at each restart.
+    web_port = free_port()
+    errors = tmp_path / "stderr.txt"
+    with errors.open("w") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "appliance.cli", "run", "--data", str(tmp_path / "box"),
+             "--port", "0", "--web-port", str(web_port), "--control-port", "0",
+             "--every", "0.5", "--concurrent", "2"],
+            cwd=ROOT, stdout=subprocess.PIPE, stderr=err, text=True,
+            env={**os.environ, "OPENBLAS_NUM_THREADS": "1"})
+        try:
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                if "engine up" in line:
+                    break
+            proc.stdout.close()  # the reader goes away
+            time.sleep(6)  # calls come and go, the web admin (re)starts
+            with urllib.request.urlopen(f"http://127.0.0.1:{web_port}/login",
+                                        timeout=10) as page:
+                assert page.status == 200
+            proc.send_signal(signal.SIGINT)
+            assert proc.wait(timeout=60) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    text = errors.read_text()
+    assert "Traceback" not in text and "event listener failed" not in text
+    assert "the console cannot be written any more" in text

@@ -8,6 +8,7 @@ first login must change it. SIGTERM and Ctrl-C stop the server and close the dat
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ctypes
 import os
 import signal
@@ -86,10 +87,10 @@ def main(argv: list[str] | None = None) -> None:
     with app.app_context():
         password = ensure_first_admin(store())
     url = f"http://{args.host}:{server.effective_port}/"
-    print(f"web admin at {url}", flush=True)
+    _tell(f"web admin at {url}")
     if password:
-        print(f"web admin first login: user admin, password {password} "
-              "(must be changed at the first login)", flush=True)
+        _tell(f"web admin first login: user admin, password {password} "
+              "(must be changed at the first login)")
     try:
         server.run()
     except KeyboardInterrupt:
@@ -98,8 +99,15 @@ def main(argv: list[str] | None = None) -> None:
         server.close()
         with app.app_context():
             store().close()
-        print("web admin stopped", flush=True)
+        _tell("web admin stopped")
     sys.exit(0)
+
+
+def _tell(text: str) -> None:
+    """A line on the console, if anyone still reads it: a pipe closed (``appliance run |
+    head``) or a full log disk must not take the web admin down."""
+    with contextlib.suppress(OSError):
+        print(text, flush=True)
 
 
 if __name__ == "__main__":

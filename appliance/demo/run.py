@@ -64,8 +64,20 @@ log = logging.getLogger("appliance.demo")
 SERVICE_NUMBER = "95500"
 
 
+_console = {"gone": False}
+
+
 def _say(text: str) -> None:
-    click.echo(f"{time.strftime('%H:%M:%S')}  {text}")
+    """A line on the console. Once it cannot be written (its reader gone: ``appliance run
+    | head``; a full log disk) the box goes on without it: raised from an event listener,
+    the error kept every call event from the web's live pages."""
+    if _console["gone"]:
+        return
+    try:
+        click.echo(f"{time.strftime('%H:%M:%S')}  {text}")
+    except OSError as exc:
+        _console["gone"] = True
+        log.warning("the console cannot be written any more (%s); going on without it", exc)
 
 
 def print_event(what: str, call: Call, info: dict[str, Any]) -> None:
@@ -302,9 +314,9 @@ async def run_demo(data: Path, audiosocket_port: int, every: float, concurrent: 
     control = ControlServer(acd, dirs.root, store=store, port=control_port) if acd else None
 
     def on_event(what: str, call: Call, info: dict[str, Any]) -> None:
-        print_event(what, call, info)
         if control is not None:
-            control.call_event(what, call, info)
+            control.call_event(what, call, info)  # the web's live pages first
+        print_event(what, call, info)
 
     # A voicemail a crash cut short is repaired by the engine, then listed in its box.
     engine = Engine(clock=MonotonicClock(), drivers=[exchange, audiosocket],
@@ -333,6 +345,9 @@ async def run_demo(data: Path, audiosocket_port: int, every: float, concurrent: 
             await control.close()
         store.close()
         engine_task.result()  # raises why the engine could not start (e.g. port in use)
+        # Or it was stopped (Ctrl-C, SIGTERM) before its first tick: nothing more to do.
+        _say("stopped before the start-up finished")
+        return
     _say(f"engine up: simulated exchange (service number {SERVICE_NUMBER}), AudioSocket on "
          f"127.0.0.1:{audiosocket.port}, data in {dirs.root}; Ctrl-C to stop")
     agents: list[asyncio.Task[None]] = []
