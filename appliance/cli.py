@@ -180,12 +180,24 @@ def _ami_options(address: str, user: str, secret_file: Path | None,
         raise click.UsageError("--ami needs --ami-secret-file (the secret of the AMI account "
                                "in manager.conf)")
     try:
-        secret = secret_file.read_text().strip()
+        # utf-8-sig: a BOM (Windows Notepad's UTF-8) is not part of the secret Asterisk has
+        secret = secret_file.read_bytes().decode("utf-8-sig").strip()
     except OSError as exc:
         raise click.BadParameter(f"cannot read {secret_file}: {exc.strerror}",
                                  param_hint="--ami-secret-file") from None
+    except UnicodeDecodeError:
+        raise click.BadParameter(f"{secret_file} is not UTF-8 text (saved as UTF-16, "
+                                 "\"Unicode\"?)", param_hint="--ami-secret-file") from None
     if not secret:
         raise click.BadParameter(f"{secret_file} is empty", param_hint="--ami-secret-file")
+    if not secret.isprintable():
+        # Sent on every login, it could never go on one AMI line: the engine would come up
+        # and retry for ever without its channels' ports and numbers.
+        raise click.BadParameter(f"{secret_file} holds more than the secret on one line "
+                                 "(just the secret= value of manager.conf)",
+                                 param_hint="--ami-secret-file")
+    if not user or not user.isprintable() or ":" in user:
+        raise click.BadParameter(f"{user!r} is not an AMI user name", param_hint="--ami-user")
     return host, port, user, secret
 
 

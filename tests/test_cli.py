@@ -664,6 +664,32 @@ def test_engine_refuses_an_ami_without_its_secret(tmp_path: Path) -> None:
     assert res.returncode == 2 and "expected HOST:PORT, got 'asterisk'" in res.stderr
 
 
+@pytest.mark.parametrize(("content", "said"), [
+    ("s3cret-pass\r\n".encode("utf-16"), "is not UTF-8 text"),
+    (b"[appliance]\nsecret = s3cret-pass\n", "holds more than the secret on one line"),
+], ids=["utf-16", "two-lines"])
+def test_engine_refuses_an_ami_secret_file_it_could_never_log_in_with(
+        tmp_path: Path, content: bytes, said: str) -> None:
+    # UTF-16 was a traceback; two lines started an engine that retried its login for
+    # ever, printing the secret in clear at each try.
+    secret = tmp_path / "secret"
+    secret.write_bytes(content)
+    res = appliance("engine", "--data", str(tmp_path / "box"), "--ami", "127.0.0.1:5038",
+                    "--ami-secret-file", str(secret))
+    assert res.returncode == 2 and said in res.stderr, res.stderr
+    assert "s3cret" not in res.stderr and "Traceback" not in res.stderr
+    assert not (tmp_path / "box").exists()
+
+
+def test_a_bom_is_no_part_of_the_ami_secret(tmp_path: Path) -> None:
+    from appliance.cli import _ami_options
+
+    secret = tmp_path / "secret"
+    secret.write_bytes(b"\xef\xbb\xbfs3cret-pass\r\n")  # Notepad's UTF-8
+    account = _ami_options("127.0.0.1:5038", "appliance", secret, "127.0.0.1:9092")
+    assert account == ("127.0.0.1", 5038, "appliance", "s3cret-pass")
+
+
 def test_engine_with_the_ami_places_premium_reminders_on_asterisks_trunks(
         tmp_path: Path) -> None:
     """A policy due today: the engine's reminder pass dials its holder through the AMI

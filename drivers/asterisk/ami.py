@@ -45,7 +45,8 @@ def encode(fields: Mapping[str, str]) -> bytes:
     """One block as AMI reads it: ``Key: Value`` lines and the empty line that ends it."""
     for key, value in fields.items():
         if not key or any(c in key for c in ":\r\n") or any(c in value for c in "\r\n"):
-            raise ValueError(f"AMI field {key!r}: {value!r} cannot be sent on one line")
+            # The value is not shown: it may be the account's secret.
+            raise ValueError(f"AMI field {key!r}: its value cannot be sent on one line")
     return b"".join(f"{k}: {v}".encode() + EOL for k, v in fields.items()) + EOL
 
 
