@@ -103,7 +103,15 @@ async def _engine_sleep(engine: Engine, seconds: float) -> None:
     awaited, which would drag the engine's time forward under its calls: there the wait is
     counted in the engine's own ticks instead."""
     if engine.clock.real_time:
-        await engine.clock.sleep_until(engine.clock.now() + seconds)
+        # Or until the engine has stopped: whoever stops the box waits for this poller,
+        # and a whole interval (5 s) of silence after Ctrl-C looks like a hang.
+        sleep = asyncio.ensure_future(engine.clock.sleep_until(engine.clock.now() + seconds))
+        stopped = asyncio.ensure_future(engine.stopped.wait())
+        try:
+            await asyncio.wait({sleep, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in (sleep, stopped):
+                waiter.cancel()
         return
     from appliance.calls.engine import TICK
 

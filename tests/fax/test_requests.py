@@ -115,3 +115,22 @@ def test_the_poller_ends_with_the_engine_and_leaves_no_request_sending(
     assert ended
     assert req["status"] == "failed" and req["finished_at"] is not None
 
+
+
+def test_the_poller_on_the_real_clock_wakes_when_the_engine_stops() -> None:
+    # Its 5 s sleep between polls ran on after the stop: `appliance engine` took seconds
+    # longer to exit after Ctrl-C, in silence.
+    from types import SimpleNamespace
+
+    from appliance.calls.clock import MonotonicClock
+    from appliance.fax.requests import _engine_sleep
+
+    async def main() -> float:
+        engine = SimpleNamespace(clock=MonotonicClock(), stopped=asyncio.Event())
+        loop = asyncio.get_running_loop()
+        loop.call_later(0.1, engine.stopped.set)
+        started = loop.time()
+        await _engine_sleep(engine, 30.0)  # type: ignore[arg-type]
+        return loop.time() - started
+
+    assert asyncio.run(main()) < 10.0
