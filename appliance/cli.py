@@ -33,6 +33,19 @@ DEFAULT_DATA = Path(os.environ.get("APPLIANCE_DATA", "var"))
 PORT = click.IntRange(0, 65535)
 
 
+def _answer(*lines: str) -> None:
+    """A command's answer on stdout: a stdout that cannot take it (a full disk) is one
+    line of error and exit 1, not a traceback (click handles only a closed pipe)."""
+    try:
+        for line in lines:
+            click.echo(line)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        raise  # click's own quiet exit
+    except OSError as exc:
+        raise click.ClickException(f"cannot write the answer: {exc.strerror or exc}") from None
+
+
 class FiniteRange(click.FloatRange):
     """A FloatRange that also refuses nan and inf (nan passes every comparison a range
     makes: a bench ran forever, or printed a NaN that is not JSON)."""
@@ -374,8 +387,7 @@ def say(lang: str, kind: str, value: str) -> None:
         segments = segments_of(lang, kind, value)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
-    click.echo(" ".join(segments))
-    click.echo(spoken_text(lang, segments))
+    _answer(" ".join(segments), spoken_text(lang, segments))
 
 
 @main.group()
@@ -396,7 +408,7 @@ def detect_dtmf(wav: Path) -> None:
         raise click.ClickException(str(exc)) from exc
     except OSError as exc:  # a read error of the disk, a file the kernel will not give
         raise click.ClickException(f"{wav}: cannot read ({exc.strerror or exc})") from exc
-    click.echo(digits)
+    _answer(digits)
 
 
 @detect.command("progress")
@@ -412,7 +424,7 @@ def detect_progress(wav: Path) -> None:
         raise click.ClickException(str(exc)) from exc
     except OSError as exc:  # a read error of the disk, a file the kernel will not give
         raise click.ClickException(f"{wav}: cannot read ({exc.strerror or exc})") from exc
-    click.echo(outcome.value)
+    _answer(outcome.value)
 
 
 @main.group()

@@ -858,3 +858,17 @@ def test_run_goes_on_when_nobody_reads_its_console_any_more(tmp_path: Path) -> N
     text = errors.read_text()
     assert "Traceback" not in text and "event listener failed" not in text
     assert "the console cannot be written any more" in text
+
+
+@pytest.mark.parametrize("args", [("detect", "dtmf"), ("say", "--lang", "zh", "--kind", "number",
+                                                       "12")], ids=["detect", "say"])
+def test_an_answer_that_cannot_be_written_is_one_line_of_error(tmp_path: Path,
+                                                             args: tuple[str, ...]) -> None:
+    # stdout on a full disk: a 25-line traceback.
+    if args[0] == "detect":
+        args = (*args, str(dtmf_file(tmp_path, "5")))
+    with open("/dev/full", "w") as full:
+        res = subprocess.run([sys.executable, "-m", "appliance.cli", *args], cwd=ROOT,
+                             stdout=full, stderr=subprocess.PIPE, text=True, timeout=120)
+    assert res.returncode == 1
+    assert res.stderr.strip() == "Error: cannot write the answer: No space left on device"
