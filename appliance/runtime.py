@@ -75,10 +75,11 @@ class DataDirs:
         return self
 
     @contextlib.contextmanager
-    def held(self) -> Iterator[None]:
+    def held(self, mark: bool = True) -> Iterator[None]:
         """Keep any engine off the folder while the block runs (a restore replacing the
         database and the recordings under it); DataFolderInUse if an engine has it, in this
-        process or another: its calls in progress would write into the replaced folders."""
+        process or another: its calls in progress would write into the replaced folders.
+        With ``mark`` the lock file says a restore holds it."""
         if self.root.resolve() in _CLAIMS:
             raise DataFolderInUse(f"{self.root}: the engine of this process is using this "
                                   "data folder")
@@ -89,9 +90,10 @@ class DataDirs:
             except BlockingIOError:
                 raise DataFolderInUse(f"{self.root}: {_holder(fd)} is using this data "
                                       "folder") from None
-            # Who holds it, for an engine refused meanwhile (not the last engine's pid).
-            os.ftruncate(fd, 0)
-            os.pwrite(fd, f"a restore (process {os.getpid()})\n".encode(), 0)
+            if mark:
+                # Who holds it, for an engine refused meanwhile (not the last engine's pid).
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, f"a restore (process {os.getpid()})\n".encode(), 0)
             yield
         finally:
             os.close(fd)  # and with it the lock
@@ -100,7 +102,7 @@ class DataDirs:
         """Whether an engine holds the folder now (:meth:`held` would refuse); False when
         that cannot be told (a lock file this user may not open)."""
         try:
-            with self.held():
+            with self.held(mark=False):
                 return False
         except DataFolderInUse:
             return True
