@@ -42,6 +42,7 @@ import numpy as np
 from appliance.calls.bridge import Bridge
 from appliance.calls.call import MASKED_KEY, Call, CallEnded, CallState, FlowFn
 from appliance.calls.clock import Clock
+from appliance.media.collector import seconds_to_ticks
 from appliance.media.dtmf import DigitMerger, DtmfBank
 from appliance.media.frame import FRAME_MS, SAMPLES_PER_FRAME, SILENCE
 from appliance.media.progress import CallProgress, Outcome
@@ -639,6 +640,18 @@ class Engine:
         for call in calls:
             bridge.add(call)
         return bridge
+
+    async def pause(self, seconds: float) -> None:
+        """Wait ``seconds`` of the engine's ticks, or until it stops: the pace of the
+        services beside the calls (reminder passes, the fax resend poller). Counted in
+        ticks, so a manual clock is not dragged forward under the calls, and woken by the
+        stop, so whoever stops the box does not wait out an interval in silence."""
+        done: asyncio.Future[Any] = self.wait_ticks(None, seconds_to_ticks(seconds))
+        stopped: asyncio.Future[Any] = asyncio.ensure_future(self.stopped.wait())
+        try:
+            await asyncio.wait({done, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopped.cancel()
 
     def wait_ticks(self, call: Call | None, ticks: int, *, start: int | None = None
                    ) -> asyncio.Future[None]:

@@ -98,28 +98,6 @@ def _abandon_interrupted(store: Store, now: float) -> int:
         " WHERE status = 'sending'", (now, INTERRUPTED)).rowcount))
 
 
-async def _engine_sleep(engine: Engine, seconds: float) -> None:
-    """Wait ``seconds`` of the engine's time. A manual clock jumps to whatever deadline is
-    awaited, which would drag the engine's time forward under its calls: there the wait is
-    counted in the engine's own ticks instead."""
-    if engine.clock.real_time:
-        # Or until the engine has stopped: whoever stops the box waits for this poller,
-        # and a whole interval (5 s) of silence after Ctrl-C looks like a hang.
-        sleep = asyncio.ensure_future(engine.clock.sleep_until(engine.clock.now() + seconds))
-        stopped = asyncio.ensure_future(engine.stopped.wait())
-        try:
-            await asyncio.wait({sleep, stopped}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for waiter in (sleep, stopped):
-                waiter.cancel()
-        return
-    from appliance.calls.engine import TICK
-
-    target = engine.tick_no + max(1, round(seconds / TICK))
-    while engine.tick_no < target and not engine.stopped.is_set():
-        await asyncio.sleep(0)
-
-
 async def serve_resend_requests(
     engine: Engine, driver: Driver, store: Store, interval: float = 5.0, *, out_dir: Path,
     today: Callable[[], date] = date.today,
@@ -172,7 +150,7 @@ async def serve_resend_requests(
                 task = asyncio.create_task(serve(req), name=f"fax-resend-{req.id}")
                 running.add(task)
                 task.add_done_callback(running.discard)
-            await _engine_sleep(engine, interval)
+            await engine.pause(interval)
     finally:
         for task in list(running):
             task.cancel()

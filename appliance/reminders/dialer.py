@@ -28,7 +28,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, Protocol, TypeVar
 
 from appliance.calls.call import Call
-from appliance.media.collector import seconds_to_ticks
 from appliance.media.prompts import PromptNotFound
 from appliance.reminders import attempts as log
 from appliance.reminders import message as msg
@@ -193,16 +192,10 @@ class ReminderDialer:
                     # A pass that failed (the database busy past its timeout, a bug) must
                     # not end the reminders for good: the next one tries again.
                     log_.exception("reminder pass failed")
-                await self._sleep(interval)
+                await self.engine.pause(interval)
         finally:
             if self._pass is not None:
                 await asyncio.gather(self._pass, return_exceptions=True)
-
-    async def _sleep(self, seconds: float) -> None:
-        done: asyncio.Future[Any] = self.engine.wait_ticks(None, seconds_to_ticks(seconds))
-        stopped: asyncio.Future[Any] = asyncio.ensure_future(self.engine.stopped.wait())
-        await asyncio.wait({done, stopped}, return_when=asyncio.FIRST_COMPLETED)
-        stopped.cancel()
 
     async def _select(self, settings: ReminderSettings) -> tuple[list[Due], Closed | None]:
         now = self.local_now()

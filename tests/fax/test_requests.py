@@ -119,18 +119,24 @@ def test_the_poller_ends_with_the_engine_and_leaves_no_request_sending(
 
 def test_the_poller_on_the_real_clock_wakes_when_the_engine_stops() -> None:
     # Its 5 s sleep between polls ran on after the stop: `appliance engine` took seconds
-    # longer to exit after Ctrl-C, in silence.
-    from types import SimpleNamespace
-
+    # longer to exit after Ctrl-C, in silence. The poller (and the reminder passes) pause
+    # with Engine.pause.
     from appliance.calls.clock import MonotonicClock
-    from appliance.fax.requests import _engine_sleep
+    from appliance.calls.engine import Engine
 
     async def main() -> float:
-        engine = SimpleNamespace(clock=MonotonicClock(), stopped=asyncio.Event())
+        async def flow(call: Any) -> None:
+            await call.hangup()
+
+        engine = Engine(clock=MonotonicClock(), drivers=[], flow=flow)
+        running = asyncio.create_task(engine.run())
+        await engine.started.wait()
         loop = asyncio.get_running_loop()
-        loop.call_later(0.1, engine.stopped.set)
+        loop.call_later(0.1, engine.stop)
         started = loop.time()
-        await _engine_sleep(engine, 30.0)  # type: ignore[arg-type]
-        return loop.time() - started
+        await engine.pause(30.0)
+        waited = loop.time() - started
+        await running
+        return waited
 
     assert asyncio.run(main()) < 10.0
