@@ -60,19 +60,29 @@ class DataDirs:
         key = self.root.resolve()
         if key in _CLAIMS:
             return self  # this process has it already (an engine started again in-process)
+        fd = self._lock(f"{os.getpid()}\n", "; stop it first, or give this one another --data")
+        _CLAIMS[key] = fd  # held open (and so locked) for the life of the process
+        return self
+
+    def _lock(self, holder: str | None, hint: str = "") -> int:
+        """The folder's lock, taken without waiting: the open file that holds it, its
+        content now ``holder`` (who holds it, for whoever is refused meanwhile) unless
+        None. DataFolderInUse, naming the holder the file names, if it is taken."""
         fd = os.open(self.lock_file, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = _holder(fd)
+            text = os.pread(fd, 64, 0).decode("ascii", "replace").strip() or "?"
             os.close(fd)
-            raise DataFolderInUse(
-                f"{self.root}: {holder} is using this data folder; "
-                "stop it first, or give this one another --data") from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        _CLAIMS[key] = fd  # held open (and so locked) for the life of the process
-        return self
+            # An engine writes its pid; a restore says so.
+            who = f"another engine (process {text})" if text.isdigit() or text == "?" \
+                else text
+            raise DataFolderInUse(f"{self.root}: {who} is using this data folder{hint}"
+                                  ) from None
+        if holder is not None:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, holder.encode(), 0)
+        return fd
 
     @contextlib.contextmanager
     def held(self, mark: bool = True) -> Iterator[None]:
@@ -83,17 +93,8 @@ class DataDirs:
         if self.root.resolve() in _CLAIMS:
             raise DataFolderInUse(f"{self.root}: the engine of this process is using this "
                                   "data folder")
-        fd = os.open(self.lock_file, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        fd = self._lock(f"a restore (process {os.getpid()})\n" if mark else None)
         try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise DataFolderInUse(f"{self.root}: {_holder(fd)} is using this data "
-                                      "folder") from None
-            if mark:
-                # Who holds it, for an engine refused meanwhile (not the last engine's pid).
-                os.ftruncate(fd, 0)
-                os.pwrite(fd, f"a restore (process {os.getpid()})\n".encode(), 0)
             yield
         finally:
             os.close(fd)  # and with it the lock
@@ -108,12 +109,6 @@ class DataDirs:
             return True
         except OSError:
             return False
-
-
-def _holder(fd: int) -> str:
-    """Who holds the folder's lock, as its lock file says: an engine writes its pid."""
-    text = os.pread(fd, 64, 0).decode("ascii", "replace").strip() or "?"
-    return f"another engine (process {text})" if text.isdigit() or text == "?" else text
 
 
 class DataFolderInUse(RuntimeError):
